@@ -1,0 +1,64 @@
+# imagedl: `make run` starts everything; `make test` runs every test.
+# Both install what is missing first (Debian packages, the virtualenv, the Cassandra
+# runtime from Maven Central), so they work on a fresh machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+APT_PACKAGES := chromium chromium-driver openjdk-17-jre-headless maven
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test deps system-deps venv cassandra cassandra-stop setup lint format bench clean
+
+run: setup
+	$(PY) -m devtools.run_all --port $(PORT)
+
+test: deps cassandra
+	$(PY) manage.py collectstatic --noinput -v0
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+deps: system-deps venv
+	$(PY) -m devtools.cassandra_node fetch >/dev/null
+
+# Installs only the Debian packages that are missing (one apt-get update, if any).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { $(SUDO) apt-get update -qq; DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv; }
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+cassandra: deps
+	@if [ -z "$$CASSANDRA_HOSTS" ]; then $(PY) -m devtools.cassandra_node start; \
+	else echo "CASSANDRA_HOSTS is set: no local node started"; fi
+
+cassandra-stop:
+	$(PY) -m devtools.cassandra_node stop
+
+setup: deps cassandra
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py sync_cassandra -v0
+	$(PY) manage.py collectstatic --noinput -v0
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format:
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean: cassandra-stop
+	rm -rf var

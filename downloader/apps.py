@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DownloaderConfig(AppConfig):
+    name = "downloader"
+    verbose_name = "Image downloader"

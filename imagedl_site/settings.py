@@ -1,0 +1,313 @@
+"""Django settings for imagedl.
+
+Every value comes from the environment (see .env.example and the README's table) with
+a default that works for local development and tests without any configuration.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
+from cassandra.io.asyncioreactor import AsyncioConnection
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+from django.core.exceptions import ImproperlyConfigured
+
+from imagedl_site.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    parse_hosts,
+    parse_replication,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("IMAGEDL_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    # Zero-config: a random key kept in the git-ignored var/ folder, so signed links
+    # survive restarts on a development machine without anyone choosing a key.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django_cassandra_engine",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_q",
+    "jobs",
+    "downloader",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "imagedl_site.urls"
+WSGI_APPLICATION = "imagedl_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Databases -------------------------------------------------------------------
+
+
+def _relational_database(url: str) -> dict[str, object]:
+    """Turn DATABASE_URL into a Django database dict (sqlite:/// or postgres://)."""
+    from urllib.parse import unquote, urlsplit
+
+    if not url:
+        path = VAR_DIR / "imagedl.sqlite3"
+        url = f"sqlite:///{path}"
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        name = unquote(parts.path)
+        if name.startswith("//"):  # sqlite:////abs/path
+            name = name[1:]
+        if not name or name == "/":
+            raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no SQLite file")
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": name,
+            "OPTIONS": {
+                # WAL lets the web server read while the django-q2 worker writes; the
+                # busy timeout and IMMEDIATE transactions avoid "database is locked".
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+            },
+        }
+    if parts.scheme in {"postgres", "postgresql"}:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "CONN_MAX_AGE": 60,
+        }
+    raise ImproperlyConfigured(
+        f"DATABASE_URL={url!r}: scheme must be sqlite:/// or postgres://"
+    )
+
+
+CASSANDRA_HOSTS = parse_hosts(env_list("CASSANDRA_HOSTS"))
+# Unset CASSANDRA_HOSTS means "the project's own local node" (devtools/cassandra_node.py).
+CASSANDRA_LOCAL_NODE = not CASSANDRA_HOSTS
+CASSANDRA_PORT = env_int("CASSANDRA_PORT", 9042, minimum=1, maximum=65535)
+CASSANDRA_KEYSPACE = env_str("CASSANDRA_KEYSPACE", "imagedl")
+if not CASSANDRA_KEYSPACE.replace("_", "").isalnum() or len(CASSANDRA_KEYSPACE) > 40:
+    raise ImproperlyConfigured(
+        f"CASSANDRA_KEYSPACE={CASSANDRA_KEYSPACE!r}: use letters, digits and _ (at most 40)"
+    )
+CASSANDRA_REPLICATION = parse_replication(env_str("CASSANDRA_REPLICATION", "SimpleStrategy:1"))
+CASSANDRA_FALLBACK_ORDER_BY_PYTHON = False
+
+DATABASES = {
+    "default": _relational_database(env_str("DATABASE_URL")),
+    "cassandra": {
+        "ENGINE": "django_cassandra_engine",
+        "NAME": CASSANDRA_KEYSPACE,
+        "HOST": ",".join(CASSANDRA_HOSTS or ["127.0.0.1"]),
+        "USER": env_str("CASSANDRA_USER"),
+        "PASSWORD": env_str("CASSANDRA_PASSWORD"),
+        "TEST": {"NAME": f"test_{CASSANDRA_KEYSPACE}", "DEPENDENCIES": [], "SERIALIZE": False},
+        "OPTIONS": {
+            "replication": dict(CASSANDRA_REPLICATION),
+            "connection": {
+                # Connect on first use and reconnect after failures, so manage.py works
+                # while the node is down and recovers when it comes back.
+                "lazy_connect": True,
+                "retry_connect": True,
+                "port": CASSANDRA_PORT,
+                "connect_timeout": env_float("CASSANDRA_CONNECT_TIMEOUT", 5.0, minimum=0.1),
+                "control_connection_timeout": 5.0,
+                "protocol_version": 5,
+                # libev's loop thread makes every process wait ~5 s at exit; asyncio's
+                # does not.
+                "connection_class": AsyncioConnection,
+                "reconnection_policy": ExponentialReconnectionPolicy(base_delay=0.5, max_delay=10.0),
+                "execution_profiles": {
+                    EXEC_PROFILE_DEFAULT: ExecutionProfile(
+                        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+                        request_timeout=env_float("CASSANDRA_QUERY_TIMEOUT", 10.0, minimum=0.1),
+                    )
+                },
+            },
+        },
+    },
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Internationalisation ----------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media files --------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("IMAGEDL_STATIC_ROOT", str(VAR_DIR / "static")))
+MEDIA_ROOT = Path(env_str("IMAGEDL_MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/media-not-served/"  # archives are only reachable through signed links
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": env_str(
+            "IMAGEDL_STATICFILES_STORAGE",
+            "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        )
+    },
+}
+
+# --- Email -------------------------------------------------------------------------
+
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be on")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "imagedl <imagedl@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+
+# --- The product -------------------------------------------------------------------
+
+IMAGEDL_BASE_URL = env_str("IMAGEDL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+if not IMAGEDL_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"IMAGEDL_BASE_URL={IMAGEDL_BASE_URL!r} must start with http:// or https://"
+    )
+IMAGEDL_RETENTION_MINUTES = env_int("IMAGEDL_RETENTION_MINUTES", 30, minimum=1)
+# Safety net behind the purge: personal cells expire by themselves after this long.
+IMAGEDL_PERSONAL_TTL_DAYS = env_int("IMAGEDL_PERSONAL_TTL_DAYS", 45, minimum=1)
+IMAGEDL_MAX_IMAGES = 500
+
+# --- Background jobs (django-q2) ---------------------------------------------------
+
+IMAGEDL_JOB_TIMEOUT = env_int("IMAGEDL_JOB_TIMEOUT", 1800, minimum=60)
+Q_CLUSTER = {
+    "name": "imagedl",
+    "orm": "default",
+    "workers": env_int("IMAGEDL_Q_WORKERS", 2, minimum=1),
+    "timeout": IMAGEDL_JOB_TIMEOUT,
+    # retry must exceed timeout or a slow task runs twice (see library-facts.md).
+    "retry": IMAGEDL_JOB_TIMEOUT + 300,
+    "max_attempts": 0,  # attempts are counted on the job itself
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "poll": 1,
+    "sync": env_bool("IMAGEDL_Q_SYNC", False),
+}
+
+# --- Logging -----------------------------------------------------------------------
+
+LOG_LEVEL = env_str("IMAGEDL_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"IMAGEDL_LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    )
+LOG_FILE = Path(env_str("IMAGEDL_LOG_FILE", str(VAR_DIR / "log" / "imagedl.log")))
+LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": str(LOG_FILE),
+            "maxBytes": env_int("IMAGEDL_LOG_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
+            "backupCount": env_int("IMAGEDL_LOG_BACKUPS", 5, minimum=0),
+            "formatter": "plain",
+            "encoding": "utf-8",
+        },
+    },
+    "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
+    "loggers": {
+        "cassandra": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+        "urllib3": {"level": "WARNING"},
+        "selenium": {"level": "WARNING"},
+    },
+}
+
+# --- Security ----------------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+_https = IMAGEDL_BASE_URL.startswith("https://")
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+if _https:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Cache (shared between web and worker processes: django-q2 cluster stats, rate
+# limits) ---------------------------------------------------------------------------
+
+CACHES = {
+    "default": {
+        "BACKEND": env_str("IMAGEDL_CACHE_BACKEND", "django.core.cache.backends.filebased.FileBasedCache"),
+        "LOCATION": env_str("IMAGEDL_CACHE_LOCATION", str(VAR_DIR / "cache")),
+    }
+}

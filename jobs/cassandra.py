@@ -1,0 +1,28 @@
+"""Small helpers around the Cassandra connection that django-cassandra-engine owns."""
+
+from __future__ import annotations
+
+from cassandra.cqlengine import connection as cql_connection
+
+ALIAS = "cassandra"
+
+
+def execute(statement: str, params: tuple | dict | None = None, timeout: float | None = None):
+    """Run one CQL statement on the project's Cassandra connection.
+
+    Connects lazily and, after a failure, reconnects on the next call (the
+    ``lazy_connect``/``retry_connect`` options), so a node that was down is used again
+    as soon as it is back.
+    """
+    from django.db import connections
+
+    connections[ALIAS].connection  # registers the cqlengine connection on first use
+    conn = cql_connection.get_connection(ALIAS)
+    conn.handle_lazy_connect()
+    return conn.session.execute(statement, params, timeout=timeout)
+
+
+def ping(timeout: float = 2.0) -> str:
+    """Return the node's release version, or raise if Cassandra does not answer."""
+    row = execute("SELECT release_version FROM system.local", timeout=timeout).one()
+    return row["release_version"] if isinstance(row, dict) else row.release_version

@@ -1,0 +1,65 @@
+"""System checks with stable ids, run by manage.py check and at server start.
+
+imagedl.W001  no chromedriver found
+imagedl.W002  no mail host set (mail goes to the console)
+imagedl.W003  Cassandra cannot be reached
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.core.checks import Tags, Warning, register
+
+
+def chromedriver_path() -> str | None:
+    configured = getattr(settings, "IMAGEDL_CHROMEDRIVER", "")
+    if configured:
+        return configured if Path(configured).exists() else None
+    return shutil.which("chromedriver")
+
+
+@register(Tags.compatibility)
+def check_chromedriver(app_configs=None, **kwargs):
+    if chromedriver_path():
+        return []
+    return [
+        Warning(
+            "No chromedriver was found, so search jobs cannot drive a browser.",
+            hint="apt-get install chromium chromium-driver, or set IMAGEDL_CHROMEDRIVER.",
+            id="imagedl.W001",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_mail_host(app_configs=None, **kwargs):
+    if settings.EMAIL_HOST:
+        return []
+    return [
+        Warning(
+            "No mail host is set: emails are printed to the console, not sent.",
+            hint="Set EMAIL_HOST (and EMAIL_PORT, EMAIL_HOST_USER, ...) to send real mail.",
+            id="imagedl.W002",
+        )
+    ]
+
+
+@register("cassandra")
+def check_cassandra(app_configs=None, **kwargs):
+    from jobs.cassandra import ping
+
+    try:
+        ping(timeout=2.0)
+    except Exception as exc:  # any driver error means "not reachable"
+        hosts = ", ".join(settings.CASSANDRA_HOSTS or ["127.0.0.1"])
+        return [
+            Warning(
+                f"Cassandra cannot be reached at {hosts}:{settings.CASSANDRA_PORT} ({type(exc).__name__}).",
+                hint="Start the local node with `make cassandra` or fix CASSANDRA_HOSTS.",
+                id="imagedl.W003",
+            )
+        ]
+    return []

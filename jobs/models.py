@@ -1,0 +1,139 @@
+"""Job records in Cassandra, one table per question the app asks.
+
+- ``Job``: one job by id (every field of the job).
+- ``JobByDay`` + ``JobDay``: jobs newest first for operators, paged a day partition at a
+  time, so listing never scans the whole ``job`` table.
+- ``JobImage``: a job's images in order.
+- ``JobEvent``: a job's event log in time order.
+
+Only ``jobs.services`` (and ``jobs.events`` for the log) write these rows. Personal
+cells (email, query, page URL, image and event text) are written with a TTL as a safety
+net behind the purge.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from cassandra.cqlengine import columns
+from django_cassandra_engine.models import DjangoCassandraModel
+
+
+class JobStatus:
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    ALL = (SCHEDULED, RUNNING, DONE, FAILED, CANCELLED, EXPIRED)
+    ACTIVE = (SCHEDULED, RUNNING)
+    FINISHED = (DONE, FAILED, CANCELLED, EXPIRED)
+
+
+class Job(DjangoCassandraModel):
+    __table_name__ = "job"
+
+    id = columns.UUID(primary_key=True, default=uuid.uuid4)
+    created_at = columns.DateTime(required=True)
+
+    # What the user asked for. email, query and page_url are personal (TTL'd, purged).
+    email = columns.Text()
+    query = columns.Text()
+    page_url = columns.Text()
+    engine = columns.Text(default="auto")
+    requested_count = columns.Integer(required=True)
+    run_at = columns.DateTime(required=True)  # UTC
+    time_zone = columns.Text(default="UTC")
+    formats = columns.Set(columns.Text)  # empty: any format
+    min_width = columns.Integer(default=0)
+    min_height = columns.Integer(default=0)
+    output_format = columns.Text()  # convert every image to this format, if set
+
+    # What happened.
+    status = columns.Text(default=JobStatus.SCHEDULED)
+    engine_used = columns.Text()
+    found_count = columns.Integer(default=0)
+    downloaded_count = columns.Integer(default=0)
+    rejected_count = columns.Integer(default=0)
+    archive_path = columns.Text()
+    archive_bytes = columns.BigInt(default=0)
+    error = columns.Text()
+    attempts = columns.Integer(default=0)
+    started_at = columns.DateTime()
+    finished_at = columns.DateTime()
+    delivered_at = columns.DateTime()
+    purged_at = columns.DateTime()
+    schedule_id = columns.Integer()  # django-q2 Schedule row, while scheduled
+
+    class Meta:
+        get_pk_field = "id"
+
+    @property
+    def subject(self) -> str:
+        """What the job looks for: the query, else the page URL."""
+        return self.query or self.page_url or ""
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in JobStatus.ACTIVE
+
+
+class JobDay(DjangoCassandraModel):
+    """The days that have jobs, newest first (one small partition)."""
+
+    __table_name__ = "job_day"
+
+    bucket = columns.Text(partition_key=True, default="all")
+    day = columns.Date(primary_key=True, clustering_order="DESC")
+
+    class Meta:
+        get_pk_field = "bucket"
+
+
+class JobByDay(DjangoCassandraModel):
+    """Jobs of one UTC day (by creation), newest first; status kept in step by services."""
+
+    __table_name__ = "job_by_day"
+
+    day = columns.Date(partition_key=True)
+    created_at = columns.DateTime(primary_key=True, clustering_order="DESC")
+    job_id = columns.UUID(primary_key=True, clustering_order="ASC")
+    status = columns.Text()
+
+    class Meta:
+        get_pk_field = "day"
+
+
+class JobImage(DjangoCassandraModel):
+    __table_name__ = "job_image"
+
+    job_id = columns.UUID(partition_key=True)
+    position = columns.Integer(primary_key=True, clustering_order="ASC")
+    file_name = columns.Text()
+    source_url = columns.Text()
+    page_url = columns.Text()
+    width = columns.Integer()
+    height = columns.Integer()
+    format = columns.Text()
+    bytes = columns.BigInt()
+    sha256 = columns.Text()
+    phash = columns.Text()
+
+    class Meta:
+        get_pk_field = "job_id"
+
+
+class JobEvent(DjangoCassandraModel):
+    __table_name__ = "job_event"
+
+    job_id = columns.UUID(partition_key=True)
+    at = columns.TimeUUID(primary_key=True, clustering_order="ASC")
+    kind = columns.Text()
+    level = columns.Text(default="info")
+    message = columns.Text()
+    data = columns.Map(columns.Text, columns.Text)
+
+    class Meta:
+        get_pk_field = "job_id"

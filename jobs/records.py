@@ -1,0 +1,149 @@
+"""Reading and writing job rows, keeping the lookup tables in step with ``job``.
+
+The services in ``jobs.services`` decide *what* changes; this module knows *where* a
+change must be written (``job`` plus ``job_by_day``/``job_day``) and how to read jobs
+back newest first without scanning the table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from jobs.events import personal_ttl_seconds
+from jobs.models import Job, JobByDay, JobDay, JobImage
+
+PERSONAL_FIELDS = ("email", "query", "page_url")
+
+
+def create_job(**fields: object) -> Job:
+    """Insert a job and its listing rows. Personal fields are written with a TTL."""
+    now = fields.pop("created_at", None) or timezone.now()
+    assert isinstance(now, dt.datetime)
+    personal = {name: fields.pop(name) for name in PERSONAL_FIELDS if name in fields}
+    job = Job.create(created_at=now, **fields)
+    if personal:
+        # A separate write so only these cells carry the TTL (cqlengine TTL is per
+        # statement and would otherwise expire the whole row).
+        Job.objects(id=job.id).ttl(personal_ttl_seconds()).update(**personal)
+        for name, value in personal.items():
+            setattr(job, name, value)
+    day = utc_day(now)
+    JobByDay.create(day=day, created_at=now, job_id=job.id, status=job.status)
+    JobDay.create(bucket="all", day=day)
+    return job
+
+
+def get_job(job_id: uuid.UUID | str) -> Job | None:
+    try:
+        key = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
+    except ValueError:
+        return None
+    return Job.objects.filter(id=key).first()
+
+
+def update_job(job: Job, **changes: object) -> Job:
+    """Write the given columns of a job (and its listing row when status changes)."""
+    personal = {k: changes.pop(k) for k in PERSONAL_FIELDS if k in changes}
+    if changes:
+        Job.objects(id=job.id).update(**changes)
+    if personal:
+        Job.objects(id=job.id).ttl(personal_ttl_seconds()).update(**personal)
+    for name, value in {**changes, **personal}.items():
+        setattr(job, name, value)
+    if "status" in changes:
+        JobByDay.objects(day=utc_day(job.created_at), created_at=job.created_at, job_id=job.id).update(status=changes["status"])
+    return job
+
+
+def job_images(job_id: uuid.UUID, limit: int = 1000) -> list[JobImage]:
+    return list(JobImage.objects.filter(job_id=job_id).limit(limit))
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next page of the newest-first listing starts (exclusive)."""
+
+    created_at: dt.datetime
+    job_id: uuid.UUID
+
+    def encode(self) -> str:
+        return f"{int(self.created_at.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)}_{self.job_id.hex}"
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor | None:
+        millis, _, hexid = text.partition("_")
+        try:
+            created = dt.datetime.fromtimestamp(int(millis) / 1000, tz=dt.timezone.utc).replace(tzinfo=None)
+            return cls(created, uuid.UUID(hexid))
+        except (ValueError, OverflowError):
+            return None
+
+
+@dataclass
+class JobPage:
+    jobs: list[Job]
+    next_cursor: Cursor | None
+
+
+def utc_day(value: dt.datetime) -> dt.date:
+    """The UTC calendar day of a datetime (cqlengine hands back naive UTC values)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc)
+    return value.date()
+
+
+def _as_date(value: object) -> dt.date:
+    # cqlengine's Date column may hand back cassandra.util.Date.
+    return value if isinstance(value, dt.date) else value.date()  # type: ignore[attr-defined]
+
+
+def _days_newest_first(until: dt.date | None):
+    query = JobDay.objects.filter(bucket="all")
+    if until is not None:
+        query = query.filter(day__lte=until)
+    for row in query.limit(None).fetch_size(100):
+        yield _as_date(row.day)
+
+
+def list_jobs_newest_first(
+    limit: int = 50,
+    cursor: Cursor | None = None,
+    *,
+    status: str | None = None,
+    day: dt.date | None = None,
+) -> JobPage:
+    """One page of jobs, newest first, reading only the day partitions it needs.
+
+    Day partitions are read newest first, each in driver pages of about one listing
+    page, and reading stops as soon as the page is full: a page costs a few small
+    partition reads whatever the size of the table.
+    """
+    wanted: list[JobByDay] = []
+    until = utc_day(cursor.created_at) if cursor else None
+    days = [day] if day is not None else _days_newest_first(until)
+    for each_day in days:
+        rows = JobByDay.objects.filter(day=each_day)
+        if cursor is not None and each_day == until:
+            rows = rows.filter(created_at__lte=cursor.created_at)
+        for row in rows.limit(None).fetch_size(limit + 8):
+            if cursor is not None and row.created_at == cursor.created_at and row.job_id <= cursor.job_id:
+                continue  # already shown on the previous page
+            if status is not None and row.status != status:
+                continue
+            wanted.append(row)
+            if len(wanted) > limit:
+                break
+        if len(wanted) > limit:
+            break
+    has_more = len(wanted) > limit
+    wanted = wanted[:limit]
+    found = Job.objects.filter(id__in=[r.job_id for r in wanted]) if wanted else []
+    by_id = {job.id: job for job in found}
+    jobs = [by_id[r.job_id] for r in wanted if r.job_id in by_id]
+    last = wanted[-1] if wanted else None
+    next_cursor = Cursor(last.created_at, last.job_id) if (has_more and last) else None
+    return JobPage(jobs=jobs, next_cursor=next_cursor)

@@ -1,0 +1,22 @@
+"""Settings for the test suite: the real settings with test-only storage and mail."""
+
+from imagedl_site.settings import *  # noqa: F403
+from imagedl_site.settings import VAR_DIR
+
+TEST_DIR = VAR_DIR / "test"
+MEDIA_ROOT = TEST_DIR / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Manifest storage needs collectstatic; tests serve static files as they are.
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(TEST_DIR / "cache"),
+    }
+}
+# Tests stand up image hosts and search-engine imitations on 127.0.0.0/8.
+IMAGEDL_ALLOW_PRIVATE_NETWORKS = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,77 @@
+"""Job rows written through the models come back intact, from the models and the driver."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from jobs import cassandra, records
+from jobs.models import JobImage, JobStatus
+
+
+@pytest.fixture
+def job(cassandra_db):
+    return records.create_job(
+        email="ada@example.org",
+        query="red fox",
+        requested_count=120,
+        run_at=dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.timezone.utc),
+        time_zone="Europe/Berlin",
+        formats={"jpeg", "png"},
+        min_width=640,
+        min_height=480,
+    )
+
+
+def test_job_reads_back_through_models(job):
+    loaded = records.get_job(job.id)
+    assert loaded is not None
+    assert loaded.email == "ada@example.org"
+    assert loaded.query == "red fox"
+    assert loaded.requested_count == 120
+    assert loaded.formats == {"jpeg", "png"}
+    assert (loaded.min_width, loaded.min_height) == (640, 480)
+    assert loaded.status == JobStatus.SCHEDULED
+    assert loaded.run_at == dt.datetime(2026, 12, 1, 9, 30)  # naive UTC from Cassandra
+    assert loaded.time_zone == "Europe/Berlin"
+
+
+def test_job_reads_back_with_the_driver(job, cassandra_db):
+    row = cassandra.execute(
+        f"SELECT email, query, requested_count, status FROM {cassandra_db}.job WHERE id = %s", (job.id,)
+    ).one()
+    assert row["email"] == "ada@example.org"
+    assert row["query"] == "red fox"
+    assert row["requested_count"] == 120
+    assert row["status"] == "scheduled"
+
+
+def test_personal_cells_carry_a_ttl_and_others_do_not(job, cassandra_db, settings):
+    row = cassandra.execute(
+        f"SELECT TTL(email) AS t_email, TTL(query) AS t_query, TTL(requested_count) AS t_count "
+        f"FROM {cassandra_db}.job WHERE id = %s",
+        (job.id,),
+    ).one()
+    limit = settings.IMAGEDL_PERSONAL_TTL_DAYS * 86400
+    assert 0 < row["t_email"] <= limit
+    assert 0 < row["t_query"] <= limit
+    assert row["t_count"] is None
+
+
+def test_status_change_reaches_the_listing_row(job):
+    records.update_job(job, status=JobStatus.RUNNING, attempts=1)
+    assert records.get_job(job.id).status == JobStatus.RUNNING
+    page = records.list_jobs_newest_first(10, status=JobStatus.RUNNING)
+    assert [j.id for j in page.jobs] == [job.id]
+    assert records.list_jobs_newest_first(10, status=JobStatus.SCHEDULED).jobs == []
+
+
+def test_images_come_back_in_position_order(job):
+    for position in (3, 1, 2):
+        JobImage.create(job_id=job.id, position=position, file_name=f"red-fox_{position:04d}.jpg", bytes=100 * position)
+    assert [i.position for i in records.job_images(job.id)] == [1, 2, 3]
+
+
+def test_get_job_with_garbage_id_is_none(cassandra_db):
+    assert records.get_job("not-a-uuid") is None
