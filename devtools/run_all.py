@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     processes: list[tuple[str, subprocess.Popen]] = []
     stopping = False
 
-    def on_signal(signum, frame):  # noqa: ARG001
+    def on_signal(signum, frame):
         nonlocal stopping
         stopping = True
 

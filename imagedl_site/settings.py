@@ -311,3 +311,9 @@ CACHES = {
         "LOCATION": env_str("IMAGEDL_CACHE_LOCATION", str(VAR_DIR / "cache")),
     }
 }
+
+# --- Download engine (downloader/: fetching, validation, archives) ------------------
+# (owned by the download-engine work; keep every IMAGEDL_* download setting here)
+
+# --- Search engines and the browser (downloader/engines, downloader/browser.py) -----
+# (owned by the search-engine work; keep every engine and browser setting here)

@@ -71,13 +71,13 @@ class Cursor:
     job_id: uuid.UUID
 
     def encode(self) -> str:
-        return f"{int(self.created_at.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)}_{self.job_id.hex}"
+        return f"{int(self.created_at.replace(tzinfo=dt.UTC).timestamp() * 1000)}_{self.job_id.hex}"
 
     @classmethod
     def decode(cls, text: str) -> Cursor | None:
         millis, _, hexid = text.partition("_")
         try:
-            created = dt.datetime.fromtimestamp(int(millis) / 1000, tz=dt.timezone.utc).replace(tzinfo=None)
+            created = dt.datetime.fromtimestamp(int(millis) / 1000, tz=dt.UTC).replace(tzinfo=None)
             return cls(created, uuid.UUID(hexid))
         except (ValueError, OverflowError):
             return None
@@ -92,7 +92,7 @@ class JobPage:
 def utc_day(value: dt.datetime) -> dt.date:
     """The UTC calendar day of a datetime (cqlengine hands back naive UTC values)."""
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
     return value.date()
 
 

@@ -16,7 +16,7 @@ def job(cassandra_db):
         email="ada@example.org",
         query="red fox",
         requested_count=120,
-        run_at=dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.timezone.utc),
+        run_at=dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC),
         time_zone="Europe/Berlin",
         formats={"jpeg", "png"},
         min_width=640,
