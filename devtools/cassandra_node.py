@@ -63,9 +63,7 @@ def lib_dir() -> Path:
 
 def runtime_ready() -> bool:
     lib = lib_dir()
-    return (lib / f"cassandra-all-{CASSANDRA_VERSION}.jar").exists() and any(
-        lib.glob("jamm-*.jar")
-    )
+    return (lib / f"cassandra-all-{CASSANDRA_VERSION}.jar").exists() and any(lib.glob("jamm-*.jar"))
 
 
 def fetch_runtime() -> Path:
@@ -79,8 +77,14 @@ def fetch_runtime() -> Path:
     partial = cache_dir() / "lib.partial"
     shutil.rmtree(partial, ignore_errors=True)
     cmd = [
-        mvn, "-q", "-B", "-f", str(POM), "package",
-        f"-Dcassandra.version={CASSANDRA_VERSION}", f"-Dlib.dir={partial}",
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "package",
+        f"-Dcassandra.version={CASSANDRA_VERSION}",
+        f"-Dlib.dir={partial}",
         f"-DbuildDirectory={cache_dir() / 'build'}",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
@@ -205,39 +209,69 @@ cdc_raw_directory: {self.home / "cdc_raw"}
         # Flags from Cassandra 5.0's conf/jvm17-server.options: without the module
         # opens it stops with "Cassandra is unable to access required classes".
         module_flags = [
-            "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED",
-            "--add-exports", "java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
-            "--add-exports", "java.rmi/sun.rmi.registry=ALL-UNNAMED",
-            "--add-exports", "java.rmi/sun.rmi.server=ALL-UNNAMED",
-            "--add-exports", "java.sql/java.sql=ALL-UNNAMED",
-            "--add-exports", "java.base/java.lang.ref=ALL-UNNAMED",
-            "--add-exports", "jdk.unsupported/sun.misc=ALL-UNNAMED",
-            "--add-opens", "java.base/java.lang.module=ALL-UNNAMED",
-            "--add-opens", "java.base/jdk.internal.loader=ALL-UNNAMED",
-            "--add-opens", "java.base/jdk.internal.ref=ALL-UNNAMED",
-            "--add-opens", "java.base/jdk.internal.reflect=ALL-UNNAMED",
-            "--add-opens", "java.base/jdk.internal.math=ALL-UNNAMED",
-            "--add-opens", "java.base/jdk.internal.module=ALL-UNNAMED",
-            "--add-opens", "java.base/jdk.internal.util.jar=ALL-UNNAMED",
-            "--add-opens", "jdk.management/com.sun.management.internal=ALL-UNNAMED",
-            "--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
-            "--add-opens", "java.base/java.io=ALL-UNNAMED",
-            "--add-opens", "java.base/java.lang.reflect=ALL-UNNAMED",
-            "--add-opens", "java.base/java.lang=ALL-UNNAMED",
-            "--add-opens", "java.base/java.util=ALL-UNNAMED",
+            "--add-exports",
+            "java.base/jdk.internal.misc=ALL-UNNAMED",
+            "--add-exports",
+            "java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+            "--add-exports",
+            "java.rmi/sun.rmi.registry=ALL-UNNAMED",
+            "--add-exports",
+            "java.rmi/sun.rmi.server=ALL-UNNAMED",
+            "--add-exports",
+            "java.sql/java.sql=ALL-UNNAMED",
+            "--add-exports",
+            "java.base/java.lang.ref=ALL-UNNAMED",
+            "--add-exports",
+            "jdk.unsupported/sun.misc=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/java.lang.module=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/jdk.internal.loader=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/jdk.internal.ref=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/jdk.internal.reflect=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/jdk.internal.math=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/jdk.internal.module=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/jdk.internal.util.jar=ALL-UNNAMED",
+            "--add-opens",
+            "jdk.management/com.sun.management.internal=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/sun.nio.ch=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/java.io=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/java.lang.reflect=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/java.lang=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/java.util=ALL-UNNAMED",
         ]
         if (Path(java).parent / "javac").exists():
             module_flags += [
-                "--add-exports", "jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
-                "--add-exports", "jdk.attach/sun.tools.attach=ALL-UNNAMED",
-                "--add-opens", "jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
+                "--add-exports",
+                "jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
+                "--add-exports",
+                "jdk.attach/sun.tools.attach=ALL-UNNAMED",
+                "--add-opens",
+                "jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
             ]
         return [
             java,
-            f"-Xms{HEAP}", f"-Xmx{HEAP}", "-Xss512k",
-            "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled", "-XX:MaxGCPauseMillis=300",
-            "-XX:+HeapDumpOnOutOfMemoryError", f"-XX:HeapDumpPath={self.home / 'logs'}",
-            "-XX:TieredStopAtLevel=1" if os.environ.get("IMAGEDL_CASSANDRA_QUICK_JIT") else "-XX:+UseStringDeduplication",
+            f"-Xms{HEAP}",
+            f"-Xmx{HEAP}",
+            "-Xss512k",
+            "-XX:+UseG1GC",
+            "-XX:+ParallelRefProcEnabled",
+            "-XX:MaxGCPauseMillis=300",
+            "-XX:+HeapDumpOnOutOfMemoryError",
+            f"-XX:HeapDumpPath={self.home / 'logs'}",
+            "-XX:TieredStopAtLevel=1"
+            if os.environ.get("IMAGEDL_CASSANDRA_QUICK_JIT")
+            else "-XX:+UseStringDeduplication",
             "-Djdk.attach.allowAttachSelf=true",
             "-Dio.netty.tryReflectionSetAccessible=true",
             *module_flags,
@@ -255,7 +289,8 @@ cdc_raw_directory: {self.home / "cdc_raw"}
             "-Dcassandra.unsafesystem=true",
             "-Dcassandra.skip_sync=true",
             f"-Dimagedl.node.home={self.home}",
-            "-cp", f"{conf}:{lib}/*",
+            "-cp",
+            f"{conf}:{lib}/*",
             "org.apache.cassandra.service.CassandraDaemon",
         ]
 
@@ -283,15 +318,13 @@ cdc_raw_directory: {self.home / "cdc_raw"}
         while time.monotonic() < deadline:
             if self.pid() is None:
                 raise NodeError(
-                    f"node {self.index} exited while starting; last lines of its log:\n"
-                    + self.log_tail()
+                    f"node {self.index} exited while starting; last lines of its log:\n" + self.log_tail()
                 )
             if answers_cql(self.address, timeout=3):
                 return
             time.sleep(0.5)
         raise NodeError(
-            f"node {self.index} did not answer CQL within {timeout:.0f}s; log tail:\n"
-            + self.log_tail()
+            f"node {self.index} did not answer CQL within {timeout:.0f}s; log tail:\n" + self.log_tail()
         )
 
     def stop(self, timeout: float = 60) -> bool:
@@ -316,7 +349,9 @@ cdc_raw_directory: {self.home / "cdc_raw"}
         chunks = []
         for path in (self.out_file, self.home / "logs" / "system.log"):
             if path.exists():
-                chunks.append(f"--- {path}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+                chunks.append(
+                    f"--- {path}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+                )
         return "\n".join(chunks) or "(no log written)"
 
 
@@ -336,8 +371,12 @@ def answers_cql(address: str, port: int = NATIVE_PORT, timeout: float = 3.0) -> 
         return True
     profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([address]))
     cluster = Cluster(
-        [address], port=port, connect_timeout=timeout, control_connection_timeout=timeout,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5,
+        [address],
+        port=port,
+        connect_timeout=timeout,
+        control_connection_timeout=timeout,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        protocol_version=5,
     )
     try:
         session = cluster.connect()

@@ -50,10 +50,20 @@ def main(argv: list[str] | None = None) -> int:
         (
             "web",
             [
-                python, "-m", "gunicorn", "imagedl_site.wsgi",
-                "--bind", f"{args.host}:{args.port}",
-                "--workers", str(args.web_workers), "--threads", "4",
-                "--access-logfile", "-", "--timeout", "60",
+                python,
+                "-m",
+                "gunicorn",
+                "imagedl_site.wsgi",
+                "--bind",
+                f"{args.host}:{args.port}",
+                "--workers",
+                str(args.web_workers),
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "--timeout",
+                "60",
             ],
         ),
     ]
@@ -71,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, cmd in commands:
             # Own process groups: Ctrl-C reaches them through us, in order.
             processes.append((name, subprocess.Popen(cmd, start_new_session=True)))
-        print(f"[run] imagedl is up: http://{args.host}:{args.port}/  (Ctrl-C stops it)", file=sys.stderr, flush=True)
+        print(
+            f"[run] imagedl is up: http://{args.host}:{args.port}/  (Ctrl-C stops it)",
+            file=sys.stderr,
+            flush=True,
+        )
         while not stopping:
             for name, proc in processes:
                 if proc.poll() is not None:

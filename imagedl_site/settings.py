@@ -128,9 +128,7 @@ def _relational_database(url: str) -> dict[str, object]:
             "PORT": str(parts.port or ""),
             "CONN_MAX_AGE": 60,
         }
-    raise ImproperlyConfigured(
-        f"DATABASE_URL={url!r}: scheme must be sqlite:/// or postgres://"
-    )
+    raise ImproperlyConfigured(f"DATABASE_URL={url!r}: scheme must be sqlite:/// or postgres://")
 
 
 CASSANDRA_HOSTS = parse_hosts(env_list("CASSANDRA_HOSTS"))
@@ -229,9 +227,7 @@ EMAIL_BACKEND = env_str(
 
 IMAGEDL_BASE_URL = env_str("IMAGEDL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 if not IMAGEDL_BASE_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured(
-        f"IMAGEDL_BASE_URL={IMAGEDL_BASE_URL!r} must start with http:// or https://"
-    )
+    raise ImproperlyConfigured(f"IMAGEDL_BASE_URL={IMAGEDL_BASE_URL!r} must start with http:// or https://")
 IMAGEDL_RETENTION_MINUTES = env_int("IMAGEDL_RETENTION_MINUTES", 30, minimum=1)
 # Safety net behind the purge: personal cells expire by themselves after this long.
 IMAGEDL_PERSONAL_TTL_DAYS = env_int("IMAGEDL_PERSONAL_TTL_DAYS", 45, minimum=1)

@@ -16,7 +16,7 @@ def execute(statement: str, params: tuple | dict | None = None, timeout: float |
     """
     from django.db import connections
 
-    connections[ALIAS].connection  # registers the cqlengine connection on first use
+    _ = connections[ALIAS].connection  # registers the cqlengine connection on first use
     conn = cql_connection.get_connection(ALIAS)
     conn.handle_lazy_connect()
     return conn.session.execute(statement, params, timeout=timeout)

@@ -42,7 +42,9 @@ def record_event(
         data=text_data,
     )
     extras = " ".join(f"{k}={v}" for k, v in sorted(text_data.items()))
-    logger.log(_LEVELS[level], "job=%s event=%s %s%s", job_id, kind, message, f" [{extras}]" if extras else "")
+    logger.log(
+        _LEVELS[level], "job=%s event=%s %s%s", job_id, kind, message, f" [{extras}]" if extras else ""
+    )
     return event
 
 

@@ -55,7 +55,9 @@ def update_job(job: Job, **changes: object) -> Job:
     for name, value in {**changes, **personal}.items():
         setattr(job, name, value)
     if "status" in changes:
-        JobByDay.objects(day=utc_day(job.created_at), created_at=job.created_at, job_id=job.id).update(status=changes["status"])
+        JobByDay.objects(day=utc_day(job.created_at), created_at=job.created_at, job_id=job.id).update(
+            status=changes["status"]
+        )
     return job
 
 

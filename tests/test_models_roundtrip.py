@@ -69,7 +69,9 @@ def test_status_change_reaches_the_listing_row(job):
 
 def test_images_come_back_in_position_order(job):
     for position in (3, 1, 2):
-        JobImage.create(job_id=job.id, position=position, file_name=f"red-fox_{position:04d}.jpg", bytes=100 * position)
+        JobImage.create(
+            job_id=job.id, position=position, file_name=f"red-fox_{position:04d}.jpg", bytes=100 * position
+        )
     assert [i.position for i in records.job_images(job.id)] == [1, 2, 3]
 
 
