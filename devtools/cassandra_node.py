@@ -286,7 +286,6 @@ cdc_raw_directory: {self.home / "cdc_raw"}
             "-Dcassandra.superuser_setup_delay_ms=0",
             # A development and test node: no fsync. Killing the process loses nothing
             # (the OS keeps the writes); production uses CASSANDRA_HOSTS instead.
-            "-Dcassandra.unsafesystem=true",
             "-Dcassandra.skip_sync=true",
             f"-Dimagedl.node.home={self.home}",
             "-cp",

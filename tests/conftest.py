@@ -52,3 +52,56 @@ def cassandra_db(django_db_setup):
     for table in sorted(tables):
         cassandra.execute(f"TRUNCATE {keyspace}.{table}", timeout=30)
     yield keyspace
+
+
+@pytest.fixture
+def worker_env(django_db_setup):
+    """Environment for a subprocess that must see the test databases (worker, web)."""
+    from django.conf import settings
+
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=f"sqlite:///{settings.DATABASES['default']['NAME']}",
+        CASSANDRA_KEYSPACE=settings.DATABASES["cassandra"]["NAME"],
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def worker(worker_env, cassandra_db):
+    """A real django-q2 cluster (manage.py qcluster) running against the test databases.
+
+    Tests using it need `@pytest.mark.django_db(transaction=True, databases="__all__")`:
+    the worker only sees committed rows, and django-q2 touches every connection.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.conf import settings
+
+    log_path = Path(settings.TEST_DIR) / f"worker-{time.monotonic_ns()}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=settings.BASE_DIR,
+            env=worker_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    proc.log_path = log_path
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

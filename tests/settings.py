@@ -20,3 +20,6 @@ CACHES = {
 # Tests stand up image hosts and search-engine imitations on 127.0.0.0/8.
 IMAGEDL_ALLOW_PRIVATE_NETWORKS = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A file, not memory: worker processes started by tests (manage.py qcluster) share it.
+DATABASES["default"]["TEST"] = {"NAME": str(TEST_DIR / "test.sqlite3")}  # noqa: F405

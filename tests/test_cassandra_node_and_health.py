@@ -1,0 +1,70 @@
+"""The project's own Cassandra node starts, answers, survives a crash, and /healthz tells.
+
+These tests kill and restart the local node, so they only run when the suite uses it
+(CASSANDRA_HOSTS unset).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from devtools import cassandra_node
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("CASSANDRA_HOSTS")), reason="uses the project's local node"
+)
+
+
+def _wait_for(predicate, timeout: float, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def test_node_answers_cql_and_start_is_idempotent():
+    node = cassandra_node.Node(1)
+    pid = node.pid()
+    assert pid is not None
+    assert cassandra_node.answers_cql("127.0.0.1")
+    assert cassandra_node.start(1) == ["127.0.0.1"]
+    assert node.pid() == pid  # a running node is left alone
+    config = (node.home / "conf" / "cassandra.yaml").read_text()
+    assert "listen_address: 127.0.0.1" in config
+
+
+def test_nothing_answers_where_no_node_runs():
+    assert not cassandra_node.answers_cql("127.0.0.1", port=1, timeout=0.5)
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_healthz_reports_a_dead_node_and_recovers(client, worker, cassandra_db):
+    # The worker must have reported in before everything is healthy.
+    healthy = _wait_for(lambda: client.get("/healthz").status_code == 200, timeout=60)
+    assert healthy, client.get("/healthz").json()
+
+    node = cassandra_node.Node(1)
+    old_pid = node.pid()
+    os.kill(old_pid, signal.SIGKILL)  # a crash, not a clean stop
+    _wait_for(lambda: node.pid() is None, timeout=20, interval=0.1)
+
+    down = client.get("/healthz")
+    assert down.status_code == 503
+    body = down.json()
+    assert body["ok"] is False
+    assert body["components"]["cassandra"]["ok"] is False
+    assert body["components"]["database"]["ok"] is True
+
+    # Starting again restarts the crashed node (commit log replay) and the app reconnects.
+    cassandra_node.start(1)
+    assert node.pid() not in (None, old_pid)
+    recovered = _wait_for(lambda: client.get("/healthz").status_code == 200, timeout=60)
+    assert recovered, client.get("/healthz").json()
+    assert client.get("/healthz").json()["components"]["cassandra"]["release_version"].startswith("5.0")
