@@ -232,17 +232,26 @@ IMAGEDL_RETENTION_MINUTES = env_int("IMAGEDL_RETENTION_MINUTES", 30, minimum=1)
 # Safety net behind the purge: personal cells expire by themselves after this long.
 IMAGEDL_PERSONAL_TTL_DAYS = env_int("IMAGEDL_PERSONAL_TTL_DAYS", 45, minimum=1)
 IMAGEDL_MAX_IMAGES = 500
+# How far ahead a job may be scheduled.
+IMAGEDL_MAX_SCHEDULE_DAYS = env_int("IMAGEDL_MAX_SCHEDULE_DAYS", 30, minimum=1)
+# Runs of one job (a killed worker re-delivers the task) before it fails for good.
+IMAGEDL_JOB_MAX_ATTEMPTS = env_int("IMAGEDL_JOB_MAX_ATTEMPTS", 3, minimum=1)
+# Tries to send one email while the mail server is down, with doubling delays.
+IMAGEDL_EMAIL_MAX_TRIES = env_int("IMAGEDL_EMAIL_MAX_TRIES", 8, minimum=1)
+IMAGEDL_EMAIL_RETRY_SECONDS = env_int("IMAGEDL_EMAIL_RETRY_SECONDS", 30, minimum=1)
+# How often the purge task runs.
+IMAGEDL_PURGE_EVERY_MINUTES = env_int("IMAGEDL_PURGE_EVERY_MINUTES", 1, minimum=1)
 
 # --- Background jobs (django-q2) ---------------------------------------------------
 
-IMAGEDL_JOB_TIMEOUT = env_int("IMAGEDL_JOB_TIMEOUT", 1800, minimum=60)
+IMAGEDL_JOB_TIMEOUT = env_int("IMAGEDL_JOB_TIMEOUT", 1800, minimum=10)
 Q_CLUSTER = {
     "name": "imagedl",
     "orm": "default",
     "workers": env_int("IMAGEDL_Q_WORKERS", 2, minimum=1),
     "timeout": IMAGEDL_JOB_TIMEOUT,
     # retry must exceed timeout or a slow task runs twice (see library-facts.md).
-    "retry": IMAGEDL_JOB_TIMEOUT + 300,
+    "retry": env_int("IMAGEDL_TASK_RETRY", IMAGEDL_JOB_TIMEOUT + 300, minimum=IMAGEDL_JOB_TIMEOUT + 1),
     "max_attempts": 0,  # attempts are counted on the job itself
     "ack_failures": True,
     "catch_up": False,

@@ -1,4 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _ensure_schedules(sender, using="default", **kwargs) -> None:
+    if using != "default":
+        return
+    from jobs.tasks import ensure_purge_schedule
+
+    ensure_purge_schedule()
 
 
 class JobsConfig(AppConfig):
@@ -7,3 +16,6 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from jobs import checks  # noqa: F401  (registers the system checks)
+
+        # After django_q's tables exist (its post_migrate runs for every app).
+        post_migrate.connect(_ensure_schedules, dispatch_uid="imagedl-schedules")

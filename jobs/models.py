@@ -137,3 +137,20 @@ class JobEvent(DjangoCassandraModel):
 
     class Meta:
         get_pk_field = "job_id"
+
+
+class JobPurgeDue(DjangoCassandraModel):
+    """Finished jobs by the time their data is due for deletion, oldest first.
+
+    The purge reads one small partition up to "now" instead of scanning ``job``. Rows
+    hold no personal data and are deleted once the job is purged.
+    """
+
+    __table_name__ = "job_purge_due"
+
+    bucket = columns.Text(partition_key=True, default="all")
+    due_at = columns.DateTime(primary_key=True, clustering_order="ASC")
+    job_id = columns.UUID(primary_key=True, clustering_order="ASC")
+
+    class Meta:
+        get_pk_field = "bucket"

@@ -1,0 +1,78 @@
+"""The job's emails: one small function each, three templates each.
+
+``templates/emails/<kind>-subject.txt``, ``<kind>-body.txt`` and ``<kind>-body.html``.
+Links in them are signed (see ``jobs.links``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from jobs import links
+from jobs.models import Job
+from jobs.services import download_expires_at
+
+KINDS = ("accepted", "started", "ready", "failed")
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"
+
+
+def in_job_zone(job: Job, value: dt.datetime | None) -> dt.datetime | None:
+    """A stored (naive UTC) or aware datetime in the user's own time zone."""
+    if value is None:
+        return None
+    try:
+        zone = zoneinfo.ZoneInfo(job.time_zone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo("UTC")
+    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return aware.astimezone(zone)
+
+
+def _context(job: Job) -> dict:
+    run_at = job.run_at
+    expires = download_expires_at(job)
+    return {
+        "job": job,
+        "subject_text": job.subject,
+        "run_at_local": in_job_zone(job, run_at),
+        "status_url": links.status_url(job.id),
+        "cancel_url": links.cancel_url(job.id),
+        "resubmit_url": links.resubmit_url(job.id),
+        "download_url": links.download_url(job.id, expires) if expires else None,
+        "expires_local": in_job_zone(job, expires),
+        "retention_minutes": settings.IMAGEDL_RETENTION_MINUTES,
+        "size_text": human_bytes(job.archive_bytes or 0),
+        "base_url": settings.IMAGEDL_BASE_URL,
+    }
+
+
+def build_email(job: Job, kind: str) -> EmailMultiAlternatives:
+    if kind not in KINDS:
+        raise ValueError(f"unknown email {kind!r}")
+    if not job.email:
+        raise ValueError("the job has no email address (purged?)")
+    context = _context(job)
+    subject = " ".join(render_to_string(f"emails/{kind}-subject.txt", context).split())
+    text = render_to_string(f"emails/{kind}-body.txt", context)
+    html = render_to_string(f"emails/{kind}-body.html", context)
+    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [job.email])
+    message.attach_alternative(html, "text/html")
+    return message
+
+
+def send_job_email(job: Job, kind: str) -> None:
+    """Send now; raises on SMTP errors (the email task retries)."""
+    build_email(job, kind).send(fail_silently=False)

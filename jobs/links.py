@@ -1,0 +1,80 @@
+"""Signed, expiring links for emails and pages.
+
+A job id alone opens nothing: every public URL carries a token signed with SECRET_KEY
+that names the job and what the link is for. Status links live as long as the job's
+data (run time + personal-data TTL); download links expire when the archive is purged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+
+SALT = "imagedl.links.v1"
+PURPOSES = ("status", "download", "resubmit")
+
+
+class LinkError(Exception):
+    """The token is forged, tampered with, for another purpose, or expired."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "invalid" or "expired"
+
+
+def make_token(job_id: uuid.UUID, purpose: str, expires_at: dt.datetime | None = None) -> str:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown link purpose {purpose!r}")
+    payload: dict[str, object] = {"j": job_id.hex, "p": purpose}
+    if expires_at is not None:
+        payload["e"] = int(expires_at.timestamp())
+    return signing.dumps(payload, salt=SALT, compress=True)
+
+
+def read_token(token: str, purpose: str, now: dt.datetime | None = None) -> uuid.UUID:
+    """Return the job id a token names, or raise LinkError."""
+    try:
+        payload = signing.loads(token, salt=SALT, max_age=settings.IMAGEDL_PERSONAL_TTL_DAYS * 86400)
+    except signing.SignatureExpired:
+        raise LinkError("expired") from None
+    except signing.BadSignature:
+        raise LinkError("invalid") from None
+    if not isinstance(payload, dict) or payload.get("p") != purpose:
+        raise LinkError("invalid")
+    expires = payload.get("e")
+    if expires is not None:
+        current = now or dt.datetime.now(dt.UTC)
+        if current.timestamp() > int(expires):
+            raise LinkError("expired")
+    try:
+        return uuid.UUID(hex=str(payload["j"]))
+    except (KeyError, ValueError):
+        raise LinkError("invalid") from None
+
+
+def absolute(path: str) -> str:
+    return settings.IMAGEDL_BASE_URL + path
+
+
+def status_url(job_id: uuid.UUID) -> str:
+    return absolute(reverse("jobs:status", args=[make_token(job_id, "status")]))
+
+
+def status_json_url(job_id: uuid.UUID) -> str:
+    return absolute(reverse("jobs:status_json", args=[make_token(job_id, "status")]))
+
+
+def cancel_url(job_id: uuid.UUID) -> str:
+    return absolute(reverse("jobs:cancel", args=[make_token(job_id, "status")]))
+
+
+def download_url(job_id: uuid.UUID, expires_at: dt.datetime) -> str:
+    return absolute(reverse("jobs:download", args=[make_token(job_id, "download", expires_at)]))
+
+
+def resubmit_url(job_id: uuid.UUID) -> str:
+    return absolute(reverse("jobs:resubmit", args=[make_token(job_id, "resubmit")]))

@@ -1,0 +1,323 @@
+"""The verbs that change a job: submit, cancel, retry, purge, and the pipeline's steps.
+
+Views, admin actions, management commands and tasks call these; none of them writes
+job rows on its own. Every change is recorded in the job's event log.
+
+Task arguments carry the job id (a plain string) only, never personal data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from jobs import records
+from jobs.events import record_event
+from jobs.models import Job, JobImage, JobPurgeDue, JobStatus
+
+logger = logging.getLogger("imagedl.jobs")
+
+RUN_TASK = "downloader.tasks.job_run"
+EMAIL_TASK = "jobs.tasks.email_send"
+
+
+class JobStateError(Exception):
+    """The job is not in a state that allows this change."""
+
+
+def _now() -> dt.datetime:
+    return timezone.now()
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """cqlengine returns naive UTC datetimes; make them aware."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
+
+
+# --- scheduling (django-q2) --------------------------------------------------------
+
+
+def _enqueue_run(job: Job) -> int | None:
+    """Queue the job's run: now if its time has come, else a one-off Schedule.
+
+    Returns the Schedule id when one was made (kept on the job so cancel can remove it).
+    """
+    from django_q.models import Schedule
+    from django_q.tasks import async_task
+
+    run_at = _aware(job.run_at)
+    if run_at is None or run_at <= _now() + dt.timedelta(seconds=1):
+        async_task(RUN_TASK, str(job.id), task_name=f"job-{job.id}", group="jobs")
+        return None
+    schedule = Schedule.objects.create(
+        name=f"job-{job.id}",
+        func=RUN_TASK,
+        # Schedule args go through ast.literal_eval: a plain quoted string, never a UUID.
+        args=repr(str(job.id)),
+        schedule_type=Schedule.ONCE,
+        repeats=-1,
+        next_run=run_at,
+    )
+    return schedule.id
+
+
+def _remove_schedule(job: Job) -> None:
+    from django_q.models import Schedule
+
+    Schedule.objects.filter(name=f"job-{job.id}").delete()
+
+
+def email_enqueue(job: Job, kind: str) -> None:
+    """Send one of the job's emails from the worker (retried while mail is down)."""
+    from django_q.tasks import async_task
+
+    async_task(EMAIL_TASK, str(job.id), kind, 1, task_name=f"email-{kind}-{job.id}", group="emails")
+
+
+# --- what users do -----------------------------------------------------------------
+
+
+def job_submit(
+    *,
+    email: str,
+    requested_count: int,
+    run_at: dt.datetime,
+    time_zone: str,
+    query: str = "",
+    page_url: str = "",
+    formats: set[str] | frozenset[str] = frozenset(),
+    min_width: int = 0,
+    min_height: int = 0,
+    engine: str = "auto",
+    output_format: str | None = None,
+) -> Job:
+    """Store a validated request in Cassandra and schedule its run (forms validate first)."""
+    if bool(query) == bool(page_url):
+        raise ValueError("give exactly one of query and page_url")
+    if run_at.tzinfo is None:
+        raise ValueError("run_at must be timezone-aware")
+    job = records.create_job(
+        email=email,
+        query=query or None,
+        page_url=page_url or None,
+        requested_count=requested_count,
+        run_at=run_at.astimezone(dt.UTC),
+        time_zone=time_zone,
+        formats=set(formats),
+        min_width=min_width,
+        min_height=min_height,
+        engine=engine,
+        output_format=output_format,
+        status=JobStatus.SCHEDULED,
+    )
+    record_event(
+        job.id,
+        "scheduled",
+        f"Job scheduled for {run_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC ({time_zone})",
+        count=requested_count,
+        engine=engine,
+    )
+    schedule_id = _enqueue_run(job)
+    if schedule_id is not None:
+        records.update_job(job, schedule_id=schedule_id)
+    email_enqueue(job, "accepted")
+    return job
+
+
+def job_cancel(job: Job, *, by: str = "user") -> bool:
+    """Cancel a scheduled or running job. Returns False if it had already finished.
+
+    Before the run, the schedule is removed. During the run the pipeline sees the new
+    status at its next step, stops, cleans up and records it.
+    """
+    if job.status not in JobStatus.ACTIVE:
+        return False
+    was_running = job.status == JobStatus.RUNNING
+    _remove_schedule(job)
+    records.update_job(job, status=JobStatus.CANCELLED, finished_at=_now())
+    record_event(
+        job.id,
+        "cancelled",
+        "Cancelled while running; stopping at the next step" if was_running else "Cancelled before the run",
+        by=by,
+    )
+    _due_for_purge(job)
+    return True
+
+
+def job_retry(job: Job, *, by: str = "operator") -> Job:
+    """Run a failed, cancelled or expired job again, now, from a clean slate."""
+    if job.status in JobStatus.ACTIVE:
+        raise JobStateError("the job is still scheduled or running")
+    if job.purged_at is not None or not (job.email and (job.query or job.page_url)):
+        raise JobStateError("the job's data was purged; submit it again instead")
+    _delete_outputs(job)
+    records.update_job(
+        job,
+        status=JobStatus.SCHEDULED,
+        run_at=_now(),
+        attempts=0,
+        found_count=0,
+        downloaded_count=0,
+        rejected_count=0,
+        error=None,
+        archive_path=None,
+        archive_bytes=0,
+        started_at=None,
+        finished_at=None,
+        delivered_at=None,
+    )
+    record_event(job.id, "retried", "Job queued to run again", by=by)
+    _enqueue_run(job)
+    return job
+
+
+def job_purge(job: Job, *, by: str = "retention") -> None:
+    """Delete the archive, images and personal data; keep an anonymous record."""
+    _remove_schedule(job)
+    _delete_outputs(job)
+    changes: dict[str, object] = {
+        "email": None,
+        "query": None,
+        "page_url": None,
+        "purged_at": _now(),
+        "archive_path": None,
+    }
+    if job.status in (JobStatus.DONE, *JobStatus.ACTIVE):
+        changes["status"] = JobStatus.EXPIRED
+    records.update_job(job, **changes)
+    # Its job_purge_due row (if any) is dropped by the next jobs_purge_due pass.
+    record_event(job.id, "purged", "Archive and personal data deleted", by=by)
+
+
+@dataclass
+class PurgeSummary:
+    jobs: int = 0
+    archives: int = 0
+    bytes: int = 0
+    job_ids: list[uuid.UUID] = field(default_factory=list)
+
+
+def jobs_purge_due(
+    *, now: dt.datetime | None = None, older_than: dt.timedelta | None = None, dry_run: bool = False
+) -> PurgeSummary:
+    """Purge every finished job whose retention has passed.
+
+    ``older_than`` replaces the configured retention (jobs finished longer ago than
+    that). Reads only the ``job_purge_due`` rows up to the cut-off.
+    """
+    now = now or _now()
+    retention = dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
+    # due_at = finished + retention, so "finished before now - older_than" is
+    # "due before now - older_than + retention".
+    cutoff = now if older_than is None else now - older_than + retention
+    summary = PurgeSummary()
+    due_rows = list(JobPurgeDue.objects.filter(bucket="all", due_at__lte=cutoff).limit(None))
+    for row in due_rows:
+        job = records.get_job(row.job_id)
+        if job is None or job.purged_at is not None:
+            if not dry_run:
+                row.delete()
+            continue
+        summary.jobs += 1
+        summary.job_ids.append(job.id)
+        if job.archive_path:
+            summary.archives += 1
+            summary.bytes += job.archive_bytes or 0
+        if not dry_run:
+            job_purge(job)
+            row.delete()
+    return summary
+
+
+def _due_for_purge(job: Job) -> None:
+    finished = _aware(job.finished_at) or _now()
+    due = finished + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
+    JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
+
+
+def _delete_outputs(job: Job) -> None:
+    if job.archive_path and default_storage.exists(job.archive_path):
+        default_storage.delete(job.archive_path)
+    from downloader.workdir import remove_workdir
+
+    remove_workdir(job.id)
+    JobImage.objects.filter(job_id=job.id).delete()
+
+
+# --- what the pipeline does --------------------------------------------------------
+
+
+def job_start_attempt(job: Job) -> int:
+    """Mark the job running and count the attempt; returns the attempt number."""
+    attempt = (job.attempts or 0) + 1
+    changes: dict[str, object] = {"status": JobStatus.RUNNING, "attempts": attempt, "schedule_id": None}
+    if job.started_at is None:
+        changes["started_at"] = _now()
+    records.update_job(job, **changes)
+    record_event(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt)
+    if attempt == 1:
+        email_enqueue(job, "started")
+    return attempt
+
+
+def job_record_progress(job: Job, **counters: int | str) -> None:
+    """Write progress counters (found_count, downloaded_count, rejected_count, engine_used)."""
+    allowed = {"found_count", "downloaded_count", "rejected_count", "engine_used"}
+    unknown = set(counters) - allowed
+    if unknown:
+        raise ValueError(f"not progress fields: {sorted(unknown)}")
+    records.update_job(job, **counters)
+
+
+def job_add_image(job: Job, position: int, **fields: object) -> JobImage:
+    from jobs.events import personal_ttl_seconds
+
+    return JobImage.ttl(personal_ttl_seconds()).create(job_id=job.id, position=position, **fields)
+
+
+def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) -> None:
+    now = _now()
+    records.update_job(
+        job,
+        status=JobStatus.DONE,
+        archive_path=archive_path,
+        archive_bytes=archive_bytes,
+        downloaded_count=kept,
+        finished_at=now,
+        delivered_at=now,
+        error=None,
+    )
+    record_event(
+        job.id, "done", f"{kept} images ready ({archive_bytes} bytes)", kept=kept, bytes=archive_bytes
+    )
+    _due_for_purge(job)
+    email_enqueue(job, "ready")
+
+
+def job_fail(job: Job, reason: str) -> None:
+    """The job cannot deliver: record the plain reason and tell the user."""
+    records.update_job(job, status=JobStatus.FAILED, error=reason, finished_at=_now())
+    record_event(job.id, "failed", reason, level="error")
+    _due_for_purge(job)
+    email_enqueue(job, "failed")
+
+
+def job_note_cancelled_during_run(job: Job) -> None:
+    _delete_outputs(job)
+    record_event(job.id, "cancel_done", "Run stopped and partial files removed")
+
+
+def download_expires_at(job: Job) -> dt.datetime | None:
+    delivered = _aware(job.delivered_at)
+    if delivered is None:
+        return None
+    return delivered + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
