@@ -1,0 +1,164 @@
+"""Submitting, cancelling, retrying and purging jobs through jobs.services."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import uuid
+import zoneinfo
+
+import pytest
+from django.core import mail
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django_q.models import OrmQ, Schedule
+
+from jobs import links, records, services
+from jobs.events import job_events
+from jobs.models import JobPurgeDue, JobStatus
+
+pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
+
+
+def _submit(run_at: dt.datetime, zone: str = "UTC", **extra):
+    fields = dict(email="ada@example.org", query="red fox", requested_count=25, run_at=run_at, time_zone=zone)
+    fields.update(extra)
+    return services.job_submit(**fields)
+
+
+def _queued_task_names() -> list[str]:
+    return [q.task["name"] for q in OrmQ.objects.all()]
+
+
+def test_future_job_is_stored_and_scheduled_with_only_its_id(cassandra_db):
+    run_at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+    job = _submit(run_at)
+    stored = records.get_job(job.id)
+    assert stored.status == JobStatus.SCHEDULED
+    schedule = Schedule.objects.get(name=f"job-{job.id}")
+    assert schedule.func == "downloader.tasks.job_run"
+    assert ast.literal_eval(schedule.args) == str(job.id)  # the id, and nothing personal
+    assert "ada@" not in schedule.args and "fox" not in schedule.args
+    assert abs(schedule.next_run - run_at) < dt.timedelta(seconds=1)
+    assert stored.schedule_id == schedule.id
+    assert f"job-{job.id}" not in _queued_task_names()
+    assert [e.kind for e in job_events(job.id)] == ["scheduled"]
+
+
+def test_past_or_present_job_is_queued_at_once(cassandra_db):
+    job = _submit(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    assert f"job-{job.id}" in _queued_task_names()
+    assert not Schedule.objects.filter(name=f"job-{job.id}").exists()
+    task = next(q.task for q in OrmQ.objects.all() if q.task["name"] == f"job-{job.id}")
+    assert task["args"] == (str(job.id),)
+
+
+@pytest.mark.parametrize(
+    "zone,local,expected_utc",
+    [
+        # Berlin leaves summer time on 31 Oct 2027: 02:30 happens twice (fold picks which).
+        ("Europe/Berlin", dt.datetime(2027, 10, 31, 2, 30, fold=0), dt.datetime(2027, 10, 31, 0, 30)),
+        ("Europe/Berlin", dt.datetime(2027, 10, 31, 2, 30, fold=1), dt.datetime(2027, 10, 31, 1, 30)),
+        # New York enters summer time on 14 Mar 2027: 09:00 the day before is UTC-5, after UTC-4.
+        ("America/New_York", dt.datetime(2027, 3, 13, 9, 0), dt.datetime(2027, 3, 13, 14, 0)),
+        ("America/New_York", dt.datetime(2027, 3, 15, 9, 0), dt.datetime(2027, 3, 15, 13, 0)),
+        ("Asia/Kolkata", dt.datetime(2026, 12, 31, 23, 45), dt.datetime(2026, 12, 31, 18, 15)),
+    ],
+)
+def test_run_time_in_the_users_zone_becomes_the_right_utc_instant(
+    cassandra_db, zone, local, expected_utc, settings
+):
+    settings.IMAGEDL_MAX_SCHEDULE_DAYS = 3650
+    run_at = local.replace(tzinfo=zoneinfo.ZoneInfo(zone))
+    if run_at <= dt.datetime.now(dt.UTC):
+        pytest.skip("that moment has passed")
+    job = _submit(run_at, zone)
+    schedule = Schedule.objects.get(name=f"job-{job.id}")
+    assert schedule.next_run == expected_utc.replace(tzinfo=dt.UTC)
+    assert records.get_job(job.id).run_at == expected_utc
+    assert records.get_job(job.id).time_zone == zone
+
+
+def test_accepted_email_is_queued_not_sent_inline(cassandra_db):
+    job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    assert f"email-accepted-{job.id}" in _queued_task_names()
+    assert mail.outbox == []
+
+
+def test_cancel_before_the_run_removes_the_schedule(cassandra_db):
+    job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    assert services.job_cancel(job) is True
+    assert not Schedule.objects.filter(name=f"job-{job.id}").exists()
+    assert records.get_job(job.id).status == JobStatus.CANCELLED
+    assert services.job_cancel(records.get_job(job.id)) is False  # already finished
+    assert "cancelled" in [e.kind for e in job_events(job.id)]
+
+
+def test_retry_requeues_a_failed_job_from_scratch(cassandra_db):
+    job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    services.job_start_attempt(job)
+    services.job_record_progress(job, found_count=40, downloaded_count=3, rejected_count=5)
+    services.job_fail(job, "The search engine returned no results.")
+    still_scheduled = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    with pytest.raises(services.JobStateError):
+        services.job_retry(still_scheduled)
+    retried = services.job_retry(records.get_job(job.id))
+    fresh = records.get_job(retried.id)
+    assert fresh.status == JobStatus.SCHEDULED
+    assert (fresh.attempts, fresh.found_count, fresh.downloaded_count, fresh.error) == (0, 0, 0, None)
+    assert f"job-{job.id}" in _queued_task_names()
+
+
+def test_purge_deletes_archive_images_and_personal_data_but_keeps_the_record(cassandra_db):
+    job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(b"PK\x05\x06" + b"\0" * 18))
+    services.job_add_image(job, 1, file_name="red-fox_0001.jpg", source_url="http://img/1.jpg", bytes=10)
+    services.job_complete(job, archive_path=path, archive_bytes=22, kept=1)
+    services.job_purge(records.get_job(job.id))
+    purged = records.get_job(job.id)
+    assert not default_storage.exists(path)
+    assert records.job_images(job.id) == []
+    assert (purged.email, purged.query, purged.page_url) == (None, None, None)
+    assert purged.status == JobStatus.EXPIRED and purged.purged_at is not None
+    assert purged.requested_count == 25  # the anonymous record stays
+    with pytest.raises(services.JobStateError):
+        services.job_retry(purged)
+
+
+def test_purge_due_takes_exactly_the_jobs_past_retention(cassandra_db, settings):
+    settings.IMAGEDL_RETENTION_MINUTES = 30
+    now = dt.datetime.now(dt.UTC)
+    old = _submit(now + dt.timedelta(hours=1))
+    young = _submit(now + dt.timedelta(hours=1))
+    for job, finished_ago in ((old, 31), (young, 29)):
+        services.job_fail(job, "x")
+        # Move the finish back in time, as if it had happened `finished_ago` minutes ago.
+        for row in JobPurgeDue.objects.filter(bucket="all"):
+            if row.job_id == job.id:
+                row.delete()
+        JobPurgeDue.create(bucket="all", due_at=now - dt.timedelta(minutes=finished_ago - 30), job_id=job.id)
+    dry = services.jobs_purge_due(now=now, dry_run=True)
+    assert dry.job_ids == [old.id]
+    assert records.get_job(old.id).email == "ada@example.org"
+    done = services.jobs_purge_due(now=now)
+    assert done.job_ids == [old.id]
+    assert records.get_job(old.id).email is None
+    assert records.get_job(young.id).email == "ada@example.org"
+    assert services.jobs_purge_due(now=now).jobs == 0  # nothing twice
+
+
+def test_links_are_signed_scoped_and_expire():
+    job_id = uuid.uuid4()
+    token = links.make_token(job_id, "status")
+    assert links.read_token(token, "status") == job_id
+    with pytest.raises(links.LinkError, match="invalid"):
+        links.read_token(token, "download")  # wrong purpose
+    with pytest.raises(links.LinkError, match="invalid"):
+        links.read_token(token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1], "status")
+    with pytest.raises(links.LinkError, match="invalid"):
+        links.read_token(job_id.hex, "status")  # a job id alone opens nothing
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)
+    download = links.make_token(job_id, "download", soon)
+    assert links.read_token(download, "download") == job_id
+    with pytest.raises(links.LinkError, match="expired"):
+        links.read_token(download, "download", now=soon + dt.timedelta(seconds=1))
