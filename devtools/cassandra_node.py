@@ -297,6 +297,11 @@ cdc_raw_directory: {self.home / "cdc_raw"}
         """Start the node if it is not running; return True if a process was started."""
         if self.pid() is not None:
             return False
+        if answers_cql(self.address, timeout=2):
+            # Another checkout's node (or a system Cassandra) already serves this
+            # address; a second JVM could not bind the port anyway.
+            log(f"a Cassandra node not started from here already answers on {self.address}; using it")
+            return False
         fetch_runtime()
         conf = self.write_config(seeds)
         log(f"starting node {self.index} on {self.address}:{NATIVE_PORT} (data in {self.home})")
