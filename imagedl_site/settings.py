@@ -322,3 +322,17 @@ CACHES = {
 
 # --- Search engines and the browser (downloader/engines, downloader/browser.py) -----
 # (owned by the search-engine work; keep every engine and browser setting here)
+IMAGEDL_ALLOW_PRIVATE_NETWORKS = env_bool("IMAGEDL_ALLOW_PRIVATE_NETWORKS", False)
+IMAGEDL_MAX_IMAGE_BYTES = env_int("IMAGEDL_MAX_IMAGE_BYTES", 25 * 1024 * 1024, minimum=1024)
+IMAGEDL_MAX_PIXELS = env_int("IMAGEDL_MAX_PIXELS", 80_000_000, minimum=10_000)
+IMAGEDL_DOWNLOAD_CONCURRENCY = env_int("IMAGEDL_DOWNLOAD_CONCURRENCY", 32, minimum=1, maximum=512)
+IMAGEDL_PER_HOST_CONNECTIONS = env_int("IMAGEDL_PER_HOST_CONNECTIONS", 4, minimum=1, maximum=64)
+IMAGEDL_CONNECT_TIMEOUT = env_float("IMAGEDL_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+IMAGEDL_READ_TIMEOUT = env_float("IMAGEDL_READ_TIMEOUT", 10.0, minimum=0.1)
+IMAGEDL_TOTAL_TIMEOUT = env_float("IMAGEDL_TOTAL_TIMEOUT", 30.0, minimum=0.5)
+IMAGEDL_MAX_REDIRECTS = env_int("IMAGEDL_MAX_REDIRECTS", 5, minimum=0)
+IMAGEDL_MAX_RETRIES = env_int("IMAGEDL_MAX_RETRIES", 2, minimum=0)
+IMAGEDL_USER_AGENT = env_str(
+    "IMAGEDL_USER_AGENT", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) imagedl/0.1"
+)
+IMAGEDL_EXTRA_ALLOWED_NETWORKS = env_list("IMAGEDL_EXTRA_ALLOWED_NETWORKS", [])

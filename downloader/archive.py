@@ -1,0 +1,72 @@
+"""The delivered zip: images stored as they are (no re-compression) plus manifest.csv.
+
+Entries are named after the query with zero-padded numbers (``red-fox_0001.jpg``).
+Written to a temporary file next to nothing personal, then saved through Django's
+storage API (the local media folder by default).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.core.files import File
+from django.core.files.storage import Storage, default_storage
+from django.utils.text import slugify
+
+from downloader.validation import EXTENSIONS
+
+MANIFEST_COLUMNS = ("file", "source_url", "page_url", "width", "height", "format", "bytes", "sha256")
+
+
+@dataclass
+class ArchiveResult:
+    path: str
+    bytes: int
+    count: int
+
+
+def entry_names(stem: str, formats: Sequence[str]) -> list[str]:
+    stem = slugify(stem)[:60] or "images"
+    digits = max(4, len(str(len(formats))))
+    return [f"{stem}_{n:0{digits}d}.{EXTENSIONS.get(fmt, fmt)}" for n, fmt in enumerate(formats, 1)]
+
+
+def write_archive(
+    kept: Sequence, *, name_stem: str, path: str, storage: Storage | None = None
+) -> ArchiveResult:
+    """Pack ``kept`` (objects with path, source_url, page_url, width, height, format,
+    bytes, sha256) into a zip saved at ``path`` in ``storage``."""
+    storage = storage or default_storage
+    names = entry_names(name_stem, [image.format for image in kept])
+    manifest = io.StringIO()
+    writer = csv.writer(manifest)
+    writer.writerow(MANIFEST_COLUMNS)
+    with tempfile.TemporaryFile(suffix=".zip") as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, image in zip(names, kept, strict=True):
+                archive.write(Path(image.path), arcname=name)
+                writer.writerow(
+                    [
+                        name,
+                        image.source_url,
+                        image.page_url,
+                        image.width,
+                        image.height,
+                        image.format,
+                        image.bytes,
+                        image.sha256,
+                    ]
+                )
+            archive.writestr("manifest.csv", manifest.getvalue())
+        size = tmp.tell()
+        tmp.seek(0)
+        if storage.exists(path):
+            storage.delete(path)
+        saved = storage.save(path, File(tmp, name=Path(path).name))
+    return ArchiveResult(path=saved, bytes=size, count=len(kept))

@@ -1,0 +1,225 @@
+"""Over-fetch: turn a lazy stream of candidate URLs into N valid, unique images.
+
+Candidates are drawn only as needed and handed to download threads, always picking
+the next candidate whose host has a free slot, so one slow host never blocks the
+others. Each file is validated (full decode) and de-duplicated as it arrives; fetching
+stops as soon as ``wanted`` images are kept (in-flight extras are discarded).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from downloader.dedupe import DuplicateFilter
+from downloader.http import Fetcher, FetchResult, host_key
+from downloader.validation import ImageRules, Validation, convert_file, validate_file
+
+__all__ = ["Candidate", "CollectResult", "ImageRules", "KeptImage", "collect_images"]
+
+Progress = Callable[..., None]  # progress(kind, **info): kinds "kept", "rejected"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    url: str
+    page_url: str = ""
+    width: int | None = None
+    height: int | None = None
+    title: str = ""
+    engine: str = ""
+
+
+@dataclass
+class KeptImage:
+    path: Path
+    source_url: str
+    page_url: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    sha256: str
+    phash: str = ""
+
+
+@dataclass
+class CollectResult:
+    asked: int
+    found: int
+    kept: list[KeptImage]
+    rejected: dict[str, int] = field(default_factory=dict)
+    stopped: bool = False
+
+
+@dataclass
+class _Outcome:
+    candidate: Candidate
+    fetch: FetchResult
+    check: Validation | None
+    path: Path | None
+
+
+def _download_and_check(
+    fetcher: Fetcher, candidate: Candidate, workdir: Path, rules: ImageRules, stop
+) -> _Outcome:
+    path = workdir / f"dl-{uuid.uuid4().hex}"
+    fetched = fetcher.fetch(candidate.url, path, stop=stop)
+    if not fetched.ok:
+        return _Outcome(candidate, fetched, None, None)
+    check = validate_file(path, rules)
+    if not check.ok:
+        path.unlink(missing_ok=True)
+        return _Outcome(candidate, fetched, check, None)
+    if rules.output_format and check.format != rules.output_format:
+        path = convert_file(path, rules.output_format)
+        check.format = rules.output_format
+        fetched.bytes = path.stat().st_size
+    return _Outcome(candidate, fetched, check, path)
+
+
+def collect_images(
+    candidates: Iterable[Candidate],
+    *,
+    wanted: int,
+    workdir: Path,
+    rules: ImageRules | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    already_kept: Iterable[KeptImage] = (),
+    fetcher: Fetcher | None = None,
+) -> CollectResult:
+    """Download candidates until ``wanted`` valid, unique images are kept.
+
+    ``candidates`` may be a lazy generator (a search engine scrolling for more).
+    ``already_kept`` are images a previous attempt validated: they count towards
+    ``wanted``, seed the duplicate filter, and their URLs are not fetched again.
+    ``progress("kept", image=KeptImage)`` / ``progress("rejected", reason=..., url=...)``
+    is called from this thread as results arrive. ``should_stop()`` is polled between
+    downloads; when it returns True the run ends with ``stopped=True``.
+    """
+    from django.conf import settings
+
+    rules = rules or ImageRules()
+    if not rules.max_pixels:
+        rules.max_pixels = settings.IMAGEDL_MAX_PIXELS
+    workdir.mkdir(parents=True, exist_ok=True)
+    own_fetcher = fetcher is None
+    fetcher = fetcher or Fetcher()
+    kept = list(already_kept)
+    duplicates = DuplicateFilter()
+    seen_urls: set[str] = set()
+    for image in kept:
+        duplicates.check_and_add(image.sha256, image.phash)
+        seen_urls.add(image.source_url)
+    rejected: Counter = Counter()
+    found = 0
+    source: Iterator[Candidate] = iter(candidates)
+    exhausted = False
+    pending: deque[Candidate] = deque()
+    in_flight: dict[Future, Candidate] = {}
+    per_host: Counter = Counter()
+    stop = threading.Event()
+    lookahead = fetcher.concurrency * 4
+
+    def report(kind: str, **info) -> None:
+        if progress is not None:
+            progress(kind, **info)
+
+    def reject(reason: str, url: str) -> None:
+        rejected[reason] += 1
+        report("rejected", reason=reason, url=url)
+
+    def draw() -> bool:
+        nonlocal exhausted, found
+        if exhausted:
+            return False
+        for candidate in source:
+            if candidate.url in seen_urls:
+                continue
+            seen_urls.add(candidate.url)
+            found += 1
+            pending.append(candidate)
+            return True
+        exhausted = True
+        return False
+
+    def next_ready() -> Candidate | None:
+        # Prefer a queued candidate whose host has a free slot; draw more if none does.
+        while True:
+            for index, candidate in enumerate(pending):
+                if per_host[host_key(candidate.url)] < fetcher.per_host:
+                    del pending[index]
+                    return candidate
+            if len(pending) >= lookahead or not draw():
+                return None
+
+    stopped = False
+    with ThreadPoolExecutor(max_workers=fetcher.concurrency, thread_name_prefix="imagedl-dl") as pool:
+        try:
+            while len(kept) < wanted:
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
+                # Keep just enough downloads running to finish: never far more than needed.
+                while (
+                    len(in_flight) < fetcher.concurrency
+                    and len(in_flight) < (wanted - len(kept)) + fetcher.per_host
+                ):
+                    candidate = next_ready()
+                    if candidate is None:
+                        break
+                    per_host[host_key(candidate.url)] += 1
+                    future = pool.submit(_download_and_check, fetcher, candidate, workdir, rules, stop)
+                    in_flight[future] = candidate
+                if not in_flight:
+                    if exhausted and not pending:
+                        break
+                    continue
+                done, _ = wait(list(in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in done:
+                    candidate = in_flight.pop(future)
+                    per_host[host_key(candidate.url)] -= 1
+                    outcome = future.result()
+                    if not outcome.fetch.ok:
+                        reject(outcome.fetch.reason, candidate.url)
+                        continue
+                    if outcome.check is None or not outcome.check.ok or outcome.path is None:
+                        reject(outcome.check.reason if outcome.check else "not_an_image", candidate.url)
+                        continue
+                    if len(kept) >= wanted:
+                        outcome.path.unlink(missing_ok=True)
+                        continue
+                    duplicate = duplicates.check_and_add(outcome.fetch.sha256, outcome.check.phash)
+                    if duplicate:
+                        outcome.path.unlink(missing_ok=True)
+                        reject(duplicate, candidate.url)
+                        continue
+                    image = KeptImage(
+                        path=outcome.path,
+                        source_url=candidate.url,
+                        page_url=candidate.page_url,
+                        width=outcome.check.width,
+                        height=outcome.check.height,
+                        format=outcome.check.format,
+                        bytes=outcome.fetch.bytes,
+                        sha256=outcome.fetch.sha256,
+                        phash=outcome.check.phash,
+                    )
+                    kept.append(image)
+                    report("kept", image=image)
+        finally:
+            stop.set()  # in-flight downloads end at their next chunk
+            for future in list(in_flight):
+                future.cancel()
+    for leftover in workdir.glob("dl-*"):
+        if all(leftover != image.path for image in kept):
+            leftover.unlink(missing_ok=True)
+    if own_fetcher:
+        fetcher.close()
+    return CollectResult(asked=wanted, found=found, kept=kept, rejected=dict(rejected), stopped=stopped)

@@ -1,0 +1,59 @@
+"""De-duplication: exact (sha256 of the bytes) and perceptual (a 64-bit difference hash).
+
+The difference hash compares neighbouring pixels of a 9x8 greyscale thumbnail, so
+re-encodes, resizes and small colour shifts of one picture land within a few bits of
+each other while different pictures differ in many.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PIL import Image
+
+NEAR_BITS = 6  # at most this many differing bits = the same picture
+
+
+def difference_hash(img: Image.Image) -> str:
+    small = img.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
+    pixels = list(small.get_flattened_data() if hasattr(small, "get_flattened_data") else small.getdata())
+    bits = 0
+    for row in range(8):
+        for col in range(8):
+            left = pixels[row * 9 + col]
+            right = pixels[row * 9 + col + 1]
+            bits = (bits << 1) | (1 if left > right else 0)
+    return f"{bits:016x}"
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+class DuplicateFilter:
+    """Remembers what was kept; answers whether a new image repeats one of them."""
+
+    def __init__(self, near_bits: int = NEAR_BITS) -> None:
+        self.near_bits = near_bits
+        self._sha: set[str] = set()
+        self._hashes: list[int] = []
+        self._lock = threading.Lock()
+
+    def check_and_add(self, sha256: str, phash: str) -> str | None:
+        """Return ``duplicate_exact``/``duplicate_near``, or None after remembering it."""
+        value = int(phash, 16) if phash else None
+        with self._lock:
+            if sha256 in self._sha:
+                return "duplicate_exact"
+            if value is not None and any(
+                (value ^ seen).bit_count() <= self.near_bits for seen in self._hashes
+            ):
+                return "duplicate_near"
+            self._sha.add(sha256)
+            if value is not None:
+                self._hashes.append(value)
+        return None
+
+    def seen_sha(self, sha256: str) -> bool:
+        with self._lock:
+            return sha256 in self._sha

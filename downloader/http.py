@@ -1,0 +1,368 @@
+"""The one HTTP chokepoint for every outgoing image request.
+
+Everything that makes fetching a stranger's URL safe and polite lives here:
+http/https only; the host is resolved here and every address checked (loopback,
+private, link-local, reserved ... are refused unless IMAGEDL_ALLOW_PRIVATE_NETWORKS),
+and the connection goes to the address that was checked, so DNS cannot change its
+answer in between; every redirect hop is checked again; connect, read and total
+timeouts; a byte cap; retries with backoff on connection errors, 5xx and 429
+(honouring Retry-After); pooled keep-alive connections; a global and a per-host
+limit on requests in flight. Bodies stream to a file, hashed on the way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from django.conf import settings
+
+Resolver = Callable[[str, int], list[str]]
+CHUNK = 64 * 1024
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    allow_private: bool = False
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    total_timeout: float = 30.0
+    max_bytes: int = 25 * 1024 * 1024
+    max_redirects: int = 5
+    max_retries: int = 2
+    backoff_base: float = 0.5
+    max_retry_after: float = 10.0
+    user_agent: str = "imagedl"
+    # Networks allowed even when private addresses are not (e.g. an internal mirror).
+    extra_allowed: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, **overrides: object) -> FetchPolicy:
+        values = dict(
+            allow_private=settings.IMAGEDL_ALLOW_PRIVATE_NETWORKS,
+            connect_timeout=settings.IMAGEDL_CONNECT_TIMEOUT,
+            read_timeout=settings.IMAGEDL_READ_TIMEOUT,
+            total_timeout=settings.IMAGEDL_TOTAL_TIMEOUT,
+            max_bytes=settings.IMAGEDL_MAX_IMAGE_BYTES,
+            max_redirects=settings.IMAGEDL_MAX_REDIRECTS,
+            max_retries=settings.IMAGEDL_MAX_RETRIES,
+            user_agent=settings.IMAGEDL_USER_AGENT,
+            extra_allowed=tuple(settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS),
+        )
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class FetchResult:
+    ok: bool
+    url: str
+    reason: str = ""  # a short stable code when not ok
+    final_url: str = ""
+    status: int = 0
+    bytes: int = 0
+    sha256: str = ""
+    content_type: str = ""
+    attempts: int = 0
+
+
+class Refused(Exception):
+    """The request is refused before any connection (scheme, address, redirect)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
+
+
+def address_allowed(address: str, allow_private: bool, extra_allowed: tuple[str, ...] = ()) -> bool:
+    """Public unicast addresses only, unless private ones are allowed (tests, dev)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if ip.is_unspecified or ip.is_multicast:
+        return False
+    if allow_private or any(ip in ipaddress.ip_network(net, strict=False) for net in extra_allowed):
+        return True
+    return ip.is_global
+
+
+def host_key(url: str) -> str:
+    """The politeness key of a URL: its host name, lower case."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _retry_after(value: str | None, cap: float) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), cap)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, min(when.timestamp() - time.time(), cap))
+
+
+class Fetcher:
+    """Fetches URLs to files under the policy; thread-safe; one per job or command."""
+
+    def __init__(
+        self,
+        policy: FetchPolicy | None = None,
+        *,
+        concurrency: int | None = None,
+        per_host: int | None = None,
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self.policy = policy or FetchPolicy.from_settings()
+        self.concurrency = concurrency or settings.IMAGEDL_DOWNLOAD_CONCURRENCY
+        self.per_host = per_host or settings.IMAGEDL_PER_HOST_CONNECTIONS
+        self.resolver = resolver
+        self._global = threading.BoundedSemaphore(self.concurrency)
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
+        self.connections_opened = 0  # counted by tests of the address guard
+
+    # -- limits ---------------------------------------------------------------------
+
+    def _host_slot(self, host: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            slot = self._hosts.get(host)
+            if slot is None:
+                slot = self._hosts[host] = threading.BoundedSemaphore(self.per_host)
+            return slot
+
+    # -- connections ----------------------------------------------------------------
+
+    def _pool(self, scheme: str, host: str, port: int, address: str) -> urllib3.HTTPConnectionPool:
+        key = (scheme, host, port, address)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                timeout = urllib3.Timeout(connect=self.policy.connect_timeout, read=self.policy.read_timeout)
+                common = dict(maxsize=self.per_host, block=False, timeout=timeout, retries=False)
+                if scheme == "https":
+                    pool = urllib3.HTTPSConnectionPool(
+                        address, port, server_hostname=host, assert_hostname=host, **common
+                    )
+                else:
+                    pool = urllib3.HTTPConnectionPool(address, port, **common)
+                self._pools[key] = pool
+            return pool
+
+    def _resolve_checked(self, url: str) -> tuple[str, str, int, str, str]:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise Refused("bad_scheme")
+        host = (parts.hostname or "").lower()
+        if not host:
+            raise Refused("bad_url")
+        try:
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError:
+            raise Refused("bad_url") from None
+        try:
+            addresses = self.resolver(host, port)
+        except (OSError, UnicodeError):
+            raise Refused("dns_error") from None
+        if not addresses:
+            raise Refused("dns_error")
+        for address in addresses:
+            if not address_allowed(address, self.policy.allow_private, self.policy.extra_allowed):
+                raise Refused("private_address")
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        return scheme, host, port, addresses[0], path
+
+    # -- the request ----------------------------------------------------------------
+
+    def fetch(self, url: str, dest: Path, *, stop: threading.Event | None = None) -> FetchResult:
+        """Download ``url`` into ``dest``; never raises for network trouble."""
+        host = host_key(url)
+        deadline = time.monotonic() + self.policy.total_timeout
+        attempts = 0
+        with self._global, self._host_slot(host):
+            while True:
+                attempts += 1
+                try:
+                    result = self._fetch_once(url, dest, deadline, stop)
+                    result.attempts = attempts
+                    return result
+                except Refused as exc:
+                    dest.unlink(missing_ok=True)
+                    return FetchResult(False, url, exc.reason, attempts=attempts)
+                except _Retryable as exc:
+                    dest.unlink(missing_ok=True)
+                    wait = (
+                        exc.wait if exc.wait is not None else self.policy.backoff_base * 2 ** (attempts - 1)
+                    )
+                    if attempts > self.policy.max_retries or time.monotonic() + wait >= deadline:
+                        return FetchResult(False, url, exc.reason, attempts=attempts)
+                    if stop is not None and stop.wait(wait):
+                        return FetchResult(False, url, "stopped", attempts=attempts)
+                    if stop is None:
+                        time.sleep(wait)
+
+    def _fetch_once(self, url: str, dest: Path, deadline: float, stop: threading.Event | None) -> FetchResult:
+        current = url
+        for _hop in range(self.policy.max_redirects + 1):
+            scheme, host, port, address, path = self._resolve_checked(current)
+            pool = self._pool(scheme, host, port, address)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return FetchResult(False, url, "timeout")
+            headers = {
+                "Host": host if port in (80, 443) else f"{host}:{port}",
+                "User-Agent": self.policy.user_agent,
+                "Accept": "image/avif,image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8,*/*;q=0.1",
+                "Accept-Encoding": "identity",
+            }
+            self.connections_opened += 1
+            try:
+                response = pool.urlopen(
+                    "GET",
+                    path,
+                    headers=headers,
+                    redirect=False,
+                    preload_content=False,
+                    assert_same_host=False,
+                    timeout=urllib3.Timeout(
+                        connect=min(self.policy.connect_timeout, remaining),
+                        read=min(self.policy.read_timeout, remaining),
+                    ),
+                )
+            except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
+                raise _Retryable("timeout") from None
+            except (urllib3.exceptions.HTTPError, OSError):
+                raise _Retryable("connection_error") from None
+            streamed = False
+            try:
+                status = response.status
+                if status in (301, 302, 303, 307, 308):
+                    location = response.headers.get("Location")
+                    if not location:
+                        return FetchResult(False, url, "bad_redirect", status=status)
+                    current = urljoin(current, location)
+                    continue
+                if status == 429:
+                    raise _Retryable(
+                        "http_429",
+                        _retry_after(response.headers.get("Retry-After"), self.policy.max_retry_after),
+                    )
+                if status >= 500:
+                    raise _Retryable(
+                        "http_5xx",
+                        _retry_after(response.headers.get("Retry-After"), self.policy.max_retry_after),
+                    )
+                if status != 200:
+                    return FetchResult(False, url, f"http_{status}", status=status)
+                streamed = True
+                return self._stream(response, url, current, dest, deadline, stop)
+            finally:
+                if not streamed:
+                    self._finish_small(response)
+                response.release_conn()
+        return FetchResult(False, url, "too_many_redirects")
+
+    def _stream(self, response, url: str, final_url: str, dest: Path, deadline: float, stop) -> FetchResult:
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > self.policy.max_bytes:
+            return FetchResult(False, url, "too_large", status=200)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(dest, "wb") as out:
+                while True:
+                    if time.monotonic() > deadline:
+                        raise _Abort("timeout")
+                    if stop is not None and stop.is_set():
+                        raise _Abort("stopped")
+                    chunk = response.read1(CHUNK)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > self.policy.max_bytes:
+                        raise _Abort("too_large")
+                    digest.update(chunk)
+                    out.write(chunk)
+        except _Abort as exc:
+            return self._discard(response, dest, url, exc.reason)
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+            return self._discard(response, dest, url, "timeout")
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError, OSError):
+            return self._discard(response, dest, url, "truncated")
+        if size == 0:
+            dest.unlink(missing_ok=True)
+            return FetchResult(False, url, "empty", status=200)
+        return FetchResult(
+            True,
+            url,
+            final_url=final_url,
+            status=200,
+            bytes=size,
+            sha256=digest.hexdigest(),
+            content_type=response.headers.get("Content-Type", ""),
+        )
+
+    @staticmethod
+    def _finish_small(response) -> None:
+        """Read a short unwanted body (redirects, errors) so the connection can be
+        reused; close the connection instead when the body is large or slow."""
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) <= 65536:
+            try:
+                response.read(int(length))
+                response.read()  # lets http.client mark the response complete
+                return
+            except (urllib3.exceptions.HTTPError, OSError):
+                pass
+        connection = getattr(response, "connection", None)
+        if connection is not None:
+            connection.close()
+
+    @staticmethod
+    def _discard(response, dest: Path, url: str, reason: str) -> FetchResult:
+        # The body was not read to its end: the connection must not go back to the
+        # pool with unread bytes on it.
+        connection = getattr(response, "connection", None)
+        if connection is not None:
+            connection.close()
+        dest.unlink(missing_ok=True)
+        return FetchResult(False, url, reason, status=200)
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
+
+
+class _Abort(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
