@@ -336,3 +336,16 @@ IMAGEDL_USER_AGENT = env_str(
     "IMAGEDL_USER_AGENT", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) imagedl/0.1"
 )
 IMAGEDL_EXTRA_ALLOWED_NETWORKS = env_list("IMAGEDL_EXTRA_ALLOWED_NETWORKS", [])
+
+# Search engines and the browser (downloader/engines/, downloader/browser.py)
+IMAGEDL_BING_URL = env_str("IMAGEDL_BING_URL", "https://www.bing.com").rstrip("/")
+IMAGEDL_DUCKDUCKGO_URL = env_str("IMAGEDL_DUCKDUCKGO_URL", "https://duckduckgo.com").rstrip("/")
+IMAGEDL_GOOGLE_URL = env_str("IMAGEDL_GOOGLE_URL", "https://www.google.com").rstrip("/")
+IMAGEDL_ENGINE_ORDER = env_list("IMAGEDL_ENGINE_ORDER", ["bing", "duckduckgo", "google"])
+if unknown_engines := set(IMAGEDL_ENGINE_ORDER) - {"bing", "duckduckgo", "google"}:
+    raise ImproperlyConfigured(f"IMAGEDL_ENGINE_ORDER names unknown engines: {', '.join(sorted(unknown_engines))}")
+IMAGEDL_CHROMIUM = env_str("IMAGEDL_CHROMIUM", "")  # empty: /usr/bin/chromium or PATH
+IMAGEDL_CHROMEDRIVER = env_str("IMAGEDL_CHROMEDRIVER", "")  # empty: /usr/bin/chromedriver or PATH
+IMAGEDL_ALLOW_DRIVER_DOWNLOAD = env_bool("IMAGEDL_ALLOW_DRIVER_DOWNLOAD", False)
+IMAGEDL_PAGE_LOAD_TIMEOUT = env_float("IMAGEDL_PAGE_LOAD_TIMEOUT", 30.0, minimum=1.0)
+IMAGEDL_SCROLL_WAIT = env_float("IMAGEDL_SCROLL_WAIT", 6.0, minimum=0.2)

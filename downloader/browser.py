@@ -1,0 +1,108 @@
+"""The one way to get a browser: headless Debian Chromium through Selenium.
+
+Debian's chromium and chromedriver when present, configured paths otherwise, and
+webdriver-manager only when IMAGEDL_ALLOW_DRIVER_DOWNLOAD is on. Each job gets its own
+browser with a fresh profile folder, and the browser is always quit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+
+os.environ.setdefault("SE_OFFLINE", "true")  # no Selenium Manager downloads
+os.environ.setdefault("SE_AVOID_STATS", "true")
+
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",  # root in containers
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    # Without these Chromium phones home at start and on closed networks waits on it.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--mute-audio",
+    "--window-size=1366,900",
+)
+
+
+class BrowserUnavailable(RuntimeError):
+    """No Chromium or chromedriver could be found (and downloading is not allowed)."""
+
+
+def _first_existing(*candidates: str | None) -> str | None:
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def find_chromium() -> str | None:
+    return _first_existing(
+        settings.IMAGEDL_CHROMIUM or None,
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+    )
+
+
+def find_chromedriver() -> str | None:
+    if settings.IMAGEDL_CHROMEDRIVER:
+        return _first_existing(settings.IMAGEDL_CHROMEDRIVER)
+    return _first_existing("/usr/bin/chromedriver", shutil.which("chromedriver"))
+
+
+def _driver_path() -> str:
+    path = find_chromedriver()
+    if path:
+        return path
+    if settings.IMAGEDL_ALLOW_DRIVER_DOWNLOAD:
+        from webdriver_manager.chrome import ChromeDriverManager
+
+        return ChromeDriverManager().install()
+    raise BrowserUnavailable(
+        "no chromedriver found: apt-get install chromium chromium-driver, set IMAGEDL_CHROMEDRIVER, "
+        "or allow downloads with IMAGEDL_ALLOW_DRIVER_DOWNLOAD=true"
+    )
+
+
+@contextlib.contextmanager
+def open_browser(*, width: int = 1366, height: int = 900) -> Iterator:
+    """A headless Chromium WebDriver, quit and its profile removed on exit."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary = find_chromium()
+    if binary is None:
+        raise BrowserUnavailable("no Chromium found: apt-get install chromium, or set IMAGEDL_CHROMIUM")
+    profile = tempfile.mkdtemp(prefix="imagedl-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={width},{height}")
+    options.add_argument(f"--user-data-dir={profile}")
+    options.page_load_strategy = "normal"
+    driver = None
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=_driver_path()), options=options)
+        driver.set_page_load_timeout(settings.IMAGEDL_PAGE_LOAD_TIMEOUT)
+        driver.set_script_timeout(settings.IMAGEDL_PAGE_LOAD_TIMEOUT)
+        yield driver
+    finally:
+        if driver is not None:
+            with contextlib.suppress(Exception):
+                driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

@@ -1,0 +1,135 @@
+"""Bing Images: results page, metadata JSON per result, infinite scroll, "see more".
+
+Every locator and URL shape of Bing is in this file; a markup change is a one-file fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+from django.conf import settings
+
+from downloader.engines.base import (
+    Candidate,
+    Engine,
+    EngineBlocked,
+    EventCallback,
+    SearchRules,
+    is_http_url,
+    wait_until,
+)
+
+# --- locators ----------------------------------------------------------------------
+RESULT_LINK = "a.iusc"  # attribute m: HTML-escaped JSON with murl (full size), purl, turl
+SEE_MORE_BUTTON = ".btn_seemore"
+CAPTCHA_MARKERS = ("#b_captcha", "form[action*='captcha']", "#bnp_hfly_cta")
+SEARCH_PATH = "/images/search"
+THUMBNAIL_HOSTS = ("tse1.mm.bing.net", "tse2.mm.bing.net", "tse3.mm.bing.net", "tse4.mm.bing.net")
+
+READ_RESULTS_JS = """
+const links = document.querySelectorAll(arguments[0]);
+const out = [];
+for (let i = arguments[1]; i < links.length; i++) out.push(links[i].getAttribute('m'));
+return [links.length, out];
+"""
+COUNT_JS = "return document.querySelectorAll(arguments[0]).length;"
+SEE_MORE_VISIBLE_JS = """
+const b = document.querySelector(arguments[0]);
+if (!b) return false;
+const r = b.getBoundingClientRect();
+return r.width > 0 && r.height > 0 && getComputedStyle(b).visibility !== 'hidden';
+"""
+BLOCKED_JS = "return arguments[0].some(sel => document.querySelector(sel) !== null);"
+
+
+def filter_param(rules: SearchRules) -> str:
+    """Bing's qft filter string for the job's rules."""
+    parts = []
+    if rules.min_width >= 1 or rules.min_height >= 1:
+        parts.append(f"+filterui:imagesize-custom_{max(rules.min_width, 1)}_{max(rules.min_height, 1)}")
+    if rules.formats == {"gif"}:
+        parts.append("+filterui:photo-animatedgif")
+    elif rules.formats == {"png"}:
+        parts.append("+filterui:photo-transparent")
+    return "".join(parts)
+
+
+def is_thumbnail(url: str) -> bool:
+    return any(host in url for host in THUMBNAIL_HOSTS) or "/th?id=" in url or "/th/id/" in url
+
+
+class BingEngine(Engine):
+    name = "bing"
+
+    def base_url(self) -> str:
+        return settings.IMAGEDL_BING_URL
+
+    def results_url(self, query: str, rules: SearchRules) -> str:
+        params = {"q": query, "form": "HDRSC2", "first": "1"}
+        qft = filter_param(rules)
+        if qft:
+            params["qft"] = qft
+        return f"{self.base_url()}{SEARCH_PATH}?{urlencode(params)}"
+
+    def search(
+        self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None
+    ) -> Iterator[Candidate]:
+        emit = on_event or (lambda kind, data: None)
+        driver.get(self.results_url(query, rules))
+        if (
+            driver.execute_script(BLOCKED_JS, list(CAPTCHA_MARKERS))
+            or "captcha" in driver.current_url.lower()
+        ):
+            raise EngineBlocked("captcha", "Bing asked for a CAPTCHA")
+        emit("page_loaded", {"engine": self.name})
+        read = 0
+        yielded = 0
+        seen: set[str] = set()
+        scrolls = 0
+        while yielded < wanted:
+            total, metas = driver.execute_script(READ_RESULTS_JS, RESULT_LINK, read)
+            read = total
+            for raw in metas:
+                candidate = self._candidate(raw)
+                if candidate is None or candidate.url in seen:
+                    continue
+                seen.add(candidate.url)
+                yielded += 1
+                yield candidate
+                if yielded >= wanted:
+                    return
+            if not self._load_more(driver, read):
+                emit("results_end", {"engine": self.name, "found": yielded})
+                return
+            scrolls += 1
+            emit("scrolled", {"engine": self.name, "pages": scrolls, "found": yielded})
+
+    def _candidate(self, raw: str | None) -> Candidate | None:
+        if not raw:
+            return None
+        try:
+            meta = json.loads(raw)
+        except ValueError:
+            return None
+        url = meta.get("murl")
+        if not is_http_url(url) or is_thumbnail(url):
+            return None
+        page = meta.get("purl") if is_http_url(meta.get("purl")) else ""
+        return Candidate(url=url, page_url=page, title=str(meta.get("t") or "")[:200], engine=self.name)
+
+    def _load_more(self, driver, count: int) -> bool:
+        """Scroll (or click "see more") and wait until more results appear."""
+        if driver.execute_script(SEE_MORE_VISIBLE_JS, SEE_MORE_BUTTON):
+            driver.execute_script("document.querySelector(arguments[0]).click();", SEE_MORE_BUTTON)
+        driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
+
+        def progressed() -> bool:
+            if driver.execute_script(COUNT_JS, RESULT_LINK) > count:
+                return True
+            if driver.execute_script(SEE_MORE_VISIBLE_JS, SEE_MORE_BUTTON):
+                driver.execute_script("document.querySelector(arguments[0]).click();", SEE_MORE_BUTTON)
+            return False
+
+        return bool(wait_until(progressed, self.scroll_wait()))

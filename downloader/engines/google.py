@@ -1,0 +1,97 @@
+"""Google Images: full-size URLs from the ``imgurl`` of ``/imgres`` links.
+
+Google changes its markup often; everything about it is in this file. Consent walls,
+CAPTCHA pages and thumbnail-only results are recognised and reported, never saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+from django.conf import settings
+
+from downloader.engines.base import (
+    Candidate,
+    Engine,
+    EngineBlocked,
+    EngineError,
+    EventCallback,
+    SearchRules,
+    is_http_url,
+    wait_until,
+)
+
+SEARCH_PATH = "/search"
+RESULT_LINK = "a[href*='/imgres?']"
+CONSENT_MARKERS = ("#W0wltc", "form[action*='consent']")
+CAPTCHA_URL_PART = "/sorry/"
+THUMBNAIL_MARKERS = ("encrypted-tbn", "gstatic.com/images?q=tbn")
+
+READ_LINKS_JS = """
+const links = document.querySelectorAll(arguments[0]);
+const out = [];
+for (let i = arguments[1]; i < links.length; i++) out.push(links[i].getAttribute('href'));
+return [links.length, out, document.querySelectorAll('img').length];
+"""
+COUNT_JS = "return document.querySelectorAll(arguments[0]).length;"
+BLOCKED_JS = "return arguments[0].some(sel => document.querySelector(sel) !== null);"
+
+
+def is_thumbnail(url: str) -> bool:
+    return any(marker in url for marker in THUMBNAIL_MARKERS)
+
+
+class GoogleEngine(Engine):
+    name = "google"
+
+    def base_url(self) -> str:
+        return settings.IMAGEDL_GOOGLE_URL
+
+    def search(
+        self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None
+    ) -> Iterator[Candidate]:
+        emit = on_event or (lambda kind, data: None)
+        params = {"q": query, "tbm": "isch", "hl": "en"}
+        if rules.min_width >= 1000 or rules.min_height >= 1000:
+            params["tbs"] = "isz:l"
+        driver.get(f"{self.base_url()}{SEARCH_PATH}?{urlencode(params)}")
+        if CAPTCHA_URL_PART in driver.current_url:
+            raise EngineBlocked("captcha", "Google asked for a CAPTCHA")
+        if driver.execute_script(BLOCKED_JS, list(CONSENT_MARKERS)) or "consent." in driver.current_url:
+            raise EngineBlocked("consent", "Google showed a consent wall")
+        emit("page_loaded", {"engine": self.name})
+        read, yielded, thumbnails, scrolls = 0, 0, 0, 0
+        seen: set[str] = set()
+        while yielded < wanted:
+            total, hrefs, images = driver.execute_script(READ_LINKS_JS, RESULT_LINK, read)
+            read = total
+            for href in hrefs:
+                query_args = parse_qs(urlsplit(urljoin(driver.current_url, href or "")).query)
+                url = (query_args.get("imgurl") or [""])[0]
+                if not is_http_url(url) or is_thumbnail(url):
+                    thumbnails += 1
+                    continue
+                if url in seen:
+                    continue
+                seen.add(url)
+                yielded += 1
+                page = (query_args.get("imgrefurl") or [""])[0]
+                yield Candidate(url=url, page_url=page if is_http_url(page) else "", engine=self.name)
+                if yielded >= wanted:
+                    return
+            if read == 0 and yielded == 0:
+                if images:
+                    raise EngineError("thumbnails_only", "Google showed only thumbnails")
+                raise EngineError("no_results", "Google showed no results")
+            if yielded == 0 and thumbnails >= read:
+                raise EngineError("thumbnails_only", "Google offered only thumbnails")
+            driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
+            grew = wait_until(
+                lambda b=read: driver.execute_script(COUNT_JS, RESULT_LINK) > b, self.scroll_wait()
+            )
+            if not grew:
+                emit("results_end", {"engine": self.name, "found": yielded})
+                return
+            scrolls += 1
+            emit("scrolled", {"engine": self.name, "pages": scrolls, "found": yielded})

@@ -1,0 +1,119 @@
+"""The page extractor: every image a page shows or links to, at its largest.
+
+Loads the page, scrolls until lazy loading stops adding images, then collects the
+largest candidate of every ``img`` (src, srcset, data-src, data-srcset, data-original
+and similar), ``picture`` sources, links to image files, and og:image/twitter:image.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from urllib.parse import urljoin, urlsplit
+
+from downloader.engines.base import Candidate, EngineError, EventCallback, is_http_url, wait_until
+
+LAZY_ATTRIBUTES = ("data-src", "data-original", "data-lazy-src", "data-url", "data-hi-res-src", "data-full")
+LAZY_SRCSETS = ("data-srcset", "data-lazy-srcset")
+IMAGE_LINK = re.compile(r"\.(jpe?g|png|webp|gif|avif|bmp)(\?|#|$)", re.IGNORECASE)
+
+COLLECT_JS = """
+const lazy = arguments[0], lazySets = arguments[1];
+const imgs = [];
+for (const img of document.querySelectorAll('img')) {
+  const rec = {src: img.getAttribute('src') || '', current: img.currentSrc || '',
+               srcset: img.getAttribute('srcset') || '', width: img.naturalWidth || 0, lazy: [], sets: []};
+  for (const a of lazy) { const v = img.getAttribute(a); if (v) rec.lazy.push(v); }
+  for (const a of lazySets) { const v = img.getAttribute(a); if (v) rec.sets.push(v); }
+  const pic = img.closest('picture');
+  if (pic) for (const s of pic.querySelectorAll('source')) {
+    const v = s.getAttribute('srcset') || s.getAttribute('data-srcset'); if (v) rec.sets.push(v);
+  }
+  imgs.push(rec);
+}
+const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'));
+const metas = Array.from(document.querySelectorAll(
+  "meta[property='og:image'], meta[property='og:image:url'], " +
+  "meta[name='twitter:image'], meta[property='twitter:image']"
+)).map(m => m.getAttribute('content'));
+return {base: document.baseURI, imgs: imgs, links: links, metas: metas};
+"""
+
+
+def largest_from_srcset(srcset: str) -> tuple[str, float] | None:
+    """The candidate with the largest width (``w``) or density (``x``) descriptor."""
+    best: tuple[str, float] | None = None
+    for part in re.split(r",\s+(?=\S)", srcset.strip()):
+        pieces = part.strip().split()
+        if not pieces:
+            continue
+        url, score = pieces[0].rstrip(","), 1.0
+        if len(pieces) > 1:
+            descriptor = pieces[1].lower()
+            try:
+                if descriptor.endswith("w"):
+                    score = float(descriptor[:-1])
+                elif descriptor.endswith("x"):
+                    score = float(descriptor[:-1]) * 1000  # 2x beats any unknown width
+            except ValueError:
+                score = 1.0
+        if best is None or score > best[1]:
+            best = (url, score)
+    return best
+
+
+def pick_urls(collected: dict) -> list[str]:
+    """Absolute http(s) URLs, one per image element (its largest), then links and metas."""
+    base = collected.get("base") or ""
+    found: list[str] = []
+
+    def add(url: str | None) -> None:
+        if not url or url.startswith("data:"):
+            return
+        absolute = urljoin(base, url.strip())
+        if is_http_url(absolute) and absolute not in found:
+            found.append(absolute)
+
+    for meta in collected.get("metas", []):
+        add(meta)
+    for img in collected.get("imgs", []):
+        choices = [largest_from_srcset(s) for s in [img.get("srcset", ""), *img.get("sets", [])] if s]
+        choices = [c for c in choices if c]
+        if choices:
+            add(max(choices, key=lambda c: c[1])[0])
+        elif img.get("lazy"):
+            add(img["lazy"][0])
+        else:
+            add(img.get("current") or img.get("src"))
+    for href in collected.get("links", []):
+        if href and IMAGE_LINK.search(urlsplit(href).path or href):
+            add(href)
+    return found
+
+
+def extract_page_images(
+    driver,
+    page_url: str,
+    *,
+    wanted: int,
+    on_event: EventCallback | None = None,
+    scroll_wait: float | None = None,
+) -> Iterator[Candidate]:
+    from django.conf import settings
+
+    emit = on_event or (lambda kind, data: None)
+    if not is_http_url(page_url):
+        raise EngineError("bad_url", "only http and https pages can be read")
+    driver.get(page_url)
+    emit("page_loaded", {"engine": "page"})
+    wait = settings.IMAGEDL_SCROLL_WAIT if scroll_wait is None else scroll_wait
+    count_js = "return document.querySelectorAll('img').length + document.body.scrollHeight;"
+    for _ in range(30):  # lazy loaders add images as we scroll; stop when nothing changes
+        before = driver.execute_script(count_js)
+        driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
+        if not wait_until(lambda b=before: driver.execute_script(count_js) != b, min(wait, 2.0)):
+            break
+    urls = pick_urls(driver.execute_script(COLLECT_JS, list(LAZY_ATTRIBUTES), list(LAZY_SRCSETS)))
+    emit("results_end", {"engine": "page", "found": len(urls)})
+    for url in urls[:wanted]:
+        yield Candidate(url=url, page_url=page_url, engine="page")

@@ -1,0 +1,274 @@
+"""One threaded HTTP server imitating Bing Images, DuckDuckGo Images and Google Images
+with the markup and request shapes the real sites use (see shared/design/engines.md),
+plus arbitrary pages for the page extractor.
+
+    imitation = SearchImitation("127.0.0.20", image_url=lambda i: f"http://.../img/{i}.jpeg",
+                                total=200, batch_latency=0.3, see_more_after=70).start()
+    settings.IMAGEDL_BING_URL = imitation.base
+
+``mode`` per engine ("ok", "captcha", "consent", "thumbnails", "rate_limited",
+"changed") makes that engine misbehave the way the real one does. Requests are
+recorded in ``requests`` as (path, query dict).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+PAGE_STYLE = "<style>body{margin:0;font:14px sans-serif} li,.r{height:110px;list-style:none}</style>"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(
+        self, status: int, body: str | bytes, ctype: str = "text/html; charset=utf-8", **headers
+    ) -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        imitation = self.server.imitation
+        with imitation.lock:
+            imitation.requests.append((parts.path, query))
+        try:
+            route = {
+                "/images/search": imitation.bing_page,
+                "/images/async": imitation.bing_async,
+                "/i.js": imitation.ddg_json,
+                "/search": imitation.google_page,
+                "/sorry/index": lambda q: (
+                    200,
+                    "<html><body>Our systems have detected unusual traffic</body></html>",
+                ),
+            }.get(parts.path)
+            if parts.path == "/" and query.get("ia") == "images":
+                route = imitation.ddg_page
+            if route is None and parts.path in imitation.pages:
+                return self._send(200, imitation.pages[parts.path])
+            if route is None:
+                return self._send(404, "not found")
+            result = route(query)
+            status, body = result[0], result[1]
+            headers = result[2] if len(result) > 2 else {}
+            ctype = "application/json" if parts.path == "/i.js" else "text/html; charset=utf-8"
+            self._send(status, body, ctype, **headers)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class SearchImitation:
+    def __init__(
+        self,
+        address: str = "127.0.0.1",
+        *,
+        image_url: Callable[[int], str],
+        total: int = 200,
+        batch: int = 35,
+        batch_latency: float = 0.0,
+        see_more_after: int | None = None,
+        modes: dict[str, str] | None = None,
+    ) -> None:
+        if not address.startswith("127."):
+            raise ValueError("imitations live on 127.0.0.0/8 only")
+        self.image_url = image_url
+        self.total = total
+        self.batch = batch
+        self.batch_latency = batch_latency
+        self.see_more_after = see_more_after
+        self.modes = {"bing": "ok", "duckduckgo": "ok", "google": "ok", **(modes or {})}
+        self.pages: dict[str, str] = {}
+        self.requests: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+        self._server = _Server((address, 0), _Handler)
+        self._server.imitation = self
+        self.address, self.port = self._server.server_address[:2]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.address}:{self.port}"
+
+    def start(self) -> SearchImitation:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def count(self, path: str) -> int:
+        with self.lock:
+            return sum(1 for p, _ in self.requests if p == path)
+
+    # --- Bing ----------------------------------------------------------------------
+
+    def _bing_items(self, first: int, count: int) -> str:
+        items = []
+        for index in range(first, min(first + count, self.total + 1)):
+            meta = {
+                "murl": self.image_url(index),
+                "purl": f"http://example.org/article/{index}",
+                "turl": f"https://tse2.mm.bing.net/th?id=OIP.{index}&pid=Api",
+                "t": f"Result {index}",
+                "desc": "",
+            }
+            if self.modes["bing"] == "thumbnails":
+                meta["murl"] = meta["turl"]
+            cls = "iusc-changed" if self.modes["bing"] == "changed" else "iusc"
+            items.append(
+                f'<li data-idx="{index}"><div class="iuscp"><a class="{cls}" m="{html.escape(json.dumps(meta))}" '
+                f'href="/images/search?view=detailV2&amp;id={index}"><div class="img_cont">result {index}</div></a>'
+                f'<div class="img_info"><span class="nowrap">640 x 480 · jpeg</span></div></div></li>'
+            )
+        return "".join(items)
+
+    def bing_page(self, query: dict):
+        if self.modes["bing"] == "captcha":
+            return 200, "<html><body><div id='b_captcha'>Please solve the challenge</div></body></html>"
+        first_batch = self._bing_items(1, self.batch)
+        script = f"""
+<script>
+(function() {{
+  const q = {json.dumps(query.get("q", ""))};
+  let next = {self.batch + 1}, loading = false, seeMoreClicked = false;
+  const total = {self.total}, seeMoreAfter = {self.see_more_after or 0};
+  const button = document.querySelector('.btn_seemore');
+  function load() {{
+    if (loading || next > total) return;
+    if (seeMoreAfter && next > seeMoreAfter && !seeMoreClicked) {{ button.style.display = 'block'; return; }}
+    loading = true;
+    fetch('/images/async?q=' + encodeURIComponent(q) + '&first=' + next + '&count=35&async=1')
+      .then(r => r.text()).then(fragment => {{
+        const ul = document.createElement('ul');
+        ul.className = 'dgControl_list';
+        ul.innerHTML = fragment;
+        document.getElementById('b_more').appendChild(ul);
+        const got = ul.querySelectorAll('li').length;
+        next = got ? next + got : total + 1;
+        loading = false;
+        if (document.body.scrollHeight <= window.innerHeight + window.scrollY + 300) load();
+      }});
+  }}
+  window.addEventListener('scroll', () => {{
+    if (window.innerHeight + window.scrollY >= document.body.scrollHeight - 300) load();
+  }});
+  button.addEventListener('click', () => {{ seeMoreClicked = true; button.style.display = 'none'; load(); }});
+}})();
+</script>"""
+        body = (
+            f"<!doctype html><html><head><title>{html.escape(query.get('q', ''))} - Bing images</title>{PAGE_STYLE}"
+            f"</head><body><ul class='dgControl_list'>{first_batch}</ul><div id='b_more'></div>"
+            f"<a class='btn_seemore' href='#' style='display:none' onclick='return false'>See more images</a>"
+            f"{script}</body></html>"
+        )
+        return 200, body
+
+    def bing_async(self, query: dict):
+        if self.batch_latency:
+            time.sleep(self.batch_latency)
+        first = int(query.get("first", "1"))
+        return 200, self._bing_items(first, int(query.get("count", self.batch)))
+
+    # --- DuckDuckGo ----------------------------------------------------------------
+
+    def ddg_page(self, query: dict):
+        if self.modes["duckduckgo"] == "captcha":
+            return (
+                200,
+                "<html><body>We detected an anomaly in your request. Select all squares with ducks.</body></html>",
+            )
+        return 200, (
+            f"<html><head>{PAGE_STYLE}</head><body><div id='react'></div>"
+            f"<script>DDG.deep.initialize('/d.js?q={quote(query.get('q', ''))}&vqd=\"4-3141592653\"');"
+            "var vqd='4-3141592653';</script></body></html>"
+        )
+
+    def ddg_json(self, query: dict):
+        if self.batch_latency:
+            time.sleep(self.batch_latency)
+        if self.modes["duckduckgo"] == "rate_limited":
+            return 403, json.dumps({"error": "forbidden"})
+        if query.get("vqd") != "4-3141592653":
+            return 403, json.dumps({"error": "bad vqd"})
+        offset = int(query.get("s", "0"))
+        results = []
+        for index in range(offset + 1, min(offset + 100, self.total) + 1):
+            image = self.image_url(index)
+            if self.modes["duckduckgo"] == "thumbnails":
+                image = f"https://external-content.duckduckgo.com/iu/?u={quote(image)}"
+            results.append(
+                {
+                    "image": image,
+                    "thumbnail": f"https://tse1.mm.bing.net/th?id={index}",
+                    "title": f"r{index}",
+                    "url": f"http://example.org/ddg/{index}",
+                    "width": 640,
+                    "height": 480,
+                }
+            )
+        body = {"results": results}
+        if offset + 100 < self.total:
+            body["next"] = "i.js?" + urlencode({"q": query.get("q", ""), "s": offset + 100})
+        return 200, json.dumps(body)
+
+    # --- Google ----------------------------------------------------------------------
+
+    def _google_links(self, start: int, count: int) -> str:
+        links = []
+        for index in range(start, min(start + count, self.total + 1)):
+            image = self.image_url(index)
+            if self.modes["google"] == "thumbnails":
+                image = f"https://encrypted-tbn0.gstatic.com/images?q=tbn:{index}"
+            href = "/imgres?" + urlencode({"imgurl": image, "imgrefurl": f"http://example.org/g/{index}"})
+            links.append(f"<div class='r'><a href='{html.escape(href)}'>result {index}</a></div>")
+        return "".join(links)
+
+    def google_page(self, query: dict):
+        mode = self.modes["google"]
+        if mode == "captcha":
+            return 302, "", {"Location": "/sorry/index?continue=x"}
+        if mode == "consent":
+            return 200, "<html><body><div id='W0wltc' role='button'>Reject all</div></body></html>"
+        if query.get("async") == "1":
+            if self.batch_latency:
+                time.sleep(self.batch_latency)
+            return 200, self._google_links(int(query.get("start", "1")), 20)
+        script = f"""<script>
+let next = 21, loading = false; const total = {self.total};
+window.addEventListener('scroll', () => {{
+  if (loading || next > total) return;
+  if (window.innerHeight + window.scrollY < document.body.scrollHeight - 300) return;
+  loading = true;
+  fetch('/search?tbm=isch&async=1&start=' + next).then(r => r.text()).then(t => {{
+    const d = document.createElement('div'); d.innerHTML = t; document.getElementById('more').appendChild(d);
+    next += 20; loading = false; }});
+}});
+</script>"""
+        return 200, (
+            f"<html><head>{PAGE_STYLE}</head><body><div id='islrg'>{self._google_links(1, 20)}</div>"
+            f"<div id='more'></div>{script}</body></html>"
+        )

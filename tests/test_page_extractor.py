@@ -1,0 +1,73 @@
+"""The page extractor picks the largest candidate of every image on a real page."""
+
+from __future__ import annotations
+
+import pytest
+
+from downloader.browser import open_browser
+from downloader.engines.page import extract_page_images, largest_from_srcset, pick_urls
+from tests.imitations import SearchImitation
+
+PAGE = """<!doctype html><html><head>
+<meta property="og:image" content="/social/cover.jpg">
+<style>.spacer{height:2500px}</style></head><body>
+<img src="/small/a.jpg" srcset="/img/a-480.jpg 480w, /img/a-1600.jpg 1600w, /img/a-800.jpg 800w">
+<img src="/placeholder.gif" data-src="/lazy/b.jpg">
+<picture><source srcset="/pic/c-1x.webp 1x, /pic/c-2x.webp 2x"><img src="/pic/c.jpg"></picture>
+<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">
+<a href="/files/d.png">download</a> <a href="/about">about</a>
+<a href="https://cdn.example.net/e.jpeg?size=large">big</a>
+<div class="spacer"></div>
+<div id="late"></div>
+<script>
+window.addEventListener('scroll', () => {
+  if (!document.getElementById('lazyadded')) {
+    const img = document.createElement('img'); img.id = 'lazyadded'; img.src = '/late/f.jpg';
+    document.getElementById('late').appendChild(img);
+  }
+});
+</script>
+<img src="/small/a.jpg">
+</body></html>"""
+
+
+def test_srcset_largest():
+    assert largest_from_srcset("a.jpg 480w, b.jpg 1600w, c.jpg 800w") == ("b.jpg", 1600.0)
+    assert largest_from_srcset("a.jpg 1x, b.jpg 2x")[0] == "b.jpg"
+    assert largest_from_srcset("only.jpg")[0] == "only.jpg"
+
+
+def test_pick_urls_resolves_and_skips_data_and_duplicates():
+    urls = pick_urls(
+        {
+            "base": "http://site.test/dir/page.html",
+            "imgs": [
+                {"src": "x.jpg", "srcset": "", "sets": [], "lazy": []},
+                {"src": "data:abc", "sets": [], "lazy": []},
+            ],
+            "links": ["x.jpg", "/doc.pdf", "javascript:void(0)"],
+            "metas": [],
+        }
+    )
+    assert urls == ["http://site.test/dir/x.jpg"]
+
+
+@pytest.mark.browser
+def test_a_real_page_with_lazy_images_srcsets_links_and_og_image(settings):
+    server = SearchImitation("127.0.0.22", image_url=lambda i: "").start()
+    server.pages["/gallery"] = PAGE
+    settings.IMAGEDL_SCROLL_WAIT = 1.0
+    try:
+        with open_browser() as driver:
+            found = list(extract_page_images(driver, server.base + "/gallery", wanted=50))
+    finally:
+        server.stop()
+    base = server.base
+    urls = [c.url for c in found]
+    assert urls[0] == base + "/social/cover.jpg"
+    for expected in ["/img/a-1600.jpg", "/lazy/b.jpg", "/pic/c-2x.webp", "/files/d.png", "/late/f.jpg"]:
+        assert base + expected in urls
+    assert "https://cdn.example.net/e.jpeg?size=large" in urls
+    assert base + "/img/a-480.jpg" not in urls and base + "/placeholder.gif" not in urls
+    assert len(urls) == len(set(urls))
+    assert all(c.page_url == base + "/gallery" for c in found)
