@@ -343,7 +343,9 @@ IMAGEDL_DUCKDUCKGO_URL = env_str("IMAGEDL_DUCKDUCKGO_URL", "https://duckduckgo.c
 IMAGEDL_GOOGLE_URL = env_str("IMAGEDL_GOOGLE_URL", "https://www.google.com").rstrip("/")
 IMAGEDL_ENGINE_ORDER = env_list("IMAGEDL_ENGINE_ORDER", ["bing", "duckduckgo", "google"])
 if unknown_engines := set(IMAGEDL_ENGINE_ORDER) - {"bing", "duckduckgo", "google"}:
-    raise ImproperlyConfigured(f"IMAGEDL_ENGINE_ORDER names unknown engines: {', '.join(sorted(unknown_engines))}")
+    raise ImproperlyConfigured(
+        f"IMAGEDL_ENGINE_ORDER names unknown engines: {', '.join(sorted(unknown_engines))}"
+    )
 IMAGEDL_CHROMIUM = env_str("IMAGEDL_CHROMIUM", "")  # empty: /usr/bin/chromium or PATH
 IMAGEDL_CHROMEDRIVER = env_str("IMAGEDL_CHROMEDRIVER", "")  # empty: /usr/bin/chromedriver or PATH
 IMAGEDL_ALLOW_DRIVER_DOWNLOAD = env_bool("IMAGEDL_ALLOW_DRIVER_DOWNLOAD", False)

@@ -1,0 +1,71 @@
+"""`manage.py download_urls` for people who already have URLs."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.imagehosts import ImageHost
+
+
+@pytest.fixture(scope="module")
+def host():
+    with ImageHost("127.0.0.14") as server:
+        yield server
+
+
+def test_writes_a_zip_with_only_the_valid_unique_images(host, tmp_path, capsys):
+    lines = [host.url(f"/img/{n}.jpeg?w=300&h=200") for n in range(8)]
+    lines += [
+        host.url("/html.jpg"),
+        host.url("/img/0.jpeg?w=300&h=200"),
+        "# a comment",
+        "",
+        host.url("/status/404"),
+    ]
+    listing = tmp_path / "urls.txt"
+    listing.write_text("\n".join(lines))
+    out = tmp_path / "out.zip"
+    call_command("download_urls", str(listing), "--out", str(out), "--no-progress", "--concurrency", "4")
+    summary = capsys.readouterr().out
+    assert "kept 8" in summary and "html=1" in summary and "http_404=1" in summary
+    with zipfile.ZipFile(out) as zf:
+        assert len([n for n in zf.namelist() if n.endswith(".jpg")]) == 8
+        assert "manifest.csv" in zf.namelist()
+
+
+def test_writes_a_folder_and_applies_filters(host, tmp_path, capsys):
+    listing = tmp_path / "urls.txt"
+    listing.write_text(
+        "\n".join(
+            [
+                host.url("/img/50.png?w=900&h=700"),
+                host.url("/img/51.png?w=100&h=100"),
+                host.url("/img/52.gif?w=900&h=700"),
+            ]
+        )
+    )
+    call_command(
+        "download_urls",
+        str(listing),
+        "--out",
+        str(tmp_path / "dir"),
+        "--min-size",
+        "800x600",
+        "--formats",
+        "png",
+        "--no-progress",
+    )
+    assert [p.name for p in (tmp_path / "dir").iterdir()] == ["image_0001.png"]
+    assert "too_small=1" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_clear(tmp_path):
+    with pytest.raises(CommandError, match="is not a file"):
+        call_command("download_urls", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x.zip"))
+    listing = tmp_path / "u.txt"
+    listing.write_text("http://127.0.0.1/a.jpg")
+    with pytest.raises(CommandError, match="WIDTHxHEIGHT"):
+        call_command("download_urls", str(listing), "--out", str(tmp_path / "x.zip"), "--min-size", "big")
