@@ -125,7 +125,9 @@ def collect_images(
     in_flight: dict[Future, Candidate] = {}
     per_host: Counter = Counter()
     stop = threading.Event()
-    lookahead = fetcher.concurrency * 4
+    # Queued candidates waiting for a free host slot; drawing more forces the engine
+    # to scroll for results that may never be needed.
+    lookahead = max(8, fetcher.per_host * 2)
 
     def report(kind: str, **info) -> None:
         if progress is not None:

@@ -1,3 +1,5 @@
+import os
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -10,6 +12,12 @@ def _ensure_schedules(sender, using="default", **kwargs) -> None:
     ensure_purge_schedule()
 
 
+def _reset_cassandra_in_child() -> None:
+    from jobs.cassandra import reset_after_fork
+
+    reset_after_fork()
+
+
 class JobsConfig(AppConfig):
     name = "jobs"
     verbose_name = "Image jobs"
@@ -19,3 +27,5 @@ class JobsConfig(AppConfig):
 
         # After django_q's tables exist (its post_migrate runs for every app).
         post_migrate.connect(_ensure_schedules, dispatch_uid="imagedl-schedules")
+        # django-q2 forks its workers after the parent has talked to Cassandra (checks).
+        os.register_at_fork(after_in_child=_reset_cassandra_in_child)

@@ -26,3 +26,21 @@ def ping(timeout: float = 2.0) -> str:
     """Return the node's release version, or raise if Cassandra does not answer."""
     row = execute("SELECT release_version FROM system.local", timeout=timeout).one()
     return row["release_version"] if isinstance(row, dict) else row.release_version
+
+
+def reset_after_fork() -> None:
+    """Forget the parent's Cassandra session in a forked child (django-q2 workers).
+
+    A driver session does not survive fork: its I/O thread stays in the parent and
+    the child would wait forever. The next query in the child connects afresh.
+    """
+    import threading
+
+    for conn in list(cql_connection._connections.values()):
+        if conn.session is not None or conn.cluster is not None:
+            conn.cluster = None
+            conn.session = None
+            conn.lazy_connect = True
+            conn.lazy_connect_lock = threading.RLock()
+    cql_connection.cluster = None
+    cql_connection.session = None

@@ -42,7 +42,7 @@ def email_send(job_id: str, kind: str, attempt: int = 1) -> str:
             error=type(exc).__name__,
         )
         return f"retry in {delay}s"
-    record_event(job.id, "email_sent", f"Sent the {kind} email", kind=kind)
+    record_event(job.id, "email_sent", f"Sent the {kind} email", email=kind)
     return "sent"
 
 

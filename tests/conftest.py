@@ -8,8 +8,14 @@ into it; ``cassandra_db`` truncates them before each test that uses it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -69,39 +75,57 @@ def worker_env(django_db_setup):
     return env
 
 
-@pytest.fixture
-def worker(worker_env, cassandra_db):
-    """A real django-q2 cluster (manage.py qcluster) running against the test databases.
-
-    Tests using it need `@pytest.mark.django_db(transaction=True, databases="__all__")`:
-    the worker only sees committed rows, and django-q2 touches every connection.
-    """
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
+def _start_worker(env: dict, log_dir) -> subprocess.Popen:
     from django.conf import settings
 
-    log_path = Path(settings.TEST_DIR) / f"worker-{time.monotonic_ns()}.log"
+    log_path = Path(log_dir) / f"worker-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
             cwd=settings.BASE_DIR,
-            env=worker_env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True,  # its own process group: killpg reaches Chromium too
         )
     proc.log_path = log_path
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def start_worker(worker_env, cassandra_db):
+    """Start real django-q2 clusters (manage.py qcluster) against the test databases.
+
+    ``start_worker(EMAIL_PORT="2525", ...)`` adds environment variables. Tests using it
+    need `@pytest.mark.django_db(transaction=True, databases="__all__")`: the worker only
+    sees committed rows, and django-q2 touches every connection.
+    """
+    from django.conf import settings
+
+    started: list[subprocess.Popen] = []
+
+    def start(**extra: str) -> subprocess.Popen:
+        proc = _start_worker({**worker_env, **extra}, settings.TEST_DIR)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        stop_worker(proc)
+
+
+@pytest.fixture
+def worker(start_worker):
+    """One worker with the default test environment."""
+    return start_worker()

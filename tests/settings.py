@@ -10,7 +10,13 @@ STORAGES = {
     # Manifest storage needs collectstatic; tests serve static files as they are.
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# In-memory mail, except for worker processes that end-to-end tests point at their
+# own SMTP server through EMAIL_HOST.
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.locmem.EmailBackend"  # noqa: F405
+)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",

@@ -1,0 +1,171 @@
+"""Whole jobs through a real worker: submit, run at its time, emails over real SMTP,
+the download link, a worker killed mid-job, and a mail server that is down."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import signal
+import time
+import zipfile
+from urllib.parse import urlsplit
+
+import pytest
+from PIL import Image
+
+from jobs import records, services
+from jobs.events import job_events
+from jobs.models import JobStatus
+from tests.conftest import stop_worker
+from tests.imagehosts import ImageHost
+from tests.imitations import SearchImitation
+from tests.mailserver import MailServer, free_port, html_body, text_body
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
+
+
+def wait_for(predicate, timeout, interval=0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+@pytest.fixture
+def hosts():
+    started = [ImageHost(f"127.0.0.{n}", latency=0.02).start() for n in (51, 52, 53)]
+    yield started
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def search(hosts):
+    server = SearchImitation(
+        "127.0.0.50", image_url=lambda i: hosts[i % 3].url(f"/img/{5000 + i}.jpeg?w=320&h=240"), total=300
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailserver():
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+
+def env_for(search: SearchImitation, mail_port: int, **extra: str) -> dict[str, str]:
+    return {
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(mail_port),
+        "IMAGEDL_BING_URL": search.base,
+        "IMAGEDL_DUCKDUCKGO_URL": search.base,
+        "IMAGEDL_GOOGLE_URL": search.base,
+        "IMAGEDL_SCROLL_WAIT": "2",
+        "IMAGEDL_BASE_URL": "http://testserver",
+        **extra,
+    }
+
+
+def submit(count: int, run_at: dt.datetime | None = None, zone: str = "America/New_York"):
+    return services.job_submit(
+        email="grace@example.org",
+        query="red fox",
+        requested_count=count,
+        run_at=run_at or dt.datetime.now(dt.UTC),
+        time_zone=zone,
+    )
+
+
+def link_in(message, label_pattern: str) -> str:
+    match = re.search(label_pattern + r"\s*(http\S+)", text_body(message))
+    assert match, text_body(message)
+    return match.group(1)
+
+
+def test_submit_run_email_and_download(client, start_worker, search, mailserver):
+    start_worker(**env_for(search, mailserver.port))
+    job = submit(40)
+
+    accepted = mailserver.wait_for("grace@example.org", "scheduled")
+    assert "red fox" in text_body(accepted) and "/jobs/" in html_body(accepted)
+    mailserver.wait_for("grace@example.org", "has started", timeout=60)
+    ready = mailserver.wait_for("grace@example.org", "are ready", timeout=120)
+    assert "40 images are ready" in str(ready["Subject"])
+    body = text_body(ready)
+    assert "40 images" in body and "KB" in body or "MB" in body
+    download = link_in(ready, r"Download them \(one click\):")
+    assert str(job.id) not in download  # a signed token, not the bare id
+
+    response = client.get(urlsplit(download).path)
+    assert response.status_code == 200
+    assert 'filename="red-fox.zip"' in response["Content-Disposition"]
+    data = b"".join(response.streaming_content)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        images = [n for n in zf.namelist() if n != "manifest.csv"]
+        assert len(images) == 40
+        for name in images:
+            with Image.open(io.BytesIO(zf.read(name))) as img:
+                img.load()
+    done = records.get_job(job.id)
+    assert done.status == JobStatus.DONE and done.archive_bytes == len(data)
+    kinds = [e.kind for e in job_events(job.id)]
+    assert kinds.count("email_sent") == 3
+
+
+def test_a_future_job_waits_for_its_time(start_worker, search, mailserver):
+    start_worker(**env_for(search, mailserver.port))
+    job = submit(5, run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2), zone="Asia/Tokyo")
+    mailserver.wait_for("grace@example.org", "scheduled")
+    time.sleep(3)
+    assert records.get_job(job.id).status == JobStatus.SCHEDULED
+    assert services.job_cancel(records.get_job(job.id))
+
+
+def test_a_killed_worker_does_not_lose_the_job(start_worker, search, hosts, mailserver):
+    for host in hosts:
+        host._server.latency = 0.8
+    env = env_for(
+        search,
+        mailserver.port,
+        IMAGEDL_PER_HOST_CONNECTIONS="1",
+        IMAGEDL_JOB_TIMEOUT="60",
+        IMAGEDL_TASK_RETRY="70",
+    )
+    first = start_worker(**env)
+    job = submit(30)
+    assert wait_for(lambda: (records.get_job(job.id).downloaded_count or 0) >= 6, timeout=90)
+    stop_worker(first, signal.SIGKILL)
+    kept_before = len(records.job_images(job.id))
+    assert 6 <= kept_before < 30
+    start_worker(**env)  # the task is re-delivered once its lease (IMAGEDL_TASK_RETRY) runs out
+    assert wait_for(lambda: records.get_job(job.id).status == JobStatus.DONE, timeout=200, interval=1)
+    done = records.get_job(job.id)
+    assert done.downloaded_count == 30 and done.attempts == 2
+    assert "resumed" in [e.kind for e in job_events(job.id)]
+    fetched_twice = [p for h in hosts for p, n in h.hits.items() if p.startswith("/img/") and n > 1]
+    assert len(fetched_twice) <= 3  # at most the downloads in flight when it died
+
+
+def test_mail_server_down_delays_the_email_but_not_the_job(start_worker, search):
+    port = free_port()
+    start_worker(**env_for(search, port, IMAGEDL_EMAIL_RETRY_SECONDS="1"))
+    job = submit(5)
+    assert wait_for(lambda: records.get_job(job.id).status == JobStatus.DONE, timeout=90)
+    assert wait_for(lambda: "email_delayed" in [e.kind for e in job_events(job.id)], timeout=30)
+    mail = MailServer(port=port).start()
+    try:
+        ready = mail.wait_for("grace@example.org", "are ready", timeout=120)
+        assert "5 images" in text_body(ready)
+    finally:
+        mail.stop()
+    assert records.get_job(job.id).status == JobStatus.DONE
