@@ -1,7 +1,7 @@
 """Settings for the test suite: the real settings with test-only storage and mail."""
 
 from imagedl_site.settings import *  # noqa: F403
-from imagedl_site.settings import VAR_DIR
+from imagedl_site.settings import EMAIL_HOST, VAR_DIR
 
 TEST_DIR = VAR_DIR / "test"
 MEDIA_ROOT = TEST_DIR / "media"
@@ -15,7 +15,7 @@ STORAGES = {
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
-    else "django.core.mail.backends.locmem.EmailBackend"  # noqa: F405
+    else "django.core.mail.backends.locmem.EmailBackend"
 )
 CACHES = {
     "default": {

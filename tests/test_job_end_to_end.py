@@ -102,7 +102,7 @@ def test_submit_run_email_and_download(client, start_worker, search, mailserver)
     ready = mailserver.wait_for("grace@example.org", "are ready", timeout=120)
     assert "40 images are ready" in str(ready["Subject"])
     body = text_body(ready)
-    assert "40 images" in body and "KB" in body or "MB" in body
+    assert ("40 images" in body and "KB" in body) or "MB" in body
     download = link_in(ready, r"Download them \(one click\):")
     assert str(job.id) not in download  # a signed token, not the bare id
 
