@@ -85,6 +85,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "jobs.context_processors.site",
             ],
         },
     },
@@ -351,3 +352,11 @@ IMAGEDL_CHROMEDRIVER = env_str("IMAGEDL_CHROMEDRIVER", "")  # empty: /usr/bin/ch
 IMAGEDL_ALLOW_DRIVER_DOWNLOAD = env_bool("IMAGEDL_ALLOW_DRIVER_DOWNLOAD", False)
 IMAGEDL_PAGE_LOAD_TIMEOUT = env_float("IMAGEDL_PAGE_LOAD_TIMEOUT", 30.0, minimum=1.0)
 IMAGEDL_SCROLL_WAIT = env_float("IMAGEDL_SCROLL_WAIT", 6.0, minimum=0.2)
+
+# --- Public web ----------------------------------------------------------------------
+IMAGEDL_SUBMIT_RATE_PER_IP = env_str("IMAGEDL_SUBMIT_RATE_PER_IP", "20/h")
+IMAGEDL_SUBMIT_RATE_PER_EMAIL = env_str("IMAGEDL_SUBMIT_RATE_PER_EMAIL", "10/h")
+# Client address header set by your proxy (e.g. HTTP_X_FORWARDED_FOR); empty: REMOTE_ADDR.
+IMAGEDL_CLIENT_IP_HEADER = env_str("IMAGEDL_CLIENT_IP_HEADER", "")
+MIDDLEWARE.insert(1, "jobs.middleware.SecurityHeadersMiddleware")
+CSRF_FAILURE_VIEW = "jobs.views.csrf_failure"

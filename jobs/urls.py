@@ -7,9 +7,11 @@ app_name = "jobs"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("jobs/<str:token>/submitted", views.submitted, name="submitted"),
     path("jobs/<str:token>/", views.status, name="status"),
     path("jobs/<str:token>/status.json", views.status_json, name="status_json"),
     path("jobs/<str:token>/cancel", views.cancel, name="cancel"),
     path("jobs/<str:token>/download", views.download, name="download"),
+    path("jobs/<str:token>/thumb/<int:number>.jpg", views.thumbnail, name="thumbnail"),
     path("jobs/<str:token>/resubmit", views.resubmit, name="resubmit"),
 ]

@@ -1,22 +1,283 @@
-"""Public views of the jobs app (preliminary: the web work replaces the pages)."""
+"""The public pages: the form, the submitted page, the status page and its JSON, the
+download, cancel and resubmit. Every job URL carries a signed token (jobs.links)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
+import zipfile
+
+from cassandra.util import datetime_from_uuid1
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
-from jobs import links, records
+from jobs import links, records, services
+from jobs.emails import human_bytes, in_job_zone
+from jobs.estimate import estimate_seconds
+from jobs.events import job_events
+from jobs.forms import JobForm
 from jobs.health import health_report
-from jobs.models import JobStatus
+from jobs.models import Job, JobStatus
+from jobs.ratelimit import allow, parse_rate
+
+STATUS_WORDS = {
+    JobStatus.SCHEDULED: "Scheduled",
+    JobStatus.RUNNING: "Running",
+    JobStatus.DONE: "Ready to download",
+    JobStatus.FAILED: "Failed",
+    JobStatus.CANCELLED: "Cancelled",
+    JobStatus.EXPIRED: "Expired",
+}
+
+
+class LinkProblem(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _client_ip(request: HttpRequest) -> str:
+    header = settings.IMAGEDL_CLIENT_IP_HEADER
+    if header and request.META.get(header):
+        return request.META[header].split(",")[0].strip()
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _job_from(token: str, purpose: str) -> Job:
+    try:
+        job_id = links.read_token(token, purpose)
+    except links.LinkError as exc:
+        raise LinkProblem(exc.reason) from None
+    job = records.get_job(job_id)
+    if job is None:
+        raise LinkProblem("invalid")
+    return job
+
+
+def _link_problem_page(request: HttpRequest, reason: str, status: int = 410) -> HttpResponse:
+    titles = {
+        "expired": "This link has expired",
+        "invalid": "This link is not valid",
+        "gone": "These images have been deleted",
+        "cancelled": "This job was cancelled",
+        "not_ready": "The images are not ready yet",
+    }
+    return render(
+        request,
+        "jobs/link_problem.html",
+        {"title": titles.get(reason, "This link does not work"), "reason": reason},
+        status=404 if reason == "invalid" else status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
+    if request.method == "POST":
+        form = JobForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            if not (
+                allow("ip", _client_ip(request), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_IP))
+                and allow("email", data["email"].lower(), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_EMAIL))
+            ):
+                return render(request, "429.html", status=429)
+            job = services.job_submit(
+                email=data["email"],
+                query=data["query"],
+                page_url=data["page_url"],
+                requested_count=data["count"],
+                run_at=data["run_at"],
+                time_zone=data["time_zone"],
+                formats=set(data["formats"]),
+                min_width=data["min_width"],
+                min_height=data["min_height"],
+                engine=data["engine"],
+            )
+            return redirect("jobs:submitted", token=links.make_token(job.id, "status"))
+    else:
+        now = timezone.now()
+        form = JobForm(initial={"run_date": now.date(), "run_time": now.strftime("%H:%M"), **(initial or {})})
+    return render(
+        request,
+        "jobs/home.html",
+        {
+            "form": form,
+            "estimate_per_image": estimate_seconds(100) / 100,
+            "max_days": settings.IMAGEDL_MAX_SCHEDULE_DAYS,
+        },
+    )
+
+
+def _job_context(job: Job, token: str) -> dict:
+    expires = services.download_expires_at(job)
+    events = job_events(job.id, limit=300)
+    return {
+        "job": job,
+        "token": token,
+        "status_word": STATUS_WORDS.get(job.status, job.status),
+        "run_at_local": in_job_zone(job, job.run_at),
+        "expires_local": in_job_zone(job, expires),
+        "size_text": human_bytes(job.archive_bytes or 0),
+        "download_url": reverse("jobs:download", args=[links.make_token(job.id, "download", expires)])
+        if expires and job.status == JobStatus.DONE
+        else None,
+        "resubmit_url": reverse("jobs:resubmit", args=[links.make_token(job.id, "resubmit")]),
+        "events": [
+            {"at": in_job_zone(job, datetime_from_uuid1(e.at)), "message": e.message, "level": e.level}
+            for e in events
+        ],
+        "percent": _percent(job),
+        "can_cancel": job.status in JobStatus.ACTIVE,
+        "estimate": estimate_seconds(job.requested_count),
+        "thumbs": list(range(1, min(job.downloaded_count or 0, 24) + 1))
+        if job.status == JobStatus.DONE
+        else [],
+    }
+
+
+def _percent(job: Job) -> int:
+    if job.status == JobStatus.DONE:
+        return 100
+    return int(100 * min(job.downloaded_count or 0, job.requested_count) / max(job.requested_count, 1))
+
+
+@never_cache
+@require_GET
+def submitted(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        job = _job_from(token, "status")
+    except LinkProblem as exc:
+        return _link_problem_page(request, exc.reason)
+    context = _job_context(job, token)
+    context["status_link"] = links.absolute(reverse("jobs:status", args=[token]))
+    return render(request, "jobs/submitted.html", context)
+
+
+@never_cache
+@require_GET
+def status(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        job = _job_from(token, "status")
+    except LinkProblem as exc:
+        return _link_problem_page(request, exc.reason)
+    return render(request, "jobs/status.html", _job_context(job, token))
+
+
+@never_cache
+@require_GET
+def status_json(request: HttpRequest, token: str) -> JsonResponse:
+    try:
+        job = _job_from(token, "status")
+    except LinkProblem as exc:
+        return JsonResponse({"error": exc.reason}, status=404 if exc.reason == "invalid" else 410)
+    context = _job_context(job, token)
+    return JsonResponse(
+        {
+            "status": job.status,
+            "status_text": context["status_word"],
+            "requested": job.requested_count,
+            "found": job.found_count or 0,
+            "downloaded": job.downloaded_count or 0,
+            "rejected": job.rejected_count or 0,
+            "percent": context["percent"],
+            "archive_bytes": job.archive_bytes or 0,
+            "size_text": context["size_text"],
+            "run_at": job.run_at.replace(tzinfo=dt.UTC).isoformat(),
+            "download_url": context["download_url"],
+            "expires_at": services.download_expires_at(job).isoformat() if context["download_url"] else None,
+            "error": job.error,
+            "can_cancel": context["can_cancel"],
+            "events": [
+                {"at": e["at"].isoformat(), "message": e["message"], "level": e["level"]}
+                for e in context["events"]
+            ],
+        }
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def cancel(request: HttpRequest, token: str) -> HttpResponse:
+    """POST cancels; GET (the emailed link) shows the status page with its cancel button,
+    so a mail scanner following links cannot cancel anything."""
+    try:
+        job = _job_from(token, "status")
+    except LinkProblem as exc:
+        return _link_problem_page(request, exc.reason)
+    if request.method == "GET":
+        return redirect(reverse("jobs:status", args=[token]) + "#cancel")
+    services.job_cancel(job, by="user")
+    return redirect("jobs:status", token=token)
 
 
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "jobs/home.html")
+def download(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        job = _job_from(token, "download")
+    except LinkProblem as exc:
+        return _link_problem_page(request, exc.reason)
+    if job.status == JobStatus.CANCELLED:
+        return _link_problem_page(request, "cancelled")
+    if job.status != JobStatus.DONE:
+        return _link_problem_page(request, "gone" if job.purged_at else "not_ready", status=409)
+    if not job.archive_path or not default_storage.exists(job.archive_path):
+        return _link_problem_page(request, "gone")
+    name = f"{slugify(job.subject)[:60] or 'images'}.zip"
+    return FileResponse(default_storage.open(job.archive_path, "rb"), as_attachment=True, filename=name)
+
+
+@require_GET
+def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
+    """A small JPEG of the n-th kept image, read from the job's archive."""
+    from PIL import Image
+
+    try:
+        job = _job_from(token, "status")
+    except LinkProblem:
+        raise Http404 from None
+    if job.status != JobStatus.DONE or not job.archive_path or not default_storage.exists(job.archive_path):
+        raise Http404
+    with default_storage.open(job.archive_path, "rb") as fh, zipfile.ZipFile(fh) as archive:
+        names = [n for n in archive.namelist() if n != "manifest.csv"]
+        if not 1 <= number <= len(names):
+            raise Http404
+        with archive.open(names[number - 1]) as member, Image.open(member) as img:
+            img.seek(0)
+            img.thumbnail((200, 200))
+            out = io.BytesIO()
+            img.convert("RGB").save(out, "JPEG", quality=80)
+    response = HttpResponse(out.getvalue(), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@require_GET
+def resubmit(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        job = _job_from(token, "resubmit")
+    except LinkProblem as exc:
+        return _link_problem_page(request, exc.reason)
+    if not job.email or not (job.query or job.page_url):
+        return _link_problem_page(request, "gone")
+    return home(
+        request,
+        initial={
+            "query": job.query or "",
+            "page_url": job.page_url or "",
+            "count": job.requested_count,
+            "email": job.email,
+            "time_zone": job.time_zone,
+            "formats": sorted(job.formats or []),
+            "min_width": job.min_width,
+            "min_height": job.min_height,
+            "engine": job.engine,
+        },
+    )
 
 
 @never_cache
@@ -26,59 +287,5 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(report, status=200 if report["ok"] else 503)
 
 
-def _job_from(token: str, purpose: str):
-    try:
-        job_id = links.read_token(token, purpose)
-    except links.LinkError as exc:
-        raise Http404(f"link {exc.reason}") from None
-    job = records.get_job(job_id)
-    if job is None:
-        raise Http404("no such job")
-    return job
-
-
-@never_cache
-@require_GET
-def status(request: HttpRequest, token: str) -> HttpResponse:
-    job = _job_from(token, "status")
-    return JsonResponse({"status": job.status})
-
-
-@never_cache
-@require_GET
-def status_json(request: HttpRequest, token: str) -> JsonResponse:
-    job = _job_from(token, "status")
-    return JsonResponse(
-        {
-            "status": job.status,
-            "requested": job.requested_count,
-            "found": job.found_count,
-            "downloaded": job.downloaded_count,
-            "rejected": job.rejected_count,
-            "archive_bytes": job.archive_bytes,
-        }
-    )
-
-
-def cancel(request: HttpRequest, token: str) -> HttpResponse:
-    from jobs.services import job_cancel
-
-    job = _job_from(token, "status")
-    if request.method == "POST":
-        job_cancel(job)
-    return JsonResponse({"status": job.status})
-
-
-@require_GET
-def download(request: HttpRequest, token: str) -> FileResponse:
-    job = _job_from(token, "download")
-    if job.status != JobStatus.DONE or not job.archive_path or not default_storage.exists(job.archive_path):
-        raise Http404("archive gone")
-    name = f"{slugify(job.subject)[:60] or 'images'}.zip"
-    return FileResponse(default_storage.open(job.archive_path, "rb"), as_attachment=True, filename=name)
-
-
-@require_GET
-def resubmit(request: HttpRequest, token: str) -> HttpResponse:
-    job = _job_from(token, "resubmit")
-    return JsonResponse({"query": job.query, "count": job.requested_count})
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    return render(request, "403.html", status=403)

@@ -1,0 +1,164 @@
+"""The public job form: every field is untrusted and validated here (and in the browser)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import socket
+import unicodedata
+import zoneinfo
+from urllib.parse import urlsplit
+
+from django import forms
+from django.conf import settings
+from django.utils import timezone
+
+from jobs.timezones import ZONE_CHOICES, is_valid_zone
+
+FORMAT_CHOICES = [("jpeg", "JPEG"), ("png", "PNG"), ("webp", "WebP"), ("gif", "GIF")]
+ENGINE_CHOICES = [("auto", "Automatic"), ("bing", "Bing"), ("duckduckgo", "DuckDuckGo"), ("google", "Google")]
+PAST_GRACE = dt.timedelta(minutes=2)  # a time this recent means "now"
+
+
+def _resolve(host: str) -> list[str]:
+    """Resolve a host name (DNS only; no connection is opened)."""
+    try:
+        return [info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
+    except (OSError, UnicodeError):
+        return []
+
+
+def check_public_url(value: str) -> str | None:
+    """Return an error message for a URL we must not fetch, else None."""
+    from downloader.http import address_allowed
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "Enter a web address starting with http:// or https://."
+    host = parts.hostname
+    allow_private = getattr(settings, "IMAGEDL_ALLOW_PRIVATE_NETWORKS", False)
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        if host in ("localhost",) or host.endswith((".localhost", ".local", ".internal")):
+            addresses = ["127.0.0.1"]
+        else:
+            addresses = _resolve(host)
+            if not addresses:
+                return "We could not find that web site. Check the address."
+    if not all(address_allowed(a, allow_private) for a in addresses):
+        return "That address points to a private or local network, which we do not fetch from."
+    return None
+
+
+class JobForm(forms.Form):
+    query = forms.CharField(
+        label="Search for",
+        max_length=200,
+        required=False,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"placeholder": "e.g. red fox in snow", "maxlength": 200, "autocomplete": "off"}
+        ),
+    )
+    page_url = forms.CharField(
+        label="…or extract the images of this page",
+        max_length=2000,
+        required=False,
+        strip=True,
+        widget=forms.URLInput(attrs={"placeholder": "https://example.org/gallery"}),
+    )
+    count = forms.IntegerField(
+        label="How many images",
+        min_value=1,
+        max_value=500,
+        initial=100,
+        error_messages={
+            "invalid": "Enter a whole number from 1 to 500.",
+            "min_value": "Ask for at least 1 image.",
+            "max_value": "Ask for at most 500 images.",
+        },
+    )
+    email = forms.EmailField(
+        label="Your email", max_length=254, error_messages={"invalid": "Enter a valid email address."}
+    )
+    run_date = forms.DateField(
+        label="Date",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter a date."},
+    )
+    run_time = forms.TimeField(
+        label="Time",
+        widget=forms.TimeInput(attrs={"type": "time"}),
+        error_messages={"invalid": "Enter a time like 14:30."},
+    )
+    time_zone = forms.ChoiceField(label="Time zone", choices=ZONE_CHOICES, initial="UTC")
+    formats = forms.MultipleChoiceField(
+        label="Formats", choices=FORMAT_CHOICES, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    min_width = forms.IntegerField(
+        label="Minimum width (px)", min_value=0, max_value=10000, initial=0, required=False
+    )
+    min_height = forms.IntegerField(
+        label="Minimum height (px)", min_value=0, max_value=10000, initial=0, required=False
+    )
+    engine = forms.ChoiceField(label="Search engine", choices=ENGINE_CHOICES, initial="auto")
+
+    def clean_query(self) -> str:
+        value = self.cleaned_data["query"]
+        if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+            raise forms.ValidationError("The search text contains characters we cannot use.")
+        return " ".join(value.split())
+
+    def clean_page_url(self) -> str:
+        value = self.cleaned_data["page_url"]
+        if value:
+            problem = check_public_url(value)
+            if problem:
+                raise forms.ValidationError(problem)
+        return value
+
+    def clean_time_zone(self) -> str:
+        value = self.cleaned_data["time_zone"]
+        if not is_valid_zone(value):
+            raise forms.ValidationError("Choose a time zone from the list.")
+        return value
+
+    def clean(self) -> dict:
+        data = super().clean()
+        query, page_url = data.get("query"), data.get("page_url")
+        if "query" in data and "page_url" in data:
+            if not query and not page_url:
+                self.add_error("query", "Enter what to search for, or a page address.")
+            elif query and page_url:
+                self.add_error("page_url", "Give either a search or a page address, not both.")
+        day, time_of_day, zone_name = data.get("run_date"), data.get("run_time"), data.get("time_zone")
+        if day and time_of_day and zone_name:
+            run_at = self._run_at(day, time_of_day, zone_name)
+            if run_at is not None:
+                data["run_at"] = run_at
+        data["min_width"] = data.get("min_width") or 0
+        data["min_height"] = data.get("min_height") or 0
+        return data
+
+    def _run_at(self, day: dt.date, time_of_day: dt.time, zone_name: str) -> dt.datetime | None:
+        zone = zoneinfo.ZoneInfo(zone_name)
+        naive = dt.datetime.combine(day, time_of_day.replace(second=0, microsecond=0))
+        local = naive.replace(tzinfo=zone, fold=0)  # an ambiguous time means its first occurrence
+        if local.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != naive:
+            self.add_error(
+                "run_time",
+                f"{naive:%H:%M} does not exist on {naive:%d %B %Y} in {zone_name} "
+                "(the clocks skip it). Choose another time.",
+            )
+            return None
+        now = timezone.now()
+        if local < now - PAST_GRACE:
+            self.add_error("run_date", "That time has passed. Choose a time from now on.")
+            return None
+        if local > now + dt.timedelta(days=settings.IMAGEDL_MAX_SCHEDULE_DAYS):
+            self.add_error(
+                "run_date", f"Choose a time within the next {settings.IMAGEDL_MAX_SCHEDULE_DAYS} days."
+            )
+            return None
+        return max(local, now)

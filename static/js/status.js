@@ -1,0 +1,36 @@
+// The status page: poll the JSON while the job is scheduled or running and move the
+// progress bar, counters and event log without reloading.
+(function () {
+  "use strict";
+  const root = document.getElementById("status-root");
+  if (!root) return;
+  const bar = document.getElementById("progress-bar");
+  const setBar = p => { bar.style.width = p + "%"; document.getElementById("progress").setAttribute("aria-valuenow", p); };
+  setBar(parseInt(bar.dataset.percent || "0", 10));
+  let status = root.dataset.status;
+  if (status !== "scheduled" && status !== "running") return;
+  const text = (id, value) => { const el = document.getElementById(id); if (el) el.textContent = value; };
+  async function poll() {
+    try {
+      const response = await fetch(root.dataset.json, {headers: {"Accept": "application/json"}, cache: "no-store"});
+      if (!response.ok) return;
+      const data = await response.json();
+      setBar(data.percent);
+      text("c-found", data.found); text("c-downloaded", data.downloaded); text("c-rejected", data.rejected);
+      const word = document.getElementById("status-word");
+      word.textContent = data.status_text; word.className = "badge badge-" + data.status;
+      const list = document.getElementById("events");
+      list.replaceChildren(...data.events.map(e => {
+        const li = document.createElement("li"); li.className = "event-" + e.level;
+        const t = document.createElement("time"); t.textContent = e.at.slice(11, 19);
+        li.append(t, " " + e.message); return li;
+      }));
+      if (data.status !== status) {
+        status = data.status;
+        if (status !== "scheduled" && status !== "running") { window.location.reload(); return; }
+      }
+    } catch (err) { /* network blip: try again at the next tick */ }
+    setTimeout(poll, 1500);
+  }
+  setTimeout(poll, 1000);
+})();

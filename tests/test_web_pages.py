@@ -1,0 +1,246 @@
+"""The public pages through Django's test client: validation, submission, status,
+download, cancel, resubmit, error pages and protections."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import zipfile
+import zoneinfo
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django_q.models import OrmQ, Schedule
+
+from jobs import links, records, services
+from jobs.models import Job, JobStatus
+
+pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
+
+
+def good_post(**changes):
+    when = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Paris")) + dt.timedelta(hours=2)
+    data = {
+        "query": "red fox",
+        "page_url": "",
+        "count": "120",
+        "email": "ada@example.org",
+        "run_date": when.strftime("%Y-%m-%d"),
+        "run_time": when.strftime("%H:%M"),
+        "time_zone": "Europe/Paris",
+        "min_width": "0",
+        "min_height": "0",
+        "engine": "auto",
+    }
+    data.update(changes)
+    return data
+
+
+def nothing_stored():
+    return (
+        not list(Job.objects.all().limit(5))
+        and not Schedule.objects.filter(name__startswith="job-").exists()
+        and not OrmQ.objects.exists()
+    )
+
+
+def test_home_renders_the_form_with_every_field(client, cassandra_db):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    for name in (
+        "query",
+        "page_url",
+        "count",
+        "email",
+        "run_date",
+        "run_time",
+        "time_zone",
+        "formats",
+        "min_width",
+        "min_height",
+        "engine",
+        "csrfmiddlewaretoken",
+    ):
+        assert f'name="{name}"' in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # every asset served by us, no CDN
+    assert response["Content-Security-Policy"].startswith("default-src 'self'")
+    assert response["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize(
+    "changes,field,message",
+    [
+        ({"query": ""}, "query", "Enter what to search for, or a page address."),
+        ({"query": "x" * 201}, "query", "Ensure this value has at most 200 characters"),
+        ({"query": "fox\x00"}, "query", "Null characters are not allowed."),
+        ({"count": "0"}, "count", "Ask for at least 1 image."),
+        ({"count": "501"}, "count", "Ask for at most 500 images."),
+        ({"count": "ten"}, "count", "Enter a whole number from 1 to 500."),
+        ({"email": "not-an-email"}, "email", "Enter a valid email address."),
+        ({"run_date": "2020-01-01"}, "run_date", "That time has passed."),
+        (
+            {"run_date": (dt.date.today() + dt.timedelta(days=60)).isoformat()},
+            "run_date",
+            "within the next 30 days",
+        ),
+        ({"time_zone": "Mars/Olympus"}, "time_zone", "Select a valid choice."),
+        ({"query": "", "page_url": "ftp://example.org/x"}, "page_url", "starting with http:// or https://"),
+        ({"query": "", "page_url": "not a url"}, "page_url", "starting with http:// or https://"),
+        ({"query": "", "page_url": "http://10.1.2.3/gallery"}, "page_url", "private or local network"),
+        ({"query": "", "page_url": "http://169.254.169.254/latest"}, "page_url", "private or local network"),
+        ({"query": "", "page_url": "http://127.0.0.1:8000/admin"}, "page_url", "private or local network"),
+        ({"query": "", "page_url": "http://localhost/x"}, "page_url", "private or local network"),
+        ({"page_url": "https://93.184.216.34/page"}, "page_url", "not both"),  # a literal: no DNS
+        ({"formats": ["bmp"]}, "formats", "Select a valid choice."),
+        ({"min_width": "-5"}, "min_width", "greater than or equal to 0"),
+    ],
+)
+def test_each_bad_input_gets_its_message_and_stores_nothing(
+    client, cassandra_db, settings, changes, field, message
+):
+    settings.IMAGEDL_ALLOW_PRIVATE_NETWORKS = False
+    response = client.post("/", good_post(**changes))
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert field in errors, errors
+    assert any(message in e for e in errors[field]), errors[field]
+    assert nothing_stored()
+
+
+def test_a_time_the_clocks_skip_is_refused(client, cassandra_db, settings):
+    settings.IMAGEDL_MAX_SCHEDULE_DAYS = 3650
+    # New York skips 02:00-03:00 on 14 March 2027.
+    response = client.post(
+        "/", good_post(run_date="2027-03-14", run_time="02:30", time_zone="America/New_York")
+    )
+    assert "does not exist" in response.context["form"].errors["run_time"][0]
+    assert nothing_stored()
+
+
+def test_submission_stores_schedules_and_redirects_to_the_submitted_page(client, cassandra_db):
+    response = client.post("/", good_post(formats=["jpeg", "png"], min_width="800", min_height="600"))
+    assert response.status_code == 302
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    job = page.context["job"]
+    stored = records.get_job(job.id)
+    assert stored.query == "red fox" and stored.requested_count == 120 and stored.formats == {"jpeg", "png"}
+    assert (stored.min_width, stored.min_height) == (800, 600)
+    assert Schedule.objects.filter(name=f"job-{job.id}").exists()
+    html = page.content.decode()
+    assert "red fox" in html and "Europe/Paris" in html and "/jobs/" in html
+
+
+def test_typed_text_is_escaped_everywhere(client, cassandra_db):
+    response = client.post("/", good_post(query='<script>alert("x")</script>'))
+    page = client.get(response["Location"])
+    html = page.content.decode()
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert" in html
+
+
+def _done_job():
+    job = services.job_submit(
+        email="ada@example.org",
+        query="Red Fox",
+        requested_count=2,
+        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        time_zone="UTC",
+    )
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n in (1, 2):
+            img = io.BytesIO()
+            Image.new("RGB", (300, 200), (n * 90, 20, 20)).save(img, "JPEG")
+            zf.writestr(f"red-fox_000{n}.jpg", img.getvalue())
+        zf.writestr("manifest.csv", "file\n")
+    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(buf.getvalue()))
+    services.job_start_attempt(job)
+    services.job_complete(job, archive_path=path, archive_bytes=len(buf.getvalue()), kept=2)
+    return records.get_job(job.id), buf.getvalue()
+
+
+def test_status_page_json_thumbnails_and_download(client, cassandra_db):
+    job, data = _done_job()
+    token = links.make_token(job.id, "status")
+    page = client.get(f"/jobs/{token}/")
+    html = page.content.decode()
+    assert "Ready to download" in html and "Download <span" in html
+    status = client.get(f"/jobs/{token}/status.json").json()
+    assert status["status"] == "done" and status["downloaded"] == 2 and status["percent"] == 100
+    assert [e["message"] for e in status["events"]][0].startswith("Job scheduled")
+    thumb = client.get(f"/jobs/{token}/thumb/1.jpg")
+    assert thumb.status_code == 200 and thumb["Content-Type"] == "image/jpeg"
+    assert client.get(f"/jobs/{token}/thumb/9.jpg").status_code == 404
+    download = client.get(status["download_url"])
+    assert download.status_code == 200
+    assert 'filename="red-fox.zip"' in download["Content-Disposition"]
+    assert b"".join(download.streaming_content) == data
+
+
+def test_tampered_expired_and_wrong_links_get_clear_pages(client, cassandra_db):
+    job, _ = _done_job()
+    token = links.make_token(job.id, "download", dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
+    tampered = client.get(f"/jobs/{token[:-3]}abc/download")
+    assert tampered.status_code == 404 and "This link is not valid" in tampered.content.decode()
+    expired_token = links.make_token(job.id, "download", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    expired = client.get(f"/jobs/{expired_token}/download")
+    assert expired.status_code == 410 and "expired" in expired.content.decode()
+    status_token = links.make_token(job.id, "status")
+    assert client.get(f"/jobs/{status_token}/download").status_code == 404  # wrong purpose
+    assert client.get(f"/jobs/{job.id}/").status_code == 404  # the bare id opens nothing
+
+
+def test_cancel_needs_a_post_and_works(client, cassandra_db):
+    response = client.post("/", good_post())
+    job = client.get(response["Location"]).context["job"]
+    token = links.make_token(job.id, "status")
+    follow = client.get(f"/jobs/{token}/cancel")
+    assert follow.status_code == 302 and records.get_job(job.id).status == JobStatus.SCHEDULED
+    assert client.post(f"/jobs/{token}/cancel").status_code == 302
+    assert records.get_job(job.id).status == JobStatus.CANCELLED
+    assert not Schedule.objects.filter(name=f"job-{job.id}").exists()
+    page = client.get(f"/jobs/{token}/").content.decode()
+    assert "Cancelled" in page and "Submit it again" in page
+
+
+def test_resubmit_link_prefills_the_form(client, cassandra_db):
+    job, _ = _done_job()
+    services.job_fail(job, "x")
+    page = client.get(f"/jobs/{links.make_token(job.id, 'resubmit')}/resubmit")
+    form = page.context["form"]
+    assert form.initial["query"] == "Red Fox" and form.initial["email"] == "ada@example.org"
+    services.job_purge(records.get_job(job.id))
+    gone = client.get(f"/jobs/{links.make_token(job.id, 'resubmit')}/resubmit")
+    assert "deleted" in gone.content.decode()
+
+
+def test_rate_limit_per_email(client, cassandra_db, settings):
+    settings.IMAGEDL_SUBMIT_RATE_PER_EMAIL = "2/h"
+    from django.core.cache import cache
+
+    cache.clear()
+    codes = [client.post("/", good_post(email="busy@example.org")).status_code for _ in range(3)]
+    assert codes == [302, 302, 429]
+
+
+def test_error_pages_in_the_site_look(client, cassandra_db):
+    missing = client.get("/no/such/page")
+    assert missing.status_code == 404 and "Page not found" in missing.content.decode()
+    assert "Traceback" not in missing.content.decode()
+    bad_method = client.delete("/")
+    assert bad_method.status_code == 405
+
+
+def test_csrf_is_enforced(cassandra_db):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post("/", good_post())
+    assert response.status_code == 403 and "Not allowed" in response.content.decode()
+    assert nothing_stored()
