@@ -30,7 +30,7 @@ def human_bytes(size: int) -> str:
 
 
 def in_job_zone(job: Job, value: dt.datetime | None) -> dt.datetime | None:
-    """A stored (naive UTC) or aware datetime in the user's own time zone."""
+    """A stored (naive UTC) or aware datetime as wall-clock time in the user's zone."""
     if value is None:
         return None
     try:
@@ -38,7 +38,9 @@ def in_job_zone(job: Job, value: dt.datetime | None) -> dt.datetime | None:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         zone = zoneinfo.ZoneInfo("UTC")
     aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return aware.astimezone(zone)
+    # Naive wall-clock time: Django's |date filter would turn an aware value back
+    # into the server's zone.
+    return aware.astimezone(zone).replace(tzinfo=None)
 
 
 def _context(job: Job) -> dict:

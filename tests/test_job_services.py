@@ -162,3 +162,18 @@ def test_links_are_signed_scoped_and_expire():
     assert links.read_token(download, "download") == job_id
     with pytest.raises(links.LinkError, match="expired"):
         links.read_token(download, "download", now=soon + dt.timedelta(seconds=1))
+
+
+def test_emails_have_subject_text_html_and_local_times(cassandra_db):
+    from jobs.emails import build_email
+
+    job = _submit(dt.datetime(2026, 12, 30, 23, 15, tzinfo=dt.UTC), "Asia/Tokyo")
+    message = build_email(job, "accepted")
+    assert message.subject.startswith("Your image job is scheduled: red fox")
+    assert "Thursday 31 December 2026, 08:15 (Asia/Tokyo)" in message.body
+    html, mime = message.alternatives[0]
+    assert mime == "text/html" and "Follow its progress" in html
+    assert links.status_url(job.id).split("/jobs/")[1].split("/")[0] in message.body
+    services.job_fail(job, "The search engines blocked us.")
+    failed = build_email(records.get_job(job.id), "failed")
+    assert "The search engines blocked us." in failed.body and "/resubmit" in failed.body

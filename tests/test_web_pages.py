@@ -173,7 +173,7 @@ def test_status_page_json_thumbnails_and_download(client, cassandra_db):
     assert "Ready to download" in html and "Download <span" in html
     status = client.get(f"/jobs/{token}/status.json").json()
     assert status["status"] == "done" and status["downloaded"] == 2 and status["percent"] == 100
-    assert [e["message"] for e in status["events"]][0].startswith("Job scheduled")
+    assert status["events"][0]["message"].startswith("Job scheduled")
     thumb = client.get(f"/jobs/{token}/thumb/1.jpg")
     assert thumb.status_code == 200 and thumb["Content-Type"] == "image/jpeg"
     assert client.get(f"/jobs/{token}/thumb/9.jpg").status_code == 404
@@ -244,3 +244,12 @@ def test_csrf_is_enforced(cassandra_db):
     response = strict.post("/", good_post())
     assert response.status_code == 403 and "Not allowed" in response.content.decode()
     assert nothing_stored()
+
+
+def test_times_are_shown_in_the_users_zone(client, cassandra_db):
+    run_at = dt.datetime(2026, 12, 30, 23, 15, tzinfo=dt.UTC)
+    job = services.job_submit(
+        email="a@example.org", query="q", requested_count=1, run_at=run_at, time_zone="Asia/Tokyo"
+    )
+    html = client.get(f"/jobs/{links.make_token(job.id, 'status')}/").content.decode()
+    assert "Thursday 31 December 2026, 08:15" in html  # 23:15 UTC is 08:15 next day in Tokyo
