@@ -180,6 +180,21 @@ def job_retry(job: Job, *, by: str = "operator") -> Job:
     return job
 
 
+def job_reschedule(job: Job, run_at: dt.datetime, *, by: str = "operator") -> Job:
+    """Move a scheduled job to another run time (aware datetime)."""
+    if job.status != JobStatus.SCHEDULED:
+        raise JobStateError("only a scheduled job can be moved")
+    _remove_schedule(job)
+    records.update_job(job, run_at=run_at.astimezone(dt.UTC), schedule_id=None)
+    record_event(
+        job.id, "rescheduled", f"Run time moved to {run_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC", by=by
+    )
+    schedule_id = _enqueue_run(job)
+    if schedule_id is not None:
+        records.update_job(job, schedule_id=schedule_id)
+    return job
+
+
 def job_purge(job: Job, *, by: str = "retention") -> None:
     """Delete the archive, images and personal data; keep an anonymous record."""
     _remove_schedule(job)

@@ -1,0 +1,176 @@
+"""The jobs admin against the real Cassandra node with a few thousand jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django_q.models import Schedule
+
+from jobs import cassandra, records, services
+from jobs.models import JobStatus
+
+pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
+START = dt.datetime(2026, 5, 1, 6, 0, tzinfo=dt.UTC)
+TOTAL = 2400
+
+
+@pytest.fixture
+def many_jobs(django_db_setup):
+    """2400 jobs over 5 days, written with concurrent prepared inserts.
+
+    Per test: Django flushes every database of a test that uses Cassandra (it has no
+    transactions to roll back), so a module-wide data set would not survive."""
+    from cassandra.concurrent import execute_concurrent_with_args
+    from django.db import connections
+
+    keyspace = connections["cassandra"].settings_dict["NAME"]
+    for table in ("job", "job_by_day", "job_day", "job_event", "job_image", "job_purge_due"):
+        cassandra.execute(f"TRUNCATE {keyspace}.{table}", timeout=30)
+    session = cassandra.execute("SELECT now() FROM system.local").response_future.session
+    insert_job = session.prepare(
+        f"INSERT INTO {keyspace}.job (id, created_at, email, query, requested_count, run_at, time_zone, status,"
+        " downloaded_count, archive_bytes) VALUES (?, ?, ?, ?, ?, ?, 'UTC', ?, ?, ?)"
+    )
+    insert_day = session.prepare(
+        f"INSERT INTO {keyspace}.job_by_day (day, created_at, job_id, status) VALUES (?, ?, ?, ?)"
+    )
+    insert_days = session.prepare(f"INSERT INTO {keyspace}.job_day (bucket, day) VALUES ('all', ?)")
+    import uuid
+
+    rows, day_rows, days = [], [], set()
+    for n in range(TOTAL):
+        created = START + dt.timedelta(minutes=3 * n)  # 2400 x 3 min = 5 days
+        status = JobStatus.ALL[n % 4]
+        job_id = uuid.UUID(int=n + 1)
+        rows.append(
+            (job_id, created, f"user{n}@example.org", f"query {n}", 10, created, status, n % 10, 1000 * n)
+        )
+        day_rows.append((created.date(), created, job_id, status))
+        days.add((created.date(),))
+    execute_concurrent_with_args(session, insert_job, rows, concurrency=100, raise_on_first_error=True)
+    execute_concurrent_with_args(session, insert_day, day_rows, concurrency=100, raise_on_first_error=True)
+    execute_concurrent_with_args(session, insert_days, list(days), concurrency=10, raise_on_first_error=True)
+    return TOTAL
+
+
+def ids_on(page_html: str) -> list[str]:
+    return re.findall(r'name="ids" value="([0-9a-f-]{36})"', page_html)
+
+
+def test_list_pages_through_every_job_newest_first(admin_client, many_jobs):
+    seen, url, pages = [], "/admin/jobs/job/", 0
+    while url and pages < 100:
+        response = admin_client.get(url)
+        assert response.status_code == 200
+        html = response.content.decode()
+        seen += ids_on(html)
+        match = re.search(r'href="(\?[^"]*after=[^"]+)" id="older"', html)
+        url = "/admin/jobs/job/" + match.group(1).replace("&amp;", "&") if match else None
+        pages += 1
+    assert len(seen) == TOTAL and len(set(seen)) == TOTAL
+    assert pages == TOTAL // 50
+    numbers = [int(i.replace("-", ""), 16) for i in seen]
+    assert numbers == sorted(numbers, reverse=True)  # ids grow with creation time here
+
+
+def test_filters_by_status_and_day(admin_client, many_jobs):
+    html = admin_client.get("/admin/jobs/job/?status=failed").content.decode()
+    ids = ids_on(html)
+    assert len(ids) == 50
+    assert all(records.get_job(i).status == "failed" for i in ids[:5])
+    day = admin_client.get("/admin/jobs/job/?day=2026-05-01").content.decode()
+    # 06:00 to 23:57 every 3 minutes = 360 jobs on the first day: 50 on the first page.
+    assert len(ids_on(day)) == 50
+    assert all(records.get_job(i).created_at.date() == dt.date(2026, 5, 1) for i in ids_on(day)[:5])
+
+
+def test_search_by_id_email_and_query(admin_client, many_jobs):
+    import uuid
+
+    wanted = str(uuid.UUID(int=7))
+    assert ids_on(admin_client.get(f"/admin/jobs/job/?q={wanted}").content.decode()) == [wanted]
+    by_email = admin_client.get("/admin/jobs/job/?q=user2399@example.org").content.decode()
+    assert ids_on(by_email) == [str(uuid.UUID(int=2400))]
+    assert "Exact match on email or query" in by_email
+    assert ids_on(admin_client.get("/admin/jobs/job/?q=query 2398").content.decode()) == [
+        str(uuid.UUID(int=2399))
+    ]
+
+
+def test_detail_page_shows_fields_events_and_task_links(admin_client, cassandra_db):
+    job = services.job_submit(
+        email="ops@example.org",
+        query="herons",
+        requested_count=5,
+        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        time_zone="UTC",
+    )
+    services.job_add_image(
+        job,
+        1,
+        file_name="a.jpg",
+        source_url="http://img.example/a.jpg",
+        width=10,
+        height=10,
+        format="jpeg",
+        bytes=100,
+    )
+    html = admin_client.get(f"/admin/jobs/job/{job.id}/change/").content.decode()
+    assert "herons" in html and "ops@example.org" in html
+    assert "Job scheduled for" in html
+    assert "http://img.example/a.jpg" in html
+    assert f"q=job-{job.id}" in html
+    moved = admin_client.post(f"/admin/jobs/job/{job.id}/change/", {"run_at": "2027-01-02 03:04"})
+    assert moved.status_code == 302
+    assert records.get_job(job.id).run_at == dt.datetime(2027, 1, 2, 3, 4)
+    assert Schedule.objects.get(name=f"job-{job.id}").next_run == dt.datetime(2027, 1, 2, 3, 4, tzinfo=dt.UTC)
+
+
+def test_actions_cancel_retry_purge_are_logged(admin_client, cassandra_db):
+    def new_job():
+        return services.job_submit(
+            email="ops@example.org",
+            query="owls",
+            requested_count=5,
+            run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+            time_zone="UTC",
+        )
+
+    a, b, c = new_job(), new_job(), new_job()
+    admin_client.post("/admin/jobs/job/action/", {"action": "cancel", "ids": [str(a.id), str(b.id)]})
+    assert records.get_job(a.id).status == records.get_job(b.id).status == JobStatus.CANCELLED
+    assert not Schedule.objects.filter(name__in=[f"job-{a.id}", f"job-{b.id}"]).exists()
+    admin_client.post("/admin/jobs/job/action/", {"action": "retry", "ids": [str(a.id)]})
+    assert records.get_job(a.id).status == JobStatus.SCHEDULED
+    path = default_storage.save(f"archives/{c.id.hex}.zip", ContentFile(b"zip"))
+    services.job_complete(c, archive_path=path, archive_bytes=3, kept=1)
+    admin_client.post("/admin/jobs/job/action/", {"action": "purge", "ids": [str(c.id)]})
+    purged = records.get_job(c.id)
+    assert purged.email is None and purged.query is None and not default_storage.exists(path)
+    assert purged.requested_count == 5
+    messages = list(LogEntry.objects.order_by("id").values_list("object_id", "change_message"))
+    assert (str(a.id), "Cancel: cancelled") in messages
+    assert (str(a.id), "Retry: queued again") in messages
+    assert (str(c.id), "Purge now: purged") in messages
+
+
+def test_only_staff_get_in(client, django_user_model, cassandra_db):
+    assert client.get("/admin/jobs/job/").status_code == 302  # to the login page
+    user = django_user_model.objects.create_user("visitor", password="pw12345!")
+    client.force_login(user)
+    assert client.get("/admin/jobs/job/").status_code == 302
+    assert client.post("/admin/jobs/job/action/", {"action": "purge", "ids": ["x"]}).status_code == 302
+    staff = django_user_model.objects.create_user("clerk", password="pw12345!", is_staff=True)
+    client.force_login(staff)
+    assert client.get("/admin/jobs/job/").status_code == 403  # staff without the view permission
+
+
+def test_admin_index_and_django_q_pages_work(admin_client):
+    assert admin_client.get("/admin/").status_code == 200
+    for page in ("schedule", "ormq", "failure", "success"):
+        assert admin_client.get(f"/admin/django_q/{page}/").status_code == 200
