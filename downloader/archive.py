@@ -47,26 +47,35 @@ def write_archive(
     manifest = io.StringIO()
     writer = csv.writer(manifest)
     writer.writerow(MANIFEST_COLUMNS)
-    with tempfile.TemporaryFile(suffix=".zip") as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+
+    def pack(fh) -> int:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
             for name, image in zip(names, kept, strict=True):
                 archive.write(Path(image.path), arcname=name)
                 writer.writerow(
-                    [
-                        name,
-                        image.source_url,
-                        image.page_url,
-                        image.width,
-                        image.height,
-                        image.format,
-                        image.bytes,
-                        image.sha256,
-                    ]
+                    [name, image.source_url, image.page_url, image.width, image.height, image.format,
+                     image.bytes, image.sha256]
                 )
             archive.writestr("manifest.csv", manifest.getvalue())
-        size = tmp.tell()
+        return fh.tell()
+
+    if storage.exists(path):
+        storage.delete(path)
+    try:
+        target = Path(storage.path(path))
+    except NotImplementedError:
+        target = None
+    if target is not None:
+        # Local storage: write the zip in place (beside its final name) instead of
+        # writing it once to a temporary file and copying hundreds of MB again.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        with open(partial, "wb") as fh:
+            size = pack(fh)
+        partial.replace(target)
+        return ArchiveResult(path=path, bytes=size, count=len(kept))
+    with tempfile.TemporaryFile(suffix=".zip") as tmp:
+        size = pack(tmp)
         tmp.seek(0)
-        if storage.exists(path):
-            storage.delete(path)
         saved = storage.save(path, File(tmp, name=Path(path).name))
     return ArchiveResult(path=saved, bytes=size, count=len(kept))
