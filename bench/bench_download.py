@@ -57,8 +57,10 @@ def run_download_urls(url_file: Path, out: Path, per_host: int, concurrency: int
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     )
     elapsed = time.monotonic() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak_kb, before), result.stdout.strip().splitlines()[-1]
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime
+    summary = result.stdout.strip().splitlines()[-1] + f"\n  CPU time of download_urls: {cpu:.1f} s over {elapsed:.1f} s wall"
+    return elapsed, max(usage.ru_maxrss, before), summary
 
 
 def run_img2dataset(url_file: Path, out: Path, threads: int) -> tuple[float, int] | None:

@@ -53,8 +53,16 @@ def write_archive(
             for name, image in zip(names, kept, strict=True):
                 archive.write(Path(image.path), arcname=name)
                 writer.writerow(
-                    [name, image.source_url, image.page_url, image.width, image.height, image.format,
-                     image.bytes, image.sha256]
+                    [
+                        name,
+                        image.source_url,
+                        image.page_url,
+                        image.width,
+                        image.height,
+                        image.format,
+                        image.bytes,
+                        image.sha256,
+                    ]
                 )
             archive.writestr("manifest.csv", manifest.getvalue())
         return fh.tell()

@@ -8,6 +8,7 @@ stops as soon as ``wanted`` images are kept (in-flight extras are discarded).
 
 from __future__ import annotations
 
+import queue
 import threading
 import uuid
 from collections import Counter, deque
@@ -65,6 +66,56 @@ class _Outcome:
     path: Path | None
 
 
+class _Prefetch:
+    """Draws candidates from the (possibly slow, scrolling) source in its own thread,
+    so downloads keep running while a search engine waits for its next batch.
+
+    The queue is bounded: the source is never asked for far more than is needed.
+    """
+
+    _END = object()
+
+    def __init__(self, source: Iterable[Candidate], size: int) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=size)
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(iter(source),), name="imagedl-candidates", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, source: Iterator[Candidate]) -> None:
+        try:
+            for candidate in source:
+                if not self._put(candidate):
+                    return
+        except BaseException as exc:  # reported to the caller, not lost in the thread
+            self.error = exc
+        self._put(self._END)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, timeout: float) -> Candidate | object | None:
+        """A candidate, None if none is ready yet, or _END when the source is done."""
+        try:
+            return self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def close(self, wait: float = 30.0) -> None:
+        self._stop.set()
+        # The thread may be inside a browser wait; the caller quits the browser only
+        # after it has stopped using it.
+        self._thread.join(wait)
+
+
 def _download_and_check(
     fetcher: Fetcher, candidate: Candidate, workdir: Path, rules: ImageRules, stop
 ) -> _Outcome:
@@ -119,7 +170,6 @@ def collect_images(
         seen_urls.add(image.source_url)
     rejected: Counter = Counter()
     found = 0
-    source: Iterator[Candidate] = iter(candidates)
     exhausted = False
     pending: deque[Candidate] = deque()
     in_flight: dict[Future, Candidate] = {}
@@ -137,18 +187,23 @@ def collect_images(
         rejected[reason] += 1
         report("rejected", reason=reason, url=url)
 
-    def draw() -> bool:
+    def draw(block: bool = False) -> bool:
         nonlocal exhausted, found
-        if exhausted:
-            return False
-        for candidate in source:
-            if candidate.url in seen_urls:
+        while not exhausted:
+            item = prefetch.get(timeout=0.2 if block else 0)
+            if item is None:
+                return False
+            if item is _Prefetch._END:
+                exhausted = True
+                if prefetch.error is not None:
+                    raise prefetch.error
+                return False
+            if item.url in seen_urls:
                 continue
-            seen_urls.add(candidate.url)
+            seen_urls.add(item.url)
             found += 1
-            pending.append(candidate)
+            pending.append(item)
             return True
-        exhausted = True
         return False
 
     def next_ready() -> Candidate | None:
@@ -162,6 +217,7 @@ def collect_images(
                 return None
 
     stopped = False
+    prefetch = _Prefetch(candidates, size=max(lookahead, fetcher.concurrency))
     with ThreadPoolExecutor(max_workers=fetcher.concurrency, thread_name_prefix="imagedl-dl") as pool:
         try:
             while len(kept) < wanted:
@@ -182,6 +238,7 @@ def collect_images(
                 if not in_flight:
                     if exhausted and not pending:
                         break
+                    draw(block=True)  # nothing running: wait for the source
                     continue
                 done, _ = wait(list(in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -216,6 +273,7 @@ def collect_images(
                     kept.append(image)
                     report("kept", image=image)
         finally:
+            prefetch.close()
             stop.set()  # in-flight downloads end at their next chunk
             for future in list(in_flight):
                 future.cancel()
