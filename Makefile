@@ -12,8 +12,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps system-deps venv cassandra cassandra-stop setup lint format bench clean
 
-run: setup
-	$(PY) -m devtools.run_all --port $(PORT)
+# The local node is stopped on exit only if this command started it.
+run: deps
+	@was_up=$$($(PY) -m devtools.cassandra_node status 2>/dev/null | grep -c answering); \
+	$(MAKE) --no-print-directory setup && \
+	exec $(PY) -m devtools.run_all --port $(PORT) $$([ "$$was_up" = 0 ] && echo --stop-node)
 
 test: deps cassandra
 	$(PY) manage.py collectstatic --noinput -v0

@@ -36,12 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--stop-node", action="store_true", help="stop the local Cassandra node on exit")
     parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 2))
     args = parser.parse_args(argv)
 
     started_node = False
     if not os.environ.get("CASSANDRA_HOSTS"):
-        started_node = cassandra_node.Node(1).pid() is None
+        started_node = args.stop_node or cassandra_node.Node(1).pid() is None
         cassandra_node.start(1)
 
     python = sys.executable
