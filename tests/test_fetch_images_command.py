@@ -48,5 +48,5 @@ def test_bad_arguments(tmp_path):
         call_command("fetch_images", "x", "--count", "0", "--out", str(tmp_path / "a.zip"))
     with pytest.raises(CommandError, match="unknown bmp"):
         call_command("fetch_images", "x", "--formats", "bmp", "--out", str(tmp_path / "a.zip"))
-    with pytest.raises(CommandError, match=".zip"):
+    with pytest.raises(CommandError, match=r"\.zip"):
         call_command("fetch_images", "x", "--out", str(tmp_path / "a.tar"))
