@@ -47,19 +47,41 @@ def corpus(hosts: list[ImageHost], count: int) -> tuple[list[str], int]:
 
 
 def run_download_urls(url_file: Path, out: Path, per_host: int, concurrency: int) -> tuple[float, int, str]:
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="imagedl_site.settings", IMAGEDL_ALLOW_PRIVATE_NETWORKS="true",
-               IMAGEDL_LOG_LEVEL="WARNING")
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="imagedl_site.settings",
+        IMAGEDL_ALLOW_PRIVATE_NETWORKS="true",
+        IMAGEDL_LOG_LEVEL="WARNING",
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "manage.py", "download_urls", str(url_file), "--out", str(out), "--no-progress",
-         "--concurrency", str(concurrency), "--per-host", str(per_host)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "manage.py",
+            "download_urls",
+            str(url_file),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--concurrency",
+            str(concurrency),
+            "--per-host",
+            str(per_host),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     elapsed = time.monotonic() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = usage.ru_utime + usage.ru_stime
-    summary = result.stdout.strip().splitlines()[-1] + f"\n  CPU time of download_urls: {cpu:.1f} s over {elapsed:.1f} s wall"
+    summary = (
+        result.stdout.strip().splitlines()[-1]
+        + f"\n  CPU time of download_urls: {cpu:.1f} s over {elapsed:.1f} s wall"
+    )
     return elapsed, max(usage.ru_maxrss, before), summary
 
 
@@ -68,11 +90,36 @@ def run_img2dataset(url_file: Path, out: Path, threads: int) -> tuple[float, int
         return None
     started = time.monotonic()
     subprocess.run(
-        [str(IMG2DATASET), "--url_list", str(url_file), "--input_format", "txt", "--output_folder", str(out),
-         "--output_format", "files", "--processes_count", "1", "--thread_count", str(threads),
-         "--resize_mode", "no", "--timeout", "10", "--retries", "0", "--disallowed_header_directives", "[]",
-         "--compute_hash", "sha256", "--enable_wandb", "False"],
-        check=True, capture_output=True, text=True,
+        [
+            str(IMG2DATASET),
+            "--url_list",
+            str(url_file),
+            "--input_format",
+            "txt",
+            "--output_folder",
+            str(out),
+            "--output_format",
+            "files",
+            "--processes_count",
+            "1",
+            "--thread_count",
+            str(threads),
+            "--resize_mode",
+            "no",
+            "--timeout",
+            "10",
+            "--retries",
+            "0",
+            "--disallowed_header_directives",
+            "[]",
+            "--compute_hash",
+            "sha256",
+            "--enable_wandb",
+            "False",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     elapsed = time.monotonic() - started
     saved = sum(1 for p in out.rglob("*.jpg"))
@@ -95,17 +142,23 @@ def main() -> None:
         url_file.write_text("\n".join(urls) + "\n")
         per_host_urls = math.ceil(args.count / len(hosts))
         floor_latency = math.ceil(per_host_urls / args.per_host) * args.latency
-        print(f"corpus: {args.count} URLs, {total_bytes / 1e6:.1f} MB ({total_bytes / args.count / 1e3:.0f} KB/image), "
-              f"{len(hosts)} hosts, {args.latency * 1000:.0f} ms latency, {concurrency} in flight "
-              f"({args.per_host} per host)")
-        print(f"floor: {floor_latency:.2f} s (ceil({per_host_urls} URLs per host / {args.per_host} slots) x latency; "
-              f"loopback transfer time is negligible next to it)")
+        print(
+            f"corpus: {args.count} URLs, {total_bytes / 1e6:.1f} MB ({total_bytes / args.count / 1e3:.0f} KB/image), "
+            f"{len(hosts)} hosts, {args.latency * 1000:.0f} ms latency, {concurrency} in flight "
+            f"({args.per_host} per host)"
+        )
+        print(
+            f"floor: {floor_latency:.2f} s (ceil({per_host_urls} URLs per host / {args.per_host} slots) x latency; "
+            f"loopback transfer time is negligible next to it)"
+        )
 
         ours, peak_kb, summary = run_download_urls(url_file, work / "ours.zip", args.per_host, concurrency)
         with zipfile.ZipFile(work / "ours.zip") as zf:
             kept = len(zf.namelist()) - 1
-        print(f"download_urls: {ours:.2f} s, {kept / ours:.1f} images/s, {ours / floor_latency:.2f}x the floor, "
-              f"peak RSS {peak_kb / 1024:.0f} MB")
+        print(
+            f"download_urls: {ours:.2f} s, {kept / ours:.1f} images/s, {ours / floor_latency:.2f}x the floor, "
+            f"peak RSS {peak_kb / 1024:.0f} MB"
+        )
         print(f"  {summary}")
 
         theirs = run_img2dataset(url_file, work / "img2dataset", concurrency)
@@ -113,8 +166,10 @@ def main() -> None:
             print("img2dataset: not installed in bench/.venv-img2dataset; comparison skipped")
             return
         seconds, saved = theirs
-        print(f"img2dataset:   {seconds:.2f} s, {saved / seconds:.1f} images/s, {seconds / floor_latency:.2f}x the floor "
-              f"({saved} files)")
+        print(
+            f"img2dataset:   {seconds:.2f} s, {saved / seconds:.1f} images/s, {seconds / floor_latency:.2f}x the floor "
+            f"({saved} files)"
+        )
         print(f"ratio (download_urls / img2dataset images/s): {(kept / ours) / (saved / seconds):.2f}x")
     finally:
         for host in hosts:

@@ -68,7 +68,9 @@ def main() -> None:
     for index in range(1, total + 1):  # warm the hosts' image cache
         w, h = 560 + (index % 7) * 20, 420 + (index % 5) * 20
         encoded(20_000 + index, "jpeg", w, h, 85, True, False)
-    imitation = SearchImitation("127.0.0.70", image_url=image_url, total=total, batch_latency=args.batch_latency)
+    imitation = SearchImitation(
+        "127.0.0.70", image_url=image_url, total=total, batch_latency=args.batch_latency
+    )
     imitation.start()
     settings.IMAGEDL_BING_URL = imitation.base
     work = Path(tempfile.mkdtemp(prefix="imagedl-benchjob-"))
@@ -111,25 +113,40 @@ def main() -> None:
         from downloader.pipeline import run_job
         from jobs import records, services
 
-        job = services.job_submit(email="bench@example.org", query="red fox", requested_count=args.count,
-                                  run_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1), time_zone="UTC")
+        job = services.job_submit(
+            email="bench@example.org",
+            query="red fox",
+            requested_count=args.count,
+            run_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+            time_zone="UTC",
+        )
         started = time.monotonic()
         outcome = run_job(job.id)
         t_job = time.monotonic() - started
         done = records.get_job(job.id)
         services.job_purge(done, by="bench")
 
-        print(f"{args.count} images; Bing batches of 35 at {args.batch_latency * 1000:.0f} ms; {len(hosts)} image hosts at "
-              f"{args.latency * 1000:.0f} ms, {per_host} per host")
-        print(f"collect URLs : {t_collect:6.2f} s   floor {f_collect:6.2f} s  ({t_collect / f_collect:.2f}x)  "
-              f"[{len(candidates)} URLs, {batches} async batches]")
-        print(f"download     : {t_download:6.2f} s   floor {f_download:6.2f} s  ({t_download / f_download:.2f}x)  "
-              f"[kept {len(result.kept)}]")
-        print(f"pack         : {t_pack:6.2f} s   floor {f_pack:6.2f} s  ({t_pack / max(f_pack, 1e-3):.2f}x)  "
-              f"[{archive.bytes / 1e6:.1f} MB]")
+        print(
+            f"{args.count} images; Bing batches of 35 at {args.batch_latency * 1000:.0f} ms; {len(hosts)} image hosts at "
+            f"{args.latency * 1000:.0f} ms, {per_host} per host"
+        )
+        print(
+            f"collect URLs : {t_collect:6.2f} s   floor {f_collect:6.2f} s  ({t_collect / f_collect:.2f}x)  "
+            f"[{len(candidates)} URLs, {batches} async batches]"
+        )
+        print(
+            f"download     : {t_download:6.2f} s   floor {f_download:6.2f} s  ({t_download / f_download:.2f}x)  "
+            f"[kept {len(result.kept)}]"
+        )
+        print(
+            f"pack         : {t_pack:6.2f} s   floor {f_pack:6.2f} s  ({t_pack / max(f_pack, 1e-3):.2f}x)  "
+            f"[{archive.bytes / 1e6:.1f} MB]"
+        )
         floors = f_collect + f_download + f_pack
-        print(f"whole job    : {t_job:6.2f} s   sum of floors {floors:6.2f} s  ({t_job / floors:.2f}x)  "
-              f"[{outcome}, browser start included]")
+        print(
+            f"whole job    : {t_job:6.2f} s   sum of floors {floors:6.2f} s  ({t_job / floors:.2f}x)  "
+            f"[{outcome}, browser start included]"
+        )
     finally:
         imitation.stop()
         for host in hosts:

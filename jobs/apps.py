@@ -29,3 +29,13 @@ class JobsConfig(AppConfig):
         post_migrate.connect(_ensure_schedules, dispatch_uid="imagedl-schedules")
         # django-q2 forks its workers after the parent has talked to Cassandra (checks).
         os.register_at_fork(after_in_child=_reset_cassandra_in_child)
+        # Register the cqlengine connection now (lazily: nothing is contacted), so
+        # model queries work in any thread of any process, and connect it before the
+        # first request of a process runs (see ensure_session).
+        from django.core.signals import request_started
+        from django.db import connections
+
+        from jobs.cassandra import ensure_session
+
+        connections["cassandra"].connect()
+        request_started.connect(ensure_session, dispatch_uid="imagedl-cassandra-session")

@@ -16,7 +16,7 @@ def execute(statement: str, params: tuple | dict | None = None, timeout: float |
     """
     from django.db import connections
 
-    _ = connections[ALIAS].connection  # registers the cqlengine connection on first use
+    connections[ALIAS].connect()  # registers the cqlengine connection on first use (no-op after)
     conn = cql_connection.get_connection(ALIAS)
     conn.handle_lazy_connect()
     return conn.session.execute(statement, params, timeout=timeout)
@@ -44,3 +44,25 @@ def reset_after_fork() -> None:
             conn.lazy_connect_lock = threading.RLock()
     cql_connection.cluster = None
     cql_connection.session = None
+
+
+def ensure_session(**_signal_kwargs: object) -> None:
+    """Make sure this process's Cassandra session exists before a request uses it.
+
+    cqlengine's lazy connect has a race: while one thread is still connecting, another
+    sees "already connected" and fails with "It is required to setup() cqlengine".
+    Connected on ``request_started``; threads wait here for the one that connects.
+    """
+    try:
+        conn = cql_connection.get_connection(ALIAS)
+    except Exception:
+        return  # not registered yet: the first query registers and connects it
+    if conn.session is not None:
+        return
+    try:
+        conn.handle_lazy_connect()
+    except Exception:  # the node is down: the view's own query reports it
+        return
+    if conn.session is None:
+        with conn.lazy_connect_lock:  # another thread is connecting: wait for it
+            pass

@@ -28,3 +28,21 @@ def _choices() -> list:
 
 
 ZONE_CHOICES = _choices()
+
+
+def zone_options_html(selected: str) -> str:
+    from django.utils.html import escape
+
+    def option(value: str, label: str) -> str:
+        mark = " selected" if value == selected else ""
+        return f'<option value="{escape(value)}"{mark}>{escape(label)}</option>'
+
+    parts = []
+    for value, label in ZONE_CHOICES:
+        if isinstance(label, list):
+            parts.append(f'<optgroup label="{escape(value)}">')
+            parts += [option(v, lbl) for v, lbl in label]
+            parts.append("</optgroup>")
+        else:
+            parts.append(option(value, label))
+    return "".join(parts)

@@ -1,0 +1,222 @@
+"""Web throughput under gunicorn with the local Cassandra node, on loopback.
+
+50 concurrent clients against the home page and the status JSON (wrk), and against
+job submission (Python clients that fetch the form, keep the CSRF cookie and post).
+Prints requests/s and p50/p99 latency, then checks that every accepted submission is
+in Cassandra and scheduled. Uses its own keyspace (bench_web) and SQLite file, with
+the submission rate limits off.
+
+    .venv/bin/python bench/bench_web.py [--seconds 10] [--clients 50] [--workers 2] [--threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT = 8200
+PY = sys.executable
+
+
+def bench_env() -> dict[str, str]:
+    var = ROOT / "var" / "bench"
+    var.mkdir(parents=True, exist_ok=True)
+    return dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="imagedl_site.settings",
+        CASSANDRA_KEYSPACE="bench_web",
+        DATABASE_URL=f"sqlite:///{var / 'web.sqlite3'}",
+        IMAGEDL_SUBMIT_RATE_PER_IP="0",
+        IMAGEDL_SUBMIT_RATE_PER_EMAIL="0",
+        IMAGEDL_LOG_LEVEL="WARNING",
+    )
+
+
+SETUP = """
+import datetime as dt
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connections
+from jobs import cassandra, links, services
+for table in ("job", "job_by_day", "job_day", "job_event", "job_image", "job_purge_due"):
+    cassandra.execute(f"TRUNCATE bench_web.{table}", timeout=30)
+from django_q.models import OrmQ, Schedule
+Schedule.objects.filter(name__startswith="job-").delete(); OrmQ.objects.all().delete()
+job = services.job_submit(email="b@example.org", query="bench", requested_count=5,
+                          run_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1), time_zone="UTC")
+path = default_storage.save("archives/bench.zip", ContentFile(b"PK"))
+services.job_complete(job, archive_path=path, archive_bytes=2, kept=5)
+Schedule.objects.filter(name=f"job-{job.id}").delete()  # only submissions are counted below
+print("TOKEN", links.make_token(job.id, "status"))
+"""
+
+VERIFY = """
+from jobs import cassandra
+from django_q.models import Schedule
+rows = cassandra.execute("SELECT count(*) FROM bench_web.job", timeout=60).one()
+print("JOBS", list(rows.values())[0] - 1, "SCHEDULES", Schedule.objects.filter(name__startswith="job-").count())
+"""
+
+
+def manage(*args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [PY, "manage.py", *args],
+        cwd=ROOT,
+        env=bench_env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def wrk(path: str, seconds: int, clients: int) -> str:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{PORT}{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
+    p50 = re.search(r"50%\s+([\d.]+\w+)", out).group(1)
+    p99 = re.search(r"99%\s+([\d.]+\w+)", out).group(1)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return f"{float(rps):8.1f} req/s  p50 {p50:>8}  p99 {p99:>8}  non-2xx {non2xx.group(1) if non2xx else 0}"
+
+
+def submit_clients(seconds: int, clients: int) -> tuple[int, int, list[float]]:
+    accepted, failed, latencies = [0], [0], []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+
+    def client(number: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        page = response.read().decode()
+        cookie = response.getheader("Set-Cookie").split(";")[0]
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            body = urlencode(
+                {
+                    "csrfmiddlewaretoken": token,
+                    "query": f"bench {number}-{n}",
+                    "page_url": "",
+                    "count": "10",
+                    "email": f"c{number}@example.org",
+                    "run_date": tomorrow,
+                    "run_time": "12:00",
+                    "time_zone": "UTC",
+                    "min_width": "0",
+                    "min_height": "0",
+                    "engine": "auto",
+                }
+            )
+            started = time.monotonic()
+            conn.request(
+                "POST",
+                "/",
+                body=body,
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Cookie": cookie,
+                    "Referer": f"http://127.0.0.1:{PORT}/",
+                },
+            )
+            response = conn.getresponse()
+            response.read()
+            took = time.monotonic() - started
+            with lock:
+                latencies.append(took)
+                if response.status == 302:
+                    accepted[0] += 1
+                else:
+                    failed[0] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return accepted[0], failed[0], latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    manage("migrate", "-v0")
+    manage("sync_cassandra", "-v0")
+    manage("collectstatic", "--noinput", "-v0")
+    token = re.search(r"TOKEN (\S+)", manage("shell", stdin=SETUP)).group(1)
+    server = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "gunicorn",
+            "imagedl_site.wsgi",
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=bench_env(),
+    )
+    try:
+        for _ in range(100):
+            try:
+                http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request("GET", "/healthz")
+                break
+            except OSError:
+                time.sleep(0.2)
+        time.sleep(1)
+        print(
+            f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} clients; {args.seconds} s each"
+        )
+        print("home page   ", wrk("/", args.seconds, args.clients))
+        print("status JSON ", wrk(f"/jobs/{token}/status.json", args.seconds, args.clients))
+        accepted, failed, latencies = submit_clients(args.seconds, args.clients)
+        latencies.sort()
+        p50 = statistics.median(latencies) * 1000
+        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+        print(
+            f"submission  {accepted / args.seconds:8.1f} jobs/s  p50 {p50:6.1f}ms  p99 {p99:6.1f}ms  "
+            f"accepted {accepted}, refused {failed}"
+        )
+    finally:
+        server.terminate()
+        server.wait(20)
+    jobs, schedules = re.search(r"JOBS (\d+) SCHEDULES (\d+)", manage("shell", stdin=VERIFY)).groups()
+    print(
+        f"in Cassandra: {jobs} jobs; scheduled: {schedules}; accepted: {accepted} -> "
+        f"{'nothing lost' if int(jobs) == accepted and int(schedules) == accepted else 'MISMATCH'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
