@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -19,6 +20,15 @@ from selenium.webdriver.support.ui import WebDriverWait
 from downloader.browser import open_browser
 from jobs import links, records, services
 from jobs.models import JobStatus
+
+
+def settle(browser, seconds: float) -> WebDriverWait:
+    """A wait that rides out page loads: the element read may belong to the page being
+    replaced (stale) or to the next one not yet parsed (missing)."""
+    return WebDriverWait(
+        browser, seconds, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)
+    )
+
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -60,18 +70,18 @@ def test_submit_follow_watch_and_cancel(browser, live_server):
     assert "Enter a valid email address." in browser.find_element(By.ID, "id_email_client_error").text
     browser.find_element(By.ID, "id_email").send_keys("ada@example.org", Keys.ENTER)
 
-    WebDriverWait(browser, 10).until(lambda d: "/submitted" in d.current_url)
+    settle(browser, 10).until(lambda d: "/submitted" in d.current_url)
     assert "Your job is scheduled" in browser.page_source
     shoot(browser, "submitted")
     browser.find_element(By.LINK_TEXT, "Follow its progress").click()
-    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "progress"))
+    settle(browser, 10).until(lambda d: d.find_elements(By.ID, "progress"))
     job_id = links.read_token(browser.current_url.rstrip("/").split("/")[-1], "status")
     job = records.get_job(job_id)
 
     # The job runs (driven from here) and the page follows it without a reload.
     services.job_start_attempt(job)
     services.job_record_progress(job, found_count=90, downloaded_count=60, rejected_count=7)
-    WebDriverWait(browser, 15).until(
+    settle(browser, 15).until(
         lambda d: d.find_element(By.ID, "progress").get_attribute("aria-valuenow") == "40"
     )
     assert browser.find_element(By.ID, "c-downloaded").text == "60"
@@ -79,7 +89,7 @@ def test_submit_follow_watch_and_cancel(browser, live_server):
     shoot(browser, "status-running")
 
     browser.find_element(By.CSS_SELECTOR, "#cancel button").click()
-    WebDriverWait(browser, 10).until(lambda d: "Cancelled" in d.find_element(By.ID, "status-word").text)
+    settle(browser, 10).until(lambda d: "Cancelled" in d.find_element(By.ID, "status-word").text)
     assert records.get_job(job_id).status == JobStatus.CANCELLED
     assert browser.find_element(By.ID, "resubmit").is_displayed()
 
@@ -111,7 +121,7 @@ def test_finished_job_downloads_and_pages_look_right(browser, live_server, setti
     assert "Ready to download" in browser.find_element(By.ID, "status-word").text
     thumbs = browser.find_elements(By.CSS_SELECTOR, ".thumbs img")
     assert len(thumbs) == 6
-    WebDriverWait(browser, 10).until(
+    settle(browser, 10).until(
         lambda d: all(d.execute_script("return arguments[0].naturalWidth", t) > 0 for t in thumbs)
     )
     shoot(browser, "status-done")
