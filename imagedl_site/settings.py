@@ -118,6 +118,10 @@ def _relational_database(url: str) -> dict[str, object]:
                 "timeout": 20,
                 "transaction_mode": "IMMEDIATE",
             },
+            # Keep connections: django-q2 closes expired ones before every enqueue, and
+            # reopening (with the PRAGMAs) on each request doubled a submission's cost.
+            "CONN_MAX_AGE": 600,
+            "CONN_HEALTH_CHECKS": True,
         }
     if parts.scheme in {"postgres", "postgresql"}:
         return {

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+
 from cassandra.cqlengine import connection as cql_connection
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 ALIAS = "cassandra"
 
+_prepared: dict[tuple[int, str], PreparedStatement] = {}
+_prepared_lock = threading.Lock()
 
-def execute(statement: str, params: tuple | dict | None = None, timeout: float | None = None):
-    """Run one CQL statement on the project's Cassandra connection.
+
+def session():
+    """This process's driver session (connected on first use).
 
     Connects lazily and, after a failure, reconnects on the next call (the
     ``lazy_connect``/``retry_connect`` options), so a node that was down is used again
@@ -19,7 +26,38 @@ def execute(statement: str, params: tuple | dict | None = None, timeout: float |
     connections[ALIAS].connect()  # registers the cqlengine connection on first use (no-op after)
     conn = cql_connection.get_connection(ALIAS)
     conn.handle_lazy_connect()
-    return conn.session.execute(statement, params, timeout=timeout)
+    return conn.session
+
+
+def execute(statement: str, params: tuple | dict | None = None, timeout: float | None = None):
+    """Run one CQL statement on the project's Cassandra connection."""
+    return session().execute(statement, params, timeout=timeout)
+
+
+def prepared(cql: str) -> PreparedStatement:
+    """``cql`` prepared once per session: the node parses it once, and each use sends
+    only the bound values (the hot write paths use this instead of cqlengine)."""
+    current = session()
+    key = (id(current), cql)
+    statement = _prepared.get(key)
+    if statement is None:
+        with _prepared_lock:
+            statement = _prepared.get(key)
+            if statement is None:
+                statement = _prepared[key] = current.prepare(cql)
+    return statement
+
+
+def write_together(statements: Sequence[tuple[str, Sequence[object]]], timeout: float | None = None) -> None:
+    """Apply several prepared writes as one logged batch: all of them or none."""
+    if len(statements) == 1:
+        cql, values = statements[0]
+        session().execute(prepared(cql), values, timeout=timeout)
+        return
+    batch = BatchStatement(batch_type=BatchType.LOGGED)
+    for cql, values in statements:
+        batch.add(prepared(cql), values)
+    session().execute(batch, timeout=timeout)
 
 
 def ping(timeout: float = 2.0) -> str:
@@ -44,6 +82,7 @@ def reset_after_fork() -> None:
             conn.lazy_connect_lock = threading.RLock()
     cql_connection.cluster = None
     cql_connection.session = None
+    _prepared.clear()
 
 
 def ensure_session(**_signal_kwargs: object) -> None:

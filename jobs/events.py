@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from cassandra.util import uuid_from_time
 from django.conf import settings
 
+from jobs.cassandra import write_together
 from jobs.models import JobEvent
 
 logger = logging.getLogger("imagedl.jobs")
@@ -26,26 +27,34 @@ def personal_ttl_seconds() -> int:
     return settings.IMAGEDL_PERSONAL_TTL_DAYS * 86400
 
 
-def record_event(
+def event_write(
     job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object
-) -> JobEvent:
-    """Append one event to a job's log and mirror it to the application log."""
+) -> tuple[str, tuple]:
+    """The CQL write of one event (for a batch with other writes); see record_event."""
     if level not in _LEVELS:
         raise ValueError(f"unknown event level {level!r}")
     text_data = {key: str(value) for key, value in data.items() if value is not None}
-    event = JobEvent.ttl(personal_ttl_seconds()).create(
-        job_id=job_id,
-        at=uuid_from_time(time.time()),
-        kind=kind,
-        level=level,
-        message=message,
-        data=text_data,
+    cql = (
+        f"INSERT INTO {JobEvent.column_family_name()} (job_id, at, kind, level, message, data) "
+        "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
     )
+    at = uuid_from_time(time.time())
+    return cql, (job_id, at, kind, level, message, text_data, personal_ttl_seconds())
+
+
+def log_event(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
+    """Mirror an event that was written to the application log."""
+    text_data = {key: str(value) for key, value in data.items() if value is not None}
     extras = " ".join(f"{k}={v}" for k, v in sorted(text_data.items()))
     logger.log(
         _LEVELS[level], "job=%s event=%s %s%s", job_id, kind, message, f" [{extras}]" if extras else ""
     )
-    return event
+
+
+def record_event(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
+    """Append one event to a job's log and mirror it to the application log."""
+    write_together([event_write(job_id, kind, message, level=level, **data)])
+    log_event(job_id, kind, message, level=level, **data)
 
 
 def job_events(job_id: uuid.UUID, limit: int = 1000) -> list[JobEvent]:

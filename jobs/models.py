@@ -65,7 +65,6 @@ class Job(DjangoCassandraModel):
     finished_at = columns.DateTime()
     delivered_at = columns.DateTime()
     purged_at = columns.DateTime()
-    schedule_id = columns.Integer()  # django-q2 Schedule row, while scheduled
 
     class Meta:
         get_pk_field = "id"

@@ -19,22 +19,70 @@ from jobs.models import Job, JobByDay, JobDay, JobImage
 PERSONAL_FIELDS = ("email", "query", "page_url")
 
 
-def create_job(**fields: object) -> Job:
-    """Insert a job and its listing rows. Personal fields are written with a TTL."""
+def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: object) -> Job:
+    """Insert a job, its listing rows and (optionally) its first event as one logged
+    batch of prepared writes: all of them land or none does.
+
+    Personal fields get their own insert with a TTL, so only those cells expire.
+    ``first_event`` is ``(kind, message, data)`` for jobs.events.
+    """
+    from cassandra.query import UNSET_VALUE
+
+    from jobs.cassandra import write_together
+    from jobs.events import event_write, log_event
+
     now = fields.pop("created_at", None) or timezone.now()
     assert isinstance(now, dt.datetime)
     personal = {name: fields.pop(name) for name in PERSONAL_FIELDS if name in fields}
-    job = Job.create(created_at=now, **fields)
+    job = Job(created_at=now, **fields)
+    job.validate()
+    columns = [name for name in Job._columns if name not in PERSONAL_FIELDS]
+    values = [_cql_value(job, name) for name in columns]
+    table = Job.column_family_name()
+    writes: list[tuple[str, tuple]] = [
+        (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            tuple(UNSET_VALUE if v is None else v for v in values),
+        )
+    ]
     if personal:
-        # A separate write so only these cells carry the TTL (cqlengine TTL is per
-        # statement and would otherwise expire the whole row).
-        Job.objects(id=job.id).ttl(personal_ttl_seconds()).update(**personal)
         for name, value in personal.items():
             setattr(job, name, value)
+        writes.append(
+            (
+                f"INSERT INTO {table} (id, {', '.join(PERSONAL_FIELDS)}) VALUES (?, ?, ?, ?) USING TTL ?",
+                (
+                    job.id,
+                    *(UNSET_VALUE if getattr(job, n) is None else getattr(job, n) for n in PERSONAL_FIELDS),
+                    personal_ttl_seconds(),
+                ),
+            )
+        )
     day = utc_day(now)
-    JobByDay.create(day=day, created_at=now, job_id=job.id, status=job.status)
-    JobDay.create(bucket="all", day=day)
+    writes.append(
+        (
+            f"INSERT INTO {JobByDay.column_family_name()} (day, created_at, job_id, status) VALUES (?, ?, ?, ?)",
+            (day, _cql_value(job, "created_at"), job.id, job.status),
+        )
+    )
+    writes.append((f"INSERT INTO {JobDay.column_family_name()} (bucket, day) VALUES (?, ?)", ("all", day)))
+    if first_event is not None:
+        kind, message, data = first_event
+        writes.append(event_write(job.id, kind, message, **data))
+    write_together(writes)
+    job._set_persisted()
+    if first_event is not None:
+        log_event(job.id, first_event[0], first_event[1], **first_event[2])
     return job
+
+
+def _cql_value(job: Job, name: str) -> object:
+    """A column's value as the driver binds it (naive datetimes are UTC, as cqlengine
+    writes them)."""
+    value = getattr(job, name)
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
 
 
 def get_job(job_id: uuid.UUID | str) -> Job | None:

@@ -45,19 +45,17 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 # --- scheduling (django-q2) --------------------------------------------------------
 
 
-def _enqueue_run(job: Job) -> int | None:
-    """Queue the job's run: now if its time has come, else a one-off Schedule.
-
-    Returns the Schedule id when one was made (kept on the job so cancel can remove it).
-    """
+def _enqueue_run(job: Job) -> None:
+    """Queue the job's run: now if its time has come, else a one-off Schedule named
+    ``job-<id>`` (the name is how cancel and reschedule find it)."""
     from django_q.models import Schedule
     from django_q.tasks import async_task
 
     run_at = _aware(job.run_at)
     if run_at is None or run_at <= _now() + dt.timedelta(seconds=1):
         async_task(RUN_TASK, str(job.id), task_name=f"job-{job.id}", group="jobs")
-        return None
-    schedule = Schedule.objects.create(
+        return
+    Schedule.objects.create(
         name=f"job-{job.id}",
         func=RUN_TASK,
         # Schedule args go through ast.literal_eval: a plain quoted string, never a UUID.
@@ -66,7 +64,6 @@ def _enqueue_run(job: Job) -> int | None:
         repeats=-1,
         next_run=run_at,
     )
-    return schedule.id
 
 
 def _remove_schedule(job: Job) -> None:
@@ -104,12 +101,13 @@ def job_submit(
         raise ValueError("give exactly one of query and page_url")
     if run_at.tzinfo is None:
         raise ValueError("run_at must be timezone-aware")
+    run_at = run_at.astimezone(dt.UTC)
     job = records.create_job(
         email=email,
         query=query or None,
         page_url=page_url or None,
         requested_count=requested_count,
-        run_at=run_at.astimezone(dt.UTC),
+        run_at=run_at,
         time_zone=time_zone,
         formats=set(formats),
         min_width=min_width,
@@ -117,18 +115,24 @@ def job_submit(
         engine=engine,
         output_format=output_format,
         status=JobStatus.SCHEDULED,
+        first_event=(
+            "scheduled",
+            f"Job scheduled for {run_at:%Y-%m-%d %H:%M} UTC ({time_zone})",
+            {"count": requested_count, "engine": engine},
+        ),
     )
-    record_event(
-        job.id,
-        "scheduled",
-        f"Job scheduled for {run_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC ({time_zone})",
-        count=requested_count,
-        engine=engine,
-    )
-    schedule_id = _enqueue_run(job)
-    if schedule_id is not None:
-        records.update_job(job, schedule_id=schedule_id)
-    email_enqueue(job, "accepted")
+    # The run and the "accepted" email are queued in one SQLite transaction (one
+    # commit). Should that fail, the stored job says so instead of waiting forever.
+    from django.db import transaction
+
+    try:
+        with transaction.atomic():
+            _enqueue_run(job)
+            email_enqueue(job, "accepted")
+    except Exception:
+        records.update_job(job, status=JobStatus.FAILED, error="could not be scheduled", finished_at=_now())
+        record_event(job.id, "failed", "Could not be scheduled", level="error")
+        raise
     return job
 
 
@@ -185,13 +189,11 @@ def job_reschedule(job: Job, run_at: dt.datetime, *, by: str = "operator") -> Jo
     if job.status != JobStatus.SCHEDULED:
         raise JobStateError("only a scheduled job can be moved")
     _remove_schedule(job)
-    records.update_job(job, run_at=run_at.astimezone(dt.UTC), schedule_id=None)
+    records.update_job(job, run_at=run_at.astimezone(dt.UTC))
     record_event(
         job.id, "rescheduled", f"Run time moved to {run_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC", by=by
     )
-    schedule_id = _enqueue_run(job)
-    if schedule_id is not None:
-        records.update_job(job, schedule_id=schedule_id)
+    _enqueue_run(job)
     return job
 
 
@@ -274,7 +276,7 @@ def _delete_outputs(job: Job) -> None:
 def job_start_attempt(job: Job) -> int:
     """Mark the job running and count the attempt; returns the attempt number."""
     attempt = (job.attempts or 0) + 1
-    changes: dict[str, object] = {"status": JobStatus.RUNNING, "attempts": attempt, "schedule_id": None}
+    changes: dict[str, object] = {"status": JobStatus.RUNNING, "attempts": attempt}
     if job.started_at is None:
         changes["started_at"] = _now()
     records.update_job(job, **changes)

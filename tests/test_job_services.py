@@ -40,7 +40,6 @@ def test_future_job_is_stored_and_scheduled_with_only_its_id(cassandra_db):
     assert ast.literal_eval(schedule.args) == str(job.id)  # the id, and nothing personal
     assert "ada@" not in schedule.args and "fox" not in schedule.args
     assert abs(schedule.next_run - run_at) < dt.timedelta(seconds=1)
-    assert stored.schedule_id == schedule.id
     assert f"job-{job.id}" not in _queued_task_names()
     assert [e.kind for e in job_events(job.id)] == ["scheduled"]
 
@@ -83,6 +82,21 @@ def test_accepted_email_is_queued_not_sent_inline(cassandra_db):
     job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     assert f"email-accepted-{job.id}" in _queued_task_names()
     assert mail.outbox == []
+
+
+def test_a_job_that_cannot_be_queued_is_recorded_as_failed_not_left_waiting(cassandra_db, monkeypatch):
+    def broken_enqueue(job, kind):
+        raise RuntimeError("queue table is locked")
+
+    monkeypatch.setattr(services, "email_enqueue", broken_enqueue)
+    with pytest.raises(RuntimeError):
+        _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    (stored,) = records.list_jobs_newest_first().jobs
+    assert stored.status == JobStatus.FAILED
+    assert stored.error == "could not be scheduled"
+    # The schedule row was rolled back with the email: nothing will run it.
+    assert not Schedule.objects.filter(name=f"job-{stored.id}").exists()
+    assert [e.kind for e in job_events(stored.id)] == ["scheduled", "failed"]
 
 
 def test_cancel_before_the_run_removes_the_schedule(cassandra_db):

@@ -86,7 +86,7 @@ def test_home_renders_the_form_with_every_field(client, cassandra_db):
             "run_date",
             "within the next 30 days",
         ),
-        ({"time_zone": "Mars/Olympus"}, "time_zone", "Select a valid choice."),
+        ({"time_zone": "Mars/Olympus"}, "time_zone", "Choose a time zone from the list."),
         ({"query": "", "page_url": "ftp://example.org/x"}, "page_url", "starting with http:// or https://"),
         ({"query": "", "page_url": "not a url"}, "page_url", "starting with http:// or https://"),
         ({"query": "", "page_url": "http://10.1.2.3/gallery"}, "page_url", "private or local network"),
