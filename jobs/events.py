@@ -35,7 +35,7 @@ def event_write(
         raise ValueError(f"unknown event level {level!r}")
     text_data = {key: str(value) for key, value in data.items() if value is not None}
     cql = (
-        f"INSERT INTO {JobEvent.column_family_name()} (job_id, at, kind, level, message, data) "
+        f"INSERT INTO {JobEvent.column_family_name()} (job_id, at, kind, level, message, data) "  # noqa: S608
         "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
     )
     at = uuid_from_time(time.time())

@@ -21,7 +21,8 @@ PERSONAL_FIELDS = ("email", "query", "page_url")
 
 def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: object) -> Job:
     """Insert a job, its listing rows and (optionally) its first event as one logged
-    batch of prepared writes: all of them land or none does.
+    batch of prepared writes: all of them land or none does. (Table and column names
+    in the CQL come from the models; every value is a bound parameter.)
 
     Personal fields get their own insert with a TTL, so only those cells expire.
     ``first_event`` is ``(kind, message, data)`` for jobs.events.
@@ -41,7 +42,7 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
     table = Job.column_family_name()
     writes: list[tuple[str, tuple]] = [
         (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",  # noqa: S608
             tuple(UNSET_VALUE if v is None else v for v in values),
         )
     ]
@@ -50,7 +51,7 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
             setattr(job, name, value)
         writes.append(
             (
-                f"INSERT INTO {table} (id, {', '.join(PERSONAL_FIELDS)}) VALUES (?, ?, ?, ?) USING TTL ?",
+                f"INSERT INTO {table} (id, email, query, page_url) VALUES (?, ?, ?, ?) USING TTL ?",  # noqa: S608
                 (
                     job.id,
                     *(UNSET_VALUE if getattr(job, n) is None else getattr(job, n) for n in PERSONAL_FIELDS),
@@ -61,11 +62,12 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
     day = utc_day(now)
     writes.append(
         (
-            f"INSERT INTO {JobByDay.column_family_name()} (day, created_at, job_id, status) VALUES (?, ?, ?, ?)",
+            f"INSERT INTO {JobByDay.column_family_name()} (day, created_at, job_id, status) "  # noqa: S608
+            "VALUES (?, ?, ?, ?)",
             (day, _cql_value(job, "created_at"), job.id, job.status),
         )
     )
-    writes.append((f"INSERT INTO {JobDay.column_family_name()} (bucket, day) VALUES (?, ?)", ("all", day)))
+    writes.append((f"INSERT INTO {JobDay.column_family_name()} (bucket, day) VALUES (?, ?)", ("all", day)))  # noqa: S608
     if first_event is not None:
         kind, message, data = first_event
         writes.append(event_write(job.id, kind, message, **data))
