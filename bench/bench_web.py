@@ -6,7 +6,7 @@ Prints requests/s and p50/p99 latency, then checks that every accepted submissio
 in Cassandra and scheduled. Uses its own keyspace (bench_web) and SQLite file, with
 the submission rate limits off.
 
-    .venv/bin/python bench/bench_web.py [--seconds 10] [--clients 50] [--workers 2] [--threads 8]
+    .venv/bin/python bench/bench_web.py [--seconds 10] [--clients 50] [--workers 3] [--threads 4]  (the Procfile's defaults)
 """
 
 from __future__ import annotations
@@ -160,8 +160,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")

@@ -30,6 +30,7 @@ def _choices() -> list:
 ZONE_CHOICES = _choices()
 
 
+@lru_cache(maxsize=64)
 def zone_options_html(selected: str) -> str:
     from django.utils.html import escape
 

@@ -18,10 +18,11 @@ EMAIL_BACKEND = (
     else "django.core.mail.backends.locmem.EmailBackend"
 )
 CACHES = {
+    **CACHES,  # noqa: F405
     "default": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": str(TEST_DIR / "cache"),
-    }
+    },
 }
 # Tests stand up image hosts and search-engine imitations on 127.0.0.0/8.
 IMAGEDL_ALLOW_PRIVATE_NETWORKS = True
