@@ -16,7 +16,7 @@ events, archive through storage):
 
     .venv/bin/python bench/bench_job.py [--count 500]
 
-Uses the development keyspace (run `make setup` or `make run` once first).
+Uses the development keyspace and SQLite file (created if missing).
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--batch-latency", type=float, default=0.3)
     args = parser.parse_args()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # the development databases, made if missing
+    call_command("sync_cassandra", verbosity=0)
     settings.IMAGEDL_ALLOW_PRIVATE_NETWORKS = True
     settings.IMAGEDL_SCROLL_WAIT = 3.0
     per_host = settings.IMAGEDL_PER_HOST_CONNECTIONS

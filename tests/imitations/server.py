@@ -26,6 +26,7 @@ PAGE_STYLE = "<style>body{margin:0;font:14px sans-serif} li,.r{height:110px;list
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do (no ~40 ms Nagle/delayed-ACK stall)
     server: _Server
 
     def log_message(self, *args) -> None:
