@@ -8,6 +8,7 @@ stops as soon as ``wanted`` images are kept (in-flight extras are discarded).
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import uuid
@@ -116,10 +117,16 @@ class _Prefetch:
         self._thread.join(wait)
 
 
+# Names for downloads in flight: unique within the process (the counter) and across
+# processes sharing a work folder (the tag), without a urandom call per file.
+_RUN_TAG = uuid.uuid4().hex[:12]
+_file_numbers = itertools.count(1)
+
+
 def _download_and_check(
     fetcher: Fetcher, candidate: Candidate, workdir: Path, rules: ImageRules, stop
 ) -> _Outcome:
-    path = workdir / f"dl-{uuid.uuid4().hex}"
+    path = workdir / f"dl-{_RUN_TAG}-{next(_file_numbers)}"
     fetched = fetcher.fetch(candidate.url, path, stop=stop)
     if not fetched.ok:
         return _Outcome(candidate, fetched, None, None)
@@ -277,8 +284,9 @@ def collect_images(
             stop.set()  # in-flight downloads end at their next chunk
             for future in list(in_flight):
                 future.cancel()
+    kept_paths = {image.path for image in kept}
     for leftover in workdir.glob("dl-*"):
-        if all(leftover != image.path for image in kept):
+        if leftover not in kept_paths:
             leftover.unlink(missing_ok=True)
     if own_fetcher:
         fetcher.close()

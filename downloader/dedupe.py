@@ -15,9 +15,11 @@ NEAR_BITS = 4  # re-encodes and resizes measure 0-2 bits; distinct pictures rare
 
 
 def difference_hash(img: Image.Image) -> str:
-    # reducing_gap shrinks by whole factors first: much cheaper on large images and
-    # the 9x8 result is the same for hashing purposes.
-    small = img.convert("L").resize((9, 8), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    # Shrink first, then go grey: converting a 9x8 image instead of the full one. The
+    # reducing gap shrinks by whole factors first, much cheaper on large images.
+    if img.mode not in ("RGB", "RGBA", "L", "LA"):
+        img = img.convert("RGBA" if "transparency" in img.info or img.mode.endswith("A") else "RGB")
+    small = img.resize((9, 8), Image.Resampling.BILINEAR, reducing_gap=2.0).convert("L")
     pixels = list(small.get_flattened_data() if hasattr(small, "get_flattened_data") else small.getdata())
     bits = 0
     for row in range(8):
