@@ -55,6 +55,16 @@ setup: deps cassandra
 	$(PY) manage.py sync_cassandra -v0
 	$(PY) manage.py collectstatic --noinput -v0
 
+# Benchmarks print figures (see README). Installs wrk and img2dataset (its own venv).
+IMG2DATASET := bench/.venv-img2dataset/bin/img2dataset
+IMG2DATASET_VERSION := 1.47.0
+bench: deps cassandra
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq; DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
+	@[ -x $(IMG2DATASET) ] || { $(PYTHON) -m venv bench/.venv-img2dataset && bench/.venv-img2dataset/bin/pip install -q img2dataset==$(IMG2DATASET_VERSION); }
+	$(PY) bench/bench_download.py
+	$(PY) bench/bench_job.py
+	$(PY) bench/bench_web.py
+
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
