@@ -1,0 +1,82 @@
+"""``cassandra_node start --nodes 2`` makes one real two-node cluster on loopback.
+
+Runs on its own ports and data folder (9142/7110, a temporary directory), beside the
+suite's node, and stops both nodes at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cassandra import ConsistencyLevel
+from cassandra.cluster import Cluster
+from cassandra.io.asyncioreactor import AsyncioConnection
+from cassandra.query import SimpleStatement
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT = 9142
+
+
+@pytest.fixture
+def two_nodes(tmp_path):
+    env = dict(
+        os.environ,
+        IMAGEDL_CASSANDRA_DATA=str(tmp_path / "cluster"),
+        CASSANDRA_PORT=str(PORT),
+        IMAGEDL_CASSANDRA_STORAGE_PORT="7110",
+    )
+    env.pop("CASSANDRA_HOSTS", None)
+
+    def node_command(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "devtools.cassandra_node", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    try:
+        started = node_command("start", "--nodes", "2")
+        assert started.returncode == 0, started.stderr
+        yield started.stdout.strip().splitlines()[-1].split(",")
+    finally:
+        node_command("stop")
+
+
+def _session(address: str):
+    cluster = Cluster([address], port=PORT, connection_class=AsyncioConnection, protocol_version=5)
+    return cluster, cluster.connect()
+
+
+def test_two_nodes_form_one_cluster_that_replicates(two_nodes):
+    assert two_nodes == ["127.0.0.1", "127.0.0.2"]
+    cluster, session = _session("127.0.0.1")
+    try:
+        assert sorted(host.address for host in cluster.metadata.all_hosts()) == two_nodes
+        assert all(host.is_up for host in cluster.metadata.all_hosts())
+        session.execute(
+            "CREATE KEYSPACE pair WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 2}"
+        )
+        session.execute("CREATE TABLE pair.t (k int PRIMARY KEY, v text)")
+        session.execute(
+            SimpleStatement("INSERT INTO pair.t (k, v) VALUES (1, 'written via node 1')"),
+            timeout=30,
+        )
+    finally:
+        cluster.shutdown()
+    # Read back through the other node, asking every replica: both hold the row.
+    cluster, session = _session("127.0.0.2")
+    try:
+        row = session.execute(
+            SimpleStatement("SELECT v FROM pair.t WHERE k = 1", consistency_level=ConsistencyLevel.ALL),
+            timeout=30,
+        ).one()
+        assert row.v == "written via node 1"
+    finally:
+        cluster.shutdown()
