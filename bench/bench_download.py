@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.audit import audit_zip  # noqa: E402
 from tests.imagehosts import ImageHost, encoded  # noqa: E402
 
 HOSTS = [f"127.0.0.{n}" for n in range(61, 69)]
@@ -160,6 +161,7 @@ def main() -> None:
             f"peak RSS {peak_kb / 1024:.0f} MB"
         )
         print(f"  {summary}")
+        print(f"  {audit_zip(work / 'ours.zip').line()}")
 
         theirs = run_img2dataset(url_file, work / "img2dataset", concurrency)
         if theirs is None:

@@ -128,6 +128,11 @@ def main() -> None:
         outcome = run_job(job.id)
         t_job = time.monotonic() - started
         done = records.get_job(job.id)
+        from django.core.files.storage import default_storage
+
+        from bench.audit import audit_zip
+
+        audit = audit_zip(Path(default_storage.path(done.archive_path)))
         services.job_purge(done, by="bench")
 
         print(
@@ -151,6 +156,7 @@ def main() -> None:
             f"whole job    : {t_job:6.2f} s   sum of floors {floors:6.2f} s  ({t_job / floors:.2f}x)  "
             f"[{outcome}, browser start included]"
         )
+        print(f"asked {args.count}, delivered {audit.images}; {audit.line()}")
     finally:
         imitation.stop()
         for host in hosts:

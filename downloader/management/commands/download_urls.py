@@ -35,6 +35,9 @@ def read_url_file(path: Path):
 
 class Command(BaseCommand):
     help = "Download, validate and de-duplicate the images listed in a file; write a folder or a zip."
+    # Needs neither Cassandra nor mail: the web app's checks (a node to reach, a mail
+    # host to set) would only slow the start and print warnings that do not apply.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("urls", help="text file, one URL per line")
