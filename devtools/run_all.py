@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--stop-node", action="store_true", help="stop the local Cassandra node on exit")
-    parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 2))
+    parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 3))
     args = parser.parse_args(argv)
 
     started_node = False

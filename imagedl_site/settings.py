@@ -319,9 +319,7 @@ CACHES = {
     "default": {
         "BACKEND": env_str("IMAGEDL_CACHE_BACKEND", "django.core.cache.backends.filebased.FileBasedCache"),
         "LOCATION": env_str("IMAGEDL_CACHE_LOCATION", str(VAR_DIR / "cache")),
-    },
-    # Per-process memory for answers that may be a second old (the status JSON).
-    "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "imagedl-local"},
+    }
 }
 
 # --- Download engine (downloader/: fetching, validation, archives) ------------------

@@ -10,7 +10,6 @@ import zipfile
 
 from cassandra.util import datetime_from_uuid1
 from django.conf import settings
-from django.core.cache import caches
 from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
@@ -29,6 +28,7 @@ from jobs.forms import JobForm
 from jobs.health import health_report
 from jobs.models import Job, JobStatus
 from jobs.ratelimit import allow, parse_rate
+from jobs.recent import RecentAnswers
 
 STATUS_WORDS = {
     JobStatus.SCHEDULED: "Scheduled",
@@ -38,6 +38,9 @@ STATUS_WORDS = {
     JobStatus.CANCELLED: "Cancelled",
     JobStatus.EXPIRED: "Expired",
 }
+
+
+_recent_status = RecentAnswers(max_age=1.0)
 
 
 class LinkProblem(Exception):
@@ -179,18 +182,19 @@ def status_json(request: HttpRequest, token: str) -> JsonResponse:
         job_id = links.read_token(token, "status")
     except links.LinkError as exc:
         return JsonResponse({"error": exc.reason}, status=404 if exc.reason == "invalid" else 410)
+
     # Pages poll this every 1.5 s: a second-old answer is as good, and it spares
-    # Cassandra two reads per poll when many people watch. Kept in this process's
-    # memory, encoded, so a repeated poll costs no I/O and no JSON encoding.
-    local = caches["local"]
-    key = f"status-json:{job_id.hex}"
-    body = local.get(key)
-    if body is None:
+    # Cassandra two reads per poll when many people watch. Kept encoded in this
+    # process's memory, so a repeated poll costs no I/O and no JSON encoding.
+    def fresh() -> bytes | None:
         job = records.get_job(job_id)
         if job is None:
-            return JsonResponse({"error": "invalid"}, status=404)
-        body = json.dumps(_status_payload(job, token), cls=DjangoJSONEncoder).encode()
-        local.set(key, body, timeout=1)
+            return None
+        return json.dumps(_status_payload(job, token), cls=DjangoJSONEncoder).encode()
+
+    body = _recent_status.get(job_id.hex, fresh)
+    if body is None:
+        return JsonResponse({"error": "invalid"}, status=404)
     return HttpResponse(body, content_type="application/json")
 
 

@@ -18,7 +18,6 @@ EMAIL_BACKEND = (
     else "django.core.mail.backends.locmem.EmailBackend"
 )
 CACHES = {
-    **CACHES,  # noqa: F405
     "default": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": str(TEST_DIR / "cache"),
