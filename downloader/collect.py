@@ -9,12 +9,13 @@ stops as soon as ``wanted`` images are kept (in-flight extras are discarded).
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +77,8 @@ class _Prefetch:
 
     _END = object()
 
-    def __init__(self, source: Iterable[Candidate], size: int) -> None:
+    def __init__(self, source: Iterable[Candidate], size: int, on_item: Callable[[], None]) -> None:
+        self._on_item = on_item  # wakes the collector when a candidate arrives
         self._queue: queue.Queue = queue.Queue(maxsize=size)
         self._stop = threading.Event()
         self.error: BaseException | None = None
@@ -98,6 +100,7 @@ class _Prefetch:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.2)
+                self._on_item()
                 return True
             except queue.Full:
                 continue
@@ -124,10 +127,20 @@ _file_numbers = itertools.count(1)
 
 
 def _download_and_check(
-    fetcher: Fetcher, candidate: Candidate, workdir: Path, rules: ImageRules, stop
+    fetcher: Fetcher,
+    candidate: Candidate,
+    workdir: Path,
+    rules: ImageRules,
+    stop: threading.Event,
+    fetched_callback: Callable[[Candidate], None],
 ) -> _Outcome:
     path = workdir / f"dl-{_RUN_TAG}-{next(_file_numbers)}"
-    fetched = fetcher.fetch(candidate.url, path, stop=stop)
+    try:
+        fetched = fetcher.fetch(candidate.url, path, stop=stop)
+    finally:
+        # The host's slot is free as soon as the bytes are in: the next download from
+        # that host starts while this file is being decoded.
+        fetched_callback(candidate)
     if not fetched.ok:
         return _Outcome(candidate, fetched, None, None)
     check = validate_file(path, rules)
@@ -179,12 +192,24 @@ def collect_images(
     found = 0
     exhausted = False
     pending: deque[Candidate] = deque()
-    in_flight: dict[Future, Candidate] = {}
-    per_host: Counter = Counter()
+    in_flight: dict[Future, Candidate] = {}  # fetching or being validated
+    per_host: Counter = Counter()  # fetching, by host
+    fetching = 0
+    slots = threading.Lock()  # guards per_host and fetching (download threads release)
+    wake = threading.Event()  # a download finished fetching, or a future finished
     stop = threading.Event()
+    # Threads beyond the fetch limit validate the files already fetched.
+    checkers = max(2, os.cpu_count() or 2)
     # Queued candidates waiting for a free host slot; drawing more forces the engine
     # to scroll for results that may never be needed.
     lookahead = max(8, fetcher.per_host * 2)
+
+    def fetched_callback(candidate: Candidate) -> None:
+        nonlocal fetching
+        with slots:
+            per_host[host_key(candidate.url)] -= 1
+            fetching -= 1
+        wake.set()
 
     def report(kind: str, **info) -> None:
         if progress is not None:
@@ -217,40 +242,52 @@ def collect_images(
         # Prefer a queued candidate whose host has a free slot; draw more if none does.
         while True:
             for index, candidate in enumerate(pending):
-                if per_host[host_key(candidate.url)] < fetcher.per_host:
+                with slots:
+                    free = per_host[host_key(candidate.url)] < fetcher.per_host
+                if free:
                     del pending[index]
                     return candidate
             if len(pending) >= lookahead or not draw():
                 return None
 
     stopped = False
-    prefetch = _Prefetch(candidates, size=max(lookahead, fetcher.concurrency))
-    with ThreadPoolExecutor(max_workers=fetcher.concurrency, thread_name_prefix="imagedl-dl") as pool:
+    prefetch = _Prefetch(candidates, size=max(lookahead, fetcher.concurrency), on_item=wake.set)
+    threads = fetcher.concurrency + checkers
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imagedl-dl") as pool:
         try:
             while len(kept) < wanted:
                 if should_stop is not None and should_stop():
                     stopped = True
                     break
+                wake.clear()  # anything that happens from here on wakes the wait below
                 # Keep just enough downloads running to finish: never far more than needed.
                 while (
-                    len(in_flight) < fetcher.concurrency
+                    fetching < fetcher.concurrency
+                    and len(in_flight) < threads
                     and len(in_flight) < (wanted - len(kept)) + fetcher.per_host
                 ):
                     candidate = next_ready()
                     if candidate is None:
                         break
-                    per_host[host_key(candidate.url)] += 1
-                    future = pool.submit(_download_and_check, fetcher, candidate, workdir, rules, stop)
+                    with slots:
+                        per_host[host_key(candidate.url)] += 1
+                        fetching += 1
+                    future = pool.submit(
+                        _download_and_check, fetcher, candidate, workdir, rules, stop, fetched_callback
+                    )
+                    future.add_done_callback(lambda _future: wake.set())
                     in_flight[future] = candidate
                 if not in_flight:
                     if exhausted and not pending:
                         break
                     draw(block=True)  # nothing running: wait for the source
                     continue
-                done, _ = wait(list(in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
+                done = [future for future in in_flight if future.done()]
+                if not done:
+                    wake.wait(1.0)
+                    continue
                 for future in done:
                     candidate = in_flight.pop(future)
-                    per_host[host_key(candidate.url)] -= 1
                     outcome = future.result()
                     if not outcome.fetch.ok:
                         reject(outcome.fetch.reason, candidate.url)

@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
 from devtools import cassandra_node
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("CASSANDRA_HOSTS")), reason="uses the project's local node"
 )
-
-
-def _wait_for(predicate, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def test_node_answers_cql_and_start_is_idempotent():
@@ -47,13 +37,13 @@ def test_nothing_answers_where_no_node_runs():
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_healthz_reports_a_dead_node_and_recovers(client, worker, cassandra_db):
     # The worker must have reported in before everything is healthy.
-    healthy = _wait_for(lambda: client.get("/healthz").status_code == 200, timeout=60)
+    healthy = wait_for(lambda: client.get("/healthz").status_code == 200, timeout=60)
     assert healthy, client.get("/healthz").json()
 
     node = cassandra_node.Node(1)
     old_pid = node.pid()
     os.kill(old_pid, signal.SIGKILL)  # a crash, not a clean stop
-    _wait_for(lambda: node.pid() is None, timeout=20, interval=0.1)
+    wait_for(lambda: node.pid() is None, timeout=20, interval=0.1)
 
     down = client.get("/healthz")
     assert down.status_code == 503
@@ -65,6 +55,6 @@ def test_healthz_reports_a_dead_node_and_recovers(client, worker, cassandra_db):
     # Starting again restarts the crashed node (commit log replay) and the app reconnects.
     cassandra_node.start(1)
     assert node.pid() not in (None, old_pid)
-    recovered = _wait_for(lambda: client.get("/healthz").status_code == 200, timeout=60)
+    recovered = wait_for(lambda: client.get("/healthz").status_code == 200, timeout=60)
     assert recovered, client.get("/healthz").json()
     assert client.get("/healthz").json()["components"]["cassandra"]["release_version"].startswith("5.0")

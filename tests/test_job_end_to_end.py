@@ -21,22 +21,13 @@ from tests.conftest import stop_worker
 from tests.imagehosts import ImageHost
 from tests.imitations import SearchImitation
 from tests.mailserver import MailServer, free_port, html_body, text_body
+from tests.waiting import wait_for
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True, databases="__all__"),
 ]
-
-
-def wait_for(predicate, timeout, interval=0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 import zipfile
 
 import pytest
@@ -18,6 +17,7 @@ from jobs.events import job_events
 from jobs.models import JobStatus
 from tests.imagehosts import ImageHost
 from tests.imitations import SearchImitation
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(databases=["default", "cassandra"])]
 
@@ -138,9 +138,7 @@ def test_cancel_during_the_run_stops_and_cleans_up(cassandra_db, search, image_h
     runner = threading.Thread(target=lambda: outcome.setdefault("result", run_job(job.id)))
     runner.start()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (records.get_job(job.id).downloaded_count or 0) < 5:
-            time.sleep(0.2)
+        wait_for(lambda: (records.get_job(job.id).downloaded_count or 0) >= 5, 60, interval=0.2)
         assert services.job_cancel(records.get_job(job.id)) is True
         runner.join(60)
     finally:
