@@ -42,12 +42,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("IMAGEDL_CASSANDRA_CACHE") or default)
 
 
+# Processes started by this process, by node folder: their exit status tells why a
+# node died while starting.
+_STARTED: dict[Path, subprocess.Popen] = {}
+
+
 def data_root() -> Path:
     return Path(os.environ.get("IMAGEDL_CASSANDRA_DATA") or ROOT / "var" / "cassandra")
 
 
 class NodeError(RuntimeError):
     """The node could not be fetched, started or stopped; the message says why."""
+
+
+class NodeExited(NodeError):
+    """The node's process ended before it answered CQL."""
 
 
 def log(message: str) -> None:
@@ -315,14 +324,19 @@ cdc_raw_directory: {self.home / "cdc_raw"}
                 cwd=self.home,
             )
         self.pid_file.write_text(str(process.pid))
+        _STARTED[self.home] = process
         return True
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
+        process = _STARTED.get(self.home)
         while time.monotonic() < deadline:
-            if self.pid() is None:
-                raise NodeError(
-                    f"node {self.index} exited while starting; last lines of its log:\n" + self.log_tail()
+            code = process.poll() if process is not None else None
+            if code is not None or (process is None and self.pid() is None):
+                status = f" (exit status {code})" if code is not None else ""
+                raise NodeExited(
+                    f"node {self.index} exited while starting{status}; last lines of its log:\n"
+                    + self.log_tail()
                 )
             if answers_cql(self.address, timeout=3):
                 return
@@ -415,7 +429,16 @@ def start(nodes: int = 1) -> list[str]:
         node = Node(index)
         started = node.start(seeds)
         t0 = time.monotonic()
-        node.wait_ready()
+        try:
+            node.wait_ready()
+        except NodeExited as exc:
+            if not started:
+                raise
+            # Seen once under a loaded test run: a joining node's JVM gone at once,
+            # with nothing in its log. One more try, saying so.
+            log(f"{exc}\nstarting node {index} once more")
+            node.start(seeds)
+            node.wait_ready()
         if started:
             log(f"node {index} answers CQL after {time.monotonic() - t0:.1f}s")
         else:
