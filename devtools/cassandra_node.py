@@ -331,6 +331,10 @@ cdc_raw_directory: {self.home / "cdc_raw"}
         deadline = time.monotonic() + timeout
         process = _STARTED.get(self.home)
         while time.monotonic() < deadline:
+            # First: a node that answers is ready, whoever started it (another
+            # checkout's node on the same address is used as it is).
+            if answers_cql(self.address, timeout=3):
+                return
             code = process.poll() if process is not None else None
             if code is not None or (process is None and self.pid() is None):
                 status = f" (exit status {code})" if code is not None else ""
@@ -338,8 +342,6 @@ cdc_raw_directory: {self.home / "cdc_raw"}
                     f"node {self.index} exited while starting{status}; last lines of its log:\n"
                     + self.log_tail()
                 )
-            if answers_cql(self.address, timeout=3):
-                return
             time.sleep(0.5)
         raise NodeError(
             f"node {self.index} did not answer CQL within {timeout:.0f}s; log tail:\n" + self.log_tail()

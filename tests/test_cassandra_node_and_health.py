@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +61,22 @@ def test_healthz_reports_a_dead_node_and_recovers(client, worker, cassandra_db):
     recovered = wait_for(lambda: client.get("/healthz").status_code == 200, timeout=60)
     assert recovered, client.get("/healthz").json()
     assert client.get("/healthz").json()["components"]["cassandra"]["release_version"].startswith("5.0")
+
+
+def test_a_node_started_by_another_checkout_is_used_not_duplicated(tmp_path):
+    # Another data folder (as from a second clone) with the suite's node answering on
+    # 127.0.0.1:9042: start uses that node and launches no JVM of its own.
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, IMAGEDL_CASSANDRA_DATA=str(tmp_path / "other-clone"))
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.cassandra_node", "start"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "127.0.0.1"
+    assert "already answers on 127.0.0.1; using it" in result.stderr
+    assert not (tmp_path / "other-clone" / "node1" / "cassandra.pid").exists()
