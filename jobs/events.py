@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterable
 
+from cassandra.query import UNSET_VALUE
 from cassandra.util import uuid_from_time
 from django.conf import settings
 
@@ -39,7 +40,7 @@ def event_write(
         "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
     )
     at = uuid_from_time(time.time())
-    return cql, (job_id, at, kind, level, message, text_data, personal_ttl_seconds())
+    return cql, (job_id, at, kind, level, message, text_data or UNSET_VALUE, personal_ttl_seconds())
 
 
 def log_event(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:

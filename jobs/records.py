@@ -43,7 +43,8 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
     writes: list[tuple[str, tuple]] = [
         (
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",  # noqa: S608
-            tuple(UNSET_VALUE if v is None else v for v in values),
+            # Unset, not null or empty: no tombstone for what was never written.
+            tuple(UNSET_VALUE if v is None or v == set() else v for v in values),
         )
     ]
     if personal:
