@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.utils import timezone
 
 from jobs import records
@@ -122,9 +123,8 @@ def job_submit(
         ),
     )
     # The run and the "accepted" email are queued in one SQLite transaction (one
-    # commit). Should that fail, the stored job says so instead of waiting forever.
-    from django.db import transaction
-
+    # commit). Should that fail, the stored job says so instead of waiting forever,
+    # and its personal data goes at the usual retention (the user saw an error page).
     try:
         with transaction.atomic():
             _enqueue_run(job)
@@ -132,6 +132,7 @@ def job_submit(
     except Exception:
         records.update_job(job, status=JobStatus.FAILED, error="could not be scheduled", finished_at=_now())
         record_event(job.id, "failed", "Could not be scheduled", level="error")
+        _due_for_purge(job)
         raise
     return job
 
