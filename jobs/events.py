@@ -28,13 +28,18 @@ def personal_ttl_seconds() -> int:
     return settings.IMAGEDL_PERSONAL_TTL_DAYS * 86400
 
 
+def _as_text(data: dict[str, object]) -> dict[str, str]:
+    """An event's data as stored and logged: text values, absent ones dropped."""
+    return {key: str(value) for key, value in data.items() if value is not None}
+
+
 def event_write(
     job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object
 ) -> tuple[str, tuple]:
     """The CQL write of one event (for a batch with other writes); see record_event."""
     if level not in _LEVELS:
         raise ValueError(f"unknown event level {level!r}")
-    text_data = {key: str(value) for key, value in data.items() if value is not None}
+    text_data = _as_text(data)
     cql = (
         f"INSERT INTO {JobEvent.column_family_name()} (job_id, at, kind, level, message, data) "  # noqa: S608
         "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
@@ -45,7 +50,7 @@ def event_write(
 
 def log_event(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
     """Mirror an event that was written to the application log."""
-    text_data = {key: str(value) for key, value in data.items() if value is not None}
+    text_data = _as_text(data)
     extras = " ".join(f"{k}={v}" for k, v in sorted(text_data.items()))
     logger.log(
         _LEVELS[level], "job=%s event=%s %s%s", job_id, kind, message, f" [{extras}]" if extras else ""

@@ -75,7 +75,7 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
     write_together(writes)
     job._set_persisted()
     if first_event is not None:
-        log_event(job.id, first_event[0], first_event[1], **first_event[2])
+        log_event(job.id, kind, message, **data)
     return job
 
 

@@ -10,10 +10,11 @@ import email
 import email.policy
 import socket
 import threading
-import time
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+
+from tests.waiting import wait_for
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -57,12 +58,12 @@ class MailServer:
             return [m for m in self.inbox if address in str(m["To"])]
 
     def wait_for(self, address: str, subject_contains: str, timeout: float = 60) -> EmailMessage:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self.messages_to(address):
-                if subject_contains in str(message["Subject"]):
-                    return message
-            time.sleep(0.2)
+        def matching() -> EmailMessage | None:
+            return next((m for m in self.messages_to(address) if subject_contains in str(m["Subject"])), None)
+
+        message = wait_for(matching, timeout, interval=0.2)
+        if message is not None:
+            return message
         seen = [str(m["Subject"]) for m in self.messages_to(address)]
         raise AssertionError(f"no email with {subject_contains!r} to {address} within {timeout}s; got {seen}")
 

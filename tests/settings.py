@@ -21,7 +21,7 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": str(TEST_DIR / "cache"),
-    },
+    }
 }
 # Tests stand up image hosts and search-engine imitations on 127.0.0.0/8.
 IMAGEDL_ALLOW_PRIVATE_NETWORKS = True
