@@ -18,6 +18,9 @@ __all__ = [
     "EngineError",
     "EventCallback",
     "SearchRules",
+    "Tally",
+    "no_events",
+    "results_loop",
     "wait_until",
 ]
 
@@ -62,6 +65,65 @@ def wait_until(condition: Callable[[], object], timeout: float, poll: float = 0.
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(poll)
+
+
+@dataclass
+class Tally:
+    """What an engine has met so far on its results pages."""
+
+    read: int = 0  # results read off the page(s)
+    unusable: int = 0  # results without a usable full-size URL (thumbnails, bad links)
+    yielded: int = 0  # distinct candidates handed on
+    pages: int = 0  # times more results were loaded
+
+
+def results_loop(
+    *,
+    engine: str,
+    wanted: int,
+    emit: EventCallback,
+    read_batch: Callable[[int], list],
+    to_candidate: Callable[[object], Candidate | None],
+    load_more: Callable[[int], bool],
+    check: Callable[[Tally], None] | None = None,
+) -> Iterator[Candidate]:
+    """The loop every results page shares: read what is new, hand on each distinct
+    candidate, and load more until ``wanted`` are handed on or the results end.
+
+    ``read_batch(n)`` returns the raw results after the first ``n`` already read;
+    ``to_candidate`` turns one into a Candidate or None when it is unusable;
+    ``load_more(n)`` asks for more and returns True once there are more than ``n``;
+    ``check`` may raise an EngineError when a batch shows a dead end (only thumbnails,
+    no results at all).
+    """
+    tally = Tally()
+    seen: set[str] = set()
+    while tally.yielded < wanted:
+        batch = read_batch(tally.read)
+        tally.read += len(batch)
+        for raw in batch:
+            candidate = to_candidate(raw)
+            if candidate is None:
+                tally.unusable += 1
+                continue
+            if candidate.url in seen:
+                continue
+            seen.add(candidate.url)
+            tally.yielded += 1
+            yield candidate
+            if tally.yielded >= wanted:
+                return
+        if check is not None:
+            check(tally)
+        if not load_more(tally.read):
+            emit("results_end", {"engine": engine, "found": tally.yielded})
+            return
+        tally.pages += 1
+        emit("scrolled", {"engine": engine, "pages": tally.pages, "found": tally.yielded})
+
+
+def no_events(kind: str, data: dict) -> None:
+    """The event callback used when the caller passes none."""
 
 
 class Engine:

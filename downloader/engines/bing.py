@@ -18,6 +18,8 @@ from downloader.engines.base import (
     EventCallback,
     SearchRules,
     is_http_url,
+    no_events,
+    results_loop,
     wait_until,
 )
 
@@ -32,7 +34,7 @@ READ_RESULTS_JS = """
 const links = document.querySelectorAll(arguments[0]);
 const out = [];
 for (let i = arguments[1]; i < links.length; i++) out.push(links[i].getAttribute('m'));
-return [links.length, out];
+return out;
 """
 COUNT_JS = "return document.querySelectorAll(arguments[0]).length;"
 SEE_MORE_VISIBLE_JS = """
@@ -76,7 +78,7 @@ class BingEngine(Engine):
     def search(
         self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None
     ) -> Iterator[Candidate]:
-        emit = on_event or (lambda kind, data: None)
+        emit = on_event or no_events
         driver.get(self.results_url(query, rules))
         if (
             driver.execute_script(BLOCKED_JS, list(CAPTCHA_MARKERS))
@@ -84,27 +86,14 @@ class BingEngine(Engine):
         ):
             raise EngineBlocked("captcha", "Bing asked for a CAPTCHA")
         emit("page_loaded", {"engine": self.name})
-        read = 0
-        yielded = 0
-        seen: set[str] = set()
-        scrolls = 0
-        while yielded < wanted:
-            total, metas = driver.execute_script(READ_RESULTS_JS, RESULT_LINK, read)
-            read = total
-            for raw in metas:
-                candidate = self._candidate(raw)
-                if candidate is None or candidate.url in seen:
-                    continue
-                seen.add(candidate.url)
-                yielded += 1
-                yield candidate
-                if yielded >= wanted:
-                    return
-            if not self._load_more(driver, read):
-                emit("results_end", {"engine": self.name, "found": yielded})
-                return
-            scrolls += 1
-            emit("scrolled", {"engine": self.name, "pages": scrolls, "found": yielded})
+        yield from results_loop(
+            engine=self.name,
+            wanted=wanted,
+            emit=emit,
+            read_batch=lambda start: driver.execute_script(READ_RESULTS_JS, RESULT_LINK, start),
+            to_candidate=self._candidate,
+            load_more=lambda count: self._load_more(driver, count),
+        )
 
     def _candidate(self, raw: str | None) -> Candidate | None:
         if not raw:

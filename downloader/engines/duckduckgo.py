@@ -5,6 +5,7 @@ Every locator and URL shape of DuckDuckGo is in this file.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from urllib.parse import urlencode
@@ -18,7 +19,10 @@ from downloader.engines.base import (
     EngineError,
     EventCallback,
     SearchRules,
+    Tally,
     is_http_url,
+    no_events,
+    results_loop,
 )
 
 PAGE_PATH = "/"
@@ -48,9 +52,7 @@ class DuckDuckGoEngine(Engine):
     def search(
         self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None
     ) -> Iterator[Candidate]:
-        import json
-
-        emit = on_event or (lambda kind, data: None)
+        emit = on_event or no_events
         driver.get(f"{self.base_url()}{PAGE_PATH}?{urlencode({'q': query, 'iax': 'images', 'ia': 'images'})}")
         match = VQD_PATTERN.search(driver.page_source)
         if not match:
@@ -59,10 +61,10 @@ class DuckDuckGoEngine(Engine):
             raise EngineError("no_token", "no vqd token on the DuckDuckGo results page")
         emit("page_loaded", {"engine": self.name})
         size = "Large" if (rules.min_width >= 1000 or rules.min_height >= 1000) else ""
-        kind = rules.formats.copy().pop() if len(rules.formats) == 1 else ""
-        offset, yielded, pages, thumbnails_only = 0, 0, 0, 0
-        seen: set[str] = set()
-        while yielded < wanted:
+        kind = next(iter(rules.formats)) if len(rules.formats) == 1 else ""
+        has_next = [True]
+
+        def read_page(offset: int) -> list:
             params = {
                 "o": "json",
                 "q": query,
@@ -81,31 +83,48 @@ class DuckDuckGoEngine(Engine):
                 data = json.loads(body)
             except ValueError:
                 raise EngineError("bad_response", "DuckDuckGo sent no JSON") from None
-            results = data.get("results") or []
-            pages += 1
-            for item in results:
-                url = item.get("image")
-                if not is_http_url(url) or is_thumbnail(url):
-                    thumbnails_only += 1
-                    continue
-                if url in seen:
-                    continue
-                seen.add(url)
-                yielded += 1
-                yield Candidate(
-                    url=url,
-                    page_url=item.get("url") or "",
-                    title=str(item.get("title") or "")[:200],
-                    width=item.get("width"),
-                    height=item.get("height"),
-                    engine=self.name,
-                )
-                if yielded >= wanted:
-                    return
-            if results and yielded == 0 and thumbnails_only >= len(results):
+            results = data.get("results") if isinstance(data, dict) else None
+            results = (
+                [item for item in results if isinstance(item, dict)] if isinstance(results, list) else []
+            )
+            has_next[0] = bool(results) and bool(data.get("next"))
+            return results
+
+        def check(tally: Tally) -> None:
+            if tally.read and not tally.yielded and tally.unusable >= tally.read:
                 raise EngineError("thumbnails_only", "DuckDuckGo offered only thumbnails")
-            emit("scrolled", {"engine": self.name, "pages": pages, "found": yielded})
-            if not results or not data.get("next"):
-                emit("results_end", {"engine": self.name, "found": yielded})
-                return
-            offset += len(results)
+
+        yield from results_loop(
+            engine=self.name,
+            wanted=wanted,
+            emit=emit,
+            read_batch=read_page,
+            to_candidate=self._candidate,
+            load_more=lambda count: has_next[0],
+            check=check,
+        )
+
+    def _candidate(self, item: dict) -> Candidate | None:
+        url = item.get("image")
+        if not is_http_url(url) or is_thumbnail(url):
+            return None
+        page = item.get("url")
+        return Candidate(
+            url=url,
+            page_url=page if is_http_url(page) else "",
+            title=str(item.get("title") or "")[:200],
+            width=_dimension(item.get("width")),
+            height=_dimension(item.get("height")),
+            engine=self.name,
+        )
+
+
+def _dimension(value: object) -> int | None:
+    """A width or height the engine claims, or None when it is not a sensible number."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if 0 < number < 1_000_000 else None

@@ -18,7 +18,10 @@ from downloader.engines.base import (
     EngineError,
     EventCallback,
     SearchRules,
+    Tally,
     is_http_url,
+    no_events,
+    results_loop,
     wait_until,
 )
 
@@ -32,7 +35,7 @@ READ_LINKS_JS = """
 const links = document.querySelectorAll(arguments[0]);
 const out = [];
 for (let i = arguments[1]; i < links.length; i++) out.push(links[i].getAttribute('href'));
-return [links.length, out, document.querySelectorAll('img').length];
+return out;
 """
 COUNT_JS = "return document.querySelectorAll(arguments[0]).length;"
 BLOCKED_JS = "return arguments[0].some(sel => document.querySelector(sel) !== null);"
@@ -51,7 +54,7 @@ class GoogleEngine(Engine):
     def search(
         self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None
     ) -> Iterator[Candidate]:
-        emit = on_event or (lambda kind, data: None)
+        emit = on_event or no_events
         params = {"q": query, "tbm": "isch", "hl": "en"}
         if rules.min_width >= 1000 or rules.min_height >= 1000:
             params["tbs"] = "isz:l"
@@ -61,37 +64,38 @@ class GoogleEngine(Engine):
         if driver.execute_script(BLOCKED_JS, list(CONSENT_MARKERS)) or "consent." in driver.current_url:
             raise EngineBlocked("consent", "Google showed a consent wall")
         emit("page_loaded", {"engine": self.name})
-        read, yielded, thumbnails, scrolls = 0, 0, 0, 0
-        seen: set[str] = set()
-        while yielded < wanted:
-            total, hrefs, images = driver.execute_script(READ_LINKS_JS, RESULT_LINK, read)
-            read = total
-            for href in hrefs:
-                query_args = parse_qs(urlsplit(urljoin(driver.current_url, href or "")).query)
-                url = (query_args.get("imgurl") or [""])[0]
-                if not is_http_url(url) or is_thumbnail(url):
-                    thumbnails += 1
-                    continue
-                if url in seen:
-                    continue
-                seen.add(url)
-                yielded += 1
-                page = (query_args.get("imgrefurl") or [""])[0]
-                yield Candidate(url=url, page_url=page if is_http_url(page) else "", engine=self.name)
-                if yielded >= wanted:
-                    return
-            if read == 0 and yielded == 0:
-                if images:
+        page_url = driver.current_url
+
+        def to_candidate(href: object) -> Candidate | None:
+            query_args = parse_qs(urlsplit(urljoin(page_url, str(href or ""))).query)
+            url = (query_args.get("imgurl") or [""])[0]
+            if not is_http_url(url) or is_thumbnail(url):
+                return None
+            page = (query_args.get("imgrefurl") or [""])[0]
+            return Candidate(url=url, page_url=page if is_http_url(page) else "", engine=self.name)
+
+        def check(tally: Tally) -> None:
+            if tally.yielded:
+                return
+            if tally.read == 0:
+                if driver.execute_script(COUNT_JS, "img"):
                     raise EngineError("thumbnails_only", "Google showed only thumbnails")
                 raise EngineError("no_results", "Google showed no results")
-            if yielded == 0 and thumbnails >= read:
+            if tally.unusable >= tally.read:
                 raise EngineError("thumbnails_only", "Google offered only thumbnails")
+
+        def load_more(count: int) -> bool:
             driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
-            grew = wait_until(
-                lambda b=read: driver.execute_script(COUNT_JS, RESULT_LINK) > b, self.scroll_wait()
+            return bool(
+                wait_until(lambda: driver.execute_script(COUNT_JS, RESULT_LINK) > count, self.scroll_wait())
             )
-            if not grew:
-                emit("results_end", {"engine": self.name, "found": yielded})
-                return
-            scrolls += 1
-            emit("scrolled", {"engine": self.name, "pages": scrolls, "found": yielded})
+
+        yield from results_loop(
+            engine=self.name,
+            wanted=wanted,
+            emit=emit,
+            read_batch=lambda start: driver.execute_script(READ_LINKS_JS, RESULT_LINK, start),
+            to_candidate=to_candidate,
+            load_more=load_more,
+            check=check,
+        )
