@@ -8,18 +8,23 @@ import datetime as dt
 import io
 import zipfile
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from downloader.browser import open_browser
 from jobs import links, records, services
 from jobs.models import JobStatus
+from tests.imagehosts import ImageHost
+from tests.imitations import SearchImitation
+from tests.mailserver import MailServer
 
 
 def settle(browser, seconds: float) -> WebDriverWait:
@@ -55,7 +60,6 @@ def shoot(driver, name: str) -> None:
 def test_submit_follow_watch_and_cancel(browser, live_server):
     browser.get(live_server.url + "/")
     shoot(browser, "home")
-    # Keyboard only: focus the query field and tab through the form.
     query = browser.find_element(By.ID, "id_query")
     query.click()
     query.send_keys("red fox")
@@ -136,3 +140,136 @@ def test_finished_job_downloads_and_pages_look_right(browser, live_server, setti
     shoot(browser, "link-invalid")
     browser.get(live_server.url + "/nothing-here")
     shoot(browser, "not-found")
+
+
+def press(driver, *keys: str) -> None:
+    """Keys sent to whatever has focus, as a person at the keyboard would."""
+    ActionChains(driver).send_keys(*keys).perform()
+
+
+class Tabber:
+    """Moves the focus with Tab only, noting each element it passes and checking that
+    the focused element is visibly marked."""
+
+    def __init__(self, driver) -> None:
+        self.driver = driver
+        self.passed: list[str] = []
+
+    def to(self, selector: str, limit: int = 80) -> None:
+        for _ in range(limit):
+            here, outline, matches = self.driver.execute_script(
+                "const a = document.activeElement;"
+                "return [a.id || a.tagName.toLowerCase(), getComputedStyle(a).outlineStyle, a.matches(arguments[0])];",
+                selector,
+            )
+            if not self.passed or self.passed[-1] != here:
+                self.passed.append(here)
+            if matches:
+                assert outline != "none", f"{selector} has the focus but shows no outline"
+                return
+            press(self.driver, Keys.TAB)
+        raise AssertionError(f"Tab never reached {selector}; passed {self.passed}")
+
+
+def test_the_form_works_by_keyboard_alone_in_the_browsers_zone(browser, live_server):
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})
+    browser.get(live_server.url + "/")
+    assert Select(browser.find_element(By.ID, "id_time_zone")).first_selected_option.get_attribute(
+        "value"
+    ) == ("Asia/Tokyo")
+    tokyo_today = {
+        (dt.datetime.now(ZoneInfo("Asia/Tokyo")) + dt.timedelta(minutes=m)).date().isoformat()
+        for m in (-1, 0, 1)
+    }
+    assert browser.find_element(By.ID, "id_run_date").get_attribute("value") in tokyo_today
+
+    tab = Tabber(browser)
+    tab.to("#id_query")
+    press(browser, "snowy owl")
+    tab.to("#id_count")
+    ActionChains(browser).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys("12").perform()
+    tab.to("#id_email")
+    press(browser, "ada@example.org")
+    tab.to("#job-form summary")
+    press(browser, Keys.ENTER)  # opens the optional filters
+    tab.to("#id_formats_0")
+    press(browser, Keys.SPACE)  # JPEG only
+    tab.to("#job-form button[type=submit]")
+    order = [
+        tab.passed.index(name) for name in ("id_query", "id_page_url", "id_count", "id_time_zone", "id_email")
+    ]
+    assert order == sorted(order), tab.passed  # the focus follows the page from top to bottom
+    press(browser, Keys.ENTER)
+
+    settle(browser, 10).until(lambda d: "/submitted" in d.current_url)
+    tab = Tabber(browser)
+    tab.to("a.button")
+    press(browser, Keys.ENTER)
+    settle(browser, 10).until(lambda d: d.find_elements(By.ID, "status-word"))
+    job = records.get_job(links.read_token(browser.current_url.rstrip("/").split("/")[-1], "status"))
+    assert (job.query, job.requested_count, set(job.formats), job.time_zone) == (
+        "snowy owl",
+        12,
+        {"jpeg"},
+        "Asia/Tokyo",
+    )
+    tab.to("#cancel button")
+    press(browser, Keys.ENTER)
+    settle(browser, 10).until(lambda d: "Cancelled" in d.find_element(By.ID, "status-word").text)
+    assert records.get_job(job.id).status == JobStatus.CANCELLED
+
+
+@pytest.mark.slow
+def test_the_progress_bar_follows_a_real_job(browser, live_server, start_worker):
+    hosts = [ImageHost(f"127.0.0.{n}", latency=0.4).start() for n in (61, 62)]
+    search = SearchImitation(
+        "127.0.0.60", image_url=lambda i: hosts[i % 2].url(f"/img/{7000 + i}.jpeg?w=320&h=240"), total=200
+    ).start()
+    mail = MailServer().start()
+    try:
+        start_worker(
+            EMAIL_HOST=mail.host,
+            EMAIL_PORT=str(mail.port),
+            IMAGEDL_BING_URL=search.base,
+            IMAGEDL_DUCKDUCKGO_URL=search.base,
+            IMAGEDL_GOOGLE_URL=search.base,
+            IMAGEDL_SCROLL_WAIT="2",
+            IMAGEDL_PER_HOST_CONNECTIONS="1",  # 30 images at 0.4 s, two at a time: about 6 s
+            IMAGEDL_BASE_URL=live_server.url,
+        )
+        browser.get(live_server.url + "/")
+        browser.find_element(By.ID, "id_query").send_keys("red fox")
+        count = browser.find_element(By.ID, "id_count")
+        count.send_keys(Keys.CONTROL, "a")
+        count.send_keys("30")
+        browser.find_element(By.ID, "id_email").send_keys("ada@example.org", Keys.ENTER)
+        settle(browser, 10).until(lambda d: "/submitted" in d.current_url)
+        browser.find_element(By.LINK_TEXT, "Follow its progress").click()
+        settle(browser, 10).until(lambda d: d.find_elements(By.ID, "progress"))
+
+        seen: list[int] = []
+
+        def finished(driver) -> bool:
+            try:
+                percent = int(driver.find_element(By.ID, "progress").get_attribute("aria-valuenow"))
+                if not seen or seen[-1] != percent:
+                    seen.append(percent)
+                return "Ready to download" in driver.find_element(By.ID, "status-word").text
+            except (StaleElementReferenceException, NoSuchElementException, TypeError, ValueError):
+                return False  # the page is being replaced
+
+        WebDriverWait(browser, 120, poll_frequency=0.2).until(finished)
+        assert any(0 < p < 100 for p in seen), seen  # it moved while the job ran, without a reload
+        assert seen == sorted(seen), seen
+        assert browser.find_element(By.ID, "d-count").text == "30"
+        href = browser.find_element(By.ID, "download").get_attribute("href")
+        from django.test import Client
+
+        response = Client().get(href.replace(live_server.url, ""))
+        with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as zf:
+            assert len([n for n in zf.namelist() if n != "manifest.csv"]) == 30
+    finally:
+        mail.stop()
+        search.stop()
+        for host in hosts:
+            host.stop()
