@@ -34,13 +34,42 @@ def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
+class NearIndex:
+    """64-bit hashes, searchable for any within ``bits`` of a new one without a scan.
+
+    Split every hash into ``bits + 1`` bands: two hashes that differ in at most
+    ``bits`` bits agree exactly on at least one band (pigeonhole), so only the hashes
+    sharing a band with the new one are measured.
+    """
+
+    def __init__(self, bits: int) -> None:
+        if not 0 <= bits < 64:
+            raise ValueError("near_bits must be from 0 to 63")
+        self.bits = bits
+        bands = bits + 1
+        width = -(-64 // bands)
+        self._bands = [(shift, (1 << min(width, 64 - shift)) - 1) for shift in range(0, 64, width)]
+        self._tables: list[dict[int, list[int]]] = [{} for _ in self._bands]
+
+    def near(self, value: int) -> bool:
+        for (shift, mask), table in zip(self._bands, self._tables, strict=True):
+            for seen in table.get((value >> shift) & mask, ()):
+                if (value ^ seen).bit_count() <= self.bits:
+                    return True
+        return False
+
+    def add(self, value: int) -> None:
+        for (shift, mask), table in zip(self._bands, self._tables, strict=True):
+            table.setdefault((value >> shift) & mask, []).append(value)
+
+
 class DuplicateFilter:
     """Remembers what was kept; answers whether a new image repeats one of them."""
 
     def __init__(self, near_bits: int = NEAR_BITS) -> None:
         self.near_bits = near_bits
         self._sha: set[str] = set()
-        self._hashes: list[int] = []
+        self._near = NearIndex(near_bits)
         self._lock = threading.Lock()
 
     def check_and_add(self, sha256: str, phash: str) -> str | None:
@@ -49,13 +78,11 @@ class DuplicateFilter:
         with self._lock:
             if sha256 in self._sha:
                 return "duplicate_exact"
-            if value is not None and any(
-                (value ^ seen).bit_count() <= self.near_bits for seen in self._hashes
-            ):
+            if value is not None and self._near.near(value):
                 return "duplicate_near"
             self._sha.add(sha256)
             if value is not None:
-                self._hashes.append(value)
+                self._near.add(value)
         return None
 
     def seen_sha(self, sha256: str) -> bool:
