@@ -311,6 +311,8 @@ SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
 if _https:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Strict-Transport-Security on https responses (Django sends it only over https).
+SECURE_HSTS_SECONDS = env_int("IMAGEDL_HSTS_SECONDS", 31_536_000 if _https else 0, minimum=0)
 
 # --- Cache (shared between web and worker processes: django-q2 cluster stats, rate
 # limits) ---------------------------------------------------------------------------
@@ -362,5 +364,9 @@ IMAGEDL_SUBMIT_RATE_PER_IP = env_str("IMAGEDL_SUBMIT_RATE_PER_IP", "20/h")
 IMAGEDL_SUBMIT_RATE_PER_EMAIL = env_str("IMAGEDL_SUBMIT_RATE_PER_EMAIL", "10/h")
 # Client address header set by your proxy (e.g. HTTP_X_FORWARDED_FOR); empty: REMOTE_ADDR.
 IMAGEDL_CLIENT_IP_HEADER = env_str("IMAGEDL_CLIENT_IP_HEADER", "")
+# How many proxies in front of the app append to that header (the client is that many
+# entries from the right).
+IMAGEDL_TRUSTED_PROXIES = env_int("IMAGEDL_TRUSTED_PROXIES", 1, minimum=1)
+IMAGEDL_HEALTHZ_TOKEN = env_str("IMAGEDL_HEALTHZ_TOKEN", "")
 MIDDLEWARE.insert(1, "jobs.middleware.SecurityHeadersMiddleware")
 CSRF_FAILURE_VIEW = "jobs.views.csrf_failure"

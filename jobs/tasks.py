@@ -30,7 +30,16 @@ def email_send(job_id: str, kind: str, attempt: int = 1) -> str:
         send_job_email(job, kind)
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:
         if attempt >= settings.IMAGEDL_EMAIL_MAX_TRIES:
-            record_event(job.id, "email_failed", f"Could not send the {kind} email: {exc}", level="error")
+            # The error text can quote the address, which must not outlive the purge in
+            # the event log or the log file: only the error's kind is kept.
+            logger.warning("job=%s: giving up on the %s email (%s)", job.id, kind, type(exc).__name__)
+            record_event(
+                job.id,
+                "email_failed",
+                f"Could not send the {kind} email ({type(exc).__name__})",
+                level="error",
+                error=type(exc).__name__,
+            )
             return "gave up"
         delay = settings.IMAGEDL_EMAIL_RETRY_SECONDS * 2 ** (attempt - 1)
         _schedule_email_retry(job_id, kind, attempt + 1, delay)

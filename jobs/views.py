@@ -4,9 +4,14 @@ download, cancel and resubmit. Every job URL carries a signed token (jobs.links)
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import io
+import ipaddress
 import json
+import logging
+import time
 import zipfile
+from zoneinfo import ZoneInfo
 
 from cassandra.util import datetime_from_uuid1
 from django.conf import settings
@@ -22,13 +27,17 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from jobs import links, records, services
 from jobs.emails import human_bytes, in_job_zone
-from jobs.estimate import estimate_seconds
+from jobs.estimate import estimate_model, estimate_seconds
 from jobs.events import job_events
 from jobs.forms import JobForm
 from jobs.health import health_report
 from jobs.models import Job, JobStatus
 from jobs.ratelimit import allow, parse_rate
 from jobs.recent import RecentAnswers
+from jobs.timezones import is_valid_zone
+
+logger = logging.getLogger(__name__)
+_ESTIMATE_MODEL = json.dumps(estimate_model())
 
 STATUS_WORDS = {
     JobStatus.SCHEDULED: "Scheduled",
@@ -49,10 +58,28 @@ class LinkProblem(Exception):
 
 
 def _client_ip(request: HttpRequest) -> str:
+    """The client's address. Behind proxies, each one appends the address it saw to
+    the forwarding header, so the client is the entry that many places from the right;
+    anything further left was written by the client and proves nothing."""
+    remote = request.META.get("REMOTE_ADDR", "")
     header = settings.IMAGEDL_CLIENT_IP_HEADER
-    if header and request.META.get(header):
-        return request.META[header].split(",")[0].strip()
-    return request.META.get("REMOTE_ADDR", "")
+    if not header or not request.META.get(header):
+        return remote
+    hops = [part.strip() for part in request.META[header].split(",") if part.strip()]
+    proxies = settings.IMAGEDL_TRUSTED_PROXIES
+    if len(hops) < proxies:
+        return remote
+    candidate = hops[-proxies]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote
+
+
+def _email_key(email: str) -> str:
+    """One key per mailbox for the rate limit: case and +tags make no new address."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
 
 
 def _job_from(token: str, purpose: str) -> Job:
@@ -82,17 +109,29 @@ def _link_problem_page(request: HttpRequest, reason: str, status: int = 410) -> 
     )
 
 
+def _too_many(request: HttpRequest, rate: str) -> HttpResponse:
+    """The 429 page, telling clients when the current window ends."""
+    _, window = parse_rate(rate)
+    response = render(request, "429.html", status=429)
+    if window:
+        response["Retry-After"] = str(window - int(time.time()) % window)
+    return response
+
+
 @require_http_methods(["GET", "POST"])
 def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
     if request.method == "POST":
+        # Every post counts against the address (before the form's DNS lookups);
+        # only valid ones count against the email.
+        if not allow("ip", _client_ip(request), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_IP)):
+            return _too_many(request, settings.IMAGEDL_SUBMIT_RATE_PER_IP)
         form = JobForm(request.POST)
         if form.is_valid():
             data = form.cleaned_data
-            if not (
-                allow("ip", _client_ip(request), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_IP))
-                and allow("email", data["email"].lower(), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_EMAIL))
+            if not allow(
+                "email", _email_key(data["email"]), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_EMAIL)
             ):
-                return render(request, "429.html", status=429)
+                return _too_many(request, settings.IMAGEDL_SUBMIT_RATE_PER_EMAIL)
             job = services.job_submit(
                 email=data["email"],
                 query=data["query"],
@@ -107,14 +146,16 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
             )
             return redirect("jobs:submitted", token=links.make_token(job.id, "status"))
     else:
-        now = timezone.now()
-        form = JobForm(initial={"run_date": now.date(), "run_time": now.strftime("%H:%M"), **(initial or {})})
+        initial = initial or {}
+        zone = initial.get("time_zone") or "UTC"
+        now = timezone.now().astimezone(ZoneInfo(zone if is_valid_zone(zone) else "UTC"))
+        form = JobForm(initial={"run_date": now.date(), "run_time": now.strftime("%H:%M"), **initial})
     return render(
         request,
         "jobs/home.html",
         {
             "form": form,
-            "estimate_per_image": estimate_seconds(100) / 100,
+            "estimate_model": _ESTIMATE_MODEL,
             "max_days": settings.IMAGEDL_MAX_SCHEDULE_DAYS,
         },
     )
@@ -304,8 +345,30 @@ def resubmit(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Up or down for everyone; versions and error texts only for the machine itself
+    (a loopback client) or a caller with ``IMAGEDL_HEALTHZ_TOKEN``."""
     report = health_report()
+    token = settings.IMAGEDL_HEALTHZ_TOKEN
+    trusted = _is_loopback(request.META.get("REMOTE_ADDR", "")) or (
+        bool(token) and hmac.compare_digest(request.GET.get("token", ""), token)
+    )
+    if not report["ok"]:
+        logger.warning(
+            "healthz: %s", {k: c.get("error") for k, c in report["components"].items() if not c["ok"]}
+        )
+    if not trusted:
+        report = {
+            "ok": report["ok"],
+            "components": {name: {"ok": c["ok"]} for name, c in report["components"].items()},
+        }
     return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -21,6 +21,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from downloader.browser import open_browser
 from jobs import links, records, services
+from jobs.estimate import estimate_seconds
 from jobs.models import JobStatus
 from tests.imagehosts import ImageHost
 from tests.imitations import SearchImitation
@@ -66,7 +67,18 @@ def test_submit_follow_watch_and_cancel(browser, live_server):
     count = browser.find_element(By.ID, "id_count")
     count.send_keys(Keys.CONTROL, "a")
     count.send_keys("150")
-    assert "Estimated time" in browser.find_element(By.ID, "estimate").text
+    assert f"about {estimate_seconds(150)} seconds" in browser.find_element(By.ID, "estimate").text
+    # Run times are checked in the browser too, in the chosen zone.
+    date = browser.find_element(By.ID, "id_run_date")
+    today = date.get_attribute("value")
+    for day, message in (
+        (dt.date.fromisoformat(today) - dt.timedelta(days=1), "That time has passed"),
+        (dt.date.fromisoformat(today) + dt.timedelta(days=400), "Choose a time within the next"),
+    ):
+        browser.execute_script("arguments[0].value = arguments[1];", date, day.isoformat())
+        browser.find_element(By.CSS_SELECTOR, "#job-form button[type=submit]").click()
+        assert message in browser.find_element(By.ID, "id_run_date_client_error").text
+    browser.execute_script("arguments[0].value = arguments[1];", date, today)
     browser.find_element(By.ID, "id_email").send_keys("ada@example.org")
     # Client-side check first: an empty email is stopped in the browser.
     browser.find_element(By.ID, "id_email").clear()
@@ -188,6 +200,7 @@ def test_the_form_works_by_keyboard_alone_in_the_browsers_zone(browser, live_ser
     press(browser, "snowy owl")
     tab.to("#id_count")
     ActionChains(browser).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys("12").perform()
+    assert f"about {estimate_seconds(12)} seconds" in browser.find_element(By.ID, "estimate").text
     tab.to("#id_email")
     press(browser, "ada@example.org")
     tab.to("#job-form summary")

@@ -192,3 +192,31 @@ def test_emails_have_subject_text_html_and_local_times(cassandra_db):
     services.job_fail(job, "The search engines blocked us.")
     failed = build_email(records.get_job(job.id), "failed")
     assert "The search engines blocked us." in failed.body and "/resubmit" in failed.body
+
+
+class _RefusingHandler:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        return f"550 5.1.1 <{address}>: mailbox unknown"
+
+
+def test_an_email_given_up_on_leaves_no_address_in_the_event_log(cassandra_db, settings):
+    from aiosmtpd.controller import Controller
+
+    from jobs.tasks import email_send
+    from tests.mailserver import free_port
+
+    port = free_port()
+    controller = Controller(_RefusingHandler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        settings.IMAGEDL_EMAIL_MAX_TRIES = 1
+        job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+        assert email_send(str(job.id), "accepted") == "gave up"
+    finally:
+        controller.stop()
+    failed = [e for e in job_events(job.id) if e.kind == "email_failed"]
+    assert len(failed) == 1
+    assert "SMTPRecipientsRefused" in failed[0].message
+    assert "ada@example.org" not in failed[0].message + str(failed[0].data)

@@ -20,6 +20,14 @@ from jobs.models import Job, JobStatus
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Every post from the test client counts against 127.0.0.1: each test starts afresh."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def good_post(**changes):
     when = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Paris")) + dt.timedelta(hours=2)
     data = {
@@ -222,11 +230,73 @@ def test_resubmit_link_prefills_the_form(client, cassandra_db):
 
 def test_rate_limit_per_email(client, cassandra_db, settings):
     settings.IMAGEDL_SUBMIT_RATE_PER_EMAIL = "2/h"
-    from django.core.cache import cache
+    addresses = ["busy@example.org", "Busy+again@Example.org", "busy+third@example.org"]
+    responses = [client.post("/", good_post(email=address)) for address in addresses]
+    assert [r.status_code for r in responses] == [302, 302, 429]  # case and +tags are one mailbox
+    assert "Slow down" in responses[-1].content.decode()
+    assert 0 < int(responses[-1]["Retry-After"]) <= 3600
+    assert client.post("/", good_post(email="someone.else@example.org")).status_code == 302
 
-    cache.clear()
-    codes = [client.post("/", good_post(email="busy@example.org")).status_code for _ in range(3)]
+
+def test_rate_limit_per_client_address_behind_a_proxy(client, cassandra_db, settings):
+    settings.IMAGEDL_SUBMIT_RATE_PER_IP = "2/h"
+    settings.IMAGEDL_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    settings.IMAGEDL_TRUSTED_PROXIES = 1
+    # The proxy appends the address it saw; whatever the client wrote before it is
+    # different each time and must not buy a fresh allowance.
+    codes = [
+        client.post(
+            "/", good_post(email=f"user{n}@example.org"), HTTP_X_FORWARDED_FOR=f"10.0.0.{n}, 198.51.100.7"
+        ).status_code
+        for n in range(3)
+    ]
     assert codes == [302, 302, 429]
+    # Invalid posts count too: the address limit comes before the form's checks.
+    assert client.post("/", good_post(email="nope"), HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 429
+    other = client.post("/", good_post(email="x@example.org"), HTTP_X_FORWARDED_FOR="198.51.100.8")
+    assert other.status_code == 302
+    # Fewer hops than proxies, or a hop that is no address: the connection's address
+    # (127.0.0.1 here) is counted instead.
+    settings.IMAGEDL_TRUSTED_PROXIES = 2
+    short = client.post("/", good_post(email="y@example.org"), HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert short.status_code == 302
+    settings.IMAGEDL_TRUSTED_PROXIES = 1
+    junk = client.post("/", good_post(email="z@example.org"), HTTP_X_FORWARDED_FOR="198.51.100.7, junk")
+    assert junk.status_code == 302
+    third = client.post("/", good_post(email="w@example.org"), HTTP_X_FORWARDED_FOR="not-an-address")
+    assert third.status_code == 429  # the third post from 127.0.0.1
+
+
+def test_healthz_tells_outsiders_only_up_or_down(client, cassandra_db, settings):
+    outside = client.get("/healthz", REMOTE_ADDR="203.0.113.5").json()
+    assert set(outside) == {"ok", "components"}
+    assert all(set(c) == {"ok"} for c in outside["components"].values()), outside
+    settings.IMAGEDL_HEALTHZ_TOKEN = "s3cret"
+    with_token = client.get("/healthz?token=s3cret", REMOTE_ADDR="203.0.113.5").json()
+    assert "ms" in with_token["components"]["database"]
+    assert (
+        "ms"
+        not in client.get("/healthz?token=wrong", REMOTE_ADDR="203.0.113.5").json()["components"]["database"]
+    )
+    local = client.get("/healthz").json()  # the test client connects from 127.0.0.1
+    assert local["components"]["database"]["vendor"] == "sqlite"
+
+
+def test_resubmitting_proposes_now_in_the_jobs_own_zone(client, cassandra_db):
+    job = services.job_submit(
+        email="ada@example.org",
+        query="owl",
+        requested_count=3,
+        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+        time_zone="Pacific/Auckland",
+    )
+    form = client.get(f"/jobs/{links.make_token(job.id, 'resubmit')}/resubmit").context["form"]
+    auckland = dt.datetime.now(zoneinfo.ZoneInfo("Pacific/Auckland"))
+    proposed = dt.datetime.combine(
+        form.initial["run_date"], dt.time.fromisoformat(form.initial["run_time"])
+    ).replace(tzinfo=zoneinfo.ZoneInfo("Pacific/Auckland"))
+    assert form.initial["time_zone"] == "Pacific/Auckland"
+    assert abs((proposed - auckland).total_seconds()) < 120  # now there, not the UTC clock reading
 
 
 def test_error_pages_in_the_site_look(client, cassandra_db):

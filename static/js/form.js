@@ -18,11 +18,16 @@
   }
   const count = form.querySelector("#id_count");
   const estimate = document.getElementById("estimate");
-  const perImage = parseFloat(form.dataset.perImage || "0.2");
+  // The same model as jobs/estimate.py, with its figures from the server.
+  const model = JSON.parse(form.dataset.estimate);
+  function estimateSeconds(n) {
+    const pages = Math.ceil(Math.ceil(n * 3 / 2) / model.results_per_page);
+    return Math.floor(model.browser_start + pages * model.per_page + n / model.parallel * model.per_slot + model.overhead);
+  }
   function showEstimate() {
     const n = parseInt(count.value, 10);
     if (!(n >= 1 && n <= 500)) { estimate.textContent = ""; return; }
-    const seconds = Math.round(8 + n * perImage);
+    const seconds = estimateSeconds(n);
     estimate.textContent = seconds < 90
       ? `Estimated time once it starts: about ${seconds} seconds.`
       : `Estimated time once it starts: about ${Math.round(seconds / 60)} minutes.`;
@@ -40,6 +45,27 @@
     input.setAttribute("aria-invalid", "true");
     input.setAttribute("aria-describedby", box.id);
   }
+  // Wall-clock time in a zone, as "YYYY-MM-DDTHH:MM", minutes from now.
+  function wallClock(zoneName, minutesFromNow) {
+    const at = new Date(Date.now() + minutesFromNow * 60000);
+    const parts = {};
+    new Intl.DateTimeFormat("en-CA", {timeZone: zoneName, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23"}).formatToParts(at).forEach(p => { parts[p.type] = p.value; });
+    return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
+  }
+  // The server checks again (and knows about times the clocks skip).
+  function runTimeProblem(day, timeOfDay, zoneName) {
+    if (!day) return "Enter a date.";
+    if (!/^\d{2}:\d{2}/.test(timeOfDay)) return "Enter a time like 14:30.";
+    const maxDays = parseInt(form.dataset.maxDays, 10);
+    let earliest, latest;
+    try { earliest = wallClock(zoneName, -2); latest = wallClock(zoneName, maxDays * 1440); }
+    catch (err) { return ""; }  // a zone this browser does not know: leave it to the server
+    const chosen = `${day}T${timeOfDay.slice(0, 5)}`;
+    if (chosen < earliest) return "That time has passed. Choose a time from now on.";
+    if (chosen > latest) return `Choose a time within the next ${maxDays} days.`;
+    return "";
+  }
   form.addEventListener("submit", function (event) {
     const q = form.querySelector("#id_query"), url = form.querySelector("#id_page_url"), email = form.querySelector("#id_email");
     const problems = [];
@@ -50,6 +76,8 @@
     const n = Number(count.value);
     check(count, Number.isInteger(n) && n >= 1 && n <= 500 ? "" : "Enter a whole number from 1 to 500.");
     check(email, /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email.value.trim()) ? "" : "Enter a valid email address.");
+    const date = form.querySelector("#id_run_date"), time = form.querySelector("#id_run_time");
+    check(date, runTimeProblem(date.value, time.value, zone.value));
     if (problems.length) { event.preventDefault(); problems[0].focus(); }
   });
 })();

@@ -10,10 +10,13 @@
   let status = root.dataset.status;
   if (status !== "scheduled" && status !== "running") return;
   const text = (id, value) => { const el = document.getElementById(id); if (el) el.textContent = value; };
+  let delay = 1500;
   async function poll() {
     try {
       const response = await fetch(root.dataset.json, {headers: {"Accept": "application/json"}, cache: "no-store"});
-      if (!response.ok) return;
+      if (response.status === 404 || response.status === 410) { window.location.reload(); return; }
+      if (!response.ok) throw new Error("status " + response.status);  // busy or down: ask again later
+      delay = 1500;
       const data = await response.json();
       setBar(data.percent);
       text("c-found", data.found); text("c-downloaded", data.downloaded); text("c-rejected", data.rejected);
@@ -29,8 +32,10 @@
         status = data.status;
         if (status !== "scheduled" && status !== "running") { window.location.reload(); return; }
       }
-    } catch (err) { /* network blip: try again at the next tick */ }
-    setTimeout(poll, 1500);
+    } catch (err) {
+      delay = Math.min(delay * 2, 30000);  // a blip or an error answer: back off, never give up
+    }
+    setTimeout(poll, delay);
   }
   setTimeout(poll, 1000);
 })();
