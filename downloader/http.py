@@ -26,6 +26,8 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from django.conf import settings
 
+from downloader.deadlines import WatchedHTTPConnection, WatchedHTTPSConnection, watchdog
+
 Resolver = Callable[[str, int], list[str]]
 CHUNK = 64 * 1024
 
@@ -168,8 +170,10 @@ class Fetcher:
                     pool = urllib3.HTTPSConnectionPool(
                         address, port, server_hostname=host, assert_hostname=host, **common
                     )
+                    pool.ConnectionCls = WatchedHTTPSConnection
                 else:
                     pool = urllib3.HTTPConnectionPool(address, port, **common)
+                    pool.ConnectionCls = WatchedHTTPConnection
                 self._pools[key] = pool
             return pool
 
@@ -204,29 +208,37 @@ class Fetcher:
     def fetch(self, url: str, dest: Path, *, stop: threading.Event | None = None) -> FetchResult:
         """Download ``url`` into ``dest``; never raises for network trouble."""
         host = host_key(url)
-        deadline = time.monotonic() + self.policy.total_timeout
-        attempts = 0
         with self._global, self._host_slot(host):
-            while True:
-                attempts += 1
-                try:
-                    result = self._fetch_once(url, dest, deadline, stop)
-                    result.attempts = attempts
-                    return result
-                except Refused as exc:
-                    dest.unlink(missing_ok=True)
+            # The total timeout runs from here, not from the wait for a slot; the
+            # watchdog cuts the connection when it is over, whatever the server does.
+            deadline = time.monotonic() + self.policy.total_timeout
+            watch = watchdog().watch(deadline)
+            try:
+                return self._attempts(url, dest, deadline, stop)
+            finally:
+                watchdog().release(watch)
+
+    def _attempts(self, url: str, dest: Path, deadline: float, stop: threading.Event | None) -> FetchResult:
+        """Try, and try again after connection errors, 5xx and 429, within the deadline."""
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                result = self._fetch_once(url, dest, deadline, stop)
+                result.attempts = attempts
+                return result
+            except Refused as exc:
+                dest.unlink(missing_ok=True)
+                return FetchResult(False, url, exc.reason, attempts=attempts)
+            except _Retryable as exc:
+                dest.unlink(missing_ok=True)
+                wait = exc.wait if exc.wait is not None else self.policy.backoff_base * 2 ** (attempts - 1)
+                if attempts > self.policy.max_retries or time.monotonic() + wait >= deadline:
                     return FetchResult(False, url, exc.reason, attempts=attempts)
-                except _Retryable as exc:
-                    dest.unlink(missing_ok=True)
-                    wait = (
-                        exc.wait if exc.wait is not None else self.policy.backoff_base * 2 ** (attempts - 1)
-                    )
-                    if attempts > self.policy.max_retries or time.monotonic() + wait >= deadline:
-                        return FetchResult(False, url, exc.reason, attempts=attempts)
-                    if stop is not None and stop.wait(wait):
-                        return FetchResult(False, url, "stopped", attempts=attempts)
-                    if stop is None:
-                        time.sleep(wait)
+                if stop is not None and stop.wait(wait):
+                    return FetchResult(False, url, "stopped", attempts=attempts)
+                if stop is None:
+                    time.sleep(wait)
 
     def _fetch_once(self, url: str, dest: Path, deadline: float, stop: threading.Event | None) -> FetchResult:
         current = url
@@ -259,7 +271,8 @@ class Fetcher:
             except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
                 raise _Retryable("timeout") from None
             except (urllib3.exceptions.HTTPError, OSError):
-                raise _Retryable("connection_error") from None
+                late = time.monotonic() >= deadline  # the watchdog cut it
+                raise _Retryable("timeout" if late else "connection_error") from None
             streamed = False
             try:
                 status = response.status
@@ -315,7 +328,8 @@ class Fetcher:
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
             return self._discard(response, dest, url, "timeout")
         except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError, OSError):
-            return self._discard(response, dest, url, "truncated")
+            late = time.monotonic() >= deadline  # the watchdog cut it
+            return self._discard(response, dest, url, "timeout" if late else "truncated")
         if size == 0:
             dest.unlink(missing_ok=True)
             return FetchResult(False, url, "empty", status=200)

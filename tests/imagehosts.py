@@ -188,6 +188,24 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(1)
             return None
+        if path == "/slow-headers.jpg":  # each header byte a second: no read timeout trips
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nX-Slow: ")
+            for _ in range(1000):
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(1)
+            return None
+        if path in ("/slow-404", "/slow-redirect"):  # an unwanted body, a byte a second
+            self.send_response(404 if path == "/slow-404" else 302)
+            if path == "/slow-redirect":
+                self.send_header("Location", "/img/1.jpeg")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(1000):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(1)
+            return None
         if path == "/loop.jpg":
             return self._send(302, Location="/loop.jpg")
         if path == "/to-private.jpg":
