@@ -127,6 +127,37 @@ def _retry_after(value: str | None, cap: float) -> float | None:
     return max(0.0, min(when.timestamp() - time.time(), cap))
 
 
+def resolve_checked(
+    url: str, policy: FetchPolicy, resolver: Resolver = system_resolver
+) -> tuple[str, str, int, str, str]:
+    """Scheme, host, port, the checked address to connect to, and the request path of
+    ``url``; raises Refused (before any connection) when it must not be fetched."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise Refused("bad_scheme")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise Refused("bad_url")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise Refused("bad_url") from None
+    try:
+        addresses = resolver(host, port)
+    except (OSError, UnicodeError):
+        raise Refused("dns_error") from None
+    if not addresses:
+        raise Refused("dns_error")
+    for address in addresses:
+        if not address_allowed(address, policy.allow_private, policy.extra_allowed):
+            raise Refused("private_address")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return scheme, host, port, addresses[0], path
+
+
 class Fetcher:
     """Fetches URLs to files under the policy; thread-safe; one per job or command."""
 
@@ -178,30 +209,7 @@ class Fetcher:
             return pool
 
     def _resolve_checked(self, url: str) -> tuple[str, str, int, str, str]:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https"):
-            raise Refused("bad_scheme")
-        host = (parts.hostname or "").lower()
-        if not host:
-            raise Refused("bad_url")
-        try:
-            port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError:
-            raise Refused("bad_url") from None
-        try:
-            addresses = self.resolver(host, port)
-        except (OSError, UnicodeError):
-            raise Refused("dns_error") from None
-        if not addresses:
-            raise Refused("dns_error")
-        for address in addresses:
-            if not address_allowed(address, self.policy.allow_private, self.policy.extra_allowed):
-                raise Refused("private_address")
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        return scheme, host, port, addresses[0], path
+        return resolve_checked(url, self.policy, self.resolver)
 
     # -- the request ----------------------------------------------------------------
 

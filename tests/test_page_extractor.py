@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from downloader.browser import open_browser
+from downloader.engines.base import EngineError
 from downloader.engines.page import extract_page_images, largest_from_srcset, pick_urls
 from tests.imitations import SearchImitation
 
@@ -71,3 +72,29 @@ def test_a_real_page_with_lazy_images_srcsets_links_and_og_image(settings):
     assert base + "/img/a-480.jpg" not in urls and base + "/placeholder.gif" not in urls
     assert len(urls) == len(set(urls))
     assert all(c.page_url == base + "/gallery" for c in found)
+
+
+@pytest.mark.browser
+def test_pages_on_private_addresses_are_refused_before_and_after_loading(settings):
+    settings.IMAGEDL_ALLOW_PRIVATE_NETWORKS = False
+    allowed = SearchImitation("127.0.0.23", image_url=lambda i: "").start()
+    private = SearchImitation("127.0.0.24", image_url=lambda i: "").start()
+    settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS = ["127.0.0.23/32"]  # stands in for a public site
+    allowed.pages["/gallery"] = private.pages["/gallery"] = PAGE
+    allowed.redirects["/moved"] = private.base + "/gallery"
+    try:
+        with open_browser() as driver:
+            with pytest.raises(EngineError) as direct:
+                list(extract_page_images(driver, private.base + "/gallery", wanted=5))
+            assert direct.value.reason == "private_address"
+            assert private.requests == []  # refused before the browser went there
+
+            assert list(extract_page_images(driver, allowed.base + "/gallery", wanted=3))
+
+            with pytest.raises(EngineError) as moved:
+                list(extract_page_images(driver, allowed.base + "/moved", wanted=5))
+            assert moved.value.reason == "private_address"
+            assert "redirected" in str(moved.value)
+    finally:
+        allowed.stop()
+        private.stop()

@@ -11,7 +11,8 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urljoin, urlsplit
 
-from downloader.engines.base import Candidate, EngineError, EventCallback, is_http_url, wait_until
+from downloader.engines.base import Candidate, EngineError, EventCallback, is_http_url, no_events, wait_until
+from downloader.http import FetchPolicy, Refused, resolve_checked
 
 LAZY_ATTRIBUTES = ("data-src", "data-original", "data-lazy-src", "data-url", "data-hi-res-src", "data-full")
 LAZY_SRCSETS = ("data-srcset", "data-lazy-srcset")
@@ -91,6 +92,15 @@ def pick_urls(collected: dict) -> list[str]:
     return found
 
 
+def _check_public(url: str, what: str) -> None:
+    """The download chokepoint's address rules, applied to the pages the browser opens."""
+    try:
+        resolve_checked(url, FetchPolicy.from_settings())
+    except Refused as exc:
+        detail = "is not public" if exc.reason == "private_address" else f"cannot be used ({exc.reason})"
+        raise EngineError(exc.reason, f"{what} {detail}") from None
+
+
 def extract_page_images(
     driver,
     page_url: str,
@@ -101,10 +111,15 @@ def extract_page_images(
 ) -> Iterator[Candidate]:
     from django.conf import settings
 
-    emit = on_event or (lambda kind, data: None)
+    emit = on_event or no_events
     if not is_http_url(page_url):
         raise EngineError("bad_url", "only http and https pages can be read")
+    # The form checked the address at submission; DNS may answer otherwise by now.
+    _check_public(page_url, "the page's address")
     driver.get(page_url)
+    landed = driver.current_url
+    if landed != page_url and is_http_url(landed):
+        _check_public(landed, "the page redirected to an address that")  # nothing is read from it
     emit("page_loaded", {"engine": "page"})
     wait = settings.IMAGEDL_SCROLL_WAIT if scroll_wait is None else scroll_wait
     count_js = "return document.querySelectorAll('img').length + document.body.scrollHeight;"

@@ -63,6 +63,8 @@ class _Handler(BaseHTTPRequestHandler):
             }.get(parts.path)
             if parts.path == "/" and query.get("ia") == "images":
                 route = imitation.ddg_page
+            if route is None and parts.path in imitation.redirects:
+                return self._send(302, "", Location=imitation.redirects[parts.path])
             if route is None and parts.path in imitation.pages:
                 return self._send(200, imitation.pages[parts.path])
             if route is None:
@@ -102,6 +104,7 @@ class SearchImitation:
         self.see_more_after = see_more_after
         self.modes = {"bing": "ok", "duckduckgo": "ok", "google": "ok", **(modes or {})}
         self.pages: dict[str, str] = {}
+        self.redirects: dict[str, str] = {}  # path -> Location
         self.requests: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
         self._server = _Server((address, 0), _Handler)
