@@ -82,6 +82,9 @@ class Request:
         )
 
 
+OVERFETCH_FACTOR = 10
+
+
 @dataclass
 class Counters:
     """Live counters, updated from download threads, flushed to the job now and then."""
@@ -101,8 +104,10 @@ def _candidates(request: Request, driver, on_event: EventSink, counters: Counter
     def engine_event(kind: str, data: dict) -> None:
         on_event(kind, _describe_engine_event(kind, data), data)
 
-    # Ask the engines for more than wanted: some candidates will be rejected.
-    overfetch = min(request.wanted * 3 + 20, request.wanted + 1000)
+    # Candidates are drawn lazily, only while the collector needs more, so the engines
+    # may offer many more than wanted (most results can be junk); the bound only ends
+    # a search whose results never pass.
+    overfetch = request.wanted * OVERFETCH_FACTOR + 100
     if request.page_url:
         source = extract_page_images(driver, request.page_url, wanted=overfetch, on_event=engine_event)
     else:

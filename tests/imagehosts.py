@@ -141,6 +141,10 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _route(self, path: str, query: dict, count: int) -> None:
+        if path == "/bomb.png":  # 40000 x 40000 unless asked otherwise
+            return self._send(
+                200, bomb_png(int(query.get("w", 40000)), int(query.get("h", 40000))), "image/png"
+            )
         width, height = int(query.get("w", 320)), int(query.get("h", 240))
         if path.startswith(("/img/", "/same/")):
             name = path.rsplit("/", 1)[1]
@@ -166,8 +170,6 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/truncated.jpg":
             body = encoded(7, "jpeg", 640, 480)
             return self._send(200, body[: len(body) // 2], "image/jpeg")
-        if path == "/bomb.png":
-            return self._send(200, bomb_png(), "image/png")
         if path == "/garbage.jpg":
             return self._send(200, random.Random(5).randbytes(5000), "image/jpeg")
         if path == "/endless.jpg":

@@ -75,7 +75,8 @@ def test_good_images_from_several_hosts_are_kept_and_valid(hosts, tmp_path, fetc
         ("/html.jpg", "html"),
         ("/svg.png", "svg"),
         ("/truncated.jpg", "truncated"),
-        ("/bomb.png", "too_many_pixels"),
+        ("/bomb.png", "too_many_pixels"),  # past Pillow's own hard limit
+        ("/bomb.png?w=9000&h=9000", "too_many_pixels"),  # 81 MP: under Pillow's limit, over the job's 50 MP
         ("/garbage.jpg", "not_an_image"),
         ("/endless.jpg", "too_large"),
         ("/trickle.jpg", "timeout"),

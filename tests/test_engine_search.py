@@ -86,6 +86,7 @@ def test_bing_filter_parameters():
     assert filter_param(SearchRules(min_width=800, min_height=600)) == "+filterui:imagesize-custom_800_600"
     assert filter_param(SearchRules(formats={"gif"})) == "+filterui:photo-animatedgif"
     assert filter_param(SearchRules()) == ""
+    assert filter_param(SearchRules(formats={"png"})) == ""  # not "transparent": opaque PNGs count too
 
 
 def test_duckduckgo_reads_full_size_urls_from_its_json(driver, imitation):

@@ -30,10 +30,10 @@ def image_hosts():
         host.stop()
 
 
-def make_imitation(hosts, bad_every: int = 0, **kw) -> SearchImitation:
+def make_imitation(hosts, bad_every: int = 0, good_every: int = 0, **kw) -> SearchImitation:
     def image_url(index: int) -> str:
         host = hosts[index % len(hosts)]
-        if bad_every and index % bad_every == 0:
+        if (bad_every and index % bad_every == 0) or (good_every and index % good_every):
             return host.url(f"/html.jpg?i={index}")
         return host.url(f"/img/{1000 + index}.jpeg?w=320&h=240")
 
@@ -98,6 +98,14 @@ def test_a_job_delivers_exactly_what_was_asked(cassandra_db, search):
         assert expected in kinds
     assert len(records.job_images(job.id)) == 60
     assert not job_workdir(job.id, create=False).exists()
+
+
+def test_a_job_keeps_drawing_while_most_results_are_junk(cassandra_db, search):
+    search(total=300, good_every=5)  # four results in five are HTML pages
+    job = submit(40)
+    assert run_job(job.id) == "done: 40"
+    done = records.get_job(job.id)
+    assert done.downloaded_count == 40 and done.rejected_count >= 150
 
 
 def test_page_extraction_job(cassandra_db, search, image_hosts):

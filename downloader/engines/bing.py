@@ -51,10 +51,10 @@ def filter_param(rules: SearchRules) -> str:
     parts = []
     if rules.min_width >= 1 or rules.min_height >= 1:
         parts.append(f"+filterui:imagesize-custom_{max(rules.min_width, 1)}_{max(rules.min_height, 1)}")
+    # Bing filters by kind, not by file format: only "animated GIF" maps onto a format
+    # ("transparent" would drop every opaque PNG). Formats are checked on the bytes.
     if rules.formats == {"gif"}:
         parts.append("+filterui:photo-animatedgif")
-    elif rules.formats == {"png"}:
-        parts.append("+filterui:photo-transparent")
     return "".join(parts)
 
 

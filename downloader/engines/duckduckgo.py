@@ -61,7 +61,9 @@ class DuckDuckGoEngine(Engine):
             raise EngineError("no_token", "no vqd token on the DuckDuckGo results page")
         emit("page_loaded", {"engine": self.name})
         size = "Large" if (rules.min_width >= 1000 or rules.min_height >= 1000) else ""
-        kind = next(iter(rules.formats)) if len(rules.formats) == 1 else ""
+        # DuckDuckGo's types are photo, clipart, gif, transparent and line: only gif is
+        # a file format. Formats are checked on the bytes anyway.
+        kind = "gif" if rules.formats == {"gif"} else ""
         has_next = [True]
 
         def read_page(offset: int) -> list:
