@@ -52,25 +52,51 @@ def test_past_or_present_job_is_queued_at_once(cassandra_db):
     assert task["args"] == (str(job.id),)
 
 
-@pytest.mark.parametrize(
-    "zone,local,expected_utc",
-    [
-        # Berlin leaves summer time on 31 Oct 2027: 02:30 happens twice (fold picks which).
-        ("Europe/Berlin", dt.datetime(2027, 10, 31, 2, 30, fold=0), dt.datetime(2027, 10, 31, 0, 30)),
-        ("Europe/Berlin", dt.datetime(2027, 10, 31, 2, 30, fold=1), dt.datetime(2027, 10, 31, 1, 30)),
-        # New York enters summer time on 14 Mar 2027: 09:00 the day before is UTC-5, after UTC-4.
-        ("America/New_York", dt.datetime(2027, 3, 13, 9, 0), dt.datetime(2027, 3, 13, 14, 0)),
-        ("America/New_York", dt.datetime(2027, 3, 15, 9, 0), dt.datetime(2027, 3, 15, 13, 0)),
-        ("Asia/Kolkata", dt.datetime(2026, 12, 31, 23, 45), dt.datetime(2026, 12, 31, 18, 15)),
-    ],
-)
+def _last_sunday(year: int, month: int) -> dt.date:
+    last = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+    return last - dt.timedelta(days=(last.weekday() + 1) % 7)
+
+
+def _second_sunday(year: int, month: int) -> dt.date:
+    first = dt.date(year, month, 1)
+    return first + dt.timedelta(days=(6 - first.weekday()) % 7 + 7)
+
+
+def _dst_cases() -> list:
+    """Cases from the rules themselves (not from zoneinfo), in the first year where
+    they are still ahead, so the test never runs out of future dates."""
+    now = dt.datetime.now()
+    year = now.year + 1  # always at least a month ahead of today
+    autumn = _last_sunday(year, 10)  # the EU leaves summer time at 01:00 UTC
+    spring = _second_sunday(year, 3)  # the US enters it at 02:00 local
+    at = dt.datetime.combine
+    return [
+        # Berlin's 02:30 happens twice that night: fold 0 is summer time (UTC+2), fold 1 winter (UTC+1).
+        ("Europe/Berlin", at(autumn, dt.time(2, 30, fold=0)), at(autumn, dt.time(0, 30))),
+        ("Europe/Berlin", at(autumn, dt.time(2, 30, fold=1)), at(autumn, dt.time(1, 30))),
+        # New York: 09:00 the day before is UTC-5, the day after UTC-4.
+        (
+            "America/New_York",
+            at(spring - dt.timedelta(days=1), dt.time(9)),
+            at(spring - dt.timedelta(days=1), dt.time(14)),
+        ),
+        (
+            "America/New_York",
+            at(spring + dt.timedelta(days=1), dt.time(9)),
+            at(spring + dt.timedelta(days=1), dt.time(13)),
+        ),
+        # Kolkata is UTC+5:30 all year: New Year's Eve 23:45 is 18:15 UTC.
+        ("Asia/Kolkata", dt.datetime(year, 12, 31, 23, 45), dt.datetime(year, 12, 31, 18, 15)),
+    ]
+
+
+@pytest.mark.parametrize("zone,local,expected_utc", _dst_cases())
 def test_run_time_in_the_users_zone_becomes_the_right_utc_instant(
     cassandra_db, zone, local, expected_utc, settings
 ):
     settings.IMAGEDL_MAX_SCHEDULE_DAYS = 3650
     run_at = local.replace(tzinfo=zoneinfo.ZoneInfo(zone))
-    if run_at <= dt.datetime.now(dt.UTC):
-        pytest.skip("that moment has passed")
+    assert run_at > dt.datetime.now(dt.UTC)
     job = _submit(run_at, zone)
     schedule = Schedule.objects.get(name=f"job-{job.id}")
     assert schedule.next_run == expected_utc.replace(tzinfo=dt.UTC)

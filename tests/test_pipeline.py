@@ -146,7 +146,7 @@ def test_cancel_during_the_run_stops_and_cleans_up(cassandra_db, search, image_h
     runner = threading.Thread(target=lambda: outcome.setdefault("result", run_job(job.id)))
     runner.start()
     try:
-        wait_for(lambda: (records.get_job(job.id).downloaded_count or 0) >= 5, 60, interval=0.2)
+        assert wait_for(lambda: (records.get_job(job.id).downloaded_count or 0) >= 5, 60, interval=0.2)
         assert services.job_cancel(records.get_job(job.id)) is True
         runner.join(60)
     finally:
