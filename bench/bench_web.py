@@ -56,7 +56,8 @@ Schedule.objects.filter(name__startswith="job-").delete(); OrmQ.objects.all().de
 job = services.job_submit(email="b@example.org", query="bench", requested_count=5,
                           run_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1), time_zone="UTC")
 path = default_storage.save("archives/bench.zip", ContentFile(b"PK"))
-services.job_complete(job, archive_path=path, archive_bytes=2, kept=5)
+services.job_start_attempt(job)
+assert services.job_complete(job, archive_path=path, archive_bytes=2, kept=5)
 Schedule.objects.filter(name=f"job-{job.id}").delete()  # only submissions are counted below
 print("TOKEN", links.make_token(job.id, "status"))
 """

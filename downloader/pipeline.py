@@ -237,7 +237,8 @@ def run_job(job_id: uuid.UUID | str) -> str:
             f"The job was interrupted {job.attempts} times before it could finish, so we stopped trying.",
         )
         return "failed: attempts"
-    services.job_start_attempt(job)
+    if not services.job_start_attempt(job):
+        return f"skipped: {job.status}"  # cancelled between the check above and now
     request = Request.from_job(job)
     workdir = job_workdir(job.id)
     (workdir / "kept").mkdir(exist_ok=True)
@@ -318,7 +319,10 @@ def run_job(job_id: uuid.UUID | str) -> str:
         services.job_record_progress(
             job, found_count=result.found, rejected_count=sum(result.rejected.values())
         )
-        services.job_complete(job, archive_path=archive.path, archive_bytes=archive.bytes, kept=archive.count)
+        if not services.job_complete(
+            job, archive_path=archive.path, archive_bytes=archive.bytes, kept=archive.count
+        ):
+            raise JobCancelled  # cancelled while the archive was written
         remove_workdir(job.id)
         return f"done: {archive.count}"
     except JobCancelled:

@@ -97,7 +97,9 @@ def get_job(job_id: uuid.UUID | str) -> Job | None:
 
 
 def update_job(job: Job, **changes: object) -> Job:
-    """Write the given columns of a job (and its listing row when status changes)."""
+    """Write the given columns of a job. Status changes go through ``change_status``."""
+    if "status" in changes:
+        raise ValueError("status changes go through change_status")
     personal = {k: changes.pop(k) for k in PERSONAL_FIELDS if k in changes}
     if changes:
         Job.objects(id=job.id).update(**changes)
@@ -105,11 +107,42 @@ def update_job(job: Job, **changes: object) -> Job:
         Job.objects(id=job.id).ttl(personal_ttl_seconds()).update(**personal)
     for name, value in {**changes, **personal}.items():
         setattr(job, name, value)
-    if "status" in changes:
-        JobByDay.objects(day=utc_day(job.created_at), created_at=job.created_at, job_id=job.id).update(
-            status=changes["status"]
-        )
     return job
+
+
+def change_status(job: Job, status: str, *, only_from: tuple[str, ...], **changes: object) -> bool:
+    """Set the job's status, with other non-personal columns, only while its status is
+    one of ``only_from``: a lightweight transaction, so a cancel and the run finishing at
+    the same moment cannot both win. Returns whether the change was made; when not,
+    ``job.status`` is refreshed to what stands."""
+    from jobs.cassandra import execute, prepared
+
+    if any(name in PERSONAL_FIELDS for name in changes):
+        raise ValueError("personal fields are written with their TTL, not here")
+    names = ["status", *changes]
+    sources = tuple(dict.fromkeys(only_from))
+    cql = (
+        f"UPDATE {Job.column_family_name()} SET {', '.join(f'{n} = ?' for n in names)} "  # noqa: S608
+        f"WHERE id = ? IF status IN ({', '.join('?' * len(sources))})"
+    )
+    values = [status, *(_plain(v) for v in changes.values())]
+    result = execute(prepared(cql), (*values, job.id, *sources))
+    if not result.was_applied:
+        row = result.one() or {}
+        job.status = row.get("status", job.status)
+        return False
+    for name, value in zip(names, values, strict=True):
+        setattr(job, name, value)
+    JobByDay.objects(day=utc_day(job.created_at), created_at=job.created_at, job_id=job.id).update(
+        status=status
+    )
+    return True
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
 
 
 def job_images(job_id: uuid.UUID, limit: int = 1000) -> list[JobImage]:

@@ -130,7 +130,13 @@ def job_submit(
             _enqueue_run(job)
             email_enqueue(job, "accepted")
     except Exception:
-        records.update_job(job, status=JobStatus.FAILED, error="could not be scheduled", finished_at=_now())
+        records.change_status(
+            job,
+            JobStatus.FAILED,
+            only_from=JobStatus.ACTIVE,
+            error="could not be scheduled",
+            finished_at=_now(),
+        )
         record_event(job.id, "failed", "Could not be scheduled", level="error")
         _due_for_purge(job)
         raise
@@ -143,11 +149,10 @@ def job_cancel(job: Job, *, by: str = "user") -> bool:
     Before the run, the schedule is removed. During the run the pipeline sees the new
     status at its next step, stops, cleans up and records it.
     """
-    if job.status not in JobStatus.ACTIVE:
-        return False
     was_running = job.status == JobStatus.RUNNING
+    if not records.change_status(job, JobStatus.CANCELLED, only_from=JobStatus.ACTIVE, finished_at=_now()):
+        return False  # it finished (or was cancelled) first
     _remove_schedule(job)
-    records.update_job(job, status=JobStatus.CANCELLED, finished_at=_now())
     record_event(
         job.id,
         "cancelled",
@@ -165,9 +170,10 @@ def job_retry(job: Job, *, by: str = "operator") -> Job:
     if job.purged_at is not None or not (job.email and (job.query or job.page_url)):
         raise JobStateError("the job's data was purged; submit it again instead")
     _delete_outputs(job)
-    records.update_job(
+    applied = records.change_status(
         job,
-        status=JobStatus.SCHEDULED,
+        JobStatus.SCHEDULED,
+        only_from=JobStatus.FINISHED,
         run_at=_now(),
         attempts=0,
         found_count=0,
@@ -180,6 +186,8 @@ def job_retry(job: Job, *, by: str = "operator") -> Job:
         finished_at=None,
         delivered_at=None,
     )
+    if not applied:
+        raise JobStateError("the job is already scheduled or running again")
     record_event(job.id, "retried", "Job queued to run again", by=by)
     _enqueue_run(job)
     return job
@@ -209,9 +217,8 @@ def job_purge(job: Job, *, by: str = "retention") -> None:
         "purged_at": _now(),
         "archive_path": None,
     }
-    if job.status in (JobStatus.DONE, *JobStatus.ACTIVE):
-        changes["status"] = JobStatus.EXPIRED
     records.update_job(job, **changes)
+    records.change_status(job, JobStatus.EXPIRED, only_from=(JobStatus.DONE, *JobStatus.ACTIVE))
     # Its job_purge_due row (if any) is dropped by the next jobs_purge_due pass.
     record_event(job.id, "purged", "Archive and personal data deleted", by=by)
 
@@ -275,12 +282,14 @@ def _delete_outputs(job: Job) -> None:
 
 
 def job_start_attempt(job: Job) -> int:
-    """Mark the job running and count the attempt; returns the attempt number."""
+    """Mark the job running and count the attempt; returns the attempt number, or 0
+    when the job is no longer scheduled or running (cancelled in the meantime)."""
     attempt = (job.attempts or 0) + 1
-    changes: dict[str, object] = {"status": JobStatus.RUNNING, "attempts": attempt}
+    changes: dict[str, object] = {"attempts": attempt}
     if job.started_at is None:
         changes["started_at"] = _now()
-    records.update_job(job, **changes)
+    if not records.change_status(job, JobStatus.RUNNING, only_from=JobStatus.ACTIVE, **changes):
+        return 0
     record_event(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt)
     if attempt == 1:
         email_enqueue(job, "started")
@@ -302,11 +311,14 @@ def job_add_image(job: Job, position: int, **fields: object) -> JobImage:
     return JobImage.ttl(personal_ttl_seconds()).create(job_id=job.id, position=position, **fields)
 
 
-def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) -> None:
+def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) -> bool:
+    """Deliver: only a running job becomes done. False when it was cancelled meanwhile
+    (the caller cleans up; no "ready" email goes out)."""
     now = _now()
-    records.update_job(
+    applied = records.change_status(
         job,
-        status=JobStatus.DONE,
+        JobStatus.DONE,
+        only_from=(JobStatus.RUNNING,),
         archive_path=archive_path,
         archive_bytes=archive_bytes,
         downloaded_count=kept,
@@ -314,19 +326,29 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
         delivered_at=now,
         error=None,
     )
+    if not applied:
+        if default_storage.exists(archive_path):
+            default_storage.delete(archive_path)  # nobody will ever be sent a link to it
+        return False
     record_event(
         job.id, "done", f"{kept} images ready ({archive_bytes} bytes)", kept=kept, bytes=archive_bytes
     )
     _due_for_purge(job)
     email_enqueue(job, "ready")
+    return True
 
 
-def job_fail(job: Job, reason: str) -> None:
-    """The job cannot deliver: record the plain reason and tell the user."""
-    records.update_job(job, status=JobStatus.FAILED, error=reason, finished_at=_now())
+def job_fail(job: Job, reason: str) -> bool:
+    """The job cannot deliver: record the plain reason and tell the user (unless it was
+    cancelled or finished meanwhile: then nothing changes and False comes back)."""
+    if not records.change_status(
+        job, JobStatus.FAILED, only_from=JobStatus.ACTIVE, error=reason, finished_at=_now()
+    ):
+        return False
     record_event(job.id, "failed", reason, level="error")
     _due_for_purge(job)
     email_enqueue(job, "failed")
+    return True
 
 
 def job_note_cancelled_during_run(job: Job) -> None:

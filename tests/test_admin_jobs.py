@@ -148,7 +148,8 @@ def test_actions_cancel_retry_purge_are_logged(admin_client, cassandra_db):
     admin_client.post("/admin/jobs/job/action/", {"action": "retry", "ids": [str(a.id)]})
     assert records.get_job(a.id).status == JobStatus.SCHEDULED
     path = default_storage.save(f"archives/{c.id.hex}.zip", ContentFile(b"zip"))
-    services.job_complete(c, archive_path=path, archive_bytes=3, kept=1)
+    services.job_start_attempt(c)
+    assert services.job_complete(c, archive_path=path, archive_bytes=3, kept=1)
     admin_client.post("/admin/jobs/job/action/", {"action": "purge", "ids": [str(c.id)]})
     purged = records.get_job(c.id)
     assert purged.email is None and purged.query is None and not default_storage.exists(path)

@@ -131,7 +131,7 @@ def test_finished_job_downloads_and_pages_look_right(browser, live_server, setti
     path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(buf.getvalue()))
     services.job_start_attempt(job)
     services.job_record_progress(job, found_count=9, rejected_count=3)
-    services.job_complete(job, archive_path=path, archive_bytes=len(buf.getvalue()), kept=6)
+    assert services.job_complete(job, archive_path=path, archive_bytes=len(buf.getvalue()), kept=6)
 
     browser.get(live_server.url + f"/jobs/{links.make_token(job.id, 'status')}/")
     assert "Ready to download" in browser.find_element(By.ID, "status-word").text

@@ -154,7 +154,8 @@ def test_purge_deletes_archive_images_and_personal_data_but_keeps_the_record(cas
     job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(b"PK\x05\x06" + b"\0" * 18))
     services.job_add_image(job, 1, file_name="red-fox_0001.jpg", source_url="http://img/1.jpg", bytes=10)
-    services.job_complete(job, archive_path=path, archive_bytes=22, kept=1)
+    services.job_start_attempt(job)
+    assert services.job_complete(job, archive_path=path, archive_bytes=22, kept=1)
     services.job_purge(records.get_job(job.id))
     purged = records.get_job(job.id)
     assert not default_storage.exists(path)
@@ -246,3 +247,20 @@ def test_an_email_given_up_on_leaves_no_address_in_the_event_log(cassandra_db, s
     assert len(failed) == 1
     assert "SMTPRecipientsRefused" in failed[0].message
     assert "ada@example.org" not in failed[0].message + str(failed[0].data)
+
+
+def test_a_cancel_that_lands_while_the_run_delivers_wins_and_sends_no_link(cassandra_db):
+    job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    assert services.job_start_attempt(job) == 1
+    run_view = records.get_job(job.id)  # what the worker holds
+    assert services.job_cancel(records.get_job(job.id)) is True
+    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(b"PK\x05\x06" + b"\0" * 18))
+    assert services.job_complete(run_view, archive_path=path, archive_bytes=22, kept=1) is False
+    assert not default_storage.exists(path)
+    assert services.job_fail(run_view, "late failure") is False
+    assert services.job_start_attempt(records.get_job(job.id)) == 0
+    final = records.get_job(job.id)
+    assert final.status == JobStatus.CANCELLED and not final.archive_path and not final.error
+    emails = [name for name in _queued_task_names() if name.startswith("email-")]
+    assert emails == [f"email-accepted-{job.id}", f"email-started-{job.id}"]  # no "ready", no "failed"
+    assert [e.kind for e in job_events(job.id)].count("done") == 0

@@ -60,11 +60,23 @@ def test_personal_cells_carry_a_ttl_and_others_do_not(job, cassandra_db, setting
 
 
 def test_status_change_reaches_the_listing_row(job):
-    records.update_job(job, status=JobStatus.RUNNING, attempts=1)
+    assert records.change_status(job, JobStatus.RUNNING, only_from=JobStatus.ACTIVE, attempts=1)
     assert records.get_job(job.id).status == JobStatus.RUNNING
     page = records.list_jobs_newest_first(10, status=JobStatus.RUNNING)
     assert [j.id for j in page.jobs] == [job.id]
     assert records.list_jobs_newest_first(10, status=JobStatus.SCHEDULED).jobs == []
+
+
+def test_a_status_change_from_the_wrong_state_is_refused_and_reported(job):
+    assert records.change_status(job, JobStatus.CANCELLED, only_from=JobStatus.ACTIVE)
+    stale = records.get_job(job.id)
+    stale.status = JobStatus.RUNNING  # what a run that read the job earlier believes
+    assert not records.change_status(stale, JobStatus.DONE, only_from=(JobStatus.RUNNING,), archive_bytes=5)
+    assert stale.status == JobStatus.CANCELLED  # refreshed to what stands
+    again = records.get_job(job.id)
+    assert again.status == JobStatus.CANCELLED and not again.archive_bytes
+    with pytest.raises(ValueError):
+        records.update_job(again, status=JobStatus.DONE)
 
 
 def test_images_come_back_in_position_order(job):

@@ -27,7 +27,8 @@ def finished_job(minutes_ago: int):
         time_zone="UTC",
     )
     path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(b"x" * 2048))
-    services.job_complete(job, archive_path=path, archive_bytes=2048, kept=1)
+    services.job_start_attempt(job)
+    assert services.job_complete(job, archive_path=path, archive_bytes=2048, kept=1)
     for row in JobPurgeDue.objects.filter(bucket="all"):
         if row.job_id == job.id:
             row.delete()

@@ -169,7 +169,7 @@ def _done_job():
         zf.writestr("manifest.csv", "file\n")
     path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(buf.getvalue()))
     services.job_start_attempt(job)
-    services.job_complete(job, archive_path=path, archive_bytes=len(buf.getvalue()), kept=2)
+    assert services.job_complete(job, archive_path=path, archive_bytes=len(buf.getvalue()), kept=2)
     return records.get_job(job.id), buf.getvalue()
 
 
