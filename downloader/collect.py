@@ -53,11 +53,16 @@ class KeptImage:
 
 @dataclass
 class CollectResult:
+    """The run's account: every candidate drawn (``found``) was either kept (this run),
+    rejected for a reason, or left unused because enough were kept first."""
+
     asked: int
     found: int
     kept: list[KeptImage]
     rejected: dict[str, int] = field(default_factory=dict)
     stopped: bool = False
+    unused: int = 0
+    resumed: int = 0  # of ``kept``, validated by an earlier attempt (not in ``found``)
 
 
 @dataclass
@@ -183,6 +188,7 @@ def collect_images(
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher()
     kept = list(already_kept)
+    new_kept = 0
     duplicates = DuplicateFilter()
     seen_urls: set[str] = set()
     for image in kept:
@@ -315,6 +321,7 @@ def collect_images(
                         phash=outcome.check.phash,
                     )
                     kept.append(image)
+                    new_kept += 1
                     report("kept", image=image)
         finally:
             prefetch.close()
@@ -327,4 +334,13 @@ def collect_images(
             leftover.unlink(missing_ok=True)
     if own_fetcher:
         fetcher.close()
-    return CollectResult(asked=wanted, found=found, kept=kept, rejected=dict(rejected), stopped=stopped)
+    resumed = len(kept) - new_kept
+    return CollectResult(
+        asked=wanted,
+        found=found,
+        kept=kept,
+        rejected=dict(rejected),
+        stopped=stopped,
+        unused=found - new_kept - sum(rejected.values()),
+        resumed=resumed,
+    )

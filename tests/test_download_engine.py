@@ -192,6 +192,7 @@ def test_over_fetch_stops_as_soon_as_enough_are_kept(hosts, tmp_path, fetcher):
     assert len(result.kept) == 10
     assert result.rejected == {"http_404": 6}
     assert result.found <= len(drawn)  # some may still sit in the read-ahead buffer
+    assert result.found == len(result.kept) + 6 + result.unused  # every candidate accounted for
     # Never far beyond what is needed: the in-flight window, the queue of candidates
     # waiting for a host slot and the read-ahead buffer on top.
     lookahead = max(8, fetcher.per_host * 2)
@@ -204,6 +205,7 @@ def test_requested_count_is_kept_exactly_even_when_candidates_abound(hosts, tmp_
     urls = [hosts[n % 3].url(f"/img/{200 + n}.png?w=200&h=200") for n in range(40)]
     result, _ = _collect(urls, tmp_path, fetcher, wanted=25)
     assert len(result.kept) == 25
+    assert result.found == 25 + sum(result.rejected.values()) + result.unused
     assert len({k.sha256 for k in result.kept}) == 25
     assert sorted(p.name for p in tmp_path.glob("dl-*")) == sorted(k.path.name for k in result.kept)
 
@@ -229,6 +231,7 @@ def test_already_kept_images_count_and_are_not_fetched_again(hosts, tmp_path, fe
     urls = [hosts[1].url(f"/img/{400 + n}.jpeg?w=200&h=200") for n in range(6)]
     result, _ = _collect(urls, tmp_path, fetcher, wanted=6, already_kept=first.kept)
     assert len(result.kept) == 6
+    assert (result.resumed, result.found, result.unused) == (3, 3, 0)  # the three new URLs only
     for n in range(3):
         assert hosts[1].hits[f"/img/{400 + n}.jpeg"] == before[f"/img/{400 + n}.jpeg"]
 

@@ -31,6 +31,7 @@ def test_writes_a_zip_with_only_the_valid_unique_images(host, tmp_path, capsys):
     call_command("download_urls", str(listing), "--out", str(out), "--no-progress", "--concurrency", "4")
     summary = capsys.readouterr().out
     assert "kept 8" in summary and "html=1" in summary and "http_404=1" in summary
+    assert "found 10" in summary and "unused 0" in summary  # the repeated URL is not a candidate twice
     with zipfile.ZipFile(out) as zf:
         assert len([n for n in zf.namelist() if n.endswith(".jpg")]) == 8
         assert "manifest.csv" in zf.namelist()

@@ -125,5 +125,6 @@ class Command(BaseCommand):
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(result.rejected.items())) or "none"
         self.stdout.write(
             f"asked {result.asked}, found {result.found}, kept {len(result.kept)}, "
-            f"rejected {sum(result.rejected.values())} ({reasons}); wrote {out} ({size} bytes)"
+            f"rejected {sum(result.rejected.values())} ({reasons}), unused {result.unused}; "
+            f"wrote {out} ({size} bytes)"
         )

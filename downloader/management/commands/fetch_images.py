@@ -106,6 +106,7 @@ class Command(BaseCommand):
             )
         rejected = sum(result.rejected.values())
         self.stdout.write(
-            f"asked {count}, found {result.found}, rejected {rejected}, kept {archive.count}; "
+            f"asked {count}, found {result.found}, rejected {rejected}, unused {result.unused}, "
+            f"kept {archive.count}; "
             f"wrote {out} ({archive.bytes} bytes)"
         )
