@@ -133,12 +133,17 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.hits[path] += 1
             count = self.server.hits[path]
-        if self.server.latency:
-            time.sleep(self.server.latency)
+            self.server.active += 1
+            self.server.peak_active = max(self.server.peak_active, self.server.active)
         try:
+            if self.server.latency:
+                time.sleep(self.server.latency)
             self._route(path, query, count)
         except (BrokenPipeError, ConnectionResetError):
             pass
+        finally:
+            with self.server.lock:
+                self.server.active -= 1
 
     def _route(self, path: str, query: dict, count: int) -> None:
         if path == "/bomb.png":  # 40000 x 40000 unless asked otherwise
@@ -241,6 +246,8 @@ class _Server(ThreadingHTTPServer):
         self.latency = latency
         self.hits: Counter = Counter()
         self.lock = threading.Lock()
+        self.active = 0  # requests being answered now
+        self.peak_active = 0
 
 
 class ImageHost:
@@ -260,6 +267,11 @@ class ImageHost:
     @property
     def hits(self) -> Counter:
         return self._server.hits
+
+    @property
+    def peak_active(self) -> int:
+        """The most requests this host was answering at one time."""
+        return self._server.peak_active
 
     def url(self, path: str) -> str:
         return self.base + path

@@ -269,3 +269,18 @@ def test_archive_names_entries_after_the_query_and_stores_bytes_untouched(hosts,
             assert zf.read(name) == image.path.read_bytes()
             assert row["sha256"] == hashlib.sha256(zf.read(name)).hexdigest()
             assert (row["width"], row["height"]) == ("300", "200")
+
+
+@pytest.mark.parametrize("per_host,concurrency,expected_peak", [(3, 8, 3), (10, 2, 2)])
+def test_requests_in_flight_stay_within_the_per_host_and_global_limits(
+    tmp_path, per_host, concurrency, expected_peak
+):
+    with ImageHost("127.0.0.14", latency=0.15) as host:
+        fetcher = Fetcher(LOOPBACK_ONLY, concurrency=concurrency, per_host=per_host)
+        try:
+            urls = [host.url(f"/img/{900 + n}.jpeg?w=200&h=200") for n in range(24)]
+            result, _ = _collect(urls, tmp_path, fetcher)
+        finally:
+            fetcher.close()
+    assert len(result.kept) == 24
+    assert host.peak_active == expected_peak  # the whole allowance is used, never more
