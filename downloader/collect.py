@@ -8,6 +8,7 @@ stops as soon as ``wanted`` images are kept (in-flight extras are discarded).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import queue
@@ -131,6 +132,16 @@ _RUN_TAG = uuid.uuid4().hex[:12]
 _file_numbers = itertools.count(1)
 
 
+def _size_and_sha256(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 16):
+            size += len(chunk)
+            digest.update(chunk)
+    return size, digest.hexdigest()
+
+
 def _download_and_check(
     fetcher: Fetcher,
     candidate: Candidate,
@@ -153,9 +164,14 @@ def _download_and_check(
         path.unlink(missing_ok=True)
         return _Outcome(candidate, fetched, check, None)
     if rules.output_format and check.format != rules.output_format:
-        path = convert_file(path, rules.output_format)
+        try:
+            path = convert_file(path, rules.output_format)
+        except (OSError, ValueError, TypeError):
+            path.unlink(missing_ok=True)
+            return _Outcome(candidate, fetched, Validation(False, "conversion_failed", check.format), None)
+        # The manifest describes the file in the archive: the converted bytes.
         check.format = rules.output_format
-        fetched.bytes = path.stat().st_size
+        fetched.bytes, fetched.sha256 = _size_and_sha256(path)
     return _Outcome(candidate, fetched, check, path)
 
 

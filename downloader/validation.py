@@ -101,15 +101,35 @@ def validate_file(path: Path, rules: ImageRules) -> Validation:
     return Validation(True, "", fmt, width, height, phash)
 
 
+def _frame_for(img: Image.Image, target_format: str) -> Image.Image:
+    """The first frame in a mode the target format can store. Transparency becomes
+    white in JPEG (it has none) instead of whatever colour the hidden pixels hold."""
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+    frame = img.convert("RGBA") if has_alpha else img
+    if target_format == "jpeg":
+        if has_alpha:
+            white = Image.new("RGBA", frame.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, frame).convert("RGB")
+        return frame.convert("RGB")
+    if frame.mode not in ("RGB", "RGBA", "L"):
+        frame = frame.convert("RGB")  # CMYK, 16-bit, YCbCr ...
+    return frame
+
+
 def convert_file(path: Path, target_format: str) -> Path:
-    """Re-encode an image to ``target_format``; returns the new file's path."""
+    """Re-encode an image to ``target_format``; returns the new file's path. Raises
+    OSError or ValueError when Pillow cannot write it (the caller rejects the image)."""
     out = path.with_suffix("." + EXTENSIONS[target_format])
-    with Image.open(path) as img:
-        img.seek(0)
-        frame = img.convert("RGB") if target_format == "jpeg" else img.copy()
-        frame.save(
-            out, SAVE_AS[target_format], **({"quality": 90} if target_format in ("jpeg", "webp") else {})
-        )
+    try:
+        with Image.open(path) as img:
+            img.seek(0)
+            frame = _frame_for(img, target_format)
+            options = {"quality": 90} if target_format in ("jpeg", "webp") else {}
+            frame.save(out, SAVE_AS[target_format], **options)
+    except (OSError, ValueError, TypeError):
+        if out != path:
+            out.unlink(missing_ok=True)
+        raise
     if out != path:
         path.unlink(missing_ok=True)
     return out

@@ -244,6 +244,34 @@ def test_conversion_to_one_output_format(hosts, tmp_path, fetcher):
     with Image.open(image.path) as img:
         assert img.format == "JPEG"
     assert validate_file(image.path, ImageRules()).ok
+    data = image.path.read_bytes()
+    assert (image.bytes, image.sha256) == (len(data), hashlib.sha256(data).hexdigest())  # of the new file
+
+
+@pytest.mark.parametrize(
+    "mode,target", [("CMYK", "png"), ("CMYK", "gif"), ("RGBA", "jpeg"), ("I;16", "webp")]
+)
+def test_conversion_handles_every_colour_mode(tmp_path, mode, target):
+    from downloader.validation import convert_file
+
+    source = tmp_path / "in.tif"
+    picture = Image.new("RGBA", (40, 30), (200, 30, 30, 0)) if mode == "RGBA" else Image.new(mode, (40, 30))
+    picture.save(source, "TIFF" if mode != "RGBA" else "PNG")
+    out = convert_file(source, target)
+    with Image.open(out) as img:
+        img.load()
+        assert img.format == {"png": "PNG", "gif": "GIF", "jpeg": "JPEG", "webp": "WEBP"}[target]
+        if mode == "RGBA":  # transparent pixels become white, not the colour they hid
+            assert img.convert("RGB").getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_a_file_that_cannot_be_converted_is_rejected_not_fatal(hosts, tmp_path, fetcher):
+    # WebP stores at most 16383 pixels a side: this valid PNG cannot become a WebP.
+    urls = [hosts[0].url("/img/501.png?w=17000&h=20"), hosts[1].url("/img/502.jpeg?w=300&h=200")]
+    result, _ = _collect(urls, tmp_path, fetcher, rules=ImageRules(output_format="webp"))
+    assert [k.format for k in result.kept] == ["webp"]
+    assert result.rejected == {"conversion_failed": 1}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [result.kept[0].path.name]
 
 
 def test_archive_names_entries_after_the_query_and_stores_bytes_untouched(hosts, tmp_path, fetcher):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 
 import pytest
@@ -61,6 +62,23 @@ def test_writes_a_folder_and_applies_filters(host, tmp_path, capsys):
     )
     assert [p.name for p in (tmp_path / "dir").iterdir()] == ["image_0001.png"]
     assert "too_small=1" in capsys.readouterr().out
+
+
+def test_converts_every_image_to_one_format_on_request(host, tmp_path, capsys):
+    listing = tmp_path / "urls.txt"
+    listing.write_text(
+        "\n".join(host.url(f"/img/{60 + n}.{fmt}?w=300&h=200") for n, fmt in enumerate(["png", "gif"]))
+    )
+    out = tmp_path / "converted.zip"
+    call_command("download_urls", str(listing), "--out", str(out), "--convert-to", "jpeg", "--no-progress")
+    with zipfile.ZipFile(out) as zf:
+        images = sorted(n for n in zf.namelist() if n != "manifest.csv")
+        assert images == ["image_0001.jpg", "image_0002.jpg"]
+        manifest = zf.read("manifest.csv").decode()
+        for name in images:
+            assert (
+                hashlib.sha256(zf.read(name)).hexdigest() in manifest
+            )  # the manifest tells the stored bytes
 
 
 def test_bad_arguments_are_clear(tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 from django.core.files.storage import FileSystemStorage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from downloader.management.commands.fetch_images import parse_formats, parse_min_size
+from downloader.management.commands.fetch_images import CONVERT_CHOICES, parse_formats, parse_min_size
 
 
 def read_url_file(path: Path):
@@ -48,6 +48,9 @@ class Command(BaseCommand):
         parser.add_argument("--min-size", default="", help="WIDTHxHEIGHT")
         parser.add_argument("--formats", default="", help="e.g. jpeg,png")
         parser.add_argument(
+            "--convert-to", choices=CONVERT_CHOICES, default=None, help="re-encode every image to this format"
+        )
+        parser.add_argument(
             "--concurrency", type=int, default=0, help="downloads in flight (default: setting)"
         )
         parser.add_argument("--per-host", type=int, default=0, help="downloads in flight per host")
@@ -72,6 +75,7 @@ class Command(BaseCommand):
             formats=set(parse_formats(options["formats"])) if options["formats"] else set(),
             min_width=min_w,
             min_height=min_h,
+            output_format=options["convert_to"],
         )
         fetcher = Fetcher(concurrency=options["concurrency"] or None, per_host=options["per_host"] or None)
         out = Path(options["out"]).resolve()

@@ -1,7 +1,7 @@
 """Search and download images in the foreground, without the web app or a job record.
 
     python manage.py fetch_images "red fox" --count 100 --out fox.zip \
-        [--engine bing] [--formats jpeg,png] [--min-size 800x600]
+        [--engine bing] [--formats jpeg,png] [--min-size 800x600] [--convert-to jpeg]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 ENGINES = ("auto", "bing", "duckduckgo", "google")
 FORMATS = {"jpeg", "png", "webp", "gif"}
+CONVERT_CHOICES = sorted(FORMATS)
 
 
 def parse_min_size(text: str) -> tuple[int, int]:
@@ -45,6 +46,9 @@ class Command(BaseCommand):
         parser.add_argument("--page", action="store_true", help="QUERY is a page URL to extract images from")
         parser.add_argument("--formats", default="", help="e.g. jpeg,png (default: any)")
         parser.add_argument("--min-size", default="", help="WIDTHxHEIGHT, e.g. 800x600")
+        parser.add_argument(
+            "--convert-to", choices=CONVERT_CHOICES, default=None, help="re-encode every image to this format"
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options) -> None:
@@ -65,6 +69,7 @@ class Command(BaseCommand):
             formats=parse_formats(options["formats"]) if options["formats"] else frozenset(),
             min_width=min_w,
             min_height=min_h,
+            output_format=options["convert_to"],
         )
         out = Path(options["out"]).resolve()
         if out.suffix.lower() != ".zip":
