@@ -8,7 +8,10 @@ de-duplication, and converts to one output format when asked.
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +59,48 @@ def sniff_markup(head: bytes) -> str | None:
     return None
 
 
+class PixelBudget:
+    """Bounds the pixels being decoded at once across all threads, so many large
+    images arriving together cannot take the memory of all of them at the same time
+    (each decoded pixel is up to 4 bytes). An image larger than the whole budget is
+    decoded alone."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        need = min(max(pixels, 1), self.total)
+        with self._cond:
+            self._cond.wait_for(lambda: self.used + need <= self.total)
+            self.used += need
+            self.peak = max(self.peak, self.used)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= need
+                self._cond.notify_all()
+
+
+_budget: PixelBudget | None = None
+_budget_lock = threading.Lock()
+
+
+def decode_budget() -> PixelBudget:
+    """The process's budget (``IMAGEDL_DECODE_PIXEL_BUDGET``)."""
+    global _budget
+    with _budget_lock:
+        if _budget is None:
+            from django.conf import settings
+
+            _budget = PixelBudget(settings.IMAGEDL_DECODE_PIXEL_BUDGET)
+        return _budget
+
+
 def _default_max_pixels() -> int:
     from django.conf import settings
 
@@ -85,13 +130,14 @@ def validate_file(path: Path, rules: ImageRules) -> Validation:
                     return Validation(False, "format_not_allowed", fmt, width, height)
                 if width < rules.min_width or height < rules.min_height:
                     return Validation(False, "too_small", fmt, width, height)
-                img.load()  # the full decode: truncated or corrupt data fails here
-                frames = getattr(img, "n_frames", 1)
-                for index in range(1, min(frames, MAX_FRAMES_CHECKED)):
-                    img.seek(index)
-                    img.load()
-                img.seek(0)
-                phash = difference_hash(img)
+                with decode_budget().hold(width * height):
+                    img.load()  # the full decode: truncated or corrupt data fails here
+                    frames = getattr(img, "n_frames", 1)
+                    for index in range(1, min(frames, MAX_FRAMES_CHECKED)):
+                        img.seek(index)
+                        img.load()
+                    img.seek(0)
+                    phash = difference_hash(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return Validation(False, "too_many_pixels")
     except UnidentifiedImageError:

@@ -332,6 +332,9 @@ CACHES = {
 IMAGEDL_ALLOW_PRIVATE_NETWORKS = env_bool("IMAGEDL_ALLOW_PRIVATE_NETWORKS", False)
 IMAGEDL_MAX_IMAGE_BYTES = env_int("IMAGEDL_MAX_IMAGE_BYTES", 25 * 1024 * 1024, minimum=1024)
 IMAGEDL_MAX_PIXELS = env_int("IMAGEDL_MAX_PIXELS", 80_000_000, minimum=10_000)
+# Pixels decoded at once by all threads of a process (4 bytes each at most): bounds the
+# memory a burst of large images can take.
+IMAGEDL_DECODE_PIXEL_BUDGET = env_int("IMAGEDL_DECODE_PIXEL_BUDGET", 120_000_000, minimum=1_000_000)
 IMAGEDL_DOWNLOAD_CONCURRENCY = env_int("IMAGEDL_DOWNLOAD_CONCURRENCY", 32, minimum=1, maximum=512)
 IMAGEDL_PER_HOST_CONNECTIONS = env_int("IMAGEDL_PER_HOST_CONNECTIONS", 4, minimum=1, maximum=64)
 IMAGEDL_CONNECT_TIMEOUT = env_float("IMAGEDL_CONNECT_TIMEOUT", 5.0, minimum=0.1)

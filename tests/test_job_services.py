@@ -264,3 +264,16 @@ def test_a_cancel_that_lands_while_the_run_delivers_wins_and_sends_no_link(cassa
     emails = [name for name in _queued_task_names() if name.startswith("email-")]
     assert emails == [f"email-accepted-{job.id}", f"email-started-{job.id}"]  # no "ready", no "failed"
     assert [e.kind for e in job_events(job.id)].count("done") == 0
+
+
+def test_a_job_interrupted_too_often_fails_with_an_email(cassandra_db, settings):
+    from downloader.pipeline import run_job
+
+    settings.IMAGEDL_JOB_MAX_ATTEMPTS = 2
+    job = _submit(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    assert services.job_start_attempt(job) == 1
+    assert services.job_start_attempt(records.get_job(job.id)) == 2  # a worker died twice
+    assert run_job(job.id) == "failed: attempts"
+    failed = records.get_job(job.id)
+    assert failed.status == JobStatus.FAILED and "interrupted 2 times" in failed.error
+    assert f"email-failed-{job.id}" in _queued_task_names()
