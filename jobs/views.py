@@ -286,7 +286,9 @@ def download(request: HttpRequest, token: str) -> HttpResponse:
     if job.status == JobStatus.CANCELLED:
         return _link_problem_page(request, "cancelled")
     if job.status != JobStatus.DONE:
-        return _link_problem_page(request, "gone" if job.purged_at else "not_ready", status=409)
+        if job.purged_at:
+            return _link_problem_page(request, "gone")  # 410: gone for good
+        return _link_problem_page(request, "not_ready", status=409)
     if not job.archive_path or not default_storage.exists(job.archive_path):
         return _link_problem_page(request, "gone")
     name = f"{slugify(job.subject)[:60] or 'images'}.zip"

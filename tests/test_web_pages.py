@@ -323,3 +323,81 @@ def test_times_are_shown_in_the_users_zone(client, cassandra_db):
     )
     html = client.get(f"/jobs/{links.make_token(job.id, 'status')}/").content.decode()
     assert "Thursday 31 December 2026, 08:15" in html  # 23:15 UTC is 08:15 next day in Tokyo
+
+
+def test_every_form_control_has_a_label_and_choices_have_a_legend(client, cassandra_db):
+    from html.parser import HTMLParser
+
+    class Controls(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ids: list[str] = []
+            self.labelled: set[str] = set()
+            self.legends: list[str] = []
+            self._in_legend = False
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag in ("input", "select", "textarea") and attrs.get("type") not in ("hidden", "submit"):
+                self.ids.append(attrs.get("id", ""))
+            if tag == "label" and attrs.get("for"):
+                self.labelled.add(attrs["for"])
+            self._in_legend = tag == "legend"
+
+        def handle_data(self, data):
+            if self._in_legend and data.strip():
+                self.legends.append(data.strip())
+                self._in_legend = False
+
+    page = Controls()
+    page.feed(client.get("/").content.decode())
+    assert len(page.ids) >= 14 and all(page.ids)
+    assert [i for i in page.ids if i not in page.labelled] == []  # each one named for screen readers
+    assert "Formats" in page.legends
+    assert 'for=""' not in client.get("/").content.decode()
+
+
+def test_security_headers_on_every_page_and_hsts_over_https(client, cassandra_db, settings):
+    response = client.get("/")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert "Strict-Transport-Security" not in response  # plain http: no HSTS
+    settings.SECURE_HSTS_SECONDS = 31_536_000
+    from django.test import Client
+
+    secure = Client().get("/", secure=True)
+    assert secure["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_a_server_error_gets_the_site_page_without_a_traceback(client, cassandra_db, monkeypatch):
+    job = services.job_submit(
+        email="a@example.org",
+        query="q",
+        requested_count=1,
+        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        time_zone="UTC",
+    )
+
+    def broken(job_id):
+        raise RuntimeError("secret internals /srv/imagedl")
+
+    monkeypatch.setattr(records, "get_job", broken)  # a fault inside the app
+    client.raise_request_exception = False
+    response = client.get(f"/jobs/{links.make_token(job.id, 'status')}/")
+    body = response.content.decode()
+    assert response.status_code == 500
+    assert "imagedl" in body and "Something went wrong" in body
+    assert "Traceback" not in body and "secret internals" not in body
+
+
+def test_a_download_link_of_a_purged_job_says_gone(client, cassandra_db):
+    job = services.job_submit(
+        email="a@example.org",
+        query="q",
+        requested_count=1,
+        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        time_zone="UTC",
+    )
+    services.job_purge(records.get_job(job.id))
+    response = client.get(f"/jobs/{links.make_token(job.id, 'download')}/download")
+    assert response.status_code == 410 and "deleted" in response.content.decode()
