@@ -4,8 +4,9 @@ A corpus of distinct, valid images (default 2000) spread over 8 loopback hosts
 (127.0.0.61-68), each response delayed by --latency (default 100 ms). Both tools get
 the same URL list and the same concurrency budget: 32 requests in flight (download_urls:
 --concurrency 32 --per-host 4 over 8 hosts; img2dataset: 1 process x 32 threads,
-resize off). Prints images/s of each, the ratio, the floor the corpus cannot beat,
-how far each tool is from it, and download_urls' peak RSS.
+resize off). Prints images/s of each, the ratio, the floor the corpus cannot beat
+(the larger of the latency floor and the bytes over the hosts' measured loopback
+bandwidth), how far each tool is from it, and download_urls' peak RSS.
 
     .venv/bin/python bench/bench_download.py [--count 2000] [--latency 0.1]
 
@@ -47,6 +48,41 @@ def corpus(hosts: list[ImageHost], count: int) -> tuple[list[str], int]:
     return urls, total_bytes
 
 
+def loopback_bandwidth(hosts: list[ImageHost], per_stream: int = 16 << 20) -> float:
+    """Bytes/s the image hosts can send at once (one stream per host, read and
+    dropped): the transfer part of the floor. Timed from the first body byte."""
+    import http.client
+    import threading
+
+    spans: list[tuple[float, float, int]] = []
+    lock = threading.Lock()
+
+    def stream(host: ImageHost) -> None:
+        conn = http.client.HTTPConnection(host.address, host.port, timeout=30)
+        conn.request("GET", "/endless.jpg")
+        response = conn.getresponse()
+        # One reused buffer: the bench process must not grow (a child forked from it
+        # would count the parent's pages in its peak RSS).
+        buffer = memoryview(bytearray(256 << 10))
+        got = response.readinto(buffer)
+        started = time.monotonic()
+        while got < per_stream:
+            n = response.readinto(buffer)
+            if not n:
+                break
+            got += n
+        with lock:
+            spans.append((started, time.monotonic(), got))
+        conn.close()
+
+    threads = [threading.Thread(target=stream, args=(host,)) for host in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(s[2] for s in spans) / (max(s[1] for s in spans) - min(s[0] for s in spans))
+
+
 def run_download_urls(url_file: Path, out: Path, per_host: int, concurrency: int) -> tuple[float, int, str]:
     env = dict(
         os.environ,
@@ -54,11 +90,11 @@ def run_download_urls(url_file: Path, out: Path, per_host: int, concurrency: int
         IMAGEDL_ALLOW_PRIVATE_NETWORKS="true",
         IMAGEDL_LOG_LEVEL="WARNING",
     )
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.monotonic()
     result = subprocess.run(
         [
             sys.executable,
+            str(ROOT / "bench" / "peak_rss.py"),
             "manage.py",
             "download_urls",
             str(url_file),
@@ -83,7 +119,8 @@ def run_download_urls(url_file: Path, out: Path, per_host: int, concurrency: int
         result.stdout.strip().splitlines()[-1]
         + f"\n  CPU time of download_urls: {cpu:.1f} s over {elapsed:.1f} s wall"
     )
-    return elapsed, max(usage.ru_maxrss, before), summary
+    peaks = [int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("PEAK_RSS_KB ")]
+    return elapsed, peaks[-1], summary
 
 
 def run_img2dataset(url_file: Path, out: Path, threads: int) -> tuple[float, int] | None:
@@ -142,15 +179,20 @@ def main() -> None:
         url_file = work / "urls.txt"
         url_file.write_text("\n".join(urls) + "\n")
         per_host_urls = math.ceil(args.count / len(hosts))
-        floor_latency = math.ceil(per_host_urls / args.per_host) * args.latency
+        latency_floor = math.ceil(per_host_urls / args.per_host) * args.latency
+        bandwidth = loopback_bandwidth(hosts)
+        transfer_floor = total_bytes / bandwidth
+        floor_latency = max(latency_floor, transfer_floor)
         print(
             f"corpus: {args.count} URLs, {total_bytes / 1e6:.1f} MB ({total_bytes / args.count / 1e3:.0f} KB/image), "
             f"{len(hosts)} hosts, {args.latency * 1000:.0f} ms latency, {concurrency} in flight "
             f"({args.per_host} per host)"
         )
         print(
-            f"floor: {floor_latency:.2f} s (ceil({per_host_urls} URLs per host / {args.per_host} slots) x latency; "
-            f"loopback transfer time is negligible next to it)"
+            f"floor: {floor_latency:.2f} s = the larger of latency {latency_floor:.2f} s "
+            f"(ceil({per_host_urls} URLs per host / {args.per_host} slots) x latency) and transfer "
+            f"{transfer_floor:.2f} s ({total_bytes / 1e6:.1f} MB at the hosts' measured "
+            f"{bandwidth / 1e6:.0f} MB/s over loopback)"
         )
 
         ours, peak_kb, summary = run_download_urls(url_file, work / "ours.zip", args.per_host, concurrency)

@@ -67,6 +67,7 @@ class Watchdog:
     def release(self, watch: Watch) -> None:
         """The download is over (its entry leaves the heap when it comes up)."""
         watch.active = False
+        watch.connection = None  # the entry may wait in the heap until its deadline
         if getattr(_local, "watch", None) is watch:
             _local.watch = None
 
