@@ -215,24 +215,28 @@ class Fetcher:
 
     def fetch(self, url: str, dest: Path, *, stop: threading.Event | None = None) -> FetchResult:
         """Download ``url`` into ``dest``; never raises for network trouble."""
-        host = host_key(url)
-        with self._global, self._host_slot(host):
+        slot = _HeldSlot(self, host_key(url))
+        with self._global:
+            slot.take()
             # The total timeout runs from here, not from the wait for a slot; the
             # watchdog cuts the connection when it is over, whatever the server does.
             deadline = time.monotonic() + self.policy.total_timeout
             watch = watchdog().watch(deadline)
             try:
-                return self._attempts(url, dest, deadline, stop)
+                return self._attempts(url, dest, deadline, stop, slot)
             finally:
                 watchdog().release(watch)
+                slot.give_back()
 
-    def _attempts(self, url: str, dest: Path, deadline: float, stop: threading.Event | None) -> FetchResult:
+    def _attempts(
+        self, url: str, dest: Path, deadline: float, stop: threading.Event | None, slot: _HeldSlot
+    ) -> FetchResult:
         """Try, and try again after connection errors, 5xx and 429, within the deadline."""
         attempts = 0
         while True:
             attempts += 1
             try:
-                result = self._fetch_once(url, dest, deadline, stop)
+                result = self._fetch_once(url, dest, deadline, stop, slot)
                 result.attempts = attempts
                 return result
             except Refused as exc:
@@ -248,10 +252,14 @@ class Fetcher:
                 if stop is None:
                     time.sleep(wait)
 
-    def _fetch_once(self, url: str, dest: Path, deadline: float, stop: threading.Event | None) -> FetchResult:
+    def _fetch_once(
+        self, url: str, dest: Path, deadline: float, stop: threading.Event | None, slot: _HeldSlot
+    ) -> FetchResult:
         current = url
         for _hop in range(self.policy.max_redirects + 1):
             scheme, host, port, address, path = self._resolve_checked(current)
+            if not slot.move_to(host, deadline):  # a redirect to another host waits for its slot
+                return FetchResult(False, url, "timeout")
             pool = self._pool(scheme, host, port, address)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -382,6 +390,36 @@ class Fetcher:
             for pool in self._pools.values():
                 pool.close()
             self._pools.clear()
+
+
+class _HeldSlot:
+    """The per-host slot a download holds, for the host it is talking to now: a
+    redirect to another host waits for a slot there. One slot is held at a time, so
+    redirects that cross between hosts cannot deadlock."""
+
+    def __init__(self, fetcher: Fetcher, host: str) -> None:
+        self._fetcher = fetcher
+        self.host = host
+        self._held: threading.BoundedSemaphore | None = None
+
+    def take(self, timeout: float | None = None) -> bool:
+        semaphore = self._fetcher._host_slot(self.host)
+        if not semaphore.acquire(timeout=timeout):
+            return False
+        self._held = semaphore
+        return True
+
+    def move_to(self, host: str, deadline: float) -> bool:
+        if host == self.host and self._held is not None:
+            return True
+        self.give_back()
+        self.host = host
+        return self.take(max(0.0, deadline - time.monotonic()))
+
+    def give_back(self) -> None:
+        if self._held is not None:
+            self._held.release()
+            self._held = None
 
 
 class _Abort(Exception):

@@ -213,6 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(1)
             return None
+        if path == "/goto":  # a redirect to any URL
+            return self._send(302, Location=query["u"])
         if path == "/loop.jpg":
             return self._send(302, Location="/loop.jpg")
         if path == "/to-private.jpg":

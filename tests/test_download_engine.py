@@ -312,3 +312,21 @@ def test_requests_in_flight_stay_within_the_per_host_and_global_limits(
             fetcher.close()
     assert len(result.kept) == 24
     assert host.peak_active == expected_peak  # the whole allowance is used, never more
+
+
+def test_redirects_to_another_host_count_against_that_hosts_limit(tmp_path):
+    origins = [ImageHost(f"127.0.0.{n}").start() for n in (15, 16, 17)]
+    target = ImageHost("127.0.0.18", latency=0.15).start()
+    fetcher = Fetcher(LOOPBACK_ONLY, concurrency=12, per_host=2)
+    try:
+        urls = [
+            origins[n % 3].url(f"/goto?u={target.url(f'/img/{950 + n}.jpeg%3Fw%3D200%26h%3D200')}")
+            for n in range(18)
+        ]
+        result, _ = _collect(urls, tmp_path, fetcher)
+    finally:
+        fetcher.close()
+        for host in (*origins, target):
+            host.stop()
+    assert len(result.kept) == 18
+    assert target.peak_active == 2  # three origins, yet never more than 2 at the target
