@@ -46,6 +46,19 @@ def good_post(**changes):
     return data
 
 
+def a_job(**changes):
+    """A job stored and scheduled an hour from now (tests change what they need)."""
+    fields = dict(
+        email="a@example.org",
+        query="q",
+        requested_count=1,
+        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        time_zone="UTC",
+    )
+    fields.update(changes)
+    return services.job_submit(**fields)
+
+
 def nothing_stored():
     return (
         not list(Job.objects.all().limit(5))
@@ -151,13 +164,7 @@ def test_typed_text_is_escaped_everywhere(client, cassandra_db):
 
 
 def _done_job():
-    job = services.job_submit(
-        email="ada@example.org",
-        query="Red Fox",
-        requested_count=2,
-        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        time_zone="UTC",
-    )
+    job = a_job(email="ada@example.org", query="Red Fox", requested_count=2)
     from PIL import Image
 
     buf = io.BytesIO()
@@ -283,13 +290,7 @@ def test_healthz_tells_outsiders_only_up_or_down(client, cassandra_db, settings)
 
 
 def test_resubmitting_proposes_now_in_the_jobs_own_zone(client, cassandra_db):
-    job = services.job_submit(
-        email="ada@example.org",
-        query="owl",
-        requested_count=3,
-        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
-        time_zone="Pacific/Auckland",
-    )
+    job = a_job(run_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1), time_zone="Pacific/Auckland")
     form = client.get(f"/jobs/{links.make_token(job.id, 'resubmit')}/resubmit").context["form"]
     auckland = dt.datetime.now(zoneinfo.ZoneInfo("Pacific/Auckland"))
     proposed = dt.datetime.combine(
@@ -318,9 +319,7 @@ def test_csrf_is_enforced(cassandra_db):
 
 def test_times_are_shown_in_the_users_zone(client, cassandra_db):
     run_at = dt.datetime(2026, 12, 30, 23, 15, tzinfo=dt.UTC)
-    job = services.job_submit(
-        email="a@example.org", query="q", requested_count=1, run_at=run_at, time_zone="Asia/Tokyo"
-    )
+    job = a_job(run_at=run_at, time_zone="Asia/Tokyo")
     html = client.get(f"/jobs/{links.make_token(job.id, 'status')}/").content.decode()
     assert "Thursday 31 December 2026, 08:15" in html  # 23:15 UTC is 08:15 next day in Tokyo
 
@@ -370,13 +369,7 @@ def test_security_headers_on_every_page_and_hsts_over_https(client, cassandra_db
 
 
 def test_a_server_error_gets_the_site_page_without_a_traceback(client, cassandra_db, monkeypatch):
-    job = services.job_submit(
-        email="a@example.org",
-        query="q",
-        requested_count=1,
-        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        time_zone="UTC",
-    )
+    job = a_job()
 
     def broken(job_id):
         raise RuntimeError("secret internals /srv/imagedl")
@@ -391,13 +384,7 @@ def test_a_server_error_gets_the_site_page_without_a_traceback(client, cassandra
 
 
 def test_a_download_link_of_a_purged_job_says_gone(client, cassandra_db):
-    job = services.job_submit(
-        email="a@example.org",
-        query="q",
-        requested_count=1,
-        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        time_zone="UTC",
-    )
+    job = a_job()
     services.job_purge(records.get_job(job.id))
     response = client.get(f"/jobs/{links.make_token(job.id, 'download')}/download")
     assert response.status_code == 410 and "deleted" in response.content.decode()
