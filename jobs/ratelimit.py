@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.exceptions import ImproperlyConfigured
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -29,10 +33,35 @@ def allow(scope: str, key: str, rate: tuple[int, int]) -> bool:
         return True
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]  # no raw emails in cache keys
     bucket = f"rl:{scope}:{digest}:{int(time.time() // window)}"
-    cache.add(bucket, 0, timeout=window + 5)
+    return _count(bucket, window + 5) <= limit
+
+
+def _count(bucket: str, timeout: int) -> int:
+    """Add one to ``bucket`` and return the new count, exactly, across threads and
+    processes. Redis and memcached increment atomically; the file cache reads and
+    writes, so its increments are serialised with a lock file beside it."""
+    from django.core.cache.backends.filebased import FileBasedCache
+
+    backend = caches["default"]
+    if isinstance(backend, FileBasedCache):
+        with _file_lock(Path(backend._dir)):
+            hits = int(cache.get(bucket) or 0) + 1
+            cache.set(bucket, hits, timeout=timeout)
+            return hits
+    cache.add(bucket, 0, timeout=timeout)
     try:
-        hits = cache.incr(bucket)
-    except ValueError:
-        cache.set(bucket, 1, timeout=window + 5)
-        hits = 1
-    return hits <= limit
+        return cache.incr(bucket)
+    except ValueError:  # expired between the two calls
+        cache.set(bucket, 1, timeout=timeout)
+        return 1
+
+
+@contextmanager
+def _file_lock(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "ratelimit.lock", "a") as handle:  # one open file per caller: threads exclude too
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

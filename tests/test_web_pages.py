@@ -388,3 +388,25 @@ def test_a_download_link_of_a_purged_job_says_gone(client, cassandra_db):
     services.job_purge(records.get_job(job.id))
     response = client.get(f"/jobs/{links.make_token(job.id, 'download')}/download")
     assert response.status_code == 410 and "deleted" in response.content.decode()
+
+
+def test_rate_limit_counts_are_exact_under_concurrent_posts(settings):
+    import threading
+
+    from jobs.ratelimit import allow
+
+    outcomes = []
+    lock = threading.Lock()
+
+    def post_five() -> None:
+        for _ in range(5):
+            answer = allow("ip", "198.51.100.99", (100, 3600))
+            with lock:
+                outcomes.append(answer)
+
+    threads = [threading.Thread(target=post_five) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count(True) == 100 and outcomes.count(False) == 50  # no increment lost
