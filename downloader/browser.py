@@ -13,8 +13,12 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from downloader.egress import EgressGuard
 
 os.environ.setdefault("SE_OFFLINE", "true")  # no Selenium Manager downloads
 os.environ.setdefault("SE_AVOID_STATS", "true")
@@ -79,8 +83,10 @@ def _driver_path() -> str:
 
 
 @contextlib.contextmanager
-def open_browser(*, width: int = 1366, height: int = 900) -> Iterator:
-    """A headless Chromium WebDriver, quit and its profile removed on exit."""
+def open_browser(*, width: int = 1366, height: int = 900, egress: EgressGuard | None = None) -> Iterator:
+    """A headless Chromium WebDriver, quit and its profile removed on exit. With
+    ``egress``, every request the browser makes (loopback included) goes through that
+    guard."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -94,6 +100,9 @@ def open_browser(*, width: int = 1366, height: int = 900) -> Iterator:
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
     options.add_argument(f"--user-data-dir={profile}")
+    if egress is not None:
+        options.add_argument(f"--proxy-server={egress.url}")
+        options.add_argument("--proxy-bypass-list=<-loopback>")  # no implicit bypass for loopback
     options.page_load_strategy = "normal"
     driver = None
     try:

@@ -12,6 +12,7 @@ writes the archive and records the outcome.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -27,6 +28,7 @@ from django.utils.text import slugify
 from downloader.archive import write_archive
 from downloader.browser import open_browser
 from downloader.collect import CollectResult, ImageRules, KeptImage, collect_images
+from downloader.egress import EgressGuard
 from downloader.engines import engine_order, extract_page_images, search_with_fallback
 from downloader.engines.base import SearchRules
 from downloader.workdir import job_workdir, remove_workdir
@@ -168,7 +170,10 @@ def gather(
         return CollectResult(
             asked=request.wanted, found=0, kept=list(already_kept or []), rejected={}, stopped=False
         )
-    with open_browser() as driver:  # one browser per job, always quit
+    with contextlib.ExitStack() as stack:  # one browser per job, always quit (then its guard)
+        # A user's page decides what the browser fetches: all of it goes through the guard.
+        egress = stack.enter_context(EgressGuard()) if request.page_url else None
+        driver = stack.enter_context(open_browser(egress=egress))
         candidates = _candidates(request, driver, on_event, counters)
         result = collect_images(
             candidates,

@@ -98,3 +98,34 @@ def test_pages_on_private_addresses_are_refused_before_and_after_loading(setting
     finally:
         allowed.stop()
         private.stop()
+
+
+@pytest.mark.browser
+def test_through_the_egress_guard_a_page_cannot_make_the_browser_reach_private_addresses(settings):
+    from downloader.egress import EgressGuard
+
+    settings.IMAGEDL_ALLOW_PRIVATE_NETWORKS = False
+    site = SearchImitation("127.0.0.25", image_url=lambda i: "").start()
+    inside = SearchImitation("127.0.0.26", image_url=lambda i: "").start()
+    settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS = ["127.0.0.25/32"]  # stands in for a public site
+    inside.pages["/secret.jpg"] = "secret"
+    site.pages["/gallery"] = (
+        "<!doctype html><html><body>"
+        f'<img src="/img/own.jpg"><img src="{inside.base}/secret.jpg">'
+        f'<iframe src="{inside.base}/secret.jpg"></iframe>'
+        f"<script>fetch('{inside.base}/secret.jpg', {{mode: 'no-cors'}}).catch(() => 0);</script>"
+        "</body></html>"
+    )
+    try:
+        with EgressGuard() as guard, open_browser(egress=guard) as driver:
+            found = [
+                c.url for c in extract_page_images(driver, site.base + "/gallery", wanted=10, scroll_wait=0.5)
+            ]
+            refused = guard.refused
+    finally:
+        site.stop()
+        inside.stop()
+    assert site.base + "/img/own.jpg" in found  # the page itself loads through the guard
+    assert inside.requests == []  # not one request reached the private host
+    to_inside = [reason for url, reason in refused if url.startswith(inside.base)]
+    assert to_inside and set(to_inside) == {"private_address"}  # the img, the frame, the script's fetch
