@@ -100,6 +100,8 @@ def open_browser(*, width: int = 1366, height: int = 900, egress: EgressGuard | 
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
     options.add_argument(f"--user-data-dir={profile}")
+    if settings.IMAGEDL_BROWSER_LOOPBACK_ONLY:
+        options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.*")
     if egress is not None:
         options.add_argument(f"--proxy-server={egress.url}")
         options.add_argument("--proxy-bypass-list=<-loopback>")  # no implicit bypass for loopback

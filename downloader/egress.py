@@ -10,6 +10,7 @@ then goes to the address that was checked. Refused requests get a 403 and are no
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import select
 import socket
@@ -59,6 +60,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _checked(self, url: str) -> tuple[str, int] | None:
         try:
+            if self.server.loopback_only and not _is_loopback_literal(urlsplit(url).hostname or ""):
+                raise Refused("not_loopback")  # no name is even looked up
             _scheme, _host, port, address, _path = resolve_checked(
                 url, self.server.policy, self.server.resolver
             )
@@ -123,13 +126,21 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = _forward
 
 
+def _is_loopback_literal(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, policy: FetchPolicy, resolver: Resolver) -> None:
+    def __init__(self, policy: FetchPolicy, resolver: Resolver, loopback_only: bool) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.policy = policy
         self.resolver = resolver
+        self.loopback_only = loopback_only
         self.refused: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
@@ -140,10 +151,23 @@ class _Server(ThreadingHTTPServer):
 
 
 class EgressGuard:
-    """``with EgressGuard() as guard: chromium --proxy-server=guard.url``."""
+    """``with EgressGuard() as guard: chromium --proxy-server=guard.url``.
 
-    def __init__(self, policy: FetchPolicy | None = None, resolver: Resolver = system_resolver) -> None:
-        self._server = _Server(policy or FetchPolicy.from_settings(), resolver)
+    ``loopback_only`` (default: IMAGEDL_BROWSER_LOOPBACK_ONLY, on in tests) refuses every
+    host that is not a loopback address or localhost, before any name is looked up."""
+
+    def __init__(
+        self,
+        policy: FetchPolicy | None = None,
+        resolver: Resolver = system_resolver,
+        *,
+        loopback_only: bool | None = None,
+    ) -> None:
+        if loopback_only is None:
+            from django.conf import settings
+
+            loopback_only = settings.IMAGEDL_BROWSER_LOOPBACK_ONLY
+        self._server = _Server(policy or FetchPolicy.from_settings(), resolver, loopback_only)
         self._thread = threading.Thread(target=self._server.serve_forever, name="imagedl-egress", daemon=True)
 
     @property

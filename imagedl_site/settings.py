@@ -361,6 +361,9 @@ IMAGEDL_CHROMEDRIVER = env_str("IMAGEDL_CHROMEDRIVER", "")  # empty: /usr/bin/ch
 IMAGEDL_ALLOW_DRIVER_DOWNLOAD = env_bool("IMAGEDL_ALLOW_DRIVER_DOWNLOAD", False)
 IMAGEDL_PAGE_LOAD_TIMEOUT = env_float("IMAGEDL_PAGE_LOAD_TIMEOUT", 30.0, minimum=1.0)
 IMAGEDL_SCROLL_WAIT = env_float("IMAGEDL_SCROLL_WAIT", 6.0, minimum=0.2)
+# Tests: the browser resolves no host name but localhost and its egress guard lets
+# nothing leave 127.0.0.0/8 (Chromium phones home even with background networking off).
+IMAGEDL_BROWSER_LOOPBACK_ONLY = env_bool("IMAGEDL_BROWSER_LOOPBACK_ONLY", False)
 
 # --- Public web ----------------------------------------------------------------------
 IMAGEDL_SUBMIT_RATE_PER_IP = env_str("IMAGEDL_SUBMIT_RATE_PER_IP", "20/h")

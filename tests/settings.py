@@ -25,6 +25,8 @@ CACHES = {
 }
 # Tests stand up image hosts and search-engine imitations on 127.0.0.0/8.
 IMAGEDL_ALLOW_PRIVATE_NETWORKS = True
+# ...and Chromium must reach nothing else, not even the services it calls on its own.
+IMAGEDL_BROWSER_LOOPBACK_ONLY = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # A file, not memory: worker processes started by tests (manage.py qcluster) share it.

@@ -38,7 +38,7 @@ def test_a_tunnel_to_an_allowed_host_carries_bytes_and_others_are_refused():
     private = SearchImitation("127.0.0.28", image_url=lambda i: "").start()
     allowed.pages["/hello"] = private.pages["/hello"] = "hello through the tunnel"
     try:
-        with EgressGuard(POLICY) as guard:
+        with EgressGuard(POLICY, loopback_only=False) as guard:
             tunnel = ask(
                 guard,
                 f"CONNECT 127.0.0.27:{allowed.port} HTTP/1.1\r\n\r\n".encode(),
@@ -61,3 +61,18 @@ def test_a_tunnel_to_an_allowed_host_carries_bytes_and_others_are_refused():
         private.stop()
     assert private.requests == []  # nothing reached it
     assert [path for path, _ in allowed.requests] == ["/hello", "/hello"]
+
+
+def test_in_tests_the_browser_resolves_no_name_but_localhost():
+    from downloader.browser import open_browser
+
+    with open_browser() as driver:
+        driver.get("chrome://version")
+        command_line = driver.find_element("id", "command_line").text
+    assert "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.*" in command_line
+
+    with EgressGuard() as guard:  # in tests: nothing but loopback, no name looked up
+        looked_up = []
+        guard._server.resolver = lambda host, port: looked_up.append(host) or ["127.0.0.1"]
+        assert ask(guard, b"CONNECT accounts.google.com:443 HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 403")
+        assert guard.refused == [("https://accounts.google.com:443/", "not_loopback")] and looked_up == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from downloader.browser import open_browser
@@ -100,6 +102,14 @@ def test_pages_on_private_addresses_are_refused_before_and_after_loading(setting
         private.stop()
 
 
+def addresses_only(host: str, port: int) -> list[str]:
+    """A resolver for tests: IP literals only, no name is looked up."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        raise OSError(f"{host}: not looked up in tests") from None
+
+
 @pytest.mark.browser
 def test_through_the_egress_guard_a_page_cannot_make_the_browser_reach_private_addresses(settings):
     from downloader.egress import EgressGuard
@@ -117,7 +127,10 @@ def test_through_the_egress_guard_a_page_cannot_make_the_browser_reach_private_a
         "</body></html>"
     )
     try:
-        with EgressGuard() as guard, open_browser(egress=guard) as driver:
+        # The settings' rules (.25 allowed, the rest of 127/8 private), not the tests'
+        # loopback-only mode; names (Chromium's own calls home) resolve to nothing.
+        guard = EgressGuard(loopback_only=False, resolver=addresses_only)
+        with guard, open_browser(egress=guard) as driver:
             found = [
                 c.url for c in extract_page_images(driver, site.base + "/gallery", wanted=10, scroll_wait=0.5)
             ]
