@@ -13,7 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -35,6 +39,20 @@ def settle(browser, seconds: float) -> WebDriverWait:
     return WebDriverWait(
         browser, seconds, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)
     )
+
+
+def text_of(driver, element_id: str) -> str:
+    """An element's text, or "" while the page that holds it is being replaced (the
+    element may be stale, missing, or - Chromium's words - "not belong to the
+    document" any more)."""
+    try:
+        return driver.find_element(By.ID, element_id).text
+    except (StaleElementReferenceException, NoSuchElementException):
+        return ""
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return ""
+        raise
 
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
@@ -106,7 +124,7 @@ def test_submit_follow_watch_and_cancel(browser, live_server):
     shoot(browser, "status-running")
 
     browser.find_element(By.CSS_SELECTOR, "#cancel button").click()
-    settle(browser, 10).until(lambda d: "Cancelled" in d.find_element(By.ID, "status-word").text)
+    settle(browser, 10).until(lambda d: "Cancelled" in text_of(d, "status-word"))
     assert records.get_job(job_id).status == JobStatus.CANCELLED
     assert browser.find_element(By.ID, "resubmit").is_displayed()
 
@@ -229,7 +247,7 @@ def test_the_form_works_by_keyboard_alone_in_the_browsers_zone(browser, live_ser
     )
     tab.to("#cancel button")
     press(browser, Keys.ENTER)
-    settle(browser, 10).until(lambda d: "Cancelled" in d.find_element(By.ID, "status-word").text)
+    settle(browser, 10).until(lambda d: "Cancelled" in text_of(d, "status-word"))
     assert records.get_job(job.id).status == JobStatus.CANCELLED
 
 
@@ -268,9 +286,13 @@ def test_the_progress_bar_follows_a_real_job(browser, live_server, start_worker,
                 percent = int(driver.find_element(By.ID, "progress").get_attribute("aria-valuenow"))
                 if not seen or seen[-1] != percent:
                     seen.append(percent)
-                return "Ready to download" in driver.find_element(By.ID, "status-word").text
+                return "Ready to download" in text_of(driver, "status-word")
             except (StaleElementReferenceException, NoSuchElementException, TypeError, ValueError):
                 return False  # the page is being replaced
+            except WebDriverException as exc:
+                if "does not belong to the document" in str(exc):
+                    return False  # the same, in Chromium's words
+                raise
 
         WebDriverWait(browser, 120, poll_frequency=0.2).until(finished)
         assert any(0 < p < 100 for p in seen), seen  # it moved while the job ran, without a reload
