@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import re
 import zipfile
 import zoneinfo
@@ -156,11 +157,18 @@ def test_submission_stores_schedules_and_redirects_to_the_submitted_page(client,
 
 
 def test_typed_text_is_escaped_everywhere(client, cassandra_db):
-    response = client.post("/", good_post(query='<script>alert("x")</script>'))
-    page = client.get(response["Location"])
-    html = page.content.decode()
-    assert "<script>alert" not in html
-    assert "&lt;script&gt;alert" in html
+    evil = '<script>alert("x")</script>'
+    response = client.post("/", good_post(query=evil, email='"<b>"@example.org'))
+    submitted = client.get(response["Location"]).content.decode()
+    token = re.search(r"/jobs/([^/\"]+)/", submitted).group(1)
+    status = client.get(f"/jobs/{token}/").content.decode()
+    for html in (submitted, status):
+        assert "<script>alert" not in html and "<b>" not in html
+        assert "&lt;script&gt;alert" in html
+    resubmit = client.get(f"/jobs/{links.make_token(links.read_token(token, 'status'), 'resubmit')}/resubmit")
+    assert "<script>alert" not in resubmit.content.decode()  # the value goes back into the form, escaped
+    data = client.get(f"/jobs/{token}/status.json").json()
+    assert evil not in json.dumps(data) and "example.org" not in json.dumps(data)  # no personal data in JSON
 
 
 def _done_job():
