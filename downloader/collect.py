@@ -204,7 +204,7 @@ def collect_images(
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher()
     kept = list(already_kept)
-    new_kept = 0
+    resumed = len(kept)
     duplicates = DuplicateFilter()
     seen_urls: set[str] = set()
     for image in kept:
@@ -337,7 +337,6 @@ def collect_images(
                         phash=outcome.check.phash,
                     )
                     kept.append(image)
-                    new_kept += 1
                     report("kept", image=image)
         finally:
             prefetch.close()
@@ -350,13 +349,12 @@ def collect_images(
             leftover.unlink(missing_ok=True)
     if own_fetcher:
         fetcher.close()
-    resumed = len(kept) - new_kept
     return CollectResult(
         asked=wanted,
         found=found,
         kept=kept,
         rejected=dict(rejected),
         stopped=stopped,
-        unused=found - new_kept - sum(rejected.values()),
+        unused=found - (len(kept) - resumed) - sum(rejected.values()),
         resumed=resumed,
     )

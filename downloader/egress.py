@@ -10,7 +10,6 @@ then goes to the address that was checked. Refused requests get a 403 and are no
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import select
 import socket
@@ -18,7 +17,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from downloader.http import FetchPolicy, Refused, Resolver, resolve_checked, system_resolver
+from downloader.http import FetchPolicy, Refused, Resolver, is_loopback, resolve_checked, system_resolver
 
 logger = logging.getLogger("imagedl.downloader")
 
@@ -60,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _checked(self, url: str) -> tuple[str, int] | None:
         try:
-            if self.server.loopback_only and not _is_loopback_literal(urlsplit(url).hostname or ""):
+            if self.server.loopback_only and not _loopback_host(urlsplit(url).hostname or ""):
                 raise Refused("not_loopback")  # no name is even looked up
             _scheme, _host, port, address, _path = resolve_checked(
                 url, self.server.policy, self.server.resolver
@@ -126,11 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = _forward
 
 
-def _is_loopback_literal(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+def _loopback_host(host: str) -> bool:
+    return host == "localhost" or is_loopback(host)
 
 
 class _Server(ThreadingHTTPServer):

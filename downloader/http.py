@@ -109,6 +109,14 @@ def address_allowed(address: str, allow_private: bool, extra_allowed: tuple[str,
     return ip.is_global
 
 
+def is_loopback(address: str) -> bool:
+    """True for a loopback IP address (v4 or v6); False for anything else, names included."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 def host_key(url: str) -> str:
     """The politeness key of a URL: its host name, lower case."""
     return (urlsplit(url).hostname or "").lower()

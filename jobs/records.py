@@ -82,10 +82,7 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
 def _cql_value(job: Job, name: str) -> object:
     """A column's value as the driver binds it (naive datetimes are UTC, as cqlengine
     writes them)."""
-    value = getattr(job, name)
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
+    return _plain(getattr(job, name))
 
 
 def get_job(job_id: uuid.UUID | str) -> Job | None:
@@ -140,6 +137,7 @@ def change_status(job: Job, status: str, *, only_from: tuple[str, ...], **change
 
 
 def _plain(value: object) -> object:
+    """A value as the driver binds it: aware datetimes become naive UTC."""
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
         return value.astimezone(dt.UTC).replace(tzinfo=None)
     return value

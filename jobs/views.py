@@ -349,9 +349,11 @@ def resubmit(request: HttpRequest, token: str) -> HttpResponse:
 def healthz(request: HttpRequest) -> JsonResponse:
     """Up or down for everyone; versions and error texts only for the machine itself
     (a loopback client) or a caller with ``IMAGEDL_HEALTHZ_TOKEN``."""
+    from downloader.http import is_loopback  # not at import: web processes need no urllib3
+
     report = health_report()
     token = settings.IMAGEDL_HEALTHZ_TOKEN
-    trusted = _is_loopback(request.META.get("REMOTE_ADDR", "")) or (
+    trusted = is_loopback(request.META.get("REMOTE_ADDR", "")) or (
         bool(token) and hmac.compare_digest(request.GET.get("token", ""), token)
     )
     if not report["ok"]:
@@ -364,13 +366,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
             "components": {name: {"ok": c["ok"]} for name, c in report["components"].items()},
         }
     return JsonResponse(report, status=200 if report["ok"] else 503)
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from downloader.engines.base import Candidate, EngineError, Tally, results_loop
+from downloader.engines.base import Candidate, EngineError, Tally, no_events, results_loop
 from downloader.engines.duckduckgo import DuckDuckGoEngine
 
 
@@ -32,18 +32,29 @@ def to_candidate(raw: object) -> Candidate | None:
     return None if raw.startswith("thumb") else Candidate(url=f"http://127.0.0.9/{raw}.jpg")
 
 
-def test_hands_on_distinct_candidates_and_skips_unusable_ones():
-    read_batch, load_more, asked = fake_page([["a", "thumb1", "b"], ["b", "c", "thumb2"], ["d"]])
-    events = []
+def search(batches: list[list[str]], wanted: int, *, emit=no_events, check=None) -> tuple[list, list[int]]:
+    """Run the loop over a fake page: the candidates found and each count asked for more."""
+    read_batch, load_more, asked = fake_page(batches)
     found = list(
         results_loop(
             engine="fake",
-            wanted=10,
-            emit=lambda kind, data: events.append((kind, data)),
+            wanted=wanted,
+            emit=emit,
             read_batch=read_batch,
             to_candidate=to_candidate,
             load_more=load_more,
+            check=check,
         )
+    )
+    return found, asked
+
+
+def test_hands_on_distinct_candidates_and_skips_unusable_ones():
+    events = []
+    found, asked = search(
+        [["a", "thumb1", "b"], ["b", "c", "thumb2"], ["d"]],
+        10,
+        emit=lambda kind, data: events.append((kind, data)),
     )
     assert [c.url.rsplit("/", 1)[1] for c in found] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
     assert asked == [3, 6, 7]  # each ask says how many results were already read
@@ -52,23 +63,12 @@ def test_hands_on_distinct_candidates_and_skips_unusable_ones():
 
 
 def test_stops_as_soon_as_enough_without_loading_more():
-    read_batch, load_more, asked = fake_page([["a", "b", "c"], ["d"]])
-    found = list(
-        results_loop(
-            engine="fake",
-            wanted=2,
-            emit=lambda kind, data: None,
-            read_batch=read_batch,
-            to_candidate=to_candidate,
-            load_more=load_more,
-        )
-    )
+    found, asked = search([["a", "b", "c"], ["d"]], 2)
     assert len(found) == 2
     assert asked == []
 
 
 def test_check_sees_the_tally_and_may_stop_the_search():
-    read_batch, load_more, _ = fake_page([["thumb1", "thumb2"], ["a"]])
     tallies: list[Tally] = []
 
     def check(tally: Tally) -> None:
@@ -77,17 +77,7 @@ def test_check_sees_the_tally_and_may_stop_the_search():
             raise EngineError("thumbnails_only")
 
     with pytest.raises(EngineError) as caught:
-        list(
-            results_loop(
-                engine="fake",
-                wanted=5,
-                emit=lambda kind, data: None,
-                read_batch=read_batch,
-                to_candidate=to_candidate,
-                load_more=load_more,
-                check=check,
-            )
-        )
+        search([["thumb1", "thumb2"], ["a"]], 5, check=check)
     assert caught.value.reason == "thumbnails_only"
     assert tallies == [Tally(read=2, unusable=2, yielded=0, pages=0)]
 

@@ -64,9 +64,10 @@ class DuckDuckGoEngine(Engine):
         # DuckDuckGo's types are photo, clipart, gif, transparent and line: only gif is
         # a file format. Formats are checked on the bytes anyway.
         kind = "gif" if rules.formats == {"gif"} else ""
-        has_next = [True]
+        has_next = True
 
         def read_page(offset: int) -> list:
+            nonlocal has_next
             params = {
                 "o": "json",
                 "q": query,
@@ -89,7 +90,7 @@ class DuckDuckGoEngine(Engine):
             results = (
                 [item for item in results if isinstance(item, dict)] if isinstance(results, list) else []
             )
-            has_next[0] = bool(results) and bool(data.get("next"))
+            has_next = bool(results) and bool(data.get("next"))
             return results
 
         def check(tally: Tally) -> None:
@@ -102,7 +103,7 @@ class DuckDuckGoEngine(Engine):
             emit=emit,
             read_batch=read_page,
             to_candidate=self._candidate,
-            load_more=lambda count: has_next[0],
+            load_more=lambda count: has_next,
             check=check,
         )
 
