@@ -114,7 +114,7 @@ def main() -> None:
                     shutil.copyfileobj(src, out)
         f_pack = time.monotonic() - started
         # 4. the whole job, as the worker runs it
-        from downloader.pipeline import run_job
+        from jobs.run import run_job
         from jobs import records, services
 
         job = services.job_submit(

@@ -21,6 +21,7 @@ from django.utils.text import slugify
 
 from downloader.validation import EXTENSIONS
 
+MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = ("file", "source_url", "page_url", "width", "height", "format", "bytes", "sha256")
 
 
@@ -31,8 +32,14 @@ class ArchiveResult:
     count: int
 
 
+def file_stem(subject: str) -> str:
+    """The file-name stem for what was asked (``red fox`` -> ``red-fox``): the zip's
+    entries, the command's folder output and the downloaded zip's name use it."""
+    return slugify(subject)[:60] or "images"
+
+
 def entry_names(stem: str, formats: Sequence[str]) -> list[str]:
-    stem = slugify(stem)[:60] or "images"
+    stem = file_stem(stem)
     digits = max(4, len(str(len(formats))))
     return [f"{stem}_{n:0{digits}d}.{EXTENSIONS.get(fmt, fmt)}" for n, fmt in enumerate(formats, 1)]
 
@@ -64,7 +71,7 @@ def write_archive(
                         image.sha256,
                     ]
                 )
-            archive.writestr("manifest.csv", manifest.getvalue())
+            archive.writestr(MANIFEST_NAME, manifest.getvalue())
         return fh.tell()
 
     if storage.exists(path):

@@ -24,9 +24,9 @@ from downloader.dedupe import DuplicateFilter
 from downloader.http import Fetcher, FetchResult, host_key
 from downloader.validation import ImageRules, Validation, convert_file, validate_file
 
-__all__ = ["Candidate", "CollectResult", "ImageRules", "KeptImage", "collect_images"]
+__all__ = ["Candidate", "CollectResult", "Collector", "Counts", "ImageRules", "KeptImage", "collect_images"]
 
-Progress = Callable[..., None]  # progress(kind, **info): kinds "kept", "rejected"
+Progress = Callable[..., None]  # progress(kind, **info): kinds "found", "kept", "rejected"
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class _Prefetch:
     The queue is bounded: the source is never asked for far more than is needed.
     """
 
-    _END = object()
+    END = object()
 
     def __init__(self, source: Iterable[Candidate], size: int, on_item: Callable[[], None]) -> None:
         self._on_item = on_item  # wakes the collector when a candidate arrives
@@ -100,7 +100,7 @@ class _Prefetch:
                     return
         except BaseException as exc:  # reported to the caller, not lost in the thread
             self.error = exc
-        self._put(self._END)
+        self._put(self.END)
 
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():
@@ -113,7 +113,7 @@ class _Prefetch:
         return False
 
     def get(self, timeout: float) -> Candidate | object | None:
-        """A candidate, None if none is ready yet, or _END when the source is done."""
+        """A candidate, None if none is ready yet, or END when the source is done."""
         try:
             return self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
         except queue.Empty:
@@ -175,6 +175,238 @@ def _download_and_check(
     return _Outcome(candidate, fetched, check, path)
 
 
+@dataclass
+class Counts:
+    """The collector's live account, read by progress callbacks (from its thread)."""
+
+    found: int = 0  # distinct new candidates drawn from the source
+    kept: int = 0  # kept so far, resumed ones included
+    rejected: Counter = field(default_factory=Counter)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+class Collector:
+    """Downloads candidates until ``wanted`` valid, unique images are kept.
+
+    The one place where candidate URLs are de-duplicated and counted as found: every
+    source (engines, a page, a URL list, a resumed attempt's images) passes through it.
+    ``progress("kept", image=KeptImage)`` / ``progress("rejected", reason=..., url=...)``
+    / ``progress("found", url=...)`` is called from the collecting thread as things
+    happen; ``counts`` holds the totals at that moment. ``should_stop()`` is polled
+    between downloads; when it returns True the run ends with ``stopped=True``.
+    """
+
+    def __init__(
+        self,
+        *,
+        wanted: int,
+        workdir: Path,
+        rules: ImageRules | None = None,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        already_kept: Iterable[KeptImage] = (),
+        fetcher: Fetcher | None = None,
+    ) -> None:
+        from django.conf import settings
+
+        self.wanted = wanted
+        self.workdir = workdir
+        self.rules = rules or ImageRules()
+        if not self.rules.max_pixels:
+            self.rules.max_pixels = settings.IMAGEDL_MAX_PIXELS
+        self.progress = progress or (lambda kind, **info: None)
+        self.should_stop = should_stop or (lambda: False)
+        self._own_fetcher = fetcher is None
+        self.fetcher = fetcher or Fetcher()
+        self.kept: list[KeptImage] = list(already_kept)
+        self.resumed = len(self.kept)
+        self.counts = Counts(kept=self.resumed)
+        self.duplicates = DuplicateFilter()
+        self.seen_urls: set[str] = set()
+        for image in self.kept:
+            self.duplicates.check_and_add(image.sha256, image.phash)
+            self.seen_urls.add(image.source_url)
+        self.exhausted = False
+        self.pending: deque[Candidate] = deque()
+        self.in_flight: dict[Future, Candidate] = {}  # fetching or being validated
+        self.per_host: Counter = Counter()  # fetching, by host
+        self.fetching = 0
+        self.slots = threading.Lock()  # guards per_host and fetching (download threads release)
+        self.wake = threading.Event()  # a download finished fetching, or a future finished
+        self.stop = threading.Event()
+        # Threads beyond the fetch limit validate the files already fetched.
+        self.threads = self.fetcher.concurrency + max(2, os.cpu_count() or 2)
+        # Queued candidates waiting for a free host slot; drawing more forces the engine
+        # to scroll for results that may never be needed.
+        self.lookahead = max(8, self.fetcher.per_host * 2)
+        self.prefetch: _Prefetch | None = None
+
+    # -- the run --------------------------------------------------------------------
+
+    def run(self, candidates: Iterable[Candidate]) -> CollectResult:
+        """Draw from ``candidates`` (possibly a lazy, scrolling generator) until done."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        stopped = False
+        self.prefetch = _Prefetch(
+            candidates, size=max(self.lookahead, self.fetcher.concurrency), on_item=self.wake.set
+        )
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="imagedl-dl") as pool:
+            try:
+                stopped = self._loop(pool)
+            finally:
+                self.prefetch.close()
+                self.stop.set()  # in-flight downloads end at their next chunk
+                for future in list(self.in_flight):
+                    future.cancel()
+        self._remove_leftovers()
+        if self._own_fetcher:
+            self.fetcher.close()
+        new = len(self.kept) - self.resumed
+        return CollectResult(
+            asked=self.wanted,
+            found=self.counts.found,
+            kept=self.kept,
+            rejected=dict(self.counts.rejected),
+            stopped=stopped,
+            unused=self.counts.found - new - self.counts.rejected_total,
+            resumed=self.resumed,
+        )
+
+    def _loop(self, pool: ThreadPoolExecutor) -> bool:
+        """Start downloads and settle finished ones; True when stopped from outside."""
+        while len(self.kept) < self.wanted:
+            if self.should_stop():
+                return True
+            self.wake.clear()  # anything that happens from here on wakes the wait below
+            self._start_downloads(pool)
+            if not self.in_flight:
+                if self.exhausted and not self.pending:
+                    break
+                self._draw(block=True)  # nothing running: wait for the source
+                continue
+            done = [future for future in self.in_flight if future.done()]
+            if not done:
+                self.wake.wait(1.0)
+                continue
+            for future in done:
+                self._settle(self.in_flight.pop(future), future.result())
+        return False
+
+    def _start_downloads(self, pool: ThreadPoolExecutor) -> None:
+        # Keep just enough downloads running to finish: never far more than needed.
+        needed = (self.wanted - len(self.kept)) + self.fetcher.per_host
+        while (
+            self.fetching < self.fetcher.concurrency
+            and len(self.in_flight) < self.threads
+            and len(self.in_flight) < needed
+        ):
+            candidate = self._next_ready()
+            if candidate is None:
+                return
+            with self.slots:
+                self.per_host[host_key(candidate.url)] += 1
+                self.fetching += 1
+            future = pool.submit(
+                _download_and_check,
+                self.fetcher,
+                candidate,
+                self.workdir,
+                self.rules,
+                self.stop,
+                self._fetched,
+            )
+            future.add_done_callback(lambda _future: self.wake.set())
+            self.in_flight[future] = candidate
+
+    def _fetched(self, candidate: Candidate) -> None:
+        """Called from a download thread once its bytes are in: the host slot is free."""
+        with self.slots:
+            self.per_host[host_key(candidate.url)] -= 1
+            self.fetching -= 1
+        self.wake.set()
+
+    # -- candidates -----------------------------------------------------------------
+
+    def _draw(self, block: bool = False) -> bool:
+        """Move one new, distinct candidate from the source to ``pending``."""
+        assert self.prefetch is not None
+        while not self.exhausted:
+            item = self.prefetch.get(timeout=0.2 if block else 0)
+            if item is None:
+                return False
+            if item is _Prefetch.END:
+                self.exhausted = True
+                if self.prefetch.error is not None:
+                    raise self.prefetch.error
+                return False
+            assert isinstance(item, Candidate)
+            if item.url in self.seen_urls:
+                continue
+            self.seen_urls.add(item.url)
+            self.counts.found += 1
+            self.pending.append(item)
+            self.progress("found", url=item.url)
+            return True
+        return False
+
+    def _next_ready(self) -> Candidate | None:
+        """A queued candidate whose host has a free slot; draws more if none has."""
+        while True:
+            for index, candidate in enumerate(self.pending):
+                with self.slots:
+                    free = self.per_host[host_key(candidate.url)] < self.fetcher.per_host
+                if free:
+                    del self.pending[index]
+                    return candidate
+            if len(self.pending) >= self.lookahead or not self._draw():
+                return None
+
+    # -- outcomes -------------------------------------------------------------------
+
+    def _settle(self, candidate: Candidate, outcome: _Outcome) -> None:
+        if not outcome.fetch.ok:
+            self._reject(outcome.fetch.reason, candidate.url)
+            return
+        if outcome.check is None or not outcome.check.ok or outcome.path is None:
+            self._reject(outcome.check.reason if outcome.check else "not_an_image", candidate.url)
+            return
+        if len(self.kept) >= self.wanted:
+            outcome.path.unlink(missing_ok=True)
+            return
+        duplicate = self.duplicates.check_and_add(outcome.fetch.sha256, outcome.check.phash)
+        if duplicate:
+            outcome.path.unlink(missing_ok=True)
+            self._reject(duplicate, candidate.url)
+            return
+        image = KeptImage(
+            path=outcome.path,
+            source_url=candidate.url,
+            page_url=candidate.page_url,
+            width=outcome.check.width,
+            height=outcome.check.height,
+            format=outcome.check.format,
+            bytes=outcome.fetch.bytes,
+            sha256=outcome.fetch.sha256,
+            phash=outcome.check.phash,
+        )
+        self.kept.append(image)
+        self.counts.kept += 1
+        self.progress("kept", image=image)
+
+    def _reject(self, reason: str, url: str) -> None:
+        self.counts.rejected[reason] += 1
+        self.progress("rejected", reason=reason, url=url)
+
+    def _remove_leftovers(self) -> None:
+        kept_paths = {image.path for image in self.kept}
+        for leftover in self.workdir.glob("dl-*"):
+            if leftover not in kept_paths:
+                leftover.unlink(missing_ok=True)
+
+
 def collect_images(
     candidates: Iterable[Candidate],
     *,
@@ -186,175 +418,18 @@ def collect_images(
     already_kept: Iterable[KeptImage] = (),
     fetcher: Fetcher | None = None,
 ) -> CollectResult:
-    """Download candidates until ``wanted`` valid, unique images are kept.
+    """Download candidates until ``wanted`` valid, unique images are kept (see Collector).
 
-    ``candidates`` may be a lazy generator (a search engine scrolling for more).
     ``already_kept`` are images a previous attempt validated: they count towards
     ``wanted``, seed the duplicate filter, and their URLs are not fetched again.
-    ``progress("kept", image=KeptImage)`` / ``progress("rejected", reason=..., url=...)``
-    is called from this thread as results arrive. ``should_stop()`` is polled between
-    downloads; when it returns True the run ends with ``stopped=True``.
     """
-    from django.conf import settings
-
-    rules = rules or ImageRules()
-    if not rules.max_pixels:
-        rules.max_pixels = settings.IMAGEDL_MAX_PIXELS
-    workdir.mkdir(parents=True, exist_ok=True)
-    own_fetcher = fetcher is None
-    fetcher = fetcher or Fetcher()
-    kept = list(already_kept)
-    resumed = len(kept)
-    duplicates = DuplicateFilter()
-    seen_urls: set[str] = set()
-    for image in kept:
-        duplicates.check_and_add(image.sha256, image.phash)
-        seen_urls.add(image.source_url)
-    rejected: Counter = Counter()
-    found = 0
-    exhausted = False
-    pending: deque[Candidate] = deque()
-    in_flight: dict[Future, Candidate] = {}  # fetching or being validated
-    per_host: Counter = Counter()  # fetching, by host
-    fetching = 0
-    slots = threading.Lock()  # guards per_host and fetching (download threads release)
-    wake = threading.Event()  # a download finished fetching, or a future finished
-    stop = threading.Event()
-    # Threads beyond the fetch limit validate the files already fetched.
-    checkers = max(2, os.cpu_count() or 2)
-    # Queued candidates waiting for a free host slot; drawing more forces the engine
-    # to scroll for results that may never be needed.
-    lookahead = max(8, fetcher.per_host * 2)
-
-    def fetched_callback(candidate: Candidate) -> None:
-        nonlocal fetching
-        with slots:
-            per_host[host_key(candidate.url)] -= 1
-            fetching -= 1
-        wake.set()
-
-    def report(kind: str, **info) -> None:
-        if progress is not None:
-            progress(kind, **info)
-
-    def reject(reason: str, url: str) -> None:
-        rejected[reason] += 1
-        report("rejected", reason=reason, url=url)
-
-    def draw(block: bool = False) -> bool:
-        nonlocal exhausted, found
-        while not exhausted:
-            item = prefetch.get(timeout=0.2 if block else 0)
-            if item is None:
-                return False
-            if item is _Prefetch._END:
-                exhausted = True
-                if prefetch.error is not None:
-                    raise prefetch.error
-                return False
-            if item.url in seen_urls:
-                continue
-            seen_urls.add(item.url)
-            found += 1
-            pending.append(item)
-            return True
-        return False
-
-    def next_ready() -> Candidate | None:
-        # Prefer a queued candidate whose host has a free slot; draw more if none does.
-        while True:
-            for index, candidate in enumerate(pending):
-                with slots:
-                    free = per_host[host_key(candidate.url)] < fetcher.per_host
-                if free:
-                    del pending[index]
-                    return candidate
-            if len(pending) >= lookahead or not draw():
-                return None
-
-    stopped = False
-    prefetch = _Prefetch(candidates, size=max(lookahead, fetcher.concurrency), on_item=wake.set)
-    threads = fetcher.concurrency + checkers
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imagedl-dl") as pool:
-        try:
-            while len(kept) < wanted:
-                if should_stop is not None and should_stop():
-                    stopped = True
-                    break
-                wake.clear()  # anything that happens from here on wakes the wait below
-                # Keep just enough downloads running to finish: never far more than needed.
-                while (
-                    fetching < fetcher.concurrency
-                    and len(in_flight) < threads
-                    and len(in_flight) < (wanted - len(kept)) + fetcher.per_host
-                ):
-                    candidate = next_ready()
-                    if candidate is None:
-                        break
-                    with slots:
-                        per_host[host_key(candidate.url)] += 1
-                        fetching += 1
-                    future = pool.submit(
-                        _download_and_check, fetcher, candidate, workdir, rules, stop, fetched_callback
-                    )
-                    future.add_done_callback(lambda _future: wake.set())
-                    in_flight[future] = candidate
-                if not in_flight:
-                    if exhausted and not pending:
-                        break
-                    draw(block=True)  # nothing running: wait for the source
-                    continue
-                done = [future for future in in_flight if future.done()]
-                if not done:
-                    wake.wait(1.0)
-                    continue
-                for future in done:
-                    candidate = in_flight.pop(future)
-                    outcome = future.result()
-                    if not outcome.fetch.ok:
-                        reject(outcome.fetch.reason, candidate.url)
-                        continue
-                    if outcome.check is None or not outcome.check.ok or outcome.path is None:
-                        reject(outcome.check.reason if outcome.check else "not_an_image", candidate.url)
-                        continue
-                    if len(kept) >= wanted:
-                        outcome.path.unlink(missing_ok=True)
-                        continue
-                    duplicate = duplicates.check_and_add(outcome.fetch.sha256, outcome.check.phash)
-                    if duplicate:
-                        outcome.path.unlink(missing_ok=True)
-                        reject(duplicate, candidate.url)
-                        continue
-                    image = KeptImage(
-                        path=outcome.path,
-                        source_url=candidate.url,
-                        page_url=candidate.page_url,
-                        width=outcome.check.width,
-                        height=outcome.check.height,
-                        format=outcome.check.format,
-                        bytes=outcome.fetch.bytes,
-                        sha256=outcome.fetch.sha256,
-                        phash=outcome.check.phash,
-                    )
-                    kept.append(image)
-                    report("kept", image=image)
-        finally:
-            prefetch.close()
-            stop.set()  # in-flight downloads end at their next chunk
-            for future in list(in_flight):
-                future.cancel()
-    kept_paths = {image.path for image in kept}
-    for leftover in workdir.glob("dl-*"):
-        if leftover not in kept_paths:
-            leftover.unlink(missing_ok=True)
-    if own_fetcher:
-        fetcher.close()
-    return CollectResult(
-        asked=wanted,
-        found=found,
-        kept=kept,
-        rejected=dict(rejected),
-        stopped=stopped,
-        unused=found - (len(kept) - resumed) - sum(rejected.values()),
-        resumed=resumed,
+    collector = Collector(
+        wanted=wanted,
+        workdir=workdir,
+        rules=rules,
+        progress=progress,
+        should_stop=should_stop,
+        already_kept=already_kept,
+        fetcher=fetcher,
     )
+    return collector.run(candidates)

@@ -30,6 +30,7 @@ from downloader.deadlines import WatchedHTTPConnection, WatchedHTTPSConnection, 
 
 Resolver = Callable[[str, int], list[str]]
 CHUNK = 64 * 1024
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -216,9 +217,6 @@ class Fetcher:
                 self._pools[key] = pool
             return pool
 
-    def _resolve_checked(self, url: str) -> tuple[str, str, int, str, str]:
-        return resolve_checked(url, self.policy, self.resolver)
-
     # -- the request ----------------------------------------------------------------
 
     def fetch(self, url: str, dest: Path, *, stop: threading.Event | None = None) -> FetchResult:
@@ -263,59 +261,24 @@ class Fetcher:
     def _fetch_once(
         self, url: str, dest: Path, deadline: float, stop: threading.Event | None, slot: _HeldSlot
     ) -> FetchResult:
+        """One try: follow up to max_redirects hops (each checked), then stream the body."""
         current = url
         for _hop in range(self.policy.max_redirects + 1):
-            scheme, host, port, address, path = self._resolve_checked(current)
-            if not slot.move_to(host, deadline):  # a redirect to another host waits for its slot
+            response = self._request(current, deadline, slot)
+            if response is None:
                 return FetchResult(False, url, "timeout")
-            pool = self._pool(scheme, host, port, address)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return FetchResult(False, url, "timeout")
-            headers = {
-                "Host": host if port in (80, 443) else f"{host}:{port}",
-                "User-Agent": self.policy.user_agent,
-                "Accept": "image/avif,image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8,*/*;q=0.1",
-                "Accept-Encoding": "identity",
-            }
-            self.connections_opened += 1
-            try:
-                response = pool.urlopen(
-                    "GET",
-                    path,
-                    headers=headers,
-                    redirect=False,
-                    preload_content=False,
-                    assert_same_host=False,
-                    timeout=urllib3.Timeout(
-                        connect=min(self.policy.connect_timeout, remaining),
-                        read=min(self.policy.read_timeout, remaining),
-                    ),
-                )
-            except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
-                raise _Retryable("timeout") from None
-            except (urllib3.exceptions.HTTPError, OSError):
-                late = time.monotonic() >= deadline  # the watchdog cut it
-                raise _Retryable("timeout" if late else "connection_error") from None
             streamed = False
             try:
                 status = response.status
-                if status in (301, 302, 303, 307, 308):
+                if status in REDIRECT_STATUSES:
                     location = response.headers.get("Location")
                     if not location:
                         return FetchResult(False, url, "bad_redirect", status=status)
                     current = urljoin(current, location)
                     continue
-                if status == 429:
-                    raise _Retryable(
-                        "http_429",
-                        _retry_after(response.headers.get("Retry-After"), self.policy.max_retry_after),
-                    )
-                if status >= 500:
-                    raise _Retryable(
-                        "http_5xx",
-                        _retry_after(response.headers.get("Retry-After"), self.policy.max_retry_after),
-                    )
+                if status == 429 or status >= 500:
+                    wait = _retry_after(response.headers.get("Retry-After"), self.policy.max_retry_after)
+                    raise _Retryable("http_429" if status == 429 else "http_5xx", wait)
                 if status != 200:
                     return FetchResult(False, url, f"http_{status}", status=status)
                 streamed = True
@@ -325,6 +288,42 @@ class Fetcher:
                     self._finish_small(response)
                 response.release_conn()
         return FetchResult(False, url, "too_many_redirects")
+
+    def _request(self, url: str, deadline: float, slot: _HeldSlot) -> urllib3.BaseHTTPResponse | None:
+        """Check ``url``'s address and send the GET (headers only are read); None when the
+        deadline passed first. Raises Refused before any connection, _Retryable after."""
+        scheme, host, port, address, path = resolve_checked(url, self.policy, self.resolver)
+        if not slot.move_to(host, deadline):  # a redirect to another host waits for its slot
+            return None
+        pool = self._pool(scheme, host, port, address)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        headers = {
+            "Host": host if port in (80, 443) else f"{host}:{port}",
+            "User-Agent": self.policy.user_agent,
+            "Accept": "image/avif,image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8,*/*;q=0.1",
+            "Accept-Encoding": "identity",
+        }
+        self.connections_opened += 1
+        try:
+            return pool.urlopen(
+                "GET",
+                path,
+                headers=headers,
+                redirect=False,
+                preload_content=False,
+                assert_same_host=False,
+                timeout=urllib3.Timeout(
+                    connect=min(self.policy.connect_timeout, remaining),
+                    read=min(self.policy.read_timeout, remaining),
+                ),
+            )
+        except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
+            raise _Retryable("timeout") from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            late = time.monotonic() >= deadline  # the watchdog cut it
+            raise _Retryable("timeout" if late else "connection_error") from None
 
     def _stream(self, response, url: str, final_url: str, dest: Path, deadline: float, stop) -> FetchResult:
         declared = response.headers.get("Content-Length")

@@ -14,6 +14,7 @@ from cassandra.io.asyncioreactor import AsyncioConnection
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from django.core.exceptions import ImproperlyConfigured
 
+from downloader import choices
 from imagedl_site.env import (
     env_bool,
     env_float,
@@ -236,7 +237,6 @@ if not IMAGEDL_BASE_URL.startswith(("http://", "https://")):
 IMAGEDL_RETENTION_MINUTES = env_int("IMAGEDL_RETENTION_MINUTES", 30, minimum=1)
 # Safety net behind the purge: personal cells expire by themselves after this long.
 IMAGEDL_PERSONAL_TTL_DAYS = env_int("IMAGEDL_PERSONAL_TTL_DAYS", 45, minimum=1)
-IMAGEDL_MAX_IMAGES = 500
 # How far ahead a job may be scheduled.
 IMAGEDL_MAX_SCHEDULE_DAYS = env_int("IMAGEDL_MAX_SCHEDULE_DAYS", 30, minimum=1)
 # Runs of one job (a killed worker re-delivers the task) before it fails for good.
@@ -351,11 +351,10 @@ IMAGEDL_EXTRA_ALLOWED_NETWORKS = env_list("IMAGEDL_EXTRA_ALLOWED_NETWORKS", [])
 IMAGEDL_BING_URL = env_str("IMAGEDL_BING_URL", "https://www.bing.com").rstrip("/")
 IMAGEDL_DUCKDUCKGO_URL = env_str("IMAGEDL_DUCKDUCKGO_URL", "https://duckduckgo.com").rstrip("/")
 IMAGEDL_GOOGLE_URL = env_str("IMAGEDL_GOOGLE_URL", "https://www.google.com").rstrip("/")
-IMAGEDL_ENGINE_ORDER = env_list("IMAGEDL_ENGINE_ORDER", ["bing", "duckduckgo", "google"])
-if unknown_engines := set(IMAGEDL_ENGINE_ORDER) - {"bing", "duckduckgo", "google"}:
-    raise ImproperlyConfigured(
-        f"IMAGEDL_ENGINE_ORDER names unknown engines: {', '.join(sorted(unknown_engines))}"
-    )
+try:
+    IMAGEDL_ENGINE_ORDER = choices.check_engine_order(env_list("IMAGEDL_ENGINE_ORDER", list(choices.ENGINES)))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"IMAGEDL_ENGINE_ORDER names {exc}") from None
 IMAGEDL_CHROMIUM = env_str("IMAGEDL_CHROMIUM", "")  # empty: /usr/bin/chromium or PATH
 IMAGEDL_CHROMEDRIVER = env_str("IMAGEDL_CHROMEDRIVER", "")  # empty: /usr/bin/chromedriver or PATH
 IMAGEDL_ALLOW_DRIVER_DOWNLOAD = env_bool("IMAGEDL_ALLOW_DRIVER_DOWNLOAD", False)

@@ -10,7 +10,6 @@ cancel / retry / purge actions through jobs.services, each written to the admin 
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from cassandra.util import datetime_from_uuid1
@@ -24,9 +23,10 @@ from django.urls import path, reverse
 from django.utils.dateparse import parse_date, parse_datetime
 
 from jobs import links, records, services
-from jobs.emails import human_bytes
 from jobs.events import job_events
+from jobs.formatting import human_bytes
 from jobs.models import Job, JobStatus
+from jobs.utc import aware_utc
 
 PAGE_SIZE = 50
 SEARCH_WINDOW = 5000  # newest jobs scanned for an exact email/query match
@@ -170,8 +170,7 @@ class JobAdmin(admin.ModelAdmin):
             if run_at is None:
                 messages.error(request, "Enter the run time as YYYY-MM-DD HH:MM (UTC).")
             else:
-                if run_at.tzinfo is None:
-                    run_at = run_at.replace(tzinfo=dt.UTC)
+                run_at = aware_utc(run_at)  # the form's time is UTC
                 try:
                     services.job_reschedule(job, run_at, by=f"operator:{request.user.get_username()}")
                     _log(request, job, f"Run time moved to {run_at.isoformat()}")

@@ -3,13 +3,20 @@ import os
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+PURGE_SCHEDULE_NAME = "imagedl-purge-due"
+
 
 def _ensure_schedules(sender, using="default", **kwargs) -> None:
     if using != "default":
         return
-    from jobs.tasks import ensure_purge_schedule
+    from django.conf import settings
 
-    ensure_purge_schedule()
+    from jobs import scheduling
+
+    scheduling.ensure_recurring(
+        PURGE_SCHEDULE_NAME, scheduling.PURGE_TASK, settings.IMAGEDL_PURGE_EVERY_MINUTES
+    )
+    scheduling.rename_stored_tasks()
 
 
 def _reset_cassandra_in_child() -> None:
@@ -23,7 +30,13 @@ class JobsConfig(AppConfig):
     verbose_name = "Image jobs"
 
     def ready(self) -> None:
+        from django.test.signals import setting_changed
+
         from jobs import checks  # noqa: F401  (registers the system checks)
+        from jobs.ratelimit import load_rates, reload_rates
+
+        load_rates()  # a bad limit stops start-up here, naming the setting
+        setting_changed.connect(reload_rates, dispatch_uid="imagedl-rates")
 
         # After django_q's tables exist (its post_migrate runs for every app).
         post_migrate.connect(_ensure_schedules, dispatch_uid="imagedl-schedules")

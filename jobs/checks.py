@@ -7,23 +7,15 @@ imagedl.W003  Cassandra cannot be reached
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 from django.conf import settings
 from django.core.checks import Tags, Warning, register
 
 
-def chromedriver_path() -> str | None:
-    configured = getattr(settings, "IMAGEDL_CHROMEDRIVER", "")
-    if configured:
-        return configured if Path(configured).exists() else None
-    return shutil.which("chromedriver")
-
-
 @register(Tags.compatibility)
 def check_chromedriver(app_configs=None, **kwargs):
-    if chromedriver_path():
+    from downloader.browser import find_chromedriver  # the worker's own lookup
+
+    if find_chromedriver():
         return []
     return [
         Warning(

@@ -6,41 +6,16 @@ Links in them are signed (see ``jobs.links``).
 
 from __future__ import annotations
 
-import datetime as dt
-import zoneinfo
-
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
 from jobs import links
+from jobs.formatting import human_bytes, in_job_zone
 from jobs.models import Job
 from jobs.services import download_expires_at
 
 KINDS = ("accepted", "started", "ready", "failed")
-
-
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
-
-
-def in_job_zone(job: Job, value: dt.datetime | None) -> dt.datetime | None:
-    """A stored (naive UTC) or aware datetime as wall-clock time in the user's zone."""
-    if value is None:
-        return None
-    try:
-        zone = zoneinfo.ZoneInfo(job.time_zone or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
-    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    # Naive wall-clock time: Django's |date filter would turn an aware value back
-    # into the server's zone.
-    return aware.astimezone(zone).replace(tzinfo=None)
 
 
 def _context(job: Job) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable
 
 from cassandra.query import UNSET_VALUE
 from cassandra.util import uuid_from_time
@@ -66,8 +65,3 @@ def record_event(job_id: uuid.UUID, kind: str, message: str, *, level: str = "in
 def job_events(job_id: uuid.UUID, limit: int = 1000) -> list[JobEvent]:
     """A job's events, oldest first."""
     return list(JobEvent.objects.filter(job_id=job_id).limit(limit))
-
-
-def delete_events(job_ids: Iterable[uuid.UUID]) -> None:
-    for job_id in job_ids:
-        JobEvent.objects.filter(job_id=job_id).delete()

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-import socket
 import unicodedata
 import zoneinfo
-from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
 from django.utils import timezone
 
+from downloader.choices import AUTO, ENGINE_CHOICES, FORMAT_CHOICES, MAX_COUNT, MIN_COUNT
 from jobs.timezones import is_valid_zone
 
 
@@ -35,39 +33,28 @@ class ZoneSelect(forms.Select):
         )
 
 
-FORMAT_CHOICES = [("jpeg", "JPEG"), ("png", "PNG"), ("webp", "WebP"), ("gif", "GIF")]
-ENGINE_CHOICES = [("auto", "Automatic"), ("bing", "Bing"), ("duckduckgo", "DuckDuckGo"), ("google", "Google")]
 PAST_GRACE = dt.timedelta(minutes=2)  # a time this recent means "now"
 
-
-def _resolve(host: str) -> list[str]:
-    """Resolve a host name (DNS only; no connection is opened)."""
-    try:
-        return [info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
-    except (OSError, UnicodeError):
-        return []
+URL_PROBLEMS = {
+    "bad_scheme": "Enter a web address starting with http:// or https://.",
+    "bad_url": "Enter a web address starting with http:// or https://.",
+    "dns_error": "We could not find that web site. Check the address.",
+    "private_address": "That address points to a private or local network, which we do not fetch from.",
+}
 
 
 def check_public_url(value: str) -> str | None:
-    """Return an error message for a URL we must not fetch, else None."""
-    from downloader.http import address_allowed
+    """An error message for a page address the worker must not open, else None.
 
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "Enter a web address starting with http:// or https://."
-    host = parts.hostname
-    allow_private = getattr(settings, "IMAGEDL_ALLOW_PRIVATE_NETWORKS", False)
+    The download chokepoint's own resolve-and-check decides (the same rules, allowed
+    networks included, that the worker applies before it opens the page).
+    """
+    from downloader.http import FetchPolicy, Refused, resolve_checked
+
     try:
-        addresses = [str(ipaddress.ip_address(host))]
-    except ValueError:
-        if host in ("localhost",) or host.endswith((".localhost", ".local", ".internal")):
-            addresses = ["127.0.0.1"]
-        else:
-            addresses = _resolve(host)
-            if not addresses:
-                return "We could not find that web site. Check the address."
-    if not all(address_allowed(a, allow_private) for a in addresses):
-        return "That address points to a private or local network, which we do not fetch from."
+        resolve_checked(value, FetchPolicy.from_settings())
+    except Refused as exc:
+        return URL_PROBLEMS.get(exc.reason, URL_PROBLEMS["bad_url"])
     return None
 
 
@@ -90,13 +77,13 @@ class JobForm(forms.Form):
     )
     count = forms.IntegerField(
         label="How many images",
-        min_value=1,
-        max_value=500,
+        min_value=MIN_COUNT,
+        max_value=MAX_COUNT,
         initial=100,
         error_messages={
-            "invalid": "Enter a whole number from 1 to 500.",
-            "min_value": "Ask for at least 1 image.",
-            "max_value": "Ask for at most 500 images.",
+            "invalid": f"Enter a whole number from {MIN_COUNT} to {MAX_COUNT}.",
+            "min_value": f"Ask for at least {MIN_COUNT} image.",
+            "max_value": f"Ask for at most {MAX_COUNT} images.",
         },
     )
     email = forms.EmailField(
@@ -130,7 +117,7 @@ class JobForm(forms.Form):
     min_height = forms.IntegerField(
         label="Minimum height (px)", min_value=0, max_value=10000, initial=0, required=False
     )
-    engine = forms.ChoiceField(label="Search engine", choices=ENGINE_CHOICES, initial="auto")
+    engine = forms.ChoiceField(label="Search engine", choices=ENGINE_CHOICES, initial=AUTO)
 
     def clean_query(self) -> str:
         value = self.cleaned_data["query"]

@@ -64,10 +64,6 @@ def status_url(job_id: uuid.UUID) -> str:
     return absolute(reverse("jobs:status", args=[make_token(job_id, "status")]))
 
 
-def status_json_url(job_id: uuid.UUID) -> str:
-    return absolute(reverse("jobs:status_json", args=[make_token(job_id, "status")]))
-
-
 def cancel_url(job_id: uuid.UUID) -> str:
     return absolute(reverse("jobs:cancel", args=[make_token(job_id, "status")]))
 

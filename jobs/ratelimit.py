@@ -65,3 +65,28 @@ def _file_lock(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# The configured limits, parsed once: at start-up (a bad value stops it with the
+# setting's name) and again whenever a test changes one of the settings.
+RATE_SETTINGS = {"ip": "IMAGEDL_SUBMIT_RATE_PER_IP", "email": "IMAGEDL_SUBMIT_RATE_PER_EMAIL"}
+_rates: dict[str, tuple[int, int]] = {}
+
+
+def load_rates(**_signal: object) -> None:
+    from django.conf import settings
+
+    _rates.update({scope: parse_rate(getattr(settings, name), name) for scope, name in RATE_SETTINGS.items()})
+
+
+def reload_rates(*, setting: str, **_signal: object) -> None:
+    """Django's ``setting_changed`` receiver."""
+    if setting in RATE_SETTINGS.values():
+        load_rates()
+
+
+def configured_rate(scope: str) -> tuple[int, int]:
+    """The parsed limit of ``scope`` ("ip" or "email")."""
+    if not _rates:
+        load_rates()
+    return _rates[scope]

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from jobs.events import personal_ttl_seconds
 from jobs.models import Job, JobByDay, JobDay, JobImage
+from jobs.utc import aware_utc, naive_utc, utc_day
 
 PERSONAL_FIELDS = ("email", "query", "page_url")
 
@@ -38,7 +39,7 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
     job = Job(created_at=now, **fields)
     job.validate()
     columns = [name for name in Job._columns if name not in PERSONAL_FIELDS]
-    values = [_cql_value(job, name) for name in columns]
+    values = [naive_utc(getattr(job, name)) for name in columns]
     table = Job.column_family_name()
     writes: list[tuple[str, tuple]] = [
         (
@@ -65,7 +66,7 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
         (
             f"INSERT INTO {JobByDay.column_family_name()} (day, created_at, job_id, status) "  # noqa: S608
             "VALUES (?, ?, ?, ?)",
-            (day, _cql_value(job, "created_at"), job.id, job.status),
+            (day, naive_utc(job.created_at), job.id, job.status),
         )
     )
     writes.append((f"INSERT INTO {JobDay.column_family_name()} (bucket, day) VALUES (?, ?)", ("all", day)))  # noqa: S608
@@ -77,12 +78,6 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
     if first_event is not None:
         log_event(job.id, kind, message, **data)
     return job
-
-
-def _cql_value(job: Job, name: str) -> object:
-    """A column's value as the driver binds it (naive datetimes are UTC, as cqlengine
-    writes them)."""
-    return _plain(getattr(job, name))
 
 
 def get_job(job_id: uuid.UUID | str) -> Job | None:
@@ -122,7 +117,7 @@ def change_status(job: Job, status: str, *, only_from: tuple[str, ...], **change
         f"UPDATE {Job.column_family_name()} SET {', '.join(f'{n} = ?' for n in names)} "  # noqa: S608
         f"WHERE id = ? IF status IN ({', '.join('?' * len(sources))})"
     )
-    values = [status, *(_plain(v) for v in changes.values())]
+    values = [status, *(naive_utc(v) for v in changes.values())]
     result = execute(prepared(cql), (*values, job.id, *sources))
     if not result.was_applied:
         row = result.one() or {}
@@ -134,13 +129,6 @@ def change_status(job: Job, status: str, *, only_from: tuple[str, ...], **change
         status=status
     )
     return True
-
-
-def _plain(value: object) -> object:
-    """A value as the driver binds it: aware datetimes become naive UTC."""
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
 
 
 def job_images(job_id: uuid.UUID, limit: int = 1000) -> list[JobImage]:
@@ -155,7 +143,7 @@ class Cursor:
     job_id: uuid.UUID
 
     def encode(self) -> str:
-        return f"{int(self.created_at.replace(tzinfo=dt.UTC).timestamp() * 1000)}_{self.job_id.hex}"
+        return f"{int(aware_utc(self.created_at).timestamp() * 1000)}_{self.job_id.hex}"
 
     @classmethod
     def decode(cls, text: str) -> Cursor | None:
@@ -171,13 +159,6 @@ class Cursor:
 class JobPage:
     jobs: list[Job]
     next_cursor: Cursor | None
-
-
-def utc_day(value: dt.datetime) -> dt.date:
-    """The UTC calendar day of a datetime (cqlengine hands back naive UTC values)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC)
-    return value.date()
 
 
 def _as_date(value: object) -> dt.date:

@@ -3,13 +3,15 @@
 Views, admin actions, management commands and tasks call these; none of them writes
 job rows on its own. Every change is recorded in the job's event log.
 
-Task arguments carry the job id (a plain string) only, never personal data.
+Task arguments carry the job id (a plain string) only, never personal data. The job
+run itself (``jobs.run``) calls the verbs at the bottom of this module.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import smtplib
 import uuid
 from dataclasses import dataclass, field
 
@@ -18,14 +20,13 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import records
+from jobs import records, scheduling
 from jobs.events import record_event
 from jobs.models import Job, JobImage, JobPurgeDue, JobStatus
+from jobs.utc import aware_utc
+from jobs.workdir import remove_workdir
 
 logger = logging.getLogger("imagedl.jobs")
-
-RUN_TASK = "downloader.tasks.job_run"
-EMAIL_TASK = "jobs.tasks.email_send"
 
 
 class JobStateError(Exception):
@@ -36,48 +37,72 @@ def _now() -> dt.datetime:
     return timezone.now()
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """cqlengine returns naive UTC datetimes; make them aware."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
-
-
 # --- scheduling (django-q2) --------------------------------------------------------
 
 
 def _enqueue_run(job: Job) -> None:
-    """Queue the job's run: now if its time has come, else a one-off Schedule named
+    """Queue the job's run: now if its time has come, else once at its time, named
     ``job-<id>`` (the name is how cancel and reschedule find it)."""
-    from django_q.models import Schedule
-    from django_q.tasks import async_task
-
-    run_at = _aware(job.run_at)
-    if run_at is None or run_at <= _now() + dt.timedelta(seconds=1):
-        async_task(RUN_TASK, str(job.id), task_name=f"job-{job.id}", group="jobs")
-        return
-    Schedule.objects.create(
-        name=f"job-{job.id}",
-        func=RUN_TASK,
-        # Schedule args go through ast.literal_eval: a plain quoted string, never a UUID.
-        args=repr(str(job.id)),
-        schedule_type=Schedule.ONCE,
-        repeats=-1,
-        next_run=run_at,
+    scheduling.queue_at(
+        f"job-{job.id}", scheduling.RUN_TASK, (str(job.id),), aware_utc(job.run_at), group="jobs"
     )
 
 
 def _remove_schedule(job: Job) -> None:
-    from django_q.models import Schedule
-
-    Schedule.objects.filter(name=f"job-{job.id}").delete()
+    scheduling.unschedule(f"job-{job.id}")
 
 
 def email_enqueue(job: Job, kind: str) -> None:
     """Send one of the job's emails from the worker (retried while mail is down)."""
-    from django_q.tasks import async_task
+    scheduling.queue_at(
+        f"email-{kind}-{job.id}", scheduling.EMAIL_TASK, (str(job.id), kind, 1), group="emails"
+    )
 
-    async_task(EMAIL_TASK, str(job.id), kind, 1, task_name=f"email-{kind}-{job.id}", group="emails")
+
+def email_send(job_id: str, kind: str, attempt: int = 1) -> str:
+    """Send one email; while the mail server is down, try again later (doubling delays).
+
+    A finished job never fails because of mail: after the last try the event log says
+    the email could not be sent, and the status page still has the link.
+    """
+    from jobs.emails import send_job_email
+
+    job = records.get_job(job_id)
+    if job is None or not job.email:
+        return "skipped: no job or no address"
+    try:
+        send_job_email(job, kind)
+    except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+        return _email_failed(job, kind, attempt, exc)
+    record_event(job.id, "email_sent", f"Sent the {kind} email", email=kind)
+    return "sent"
+
+
+def _email_failed(job: Job, kind: str, attempt: int, exc: Exception) -> str:
+    # The error text can quote the address, which must not outlive the purge in the
+    # event log or the log file: only the error's kind is kept.
+    error = type(exc).__name__
+    if attempt >= settings.IMAGEDL_EMAIL_MAX_TRIES:
+        logger.warning("job=%s: giving up on the %s email (%s)", job.id, kind, error)
+        record_event(
+            job.id, "email_failed", f"Could not send the {kind} email ({error})", level="error", error=error
+        )
+        return "gave up"
+    delay = settings.IMAGEDL_EMAIL_RETRY_SECONDS * 2 ** (attempt - 1)
+    scheduling.schedule_once(
+        f"email-{kind}-{job.id}-{attempt + 1}",
+        scheduling.EMAIL_TASK,
+        (str(job.id), kind, attempt + 1),
+        _now() + dt.timedelta(seconds=delay),
+    )
+    record_event(
+        job.id,
+        "email_delayed",
+        f"Mail server unavailable; the {kind} email will be retried in {delay} s",
+        level="warning",
+        error=error,
+    )
+    return f"retry in {delay}s"
 
 
 # --- what users do -----------------------------------------------------------------
@@ -102,7 +127,7 @@ def job_submit(
         raise ValueError("give exactly one of query and page_url")
     if run_at.tzinfo is None:
         raise ValueError("run_at must be timezone-aware")
-    run_at = run_at.astimezone(dt.UTC)
+    run_at = aware_utc(run_at)
     job = records.create_job(
         email=email,
         query=query or None,
@@ -197,11 +222,10 @@ def job_reschedule(job: Job, run_at: dt.datetime, *, by: str = "operator") -> Jo
     """Move a scheduled job to another run time (aware datetime)."""
     if job.status != JobStatus.SCHEDULED:
         raise JobStateError("only a scheduled job can be moved")
+    run_at = aware_utc(run_at)
     _remove_schedule(job)
-    records.update_job(job, run_at=run_at.astimezone(dt.UTC))
-    record_event(
-        job.id, "rescheduled", f"Run time moved to {run_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC", by=by
-    )
+    records.update_job(job, run_at=run_at)
+    record_event(job.id, "rescheduled", f"Run time moved to {run_at:%Y-%m-%d %H:%M} UTC", by=by)
     _enqueue_run(job)
     return job
 
@@ -264,7 +288,7 @@ def jobs_purge_due(
 
 
 def _due_for_purge(job: Job) -> None:
-    finished = _aware(job.finished_at) or _now()
+    finished = aware_utc(job.finished_at) or _now()
     due = finished + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
     JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
 
@@ -272,13 +296,25 @@ def _due_for_purge(job: Job) -> None:
 def _delete_outputs(job: Job) -> None:
     if job.archive_path and default_storage.exists(job.archive_path):
         default_storage.delete(job.archive_path)
-    from downloader.workdir import remove_workdir
-
     remove_workdir(job.id)
     JobImage.objects.filter(job_id=job.id).delete()
 
 
-# --- what the pipeline does --------------------------------------------------------
+# --- what the job run does (jobs.run) ---------------------------------------------
+
+
+def job_get(job_id: uuid.UUID | str) -> Job | None:
+    return records.get_job(job_id)
+
+
+def job_note(job: Job, kind: str, message: str, **data: object) -> None:
+    """Add one step to the job's event log (and the application log)."""
+    record_event(job.id, kind, message, **data)
+
+
+def job_kept_images(job: Job) -> list[JobImage]:
+    """The image rows an earlier attempt of the job stored."""
+    return records.job_images(job.id)
 
 
 def job_start_attempt(job: Job) -> int:
@@ -357,7 +393,7 @@ def job_note_cancelled_during_run(job: Job) -> None:
 
 
 def download_expires_at(job: Job) -> dt.datetime | None:
-    delivered = _aware(job.delivered_at)
+    delivered = aware_utc(job.delivered_at)
     if delivered is None:
         return None
     return delivered + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)

@@ -3,7 +3,6 @@ download, cancel and resubmit. Every job URL carries a signed token (jobs.links)
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import io
 import ipaddress
@@ -26,15 +25,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from jobs import links, records, services
-from jobs.emails import human_bytes, in_job_zone
 from jobs.estimate import estimate_model, estimate_seconds
 from jobs.events import job_events
+from jobs.formatting import human_bytes, in_job_zone
 from jobs.forms import JobForm
 from jobs.health import health_report
 from jobs.models import Job, JobStatus
-from jobs.ratelimit import allow, parse_rate
+from jobs.ratelimit import allow, configured_rate
 from jobs.recent import RecentAnswers
 from jobs.timezones import is_valid_zone
+from jobs.utc import aware_utc
 
 logger = logging.getLogger(__name__)
 _ESTIMATE_MODEL = json.dumps(estimate_model())
@@ -109,9 +109,9 @@ def _link_problem_page(request: HttpRequest, reason: str, status: int = 410) -> 
     )
 
 
-def _too_many(request: HttpRequest, rate: str) -> HttpResponse:
+def _too_many(request: HttpRequest, scope: str) -> HttpResponse:
     """The 429 page, telling clients when the current window ends."""
-    _, window = parse_rate(rate)
+    _, window = configured_rate(scope)
     response = render(request, "429.html", status=429)
     if window:
         response["Retry-After"] = str(window - int(time.time()) % window)
@@ -123,15 +123,13 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
     if request.method == "POST":
         # Every post counts against the address (before the form's DNS lookups);
         # only valid ones count against the email.
-        if not allow("ip", _client_ip(request), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_IP)):
-            return _too_many(request, settings.IMAGEDL_SUBMIT_RATE_PER_IP)
+        if not allow("ip", _client_ip(request), configured_rate("ip")):
+            return _too_many(request, "ip")
         form = JobForm(request.POST)
         if form.is_valid():
             data = form.cleaned_data
-            if not allow(
-                "email", _email_key(data["email"]), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_EMAIL)
-            ):
-                return _too_many(request, settings.IMAGEDL_SUBMIT_RATE_PER_EMAIL)
+            if not allow("email", _email_key(data["email"]), configured_rate("email")):
+                return _too_many(request, "email")
             job = services.job_submit(
                 email=data["email"],
                 query=data["query"],
@@ -251,7 +249,7 @@ def _status_payload(job: Job, token: str) -> dict:
         "percent": context["percent"],
         "archive_bytes": job.archive_bytes or 0,
         "size_text": context["size_text"],
-        "run_at": job.run_at.replace(tzinfo=dt.UTC).isoformat(),
+        "run_at": aware_utc(job.run_at).isoformat(),
         "download_url": context["download_url"],
         "expires_at": services.download_expires_at(job).isoformat() if context["download_url"] else None,
         "error": job.error,

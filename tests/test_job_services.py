@@ -36,7 +36,7 @@ def test_future_job_is_stored_and_scheduled_with_only_its_id(cassandra_db):
     stored = records.get_job(job.id)
     assert stored.status == JobStatus.SCHEDULED
     schedule = Schedule.objects.get(name=f"job-{job.id}")
-    assert schedule.func == "downloader.tasks.job_run"
+    assert schedule.func == "jobs.tasks.job_run"
     assert ast.literal_eval(schedule.args) == str(job.id)  # the id, and nothing personal
     assert "ada@" not in schedule.args and "fox" not in schedule.args
     assert abs(schedule.next_run - run_at) < dt.timedelta(seconds=1)
@@ -267,7 +267,7 @@ def test_a_cancel_that_lands_while_the_run_delivers_wins_and_sends_no_link(cassa
 
 
 def test_a_job_interrupted_too_often_fails_with_an_email(cassandra_db, settings):
-    from downloader.pipeline import run_job
+    from jobs.run import run_job
 
     settings.IMAGEDL_JOB_MAX_ATTEMPTS = 2
     job = _submit(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))

@@ -10,8 +10,8 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from downloader.pipeline import run_job
-from downloader.workdir import job_workdir
+from jobs.run import run_job
+from jobs.workdir import job_workdir
 from jobs import records, services
 from jobs.events import job_events
 from jobs.models import JobStatus

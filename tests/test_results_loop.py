@@ -49,16 +49,18 @@ def search(batches: list[list[str]], wanted: int, *, emit=no_events, check=None)
     return found, asked
 
 
-def test_hands_on_distinct_candidates_and_skips_unusable_ones():
+def test_hands_on_each_result_once_and_skips_unusable_ones():
     events = []
     found, asked = search(
         [["a", "thumb1", "b"], ["b", "c", "thumb2"], ["d"]],
         10,
         emit=lambda kind, data: events.append((kind, data)),
     )
-    assert [c.url.rsplit("/", 1)[1] for c in found] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+    # Each result read once; a URL shown twice is handed on twice (the collector, the
+    # one place URLs are de-duplicated, drops the repeat).
+    assert [c.url.rsplit("/", 1)[1] for c in found] == ["a.jpg", "b.jpg", "b.jpg", "c.jpg", "d.jpg"]
     assert asked == [3, 6, 7]  # each ask says how many results were already read
-    assert events[-1] == ("results_end", {"engine": "fake", "found": 4})
+    assert events[-1] == ("results_end", {"engine": "fake", "found": 5})
     assert [data["pages"] for kind, data in events if kind == "scrolled"] == [1, 2]
 
 

@@ -6,17 +6,17 @@ from collections.abc import Iterator
 
 from django.conf import settings
 
-from downloader.engines.base import Candidate, Engine, EngineError, EventCallback, SearchRules
+from downloader.choices import ENGINES as ENGINE_NAMES
+from downloader.engines.base import Candidate, Engine, EngineError, EventCallback, SearchRules, no_events
 from downloader.engines.bing import BingEngine
 from downloader.engines.duckduckgo import DuckDuckGoEngine
 from downloader.engines.google import GoogleEngine
 from downloader.engines.page import extract_page_images
 
 ENGINES: dict[str, type[Engine]] = {
-    "bing": BingEngine,
-    "duckduckgo": DuckDuckGoEngine,
-    "google": GoogleEngine,
+    engine.name: engine for engine in (BingEngine, DuckDuckGoEngine, GoogleEngine)
 }
+assert tuple(ENGINES) == ENGINE_NAMES, "downloader.choices lists the engines in this order"
 
 __all__ = ["ENGINES", "engine_order", "extract_page_images", "get_engine", "search_with_fallback"]
 
@@ -42,20 +42,20 @@ def search_with_fallback(
     on_event: EventCallback | None = None,
 ) -> Iterator[Candidate]:
     """Candidates from the first engine; the next one takes over when it fails or runs
-    dry before ``wanted``. No URL is yielded twice."""
-    emit = on_event or (lambda kind, data: None)
-    seen: set[str] = set()
+    dry before ``wanted`` were handed on. (The collector drops URLs it has seen.)"""
+    emit = on_event or no_events
+    handed_on = 0
     for position, name in enumerate(order):
         engine = get_engine(name)
         emit("engine_started", {"engine": name})
-        before = len(seen)
+        before = handed_on
         try:
-            for candidate in engine.search(driver, query, wanted=wanted, rules=rules, on_event=on_event):
-                if candidate.url in seen:
-                    continue
-                seen.add(candidate.url)
+            for candidate in engine.search(
+                driver, query, wanted=wanted - handed_on, rules=rules, on_event=on_event
+            ):
+                handed_on += 1
                 yield candidate
-                if len(seen) >= wanted:
+                if handed_on >= wanted:
                     return
         except EngineError as exc:
             emit("engine_failed", {"engine": name, "reason": exc.reason, "detail": str(exc)})
@@ -64,4 +64,4 @@ def search_with_fallback(
             emit("engine_failed", {"engine": name, "reason": type(exc).__name__, "detail": str(exc)[:200]})
             continue
         if position < len(order) - 1:
-            emit("engine_exhausted", {"engine": name, "found": len(seen) - before})
+            emit("engine_exhausted", {"engine": name, "found": handed_on - before})

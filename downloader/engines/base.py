@@ -73,7 +73,7 @@ class Tally:
 
     read: int = 0  # results read off the page(s)
     unusable: int = 0  # results without a usable full-size URL (thumbnails, bad links)
-    yielded: int = 0  # distinct candidates handed on
+    yielded: int = 0  # candidates handed on
     pages: int = 0  # times more results were loaded
 
 
@@ -87,8 +87,9 @@ def results_loop(
     load_more: Callable[[int], bool],
     check: Callable[[Tally], None] | None = None,
 ) -> Iterator[Candidate]:
-    """The loop every results page shares: read what is new, hand on each distinct
-    candidate, and load more until ``wanted`` are handed on or the results end.
+    """The loop every results page shares: read what is new, hand on each usable
+    candidate once, and load more until ``wanted`` are handed on or the results end.
+    (The same URL shown twice is handed on twice; the collector drops repeats.)
 
     ``read_batch(n)`` returns the raw results after the first ``n`` already read;
     ``to_candidate`` turns one into a Candidate or None when it is unusable;
@@ -97,7 +98,6 @@ def results_loop(
     no results at all).
     """
     tally = Tally()
-    seen: set[str] = set()
     while tally.yielded < wanted:
         batch = read_batch(tally.read)
         tally.read += len(batch)
@@ -106,9 +106,6 @@ def results_loop(
             if candidate is None:
                 tally.unusable += 1
                 continue
-            if candidate.url in seen:
-                continue
-            seen.add(candidate.url)
             tally.yielded += 1
             yield candidate
             if tally.yielded >= wanted:

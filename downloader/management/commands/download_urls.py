@@ -11,19 +11,18 @@ same chokepoint, validation and de-duplication as a job.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.core.files.storage import FileSystemStorage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from downloader.management.commands.fetch_images import CONVERT_CHOICES, parse_formats, parse_min_size
+from downloader.collect import Candidate, CollectResult
+from downloader.management.commands._options import ProgressBar, add_filter_arguments, image_rules, summary
 
 
-def read_url_file(path: Path):
-    from downloader.collect import Candidate
-
+def read_url_file(path: Path) -> Iterator[Candidate]:
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             line = line.strip()
@@ -45,90 +44,54 @@ class Command(BaseCommand):
         parser.add_argument(
             "--count", type=int, default=0, help="stop after this many valid images (default: all)"
         )
-        parser.add_argument("--min-size", default="", help="WIDTHxHEIGHT")
-        parser.add_argument("--formats", default="", help="e.g. jpeg,png")
-        parser.add_argument(
-            "--convert-to", choices=CONVERT_CHOICES, default=None, help="re-encode every image to this format"
-        )
         parser.add_argument(
             "--concurrency", type=int, default=0, help="downloads in flight (default: setting)"
         )
         parser.add_argument("--per-host", type=int, default=0, help="downloads in flight per host")
         parser.add_argument("--name", default="image", help="file name stem for the images")
-        parser.add_argument("--no-progress", action="store_true")
+        add_filter_arguments(parser)
 
     def handle(self, *args, **options) -> None:
-        from downloader.archive import entry_names, write_archive
-        from downloader.collect import collect_images
+        from downloader.collect import Collector
         from downloader.http import Fetcher
-        from downloader.validation import ImageRules
 
         source = Path(options["urls"])
         if not source.is_file():
             raise CommandError(f"{source} is not a file")
-        total = sum(1 for _ in read_url_file(source))
-        wanted = options["count"] or total
+        wanted = options["count"] or sum(1 for _ in read_url_file(source))
         if wanted < 1:
             raise CommandError(f"{source} lists no URLs")
-        min_w, min_h = parse_min_size(options["min_size"]) if options["min_size"] else (0, 0)
-        rules = ImageRules(
-            formats=set(parse_formats(options["formats"])) if options["formats"] else set(),
-            min_width=min_w,
-            min_height=min_h,
-            output_format=options["convert_to"],
-        )
+        rules = image_rules(options)
         fetcher = Fetcher(concurrency=options["concurrency"] or None, per_host=options["per_host"] or None)
         out = Path(options["out"]).resolve()
-        bar = None
-        if not options["no_progress"]:
-            from tqdm import tqdm
-
-            bar = tqdm(total=wanted, unit="img", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
-        rejected_total = [0]
-
-        def progress(kind: str, **info) -> None:
-            if kind == "rejected":
-                rejected_total[0] += 1
-            if bar is not None:
-                if kind == "kept":
-                    bar.update(1)
-                bar.set_postfix(rejected=rejected_total[0], refresh=False)
-
+        bar = ProgressBar(wanted, not options["no_progress"], self.stderr.write)
         work = Path(tempfile.mkdtemp(prefix="imagedl-urls-", dir=out.parent if out.parent.exists() else None))
         try:
-            result = collect_images(
-                read_url_file(source),
+            collector = Collector(
                 wanted=wanted,
                 workdir=work,
                 rules=rules,
-                progress=progress,
+                progress=lambda kind, **info: bar.update(collector.counts),
                 fetcher=fetcher,
             )
-            if bar is not None:
-                bar.close()
-            if out.suffix.lower() == ".zip":
-                out.parent.mkdir(parents=True, exist_ok=True)
-                archive = write_archive(
-                    result.kept,
-                    name_stem=options["name"],
-                    storage=FileSystemStorage(location=str(out.parent)),
-                    path=out.name,
-                )
-                size = archive.bytes
-            else:
-                out.mkdir(parents=True, exist_ok=True)
-                size = 0
-                for name, image in zip(
-                    entry_names(options["name"], [k.format for k in result.kept]), result.kept, strict=True
-                ):
-                    shutil.move(image.path, out / name)
-                    size += image.bytes
+            result = collector.run(read_url_file(source))
+            bar.close()
+            size = self._write(result, out, options["name"])
         finally:
             fetcher.close()
             shutil.rmtree(work, ignore_errors=True)
-        reasons = ", ".join(f"{k}={v}" for k, v in sorted(result.rejected.items())) or "none"
-        self.stdout.write(
-            f"asked {result.asked}, found {result.found}, kept {len(result.kept)}, "
-            f"rejected {sum(result.rejected.values())} ({reasons}), unused {result.unused}; "
-            f"wrote {out} ({size} bytes)"
-        )
+        self.stdout.write(summary(result, len(result.kept), out, size))
+
+    def _write(self, result: CollectResult, out: Path, stem: str) -> int:
+        """Write the kept images as a zip or into a folder; returns the bytes written."""
+        from downloader.archive import entry_names, write_archive
+
+        if out.suffix.lower() == ".zip":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            storage = FileSystemStorage(location=str(out.parent))
+            return write_archive(result.kept, name_stem=stem, storage=storage, path=out.name).bytes
+        out.mkdir(parents=True, exist_ok=True)
+        names = entry_names(stem, [image.format for image in result.kept])
+        for name, image in zip(names, result.kept, strict=True):
+            shutil.move(image.path, out / name)
+        return sum(image.bytes for image in result.kept)

@@ -12,7 +12,7 @@ import re
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.emails import human_bytes
+from jobs.formatting import human_bytes
 from jobs.services import jobs_purge_due
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

@@ -1,0 +1,133 @@
+"""Search and download in one step: a Request in, valid unique images out.
+
+``gather`` opens one browser (behind the egress guard when a user's page is opened),
+lets the search engines or the page extractor yield candidate URLs lazily, and feeds
+them to the collector until enough valid, unique images are kept. Callers (the job run
+in ``jobs.run``, ``manage.py fetch_images``) follow it through callbacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from downloader.archive import file_stem
+from downloader.browser import open_browser
+from downloader.choices import AUTO
+from downloader.collect import Candidate, Collector, CollectResult, Counts, ImageRules, KeptImage
+from downloader.egress import EgressGuard
+from downloader.engines import engine_order, extract_page_images, search_with_fallback
+from downloader.engines.base import SearchRules
+
+EventSink = Callable[[str, str, dict], None]  # (kind, message, data)
+
+
+@dataclass
+class Request:
+    """What to gather, independent of where the request came from."""
+
+    wanted: int
+    query: str = ""
+    page_url: str = ""
+    engine: str = AUTO
+    formats: frozenset[str] = frozenset()
+    min_width: int = 0
+    min_height: int = 0
+    output_format: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return self.query or self.page_url
+
+    @property
+    def name_stem(self) -> str:
+        return file_stem(self.subject)
+
+    @property
+    def image_rules(self) -> ImageRules:
+        return ImageRules(
+            formats=set(self.formats),
+            min_width=self.min_width,
+            min_height=self.min_height,
+            output_format=self.output_format,
+        )
+
+    @property
+    def search_rules(self) -> SearchRules:
+        return SearchRules(formats=set(self.formats), min_width=self.min_width, min_height=self.min_height)
+
+
+OVERFETCH_FACTOR = 10
+
+
+def _candidates(request: Request, driver, on_event: EventSink) -> Iterator[Candidate]:
+    """Candidate URLs, lazily, from the page extractor or the engines in fallback order."""
+
+    def engine_event(kind: str, data: dict) -> None:
+        on_event(kind, describe_engine_event(kind, data), data)
+
+    # Candidates are drawn lazily, only while the collector needs more, so the engines
+    # may offer many more than wanted (most results can be junk); the bound only ends
+    # a search whose results never pass.
+    overfetch = request.wanted * OVERFETCH_FACTOR + 100
+    if request.page_url:
+        return extract_page_images(driver, request.page_url, wanted=overfetch, on_event=engine_event)
+    order = engine_order(request.engine)
+    return search_with_fallback(order, driver, request.query, overfetch, request.search_rules, engine_event)
+
+
+def describe_engine_event(kind: str, data: dict) -> str:
+    engine = data.get("engine", "")
+    texts = {
+        "engine_started": f"Searching with {engine}",
+        "page_loaded": f"Loaded the {engine or 'page'} results",
+        "scrolled": f"Scrolled for more results ({data.get('found', '?')} so far)",
+        "see_more_clicked": "Clicked 'see more images'",
+        "results_end": f"{engine or 'The page'} has no more results",
+        "engine_failed": f"{engine} failed ({data.get('reason', 'error')}); trying the next engine",
+        "engine_exhausted": f"{engine} ran out of results; trying the next engine",
+    }
+    return texts.get(kind, kind.replace("_", " "))
+
+
+def gather(
+    request: Request,
+    workdir: Path,
+    *,
+    on_event: EventSink,
+    on_progress: Callable[[Counts], None] | None = None,
+    on_kept: Callable[[KeptImage], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    already_kept: list[KeptImage] | None = None,
+) -> CollectResult:
+    """Search and download until ``request.wanted`` valid, unique images are kept.
+
+    ``on_progress(counts)`` follows every candidate found, kept or rejected;
+    ``on_kept(image)`` sees each image as it is kept; ``already_kept`` are images an
+    earlier attempt validated (they count, and their URLs are not fetched again).
+    """
+    already = list(already_kept or [])
+    if len(already) >= request.wanted:
+        return CollectResult(asked=request.wanted, found=0, kept=already, resumed=len(already))
+
+    def progress(kind: str, **info: object) -> None:
+        if kind == "kept" and on_kept is not None:
+            on_kept(info["image"])  # type: ignore[arg-type]
+        if on_progress is not None:
+            on_progress(collector.counts)
+
+    collector = Collector(
+        wanted=request.wanted,
+        workdir=workdir,
+        rules=request.image_rules,
+        progress=progress,
+        should_stop=should_stop,
+        already_kept=already,
+    )
+    with contextlib.ExitStack() as stack:  # one browser per request, always quit (then its guard)
+        # A user's page decides what the browser fetches: all of it goes through the guard.
+        egress = stack.enter_context(EgressGuard()) if request.page_url else None
+        driver = stack.enter_context(open_browser(egress=egress))
+        return collector.run(_candidates(request, driver, on_event))
