@@ -114,8 +114,8 @@ def main() -> None:
                     shutil.copyfileobj(src, out)
         f_pack = time.monotonic() - started
         # 4. the whole job, as the worker runs it
-        from jobs.run import run_job
         from jobs import records, services
+        from jobs.run import run_job
 
         job = services.job_submit(
             email="bench@example.org",

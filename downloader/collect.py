@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 from downloader.dedupe import DuplicateFilter
 from downloader.http import Fetcher, FetchResult, host_key
@@ -50,6 +51,29 @@ class KeptImage:
     bytes: int
     sha256: str
     phash: str = ""
+
+    DESCRIPTION: ClassVar[tuple[str, ...]] = (
+        "source_url",
+        "page_url",
+        "width",
+        "height",
+        "format",
+        "bytes",
+        "sha256",
+        "phash",
+    )
+
+    def description(self) -> dict[str, object]:
+        """Everything but the file's path: what a record of the image keeps."""
+        return {name: getattr(self, name) for name in self.DESCRIPTION}
+
+    @classmethod
+    def from_description(cls, path: Path, record: object) -> KeptImage:
+        """The image at ``path`` described by ``record`` (any object with those attributes)."""
+        values = {name: getattr(record, name) for name in cls.DESCRIPTION}
+        values["page_url"] = values["page_url"] or ""
+        values["phash"] = values["phash"] or ""
+        return cls(path=path, **values)
 
 
 @dataclass
@@ -407,29 +431,11 @@ class Collector:
                 leftover.unlink(missing_ok=True)
 
 
-def collect_images(
-    candidates: Iterable[Candidate],
-    *,
-    wanted: int,
-    workdir: Path,
-    rules: ImageRules | None = None,
-    progress: Progress | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    already_kept: Iterable[KeptImage] = (),
-    fetcher: Fetcher | None = None,
-) -> CollectResult:
-    """Download candidates until ``wanted`` valid, unique images are kept (see Collector).
+def collect_images(candidates: Iterable[Candidate], **options: Any) -> CollectResult:
+    """Download candidates until enough valid, unique images are kept: a Collector made
+    with ``options`` (``wanted``, ``workdir``, ``rules``, ``progress``, ...), run once.
 
     ``already_kept`` are images a previous attempt validated: they count towards
     ``wanted``, seed the duplicate filter, and their URLs are not fetched again.
     """
-    collector = Collector(
-        wanted=wanted,
-        workdir=workdir,
-        rules=rules,
-        progress=progress,
-        should_stop=should_stop,
-        already_kept=already_kept,
-        fetcher=fetcher,
-    )
-    return collector.run(candidates)
+    return Collector(**options).run(candidates)

@@ -163,42 +163,18 @@ class JobRun:
         target = self.kept_dir / name
         Path(image.path).replace(target)
         image.path = target
-        services.job_add_image(
-            self.job,
-            self.position,
-            file_name=name,
-            source_url=image.source_url,
-            page_url=image.page_url,
-            width=image.width,
-            height=image.height,
-            format=image.format,
-            bytes=image.bytes,
-            sha256=image.sha256,
-            phash=image.phash,
-        )
+        services.job_add_image(self.job, self.position, file_name=name, **image.description())
 
     # -- the outcome ----------------------------------------------------------------
 
     def _resumable_images(self) -> list[KeptImage]:
         """Images a previous attempt kept, whose files are still in the work folder."""
-        kept = []
-        for image in services.job_kept_images(self.job):
-            path = self.kept_dir / image.file_name
-            if path.exists():
-                kept.append(
-                    KeptImage(
-                        path=path,
-                        source_url=image.source_url,
-                        page_url=image.page_url or "",
-                        width=image.width,
-                        height=image.height,
-                        format=image.format,
-                        bytes=image.bytes,
-                        sha256=image.sha256,
-                        phash=image.phash or "",
-                    )
-                )
-        return kept
+        rows = services.job_kept_images(self.job)
+        return [
+            KeptImage.from_description(self.kept_dir / row.file_name, row)
+            for row in rows
+            if (self.kept_dir / row.file_name).exists()
+        ]
 
     def _deliver(self, result: CollectResult) -> str:
         job, request = self.job, self.request

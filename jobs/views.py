@@ -3,6 +3,7 @@ download, cancel and resubmit. Every job URL carries a signed token (jobs.links)
 
 from __future__ import annotations
 
+import functools
 import hmac
 import io
 import ipaddress
@@ -10,6 +11,7 @@ import json
 import logging
 import time
 import zipfile
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from cassandra.util import datetime_from_uuid1
@@ -20,7 +22,6 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -91,6 +92,24 @@ def _job_from(token: str, purpose: str) -> Job:
     if job is None:
         raise LinkProblem("invalid")
     return job
+
+
+def job_link(purpose: str) -> Callable:
+    """View decorator: the signed token in the URL becomes the job it names (the view
+    gets ``job`` and ``token``); a forged, expired or dangling link gets its page."""
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def with_job(request: HttpRequest, token: str, *args: object, **kwargs: object) -> HttpResponse:
+            try:
+                job = _job_from(token, purpose)
+            except LinkProblem as exc:
+                return _link_problem_page(request, exc.reason)
+            return view(request, job, token, *args, **kwargs)
+
+        return with_job
+
+    return decorate
 
 
 def _link_problem_page(request: HttpRequest, reason: str, status: int = 410) -> HttpResponse:
@@ -194,11 +213,8 @@ def _percent(job: Job) -> int:
 
 @never_cache
 @require_GET
-def submitted(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        job = _job_from(token, "status")
-    except LinkProblem as exc:
-        return _link_problem_page(request, exc.reason)
+@job_link("status")
+def submitted(request: HttpRequest, job: Job, token: str) -> HttpResponse:
     context = _job_context(job, token)
     context["status_link"] = links.absolute(reverse("jobs:status", args=[token]))
     return render(request, "jobs/submitted.html", context)
@@ -206,11 +222,8 @@ def submitted(request: HttpRequest, token: str) -> HttpResponse:
 
 @never_cache
 @require_GET
-def status(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        job = _job_from(token, "status")
-    except LinkProblem as exc:
-        return _link_problem_page(request, exc.reason)
+@job_link("status")
+def status(request: HttpRequest, job: Job, token: str) -> HttpResponse:
     return render(request, "jobs/status.html", _job_context(job, token))
 
 
@@ -262,13 +275,10 @@ def _status_payload(job: Job, token: str) -> dict:
 
 
 @require_http_methods(["GET", "POST"])
-def cancel(request: HttpRequest, token: str) -> HttpResponse:
+@job_link("status")
+def cancel(request: HttpRequest, job: Job, token: str) -> HttpResponse:
     """POST cancels; GET (the emailed link) shows the status page with its cancel button,
     so a mail scanner following links cannot cancel anything."""
-    try:
-        job = _job_from(token, "status")
-    except LinkProblem as exc:
-        return _link_problem_page(request, exc.reason)
     if request.method == "GET":
         return redirect(reverse("jobs:status", args=[token]) + "#cancel")
     services.job_cancel(job, by="user")
@@ -276,11 +286,8 @@ def cancel(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @require_GET
-def download(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        job = _job_from(token, "download")
-    except LinkProblem as exc:
-        return _link_problem_page(request, exc.reason)
+@job_link("download")
+def download(request: HttpRequest, job: Job, token: str) -> HttpResponse:
     if job.status == JobStatus.CANCELLED:
         return _link_problem_page(request, "cancelled")
     if job.status != JobStatus.DONE:
@@ -289,7 +296,9 @@ def download(request: HttpRequest, token: str) -> HttpResponse:
         return _link_problem_page(request, "not_ready", status=409)
     if not job.archive_path or not default_storage.exists(job.archive_path):
         return _link_problem_page(request, "gone")
-    name = f"{slugify(job.subject)[:60] or 'images'}.zip"
+    from downloader.archive import file_stem  # not at import: the web needs it only here
+
+    name = f"{file_stem(job.subject)}.zip"
     return FileResponse(default_storage.open(job.archive_path, "rb"), as_attachment=True, filename=name)
 
 
@@ -298,6 +307,8 @@ def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
     """A small JPEG of the n-th kept image, read from the job's archive."""
     from PIL import Image
 
+    from downloader.archive import MANIFEST_NAME
+
     try:
         job = _job_from(token, "status")
     except LinkProblem:
@@ -305,7 +316,7 @@ def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
     if job.status != JobStatus.DONE or not job.archive_path or not default_storage.exists(job.archive_path):
         raise Http404
     with default_storage.open(job.archive_path, "rb") as fh, zipfile.ZipFile(fh) as archive:
-        names = [n for n in archive.namelist() if n != "manifest.csv"]
+        names = [n for n in archive.namelist() if n != MANIFEST_NAME]
         if not 1 <= number <= len(names):
             raise Http404
         with archive.open(names[number - 1]) as member, Image.open(member) as img:
@@ -319,11 +330,8 @@ def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
 
 
 @require_GET
-def resubmit(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        job = _job_from(token, "resubmit")
-    except LinkProblem as exc:
-        return _link_problem_page(request, exc.reason)
+@job_link("resubmit")
+def resubmit(request: HttpRequest, job: Job, token: str) -> HttpResponse:
     if not job.email or not (job.query or job.page_url):
         return _link_problem_page(request, "gone")
     return home(

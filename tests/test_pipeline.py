@@ -10,11 +10,11 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from jobs.run import run_job
-from jobs.workdir import job_workdir
 from jobs import records, services
 from jobs.events import job_events
 from jobs.models import JobStatus
+from jobs.run import run_job
+from jobs.workdir import job_workdir
 from tests.imagehosts import ImageHost
 from tests.imitations import SearchImitation
 from tests.waiting import wait_for

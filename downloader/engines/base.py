@@ -53,6 +53,11 @@ def is_http_url(url: str | None) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def is_thumbnail(url: str, markers: tuple[str, ...]) -> bool:
+    """True when ``url`` contains one of an engine's thumbnail markers."""
+    return any(marker in url for marker in markers)
+
+
 def wait_until(condition: Callable[[], object], timeout: float, poll: float = 0.1) -> object:
     """Poll ``condition`` until it returns something truthy or ``timeout`` passes.
 
@@ -128,9 +133,10 @@ class Engine:
     together at the top and implement ``search``."""
 
     name = "engine"
+    url_setting = ""  # the setting holding the engine's base URL (tests point it at an imitation)
 
     def base_url(self) -> str:
-        raise NotImplementedError
+        return getattr(settings, self.url_setting)
 
     def scroll_wait(self) -> float:
         return settings.IMAGEDL_SCROLL_WAIT

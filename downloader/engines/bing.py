@@ -9,8 +9,6 @@ import json
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
-from django.conf import settings
-
 from downloader.engines.base import (
     Candidate,
     Engine,
@@ -18,6 +16,7 @@ from downloader.engines.base import (
     EventCallback,
     SearchRules,
     is_http_url,
+    is_thumbnail,
     no_events,
     results_loop,
     wait_until,
@@ -28,7 +27,11 @@ RESULT_LINK = "a.iusc"  # attribute m: HTML-escaped JSON with murl (full size), 
 SEE_MORE_BUTTON = ".btn_seemore"
 CAPTCHA_MARKERS = ("#b_captcha", "form[action*='captcha']", "#bnp_hfly_cta")
 SEARCH_PATH = "/images/search"
-THUMBNAIL_HOSTS = ("tse1.mm.bing.net", "tse2.mm.bing.net", "tse3.mm.bing.net", "tse4.mm.bing.net")
+THUMBNAIL_MARKERS = (
+    *(f"tse{n}.mm.bing.net" for n in range(1, 5)),  # Bing's thumbnail hosts
+    "/th?id=",
+    "/th/id/",
+)
 
 READ_RESULTS_JS = """
 const links = document.querySelectorAll(arguments[0]);
@@ -58,15 +61,10 @@ def filter_param(rules: SearchRules) -> str:
     return "".join(parts)
 
 
-def is_thumbnail(url: str) -> bool:
-    return any(host in url for host in THUMBNAIL_HOSTS) or "/th?id=" in url or "/th/id/" in url
-
-
 class BingEngine(Engine):
     name = "bing"
 
-    def base_url(self) -> str:
-        return settings.IMAGEDL_BING_URL
+    url_setting = "IMAGEDL_BING_URL"
 
     def results_url(self, query: str, rules: SearchRules) -> str:
         params = {"q": query, "form": "HDRSC2", "first": "1"}
@@ -103,7 +101,7 @@ class BingEngine(Engine):
         except ValueError:
             return None
         url = meta.get("murl")
-        if not is_http_url(url) or is_thumbnail(url):
+        if not is_http_url(url) or is_thumbnail(url, THUMBNAIL_MARKERS):
             return None
         page = meta.get("purl") if is_http_url(meta.get("purl")) else ""
         return Candidate(url=url, page_url=page, title=str(meta.get("t") or "")[:200], engine=self.name)

@@ -10,8 +10,6 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
-from django.conf import settings
-
 from downloader.engines.base import (
     Candidate,
     Engine,
@@ -21,6 +19,7 @@ from downloader.engines.base import (
     SearchRules,
     Tally,
     is_http_url,
+    is_thumbnail,
     no_events,
     results_loop,
 )
@@ -39,15 +38,10 @@ fetch(arguments[0], {credentials: 'same-origin'})
 """
 
 
-def is_thumbnail(url: str) -> bool:
-    return any(marker in url for marker in THUMBNAIL_MARKERS)
-
-
 class DuckDuckGoEngine(Engine):
     name = "duckduckgo"
 
-    def base_url(self) -> str:
-        return settings.IMAGEDL_DUCKDUCKGO_URL
+    url_setting = "IMAGEDL_DUCKDUCKGO_URL"
 
     def search(
         self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None
@@ -109,7 +103,7 @@ class DuckDuckGoEngine(Engine):
 
     def _candidate(self, item: dict) -> Candidate | None:
         url = item.get("image")
-        if not is_http_url(url) or is_thumbnail(url):
+        if not is_http_url(url) or is_thumbnail(url, THUMBNAIL_MARKERS):
             return None
         page = item.get("url")
         return Candidate(

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
-from django.conf import settings
-
 from downloader.engines.base import (
     Candidate,
     Engine,
@@ -20,6 +18,7 @@ from downloader.engines.base import (
     SearchRules,
     Tally,
     is_http_url,
+    is_thumbnail,
     no_events,
     results_loop,
     wait_until,
@@ -41,15 +40,10 @@ COUNT_JS = "return document.querySelectorAll(arguments[0]).length;"
 BLOCKED_JS = "return arguments[0].some(sel => document.querySelector(sel) !== null);"
 
 
-def is_thumbnail(url: str) -> bool:
-    return any(marker in url for marker in THUMBNAIL_MARKERS)
-
-
 class GoogleEngine(Engine):
     name = "google"
 
-    def base_url(self) -> str:
-        return settings.IMAGEDL_GOOGLE_URL
+    url_setting = "IMAGEDL_GOOGLE_URL"
 
     def search(
         self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None
@@ -69,7 +63,7 @@ class GoogleEngine(Engine):
         def to_candidate(href: object) -> Candidate | None:
             query_args = parse_qs(urlsplit(urljoin(page_url, str(href or ""))).query)
             url = (query_args.get("imgurl") or [""])[0]
-            if not is_http_url(url) or is_thumbnail(url):
+            if not is_http_url(url) or is_thumbnail(url, THUMBNAIL_MARKERS):
                 return None
             page = (query_args.get("imgrefurl") or [""])[0]
             return Candidate(url=url, page_url=page if is_http_url(page) else "", engine=self.name)
