@@ -1,7 +1,7 @@
 """The one way to get a browser: headless Debian Chromium through Selenium.
 
 Debian's chromium and chromedriver when present, configured paths otherwise, and
-webdriver-manager only when IMAGEDL_ALLOW_DRIVER_DOWNLOAD is on. Each job gets its own
+webdriver-manager only when IMAGEDL_ALLOW_DRIVER_DOWNLOAD is on. Each request gets its own
 browser with a fresh profile folder, and the browser is always quit.
 """
 

@@ -168,7 +168,7 @@ def resolve_checked(
 
 
 class Fetcher:
-    """Fetches URLs to files under the policy; thread-safe; one per job or command."""
+    """Fetches URLs to files under the policy; thread-safe; one per download request or command."""
 
     def __init__(
         self,

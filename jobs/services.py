@@ -1,4 +1,4 @@
-"""The verbs that change a job: submit, cancel, retry, purge, and the pipeline's steps.
+"""The verbs that change a job: submit, cancel, retry, purge, email, and the job run's steps.
 
 Views, admin actions, management commands and tasks call these; none of them writes
 job rows on its own. Every change is recorded in the job's event log.
@@ -171,7 +171,7 @@ def job_submit(
 def job_cancel(job: Job, *, by: str = "user") -> bool:
     """Cancel a scheduled or running job. Returns False if it had already finished.
 
-    Before the run, the schedule is removed. During the run the pipeline sees the new
+    Before the run, the schedule is removed. During the run the job run sees the new
     status at its next step, stops, cleans up and records it.
     """
     was_running = job.status == JobStatus.RUNNING

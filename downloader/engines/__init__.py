@@ -60,7 +60,7 @@ def search_with_fallback(
         except EngineError as exc:
             emit("engine_failed", {"engine": name, "reason": exc.reason, "detail": str(exc)})
             continue
-        except Exception as exc:  # a browser error on one engine must not end the job
+        except Exception as exc:  # a browser error on one engine must not end the search
             emit("engine_failed", {"engine": name, "reason": type(exc).__name__, "detail": str(exc)[:200]})
             continue
         if position < len(order) - 1:

@@ -50,7 +50,7 @@ BLOCKED_JS = "return arguments[0].some(sel => document.querySelector(sel) !== nu
 
 
 def filter_param(rules: SearchRules) -> str:
-    """Bing's qft filter string for the job's rules."""
+    """Bing's qft filter string for the request's rules."""
     parts = []
     if rules.min_width >= 1 or rules.min_height >= 1:
         parts.append(f"+filterui:imagesize-custom_{max(rules.min_width, 1)}_{max(rules.min_height, 1)}")

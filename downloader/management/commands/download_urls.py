@@ -5,7 +5,7 @@
 
 URLS.txt holds one URL per line (blank lines and # comments are skipped; a second
 tab- or comma-separated column is taken as the page URL). Every URL goes through the
-same chokepoint, validation and de-duplication as a job.
+same chokepoint, validation and de-duplication as a search request.
 """
 
 from __future__ import annotations
