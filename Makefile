@@ -10,7 +10,7 @@ PORT ?= 8000
 APT_PACKAGES := chromium chromium-driver openjdk-17-jre-headless maven
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps system-deps venv cassandra cassandra-stop setup lint format bench clean
+.PHONY: run test screenshots deps system-deps venv cassandra cassandra-stop setup lint format bench clean
 
 # The local node is stopped on exit only if this command started it.
 run: deps
@@ -22,6 +22,12 @@ test: deps cassandra
 	$(PY) manage.py collectstatic --noinput -v0
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# A test run keeps its screenshots under var/screenshots/; this refreshes the README's
+# docs/screenshots/ on purpose, from the browser tests marked `screenshots`.
+screenshots: deps cassandra
+	$(PY) manage.py collectstatic --noinput -v0
+	IMAGEDL_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest -m screenshots $(PYTEST_ARGS)
 
 deps: system-deps venv
 	$(PY) -m devtools.cassandra_node fetch >/dev/null

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -43,6 +44,10 @@ CHROME_FLAGS = (
 
 class BrowserUnavailable(RuntimeError):
     """No Chromium or chromedriver could be found (and downloading is not allowed)."""
+
+
+class BrowserStartFailed(RuntimeError):
+    """Chromium or chromedriver was found but did not start (a passing fault, often)."""
 
 
 def _first_existing(*candidates: str | None) -> str | None:
@@ -82,20 +87,41 @@ def _driver_path() -> str:
     )
 
 
+def _tied_to_parent(program: str, folder: str) -> str:
+    """A launcher for ``program`` that dies with the process that starts it.
+
+    chromedriver is started by the worker and Chromium by chromedriver; when the worker
+    is killed (django-q2's task time-out, SIGKILL), ``finally`` never runs. Through
+    ``setpriv --pdeathsig KILL`` the kernel kills each of them as its parent goes, so no
+    browser outlives its job. Without setpriv the program is used as it is.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return program
+    launcher = Path(folder) / f"tied-{Path(program).name}"
+    launcher.write_text(
+        f'#!/bin/sh\nexec {shlex.quote(setpriv)} --pdeathsig KILL -- {shlex.quote(program)} "$@"\n'
+    )
+    launcher.chmod(0o700)
+    return str(launcher)
+
+
 @contextlib.contextmanager
 def open_browser(*, width: int = 1366, height: int = 900, egress: EgressGuard | None = None) -> Iterator:
     """A headless Chromium WebDriver, quit and its profile removed on exit. With
     ``egress``, every request the browser makes (loopback included) goes through that
     guard."""
     from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
 
     binary = find_chromium()
     if binary is None:
         raise BrowserUnavailable("no Chromium found: apt-get install chromium, or set IMAGEDL_CHROMIUM")
     profile = tempfile.mkdtemp(prefix="imagedl-chromium-")
+    launchers = tempfile.mkdtemp(prefix="imagedl-launch-")
     options = webdriver.ChromeOptions()
-    options.binary_location = binary
+    options.binary_location = _tied_to_parent(binary, launchers)
     for flag in CHROME_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
@@ -108,7 +134,12 @@ def open_browser(*, width: int = 1366, height: int = 900, egress: EgressGuard | 
     options.page_load_strategy = "normal"
     driver = None
     try:
-        driver = webdriver.Chrome(service=Service(executable_path=_driver_path()), options=options)
+        try:
+            service = Service(executable_path=_tied_to_parent(_driver_path(), launchers))
+            driver = webdriver.Chrome(service=service, options=options)
+        except WebDriverException as exc:  # the driver or the browser would not start
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise BrowserStartFailed(first_line[:200]) from exc
         driver.set_page_load_timeout(settings.IMAGEDL_PAGE_LOAD_TIMEOUT)
         driver.set_script_timeout(settings.IMAGEDL_PAGE_LOAD_TIMEOUT)
         yield driver
@@ -117,3 +148,4 @@ def open_browser(*, width: int = 1366, height: int = 900, egress: EgressGuard | 
             with contextlib.suppress(Exception):
                 driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(launchers, ignore_errors=True)

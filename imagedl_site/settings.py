@@ -246,6 +246,18 @@ IMAGEDL_EMAIL_MAX_TRIES = env_int("IMAGEDL_EMAIL_MAX_TRIES", 8, minimum=1)
 IMAGEDL_EMAIL_RETRY_SECONDS = env_int("IMAGEDL_EMAIL_RETRY_SECONDS", 30, minimum=1)
 # How often the purge task runs.
 IMAGEDL_PURGE_EVERY_MINUTES = env_int("IMAGEDL_PURGE_EVERY_MINUTES", 1, minimum=1)
+# A run holds its job with a lease it renews every third of this; a run whose lease ran
+# out is taken over (by the reaper's next pass, or a copy of its task).
+IMAGEDL_LEASE_SECONDS = env_int("IMAGEDL_LEASE_SECONDS", 60, minimum=3)
+# How often the reaper looks for jobs and mails nobody is working on.
+IMAGEDL_REAPER_EVERY_MINUTES = env_int("IMAGEDL_REAPER_EVERY_MINUTES", 1, minimum=1)
+# A scheduled job this long past its time with no run, or a mail queued this long ago
+# and not sent, is queued again by the reaper.
+IMAGEDL_REAPER_GRACE_SECONDS = env_int("IMAGEDL_REAPER_GRACE_SECONDS", 120, minimum=1)
+# Cassandra or the browser unreachable: the run steps back and is queued again after
+# IMAGEDL_TRANSIENT_BACKOFF_SECONDS (doubling, at most 5 min), this many times.
+IMAGEDL_TRANSIENT_RETRIES = env_int("IMAGEDL_TRANSIENT_RETRIES", 6, minimum=0)
+IMAGEDL_TRANSIENT_BACKOFF_SECONDS = env_int("IMAGEDL_TRANSIENT_BACKOFF_SECONDS", 10, minimum=1)
 
 # --- Background jobs (django-q2) ---------------------------------------------------
 

@@ -4,6 +4,7 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 PURGE_SCHEDULE_NAME = "imagedl-purge-due"
+REAPER_SCHEDULE_NAME = "imagedl-reaper"
 
 
 def _ensure_schedules(sender, using="default", **kwargs) -> None:
@@ -15,6 +16,9 @@ def _ensure_schedules(sender, using="default", **kwargs) -> None:
 
     scheduling.ensure_recurring(
         PURGE_SCHEDULE_NAME, scheduling.PURGE_TASK, settings.IMAGEDL_PURGE_EVERY_MINUTES
+    )
+    scheduling.ensure_recurring(
+        REAPER_SCHEDULE_NAME, scheduling.REAP_TASK, settings.IMAGEDL_REAPER_EVERY_MINUTES
     )
     scheduling.rename_stored_tasks()
 

@@ -65,6 +65,15 @@ class Job(DjangoCassandraModel):
     finished_at = columns.DateTime()
     delivered_at = columns.DateTime()
     purged_at = columns.DateTime()
+    purge_due_at = columns.DateTime()  # the job's job_purge_due row, replaced on retry
+
+    # Who works on it. A run claims the job by writing its id and a lease expiry in a
+    # lightweight transaction and renews the lease while it works; every write it makes
+    # to this row is conditional on its id. ``generation`` counts operator retries:
+    # each generation sends its own mails.
+    run_id = columns.UUID()
+    lease_until = columns.DateTime()
+    generation = columns.Integer(default=1)
 
     class Meta:
         get_pk_field = "id"
@@ -106,9 +115,12 @@ class JobByDay(DjangoCassandraModel):
 
 
 class JobImage(DjangoCassandraModel):
-    __table_name__ = "job_image"
+    """The images a run kept, by run: readers use the rows of the run the job names."""
+
+    __table_name__ = "job_run_image"
 
     job_id = columns.UUID(partition_key=True)
+    run_id = columns.UUID(primary_key=True, clustering_order="ASC")
     position = columns.Integer(primary_key=True, clustering_order="ASC")
     file_name = columns.Text()
     source_url = columns.Text()
@@ -150,6 +162,65 @@ class JobPurgeDue(DjangoCassandraModel):
     bucket = columns.Text(partition_key=True, default="all")
     due_at = columns.DateTime(primary_key=True, clustering_order="ASC")
     job_id = columns.UUID(primary_key=True, clustering_order="ASC")
+
+    class Meta:
+        get_pk_field = "bucket"
+
+
+class JobActive(DjangoCassandraModel):
+    """Jobs scheduled or running (one small partition): what the reaper looks after.
+
+    A row is written with the job and deleted once it is finished."""
+
+    __table_name__ = "job_active"
+
+    bucket = columns.Text(partition_key=True, default="all")
+    job_id = columns.UUID(primary_key=True, clustering_order="ASC")
+
+    class Meta:
+        get_pk_field = "bucket"
+
+
+class MailState:
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the last try
+    SUPERSEDED = "superseded"  # an operator's retry started a new generation first
+
+    DONE = (SENT, FAILED, SUPERSEDED)
+
+
+class JobMail(DjangoCassandraModel):
+    """The outbox: one row per (job, generation, kind). A sender claims the row in a
+    lightweight transaction before sending and marks it sent after, so a task handed
+    out twice sends one mail."""
+
+    __table_name__ = "job_mail"
+
+    job_id = columns.UUID(partition_key=True)
+    generation = columns.Integer(primary_key=True, clustering_order="ASC")
+    kind = columns.Text(primary_key=True, clustering_order="ASC")
+    state = columns.Text(default=MailState.PENDING)
+    claimed_by = columns.UUID()
+    claim_until = columns.DateTime()
+    tries = columns.Integer(default=0)
+    queued_at = columns.DateTime()
+    sent_at = columns.DateTime()
+
+    class Meta:
+        get_pk_field = "job_id"
+
+
+class MailPending(DjangoCassandraModel):
+    """Outbox rows not yet sent (one small partition), for the reaper."""
+
+    __table_name__ = "mail_pending"
+
+    bucket = columns.Text(partition_key=True, default="all")
+    job_id = columns.UUID(primary_key=True, clustering_order="ASC")
+    generation = columns.Integer(primary_key=True, clustering_order="ASC")
+    kind = columns.Text(primary_key=True, clustering_order="ASC")
 
     class Meta:
         get_pk_field = "bucket"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from jobs.events import personal_ttl_seconds
-from jobs.models import Job, JobByDay, JobDay, JobImage
+from jobs.models import Job, JobActive, JobByDay, JobDay, JobImage
 from jobs.utc import aware_utc, naive_utc, utc_day
 
 PERSONAL_FIELDS = ("email", "query", "page_url")
@@ -70,6 +70,8 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
         )
     )
     writes.append((f"INSERT INTO {JobDay.column_family_name()} (bucket, day) VALUES (?, ?)", ("all", day)))  # noqa: S608
+    active = f"INSERT INTO {JobActive.column_family_name()} (bucket, job_id) VALUES (?, ?)"  # noqa: S608
+    writes.append((active, ("all", job.id)))
     if first_event is not None:
         kind, message, data = first_event
         writes.append(event_write(job.id, kind, message, **data))
@@ -102,37 +104,69 @@ def update_job(job: Job, **changes: object) -> Job:
     return job
 
 
-def change_status(job: Job, status: str, *, only_from: tuple[str, ...], **changes: object) -> bool:
+ANY_RUN = object()  # ``run_is`` default: no condition on the job's run
+
+
+def change_status(
+    job: Job, status: str, *, only_from: tuple[str, ...], run_is: object = ANY_RUN, **changes: object
+) -> bool:
     """Set the job's status, with other non-personal columns, only while its status is
-    one of ``only_from``: a lightweight transaction, so a cancel and the run finishing at
-    the same moment cannot both win. Returns whether the change was made; when not,
-    ``job.status`` is refreshed to what stands."""
+    one of ``only_from`` (and, given ``run_is``, while that run owns the job): a
+    lightweight transaction, so a cancel and the run finishing at the same moment
+    cannot both win. Returns whether the change was made; when not, ``job.status`` is
+    refreshed to what stands."""
+    return write_if(job, {"status": status, **changes}, status_in=only_from, run_is=run_is)
+
+
+def write_if(
+    job: Job, changes: dict[str, object], *, status_in: tuple[str, ...] = (), run_is: object = ANY_RUN
+) -> bool:
+    """Write non-personal columns of the job in a lightweight transaction, only while
+    its status is one of ``status_in`` (when given) and its run is ``run_is`` (when
+    given; None means no run yet)."""
     from jobs.cassandra import execute, prepared
 
     if any(name in PERSONAL_FIELDS for name in changes):
         raise ValueError("personal fields are written with their TTL, not here")
-    names = ["status", *changes]
-    sources = tuple(dict.fromkeys(only_from))
+    if not status_in and run_is is ANY_RUN:
+        raise ValueError("a conditional write needs a condition")
+    conditions: list[str] = []
+    condition_values: list[object] = []
+    if status_in:
+        sources = tuple(dict.fromkeys(status_in))
+        conditions.append(f"status IN ({', '.join('?' * len(sources))})")
+        condition_values.extend(sources)
+    if run_is is not ANY_RUN:
+        conditions.append("run_id = ?")
+        condition_values.append(run_is)
+    names = list(changes)
     cql = (
         f"UPDATE {Job.column_family_name()} SET {', '.join(f'{n} = ?' for n in names)} "  # noqa: S608
-        f"WHERE id = ? IF status IN ({', '.join('?' * len(sources))})"
+        f"WHERE id = ? IF {' AND '.join(conditions)}"
     )
-    values = [status, *(naive_utc(v) for v in changes.values())]
-    result = execute(prepared(cql), (*values, job.id, *sources))
+    values = [naive_utc(v) for v in changes.values()]
+    result = execute(prepared(cql), (*values, job.id, *condition_values))
     if not result.was_applied:
         row = result.one() or {}
-        job.status = row.get("status", job.status)
+        job.status = row.get("status", job.status)  # (never the run: it stays the caller's own)
         return False
     for name, value in zip(names, values, strict=True):
         setattr(job, name, value)
-    JobByDay.objects(day=utc_day(job.created_at), created_at=job.created_at, job_id=job.id).update(
-        status=status
-    )
+    if "status" in changes:
+        JobByDay.objects(day=utc_day(job.created_at), created_at=job.created_at, job_id=job.id).update(
+            status=changes["status"]
+        )
     return True
 
 
-def job_images(job_id: uuid.UUID, limit: int = 1000) -> list[JobImage]:
-    return list(JobImage.objects.filter(job_id=job_id).limit(limit))
+def job_images(job_id: uuid.UUID, limit: int = 1000, *, run_id: uuid.UUID | None = None) -> list[JobImage]:
+    """The image rows of one run: ``run_id``, else the run the job row names now."""
+    if run_id is None:
+        job = get_job(job_id)
+        run_id = job.run_id if job is not None else None
+        if run_id is None:
+            return []
+    return list(JobImage.objects.filter(job_id=job_id, run_id=run_id).limit(limit))
 
 
 @dataclass(frozen=True)

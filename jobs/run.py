@@ -1,39 +1,51 @@
 """The job run: a job record in, a delivered archive (or a plain failure) out.
 
-``run_job`` is what the worker's task calls. It loads the job, counts the attempt, and
-hands a ``JobRun`` the work: turn the record into a ``downloader`` Request, resume from
-the images an interrupted attempt had kept, follow the download through callbacks
-(events, progress, each kept image), watch for cancellation, pack the archive and
-record the outcome. Every change to the job goes through ``jobs.services``.
+``run_job`` is what the worker's task calls, safe to call any number of times at once
+(django-q2 delivers at least once). It claims the job with a lease
+(``services.job_start_attempt``): a copy that finds a live lease leaves without
+touching anything. ``JobRun`` then does the work: turn the record into a
+``downloader`` Request, adopt the images a run whose lease ran out had kept, follow
+the download through callbacks (events, progress, each kept image), renew the lease,
+watch for cancellation, pack the run's own archive and record the outcome. Every write
+it makes to the job row is conditional on its run id: a run that lost its lease stops
+and writes nothing more. When Cassandra or the browser does not answer, the run steps
+back and is queued again with backoff (``step_back``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from downloader.archive import write_archive
 from downloader.choices import AUTO
 from downloader.collect import CollectResult, Counts, KeptImage
 from downloader.engines.base import EngineError
 from downloader.gather import Request, gather
-from jobs import services
+from jobs import scheduling, services
 from jobs.models import Job, JobStatus
-from jobs.workdir import job_workdir, remove_workdir
+from jobs.transient import is_transient
+from jobs.utc import aware_utc
+from jobs.workdir import remove_workdir, run_workdir
 
 logger = logging.getLogger("imagedl.jobs")
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes to the job row
 CANCEL_CHECK_EVERY = 1.0  # seconds between reads of the job's status
+MAX_STEP_BACK_DELAY = 300  # seconds
 
 
 class JobCancelled(Exception):
-    """The job was cancelled while it ran."""
+    """The job was cancelled (or taken by another run) while it ran."""
 
 
 class NothingFound(Exception):
@@ -54,27 +66,72 @@ def request_for(job: Job) -> Request:
     )
 
 
-def archive_path(job: Job) -> str:
-    """Where the job's zip is stored (a path in Django's default storage)."""
-    return f"archives/{job.id.hex}.zip"
+def archive_path(job: Job, run_id: uuid.UUID) -> str:
+    """Where a run's zip is stored (a path in Django's default storage): each run has
+    its own, so a run that lost its job never touches the delivered one."""
+    return f"archives/{job.id.hex}-{run_id.hex[:12]}.zip"
 
 
-def run_job(job_id: uuid.UUID | str) -> str:
-    """Run one job to its end. Safe to call again after a crash (the task re-delivery)."""
+def run_job(job_id: uuid.UUID | str, retry: int = 0, run_id: str = "", stepped_back: str = "") -> str:
+    """Run one job to its end, or leave it to the run that holds it.
+
+    ``retry``, ``run_id`` and ``stepped_back`` come from ``step_back``: how many times
+    this run stepped back, its id (to resume its own lease), and why.
+    """
+    try:
+        return _claim_and_run(job_id, run_id, stepped_back)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        return step_back(str(job_id), retry, run_id, exc)
+
+
+def _claim_and_run(job_id: uuid.UUID | str, run_id: str, stepped_back: str) -> str:
     job = services.job_get(job_id)
     if job is None:
         return "missing"
+    if stepped_back:  # recorded now that Cassandra answers again
+        services.job_note(
+            job,
+            "stepped_back",
+            f"A service did not answer ({stepped_back}); the run was queued again",
+            level="warning",
+            error=stepped_back,
+        )
     if job.status not in JobStatus.ACTIVE:
         return f"skipped: {job.status}"
-    if (job.attempts or 0) >= settings.IMAGEDL_JOB_MAX_ATTEMPTS:
+    own = uuid.UUID(run_id) if run_id else None
+    lease = aware_utc(job.lease_until)
+    if job.run_id not in (None, own) and lease is not None and lease > timezone.now():
+        return "skipped: another run holds the job"
+    if own is None and (job.attempts or 0) >= settings.IMAGEDL_JOB_MAX_ATTEMPTS:
         services.job_fail(
             job,
             f"The job was interrupted {job.attempts} times before it could finish, so we stopped trying.",
         )
         return "failed: attempts"
-    if not services.job_start_attempt(job):
-        return f"skipped: {job.status}"  # cancelled between the check above and now
-    return JobRun(job).execute()
+    earlier = job.run_id
+    if not services.job_start_attempt(job, run_id=own):
+        return f"skipped: {job.status} (claimed by another run)"
+    return JobRun(job, adopt=earlier).execute()
+
+
+def step_back(job_id: str, retry: int, run_id: str, exc: BaseException) -> str:
+    """A service did not answer: queue the run again with backoff (it resumes its own
+    lease), or after the last retry leave the job to the reaper."""
+    error = type(exc).__name__
+    if retry >= settings.IMAGEDL_TRANSIENT_RETRIES:
+        logger.error("job=%s: %s after %d retries; the reaper will queue it again", job_id, error, retry)
+        return f"gave up after {retry} retries ({error})"
+    delay = min(settings.IMAGEDL_TRANSIENT_BACKOFF_SECONDS * 2**retry, MAX_STEP_BACK_DELAY)
+    logger.warning("job=%s: %s; run queued again in %d s", job_id, error, delay)
+    scheduling.schedule_once(
+        f"job-{job_id}-retry-{retry + 1}",
+        scheduling.RUN_TASK,
+        (job_id, retry + 1, run_id, error),
+        timezone.now() + dt.timedelta(seconds=delay),
+    )
+    return f"retry in {delay}s ({error})"
 
 
 class CancelWatch:
@@ -94,21 +151,71 @@ class CancelWatch:
         return self._cancelled
 
 
-class JobRun:
-    """One attempt at a job. Its callbacks run in the collector's thread."""
+class LeaseKeeper:
+    """Renews the run's lease every third of its length, in its own thread. ``lost`` is
+    set when the job was taken from the run (cancelled, or claimed by another run) or
+    when the lease ran out before a renewal got through."""
 
     def __init__(self, job: Job) -> None:
+        self.job_id = job.id
+        self.run_id = job.run_id
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._until = time.monotonic() + settings.IMAGEDL_LEASE_SECONDS
+        self._thread = threading.Thread(target=self._run, name=f"imagedl-lease-{job.id.hex[:8]}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        every = settings.IMAGEDL_LEASE_SECONDS / 3
+        while not self._stop.wait(every):
+            try:
+                if not services.job_renew_lease(Job(id=self.job_id, run_id=self.run_id)):
+                    self.lost.set()
+                    return
+                self._until = time.monotonic() + settings.IMAGEDL_LEASE_SECONDS
+            except Exception as exc:  # Cassandra did not answer: try again, unless too late
+                logger.warning("job=%s: lease renewal failed (%s)", self.job_id, type(exc).__name__)
+            if time.monotonic() >= self._until:
+                self.lost.set()
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+class JobRun:
+    """One attempt at a job, by the run ``job.run_id``. Its callbacks run in the
+    collector's thread."""
+
+    def __init__(self, job: Job, *, adopt: uuid.UUID | None = None) -> None:
         self.job = job
+        self.run_id: uuid.UUID = job.run_id
         self.request = request_for(job)
-        self.workdir = job_workdir(job.id)
+        self.workdir = run_workdir(job.id, self.run_id, adopt=adopt)
         self.kept_dir = self.workdir / "kept"
         self.kept_dir.mkdir(exist_ok=True)
         self.cancelled = CancelWatch(job.id)
+        self.lease: LeaseKeeper | None = None
         self.last_progress = 0.0
-        self.resumed = self._resumable_images()
+        self.resumed = self._adopt(adopt) if adopt is not None else []
         self.position = len(self.resumed)  # numbers the kept files and image rows
 
+    @property
+    def lost(self) -> bool:
+        return self.lease is not None and self.lease.lost.is_set()
+
+    def should_stop(self) -> bool:
+        return self.lost or self.cancelled()
+
     def execute(self) -> str:
+        self.lease = LeaseKeeper(self.job)
+        try:
+            return self._execute()
+        finally:
+            self.lease.stop()
+
+    def _execute(self) -> str:
         job = self.job
         if self.resumed:
             services.job_note(
@@ -121,18 +228,23 @@ class JobRun:
                 on_event=self.on_event,
                 on_progress=self.on_progress,
                 on_kept=self.on_kept,
-                should_stop=self.cancelled,
+                should_stop=self.should_stop,
                 already_kept=self.resumed,
             )
             return self._deliver(result)
         except JobCancelled:
+            if self.lost:  # another run has the job now (or nobody may): leave it be
+                logger.warning("job=%s: run %s lost its lease and stopped", job.id, self.run_id)
+                return "stopped: lost the lease"
             services.job_note_cancelled_during_run(job)
             return "cancelled"
         except NothingFound as exc:
-            services.job_fail(job, str(exc))
-            remove_workdir(job.id)
+            if services.job_fail(job, str(exc)):
+                remove_workdir(job.id)
             return "failed: nothing found"
         except Exception as exc:
+            if is_transient(exc):
+                raise  # run_job steps back; the next try resumes this run
             logger.exception("job=%s failed", job.id)
             services.job_fail(job, plain_failure(exc))
             return "failed: error"
@@ -140,8 +252,10 @@ class JobRun:
     # -- callbacks from the download ------------------------------------------------
 
     def on_event(self, kind: str, message: str, data: dict) -> None:
+        if self.lost:
+            return
         if kind == "engine_started" and data.get("engine"):
-            services.job_record_progress(self.job, engine_used=str(data["engine"]))
+            self._progress(engine_used=str(data["engine"]))
         services.job_note(self.job, kind, message, **data)
 
     def on_progress(self, counts: Counts) -> None:
@@ -149,15 +263,18 @@ class JobRun:
         if now - self.last_progress < PROGRESS_EVERY:
             return
         self.last_progress = now
-        services.job_record_progress(
-            self.job,
+        self._progress(
             found_count=counts.found,
             downloaded_count=counts.kept,
             rejected_count=counts.rejected_total,
         )
 
+    def _progress(self, **counters: int | str) -> None:
+        if not services.job_record_progress(self.job, **counters) and self.lease is not None:
+            self.lease.lost.set()  # the job row names another run (or none): stop
+
     def on_kept(self, image: KeptImage) -> None:
-        """Move the file where a resumed attempt will find it, and remember it."""
+        """Move the file where a later run would find it, and remember it."""
         self.position += 1
         name = f"{self.position:06d}-{image.sha256[:16]}.{image.format}"
         target = self.kept_dir / name
@@ -167,35 +284,41 @@ class JobRun:
 
     # -- the outcome ----------------------------------------------------------------
 
-    def _resumable_images(self) -> list[KeptImage]:
-        """Images a previous attempt kept, whose files are still in the work folder."""
-        rows = services.job_kept_images(self.job)
-        return [
-            KeptImage.from_description(self.kept_dir / row.file_name, row)
-            for row in rows
+    def _adopt(self, earlier: uuid.UUID) -> list[KeptImage]:
+        """The images an earlier run kept whose files came with its folder (on this
+        machine), stored again as this run's (on another machine: none, fetched again)."""
+        rows = [
+            row
+            for row in services.job_kept_images(self.job, earlier)
             if (self.kept_dir / row.file_name).exists()
         ]
+        adopted = []
+        for position, row in enumerate(rows, 1):
+            image = KeptImage.from_description(self.kept_dir / row.file_name, row)
+            if earlier != self.run_id:
+                services.job_add_image(self.job, position, file_name=row.file_name, **image.description())
+            adopted.append(image)
+        return adopted
 
     def _deliver(self, result: CollectResult) -> str:
         job, request = self.job, self.request
-        if self.cancelled() or result.stopped:
+        if self.should_stop() or result.stopped:
             raise JobCancelled
         self._record_outcome(result)
         if not result.kept:
             raise NothingFound(nothing_found_reason(request, result))
         archive = write_archive(
-            result.kept[: request.wanted], name_stem=request.name_stem, path=archive_path(job)
+            result.kept[: request.wanted], name_stem=request.name_stem, path=archive_path(job, self.run_id)
         )
         services.job_note(job, "archive_written", f"Packed {archive.count} images ({archive.bytes} bytes)")
-        if self.cancelled():
+        if self.should_stop():
+            default_storage.delete(archive.path)
             raise JobCancelled
-        services.job_record_progress(
-            job, found_count=result.found, rejected_count=sum(result.rejected.values())
-        )
+        self._progress(found_count=result.found, rejected_count=sum(result.rejected.values()))
         if not services.job_complete(
             job, archive_path=archive.path, archive_bytes=archive.bytes, kept=archive.count
         ):
-            raise JobCancelled  # cancelled while the archive was written
+            raise JobCancelled  # cancelled or taken over while the archive was written
         remove_workdir(job.id)
         return f"done: {archive.count}"
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 RUN_TASK = "jobs.tasks.job_run"
 EMAIL_TASK = "jobs.tasks.email_send"
 PURGE_TASK = "jobs.tasks.purge_due"
+REAP_TASK = "jobs.tasks.reap"
 # Task paths of earlier versions, rewritten by ``migrate`` in stored schedules.
 RENAMED_TASKS = {"downloader.tasks.job_run": RUN_TASK}
 

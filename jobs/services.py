@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import smtplib
 import uuid
 from dataclasses import dataclass, field
 
@@ -21,8 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import records, scheduling
-from jobs.events import record_event
-from jobs.models import Job, JobImage, JobPurgeDue, JobStatus
+from jobs.events import personal_ttl_seconds, record_event
+from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus
+from jobs.outbox import email_enqueue, email_withdraw
 from jobs.utc import aware_utc
 from jobs.workdir import remove_workdir
 
@@ -50,59 +50,6 @@ def _enqueue_run(job: Job) -> None:
 
 def _remove_schedule(job: Job) -> None:
     scheduling.unschedule(f"job-{job.id}")
-
-
-def email_enqueue(job: Job, kind: str) -> None:
-    """Send one of the job's emails from the worker (retried while mail is down)."""
-    scheduling.queue_at(
-        f"email-{kind}-{job.id}", scheduling.EMAIL_TASK, (str(job.id), kind, 1), group="emails"
-    )
-
-
-def email_send(job_id: str, kind: str, attempt: int = 1) -> str:
-    """Send one email; while the mail server is down, try again later (doubling delays).
-
-    A finished job never fails because of mail: after the last try the event log says
-    the email could not be sent, and the status page still has the link.
-    """
-    from jobs.emails import send_job_email
-
-    job = records.get_job(job_id)
-    if job is None or not job.email:
-        return "skipped: no job or no address"
-    try:
-        send_job_email(job, kind)
-    except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-        return _email_failed(job, kind, attempt, exc)
-    record_event(job.id, "email_sent", f"Sent the {kind} email", email=kind)
-    return "sent"
-
-
-def _email_failed(job: Job, kind: str, attempt: int, exc: Exception) -> str:
-    # The error text can quote the address, which must not outlive the purge in the
-    # event log or the log file: only the error's kind is kept.
-    error = type(exc).__name__
-    if attempt >= settings.IMAGEDL_EMAIL_MAX_TRIES:
-        logger.warning("job=%s: giving up on the %s email (%s)", job.id, kind, error)
-        record_event(
-            job.id, "email_failed", f"Could not send the {kind} email ({error})", level="error", error=error
-        )
-        return "gave up"
-    delay = settings.IMAGEDL_EMAIL_RETRY_SECONDS * 2 ** (attempt - 1)
-    scheduling.schedule_once(
-        f"email-{kind}-{job.id}-{attempt + 1}",
-        scheduling.EMAIL_TASK,
-        (str(job.id), kind, attempt + 1),
-        _now() + dt.timedelta(seconds=delay),
-    )
-    record_event(
-        job.id,
-        "email_delayed",
-        f"Mail server unavailable; the {kind} email will be retried in {delay} s",
-        level="warning",
-        error=error,
-    )
-    return f"retry in {delay}s"
 
 
 # --- what users do -----------------------------------------------------------------
@@ -163,6 +110,7 @@ def job_submit(
             finished_at=_now(),
         )
         record_event(job.id, "failed", "Could not be scheduled", level="error")
+        email_withdraw(job, "accepted")
         _due_for_purge(job)
         raise
     return job
@@ -178,6 +126,7 @@ def job_cancel(job: Job, *, by: str = "user") -> bool:
     if not records.change_status(job, JobStatus.CANCELLED, only_from=JobStatus.ACTIVE, finished_at=_now()):
         return False  # it finished (or was cancelled) first
     _remove_schedule(job)
+    _no_longer_active(job)
     record_event(
         job.id,
         "cancelled",
@@ -200,6 +149,9 @@ def job_retry(job: Job, *, by: str = "operator") -> Job:
         JobStatus.SCHEDULED,
         only_from=JobStatus.FINISHED,
         run_at=_now(),
+        generation=(job.generation or 1) + 1,  # its mails are sent again
+        run_id=None,
+        lease_until=None,
         attempts=0,
         found_count=0,
         downloaded_count=0,
@@ -213,6 +165,8 @@ def job_retry(job: Job, *, by: str = "operator") -> Job:
     )
     if not applied:
         raise JobStateError("the job is already scheduled or running again")
+    _drop_purge_row(job)  # the old retention must not purge the new run
+    JobActive.create(bucket="all", job_id=job.id)
     record_event(job.id, "retried", "Job queued to run again", by=by)
     _enqueue_run(job)
     return job
@@ -224,6 +178,7 @@ def job_reschedule(job: Job, run_at: dt.datetime, *, by: str = "operator") -> Jo
         raise JobStateError("only a scheduled job can be moved")
     run_at = aware_utc(run_at)
     _remove_schedule(job)
+    _drop_purge_row(job)
     records.update_job(job, run_at=run_at)
     record_event(job.id, "rescheduled", f"Run time moved to {run_at:%Y-%m-%d %H:%M} UTC", by=by)
     _enqueue_run(job)
@@ -231,9 +186,13 @@ def job_reschedule(job: Job, run_at: dt.datetime, *, by: str = "operator") -> Jo
 
 
 def job_purge(job: Job, *, by: str = "retention") -> None:
-    """Delete the archive, images and personal data; keep an anonymous record."""
+    """Delete the archive, images and personal data; keep an anonymous record. A job
+    still scheduled or running is cancelled first (its run stops at its next step)."""
+    if job.status in JobStatus.ACTIVE:
+        job_cancel(job, by=by)
     _remove_schedule(job)
     _delete_outputs(job)
+    JobMail.objects.filter(job_id=job.id).delete()
     changes: dict[str, object] = {
         "email": None,
         "query": None,
@@ -242,7 +201,7 @@ def job_purge(job: Job, *, by: str = "retention") -> None:
         "archive_path": None,
     }
     records.update_job(job, **changes)
-    records.change_status(job, JobStatus.EXPIRED, only_from=(JobStatus.DONE, *JobStatus.ACTIVE))
+    records.change_status(job, JobStatus.EXPIRED, only_from=(JobStatus.DONE,))
     # Its job_purge_due row (if any) is dropped by the next jobs_purge_due pass.
     record_event(job.id, "purged", "Archive and personal data deleted", by=by)
 
@@ -272,7 +231,9 @@ def jobs_purge_due(
     due_rows = list(JobPurgeDue.objects.filter(bucket="all", due_at__lte=cutoff).limit(None))
     for row in due_rows:
         job = records.get_job(row.job_id)
-        if job is None or job.purged_at is not None:
+        stale = job is not None and aware_utc(job.purge_due_at) not in (None, aware_utc(row.due_at))
+        if job is None or job.purged_at is not None or job.status in JobStatus.ACTIVE or stale:
+            # Gone, purged, running again after a retry, or replaced: nothing to delete.
             if not dry_run:
                 row.delete()
             continue
@@ -288,9 +249,24 @@ def jobs_purge_due(
 
 
 def _due_for_purge(job: Job) -> None:
+    """A finished job: due for purge after the retention, and no longer active."""
     finished = aware_utc(job.finished_at) or _now()
     due = finished + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
+    _drop_purge_row(job)
     JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
+    records.update_job(job, purge_due_at=due)
+    _no_longer_active(job)
+
+
+def _drop_purge_row(job: Job) -> None:
+    due = aware_utc(job.purge_due_at)
+    if due is not None:
+        JobPurgeDue.objects(bucket="all", due_at=due, job_id=job.id).delete()
+        records.update_job(job, purge_due_at=None)
+
+
+def _no_longer_active(job: Job) -> None:
+    JobActive.objects(bucket="all", job_id=job.id).delete()
 
 
 def _delete_outputs(job: Job) -> None:
@@ -312,59 +288,93 @@ def job_note(job: Job, kind: str, message: str, **data: object) -> None:
     record_event(job.id, kind, message, **data)
 
 
-def job_kept_images(job: Job) -> list[JobImage]:
-    """The image rows an earlier attempt of the job stored."""
-    return records.job_images(job.id)
+def job_kept_images(job: Job, run_id: uuid.UUID) -> list[JobImage]:
+    """The image rows a run of the job stored."""
+    return records.job_images(job.id, run_id=run_id)
 
 
-def job_start_attempt(job: Job) -> int:
-    """Mark the job running and count the attempt; returns the attempt number, or 0
-    when the job is no longer scheduled or running (cancelled in the meantime)."""
-    attempt = (job.attempts or 0) + 1
-    changes: dict[str, object] = {"attempts": attempt}
+def _lease_until() -> dt.datetime:
+    return _now() + dt.timedelta(seconds=settings.IMAGEDL_LEASE_SECONDS)
+
+
+def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
+    """Claim the job for a run and count the attempt; returns the attempt number, or 0
+    when another run holds a live lease or the job is no longer scheduled or running.
+
+    A lightweight transaction from the run id seen on ``job`` (none, or one whose lease
+    ran out) to a new one, with a lease expiry; ``job.run_id`` is then this run's id,
+    which every later write of the run is conditional on. ``run_id`` resumes a run that
+    stepped back after a transient failure (its attempt is not counted again).
+    """
+    lease = aware_utc(job.lease_until)
+    own = run_id is not None and job.run_id == run_id
+    if job.status not in JobStatus.ACTIVE:
+        return 0
+    if job.run_id is not None and not own and lease is not None and lease > _now():
+        return 0  # someone is working on it
+    attempt = (job.attempts or 0) + (0 if own else 1)
+    changes: dict[str, object] = {
+        "status": JobStatus.RUNNING,
+        "run_id": run_id if own else uuid.uuid4(),
+        "lease_until": _lease_until(),
+        "attempts": attempt,
+    }
     if job.started_at is None:
         changes["started_at"] = _now()
-    if not records.change_status(job, JobStatus.RUNNING, only_from=JobStatus.ACTIVE, **changes):
+    if not records.write_if(job, changes, status_in=JobStatus.ACTIVE, run_is=job.run_id):
         return 0
-    record_event(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt)
-    if attempt == 1:
+    record_event(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
+    if attempt == 1 and not own:
         email_enqueue(job, "started")
     return attempt
 
 
-def job_record_progress(job: Job, **counters: int | str) -> None:
-    """Write progress counters (found_count, downloaded_count, rejected_count, engine_used)."""
+def job_renew_lease(job: Job) -> bool:
+    """Extend this run's lease; False when it lost the job (cancelled, or taken over)."""
+    return records.write_if(
+        job, {"lease_until": _lease_until()}, status_in=(JobStatus.RUNNING,), run_is=job.run_id
+    )
+
+
+def job_record_progress(job: Job, **counters: int | str) -> bool:
+    """Write progress counters (found_count, downloaded_count, rejected_count,
+    engine_used) while the run ``job.run_id`` owns the job; False when it does not."""
     allowed = {"found_count", "downloaded_count", "rejected_count", "engine_used"}
     unknown = set(counters) - allowed
     if unknown:
         raise ValueError(f"not progress fields: {sorted(unknown)}")
-    records.update_job(job, **counters)
+    return records.write_if(job, dict(counters), run_is=job.run_id)
 
 
 def job_add_image(job: Job, position: int, **fields: object) -> JobImage:
-    from jobs.events import personal_ttl_seconds
-
-    return JobImage.ttl(personal_ttl_seconds()).create(job_id=job.id, position=position, **fields)
+    """Store one image the run ``job.run_id`` kept."""
+    run_id = job.run_id or uuid.UUID(int=0)
+    return JobImage.ttl(personal_ttl_seconds()).create(
+        job_id=job.id, run_id=run_id, position=position, **fields
+    )
 
 
 def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) -> bool:
-    """Deliver: only a running job becomes done. False when it was cancelled meanwhile
-    (the caller cleans up; no "ready" email goes out)."""
+    """Deliver: the job points at its archive in one conditional write, made only while
+    the run ``job.run_id`` owns the running job. False when it was cancelled or taken
+    over meanwhile: this run's archive is deleted (nobody will be sent a link to it)."""
     now = _now()
     applied = records.change_status(
         job,
         JobStatus.DONE,
         only_from=(JobStatus.RUNNING,),
+        run_is=job.run_id,
         archive_path=archive_path,
         archive_bytes=archive_bytes,
         downloaded_count=kept,
         finished_at=now,
         delivered_at=now,
+        lease_until=None,
         error=None,
     )
     if not applied:
         if default_storage.exists(archive_path):
-            default_storage.delete(archive_path)  # nobody will ever be sent a link to it
+            default_storage.delete(archive_path)
         return False
     record_event(
         job.id, "done", f"{kept} images ready ({archive_bytes} bytes)", kept=kept, bytes=archive_bytes
@@ -375,10 +385,17 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
 
 
 def job_fail(job: Job, reason: str) -> bool:
-    """The job cannot deliver: record the plain reason and tell the user (unless it was
-    cancelled or finished meanwhile: then nothing changes and False comes back)."""
+    """The job cannot deliver: record the plain reason and tell the user. Made only
+    while the run seen on ``job`` (or none) still owns it; when the job was cancelled,
+    finished or taken over meanwhile nothing changes and False comes back."""
     if not records.change_status(
-        job, JobStatus.FAILED, only_from=JobStatus.ACTIVE, error=reason, finished_at=_now()
+        job,
+        JobStatus.FAILED,
+        only_from=JobStatus.ACTIVE,
+        run_is=job.run_id,
+        error=reason,
+        finished_at=_now(),
+        lease_until=None,
     ):
         return False
     record_event(job.id, "failed", reason, level="error")

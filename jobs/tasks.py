@@ -1,4 +1,5 @@
-"""django-q2 entry points: one line each over ``jobs.services`` and ``jobs.run``.
+"""django-q2 entry points: one line each over ``jobs.run``, ``jobs.outbox``,
+``jobs.services`` and ``jobs.reaper``.
 
 Arguments are the job id (a plain string) and plain values, never personal data.
 """
@@ -6,18 +7,18 @@ Arguments are the job id (a plain string) and plain values, never personal data.
 from __future__ import annotations
 
 
-def job_run(job_id: str) -> str:
-    """Run a scheduled job to its end."""
+def job_run(job_id: str, retry: int = 0, run_id: str = "", stepped_back: str = "") -> str:
+    """Run a scheduled job to its end (or leave it to the run that holds it)."""
     from jobs.run import run_job
 
-    return run_job(job_id)
+    return run_job(job_id, retry, run_id, stepped_back)
 
 
-def email_send(job_id: str, kind: str, attempt: int = 1) -> str:
-    """Send one of a job's emails (retried later while the mail server is down)."""
-    from jobs.services import email_send
+def email_send(job_id: str, kind: str, attempt: int = 1, generation: int = 0) -> str:
+    """Send one of a job's emails, once (retried later while the mail server is down)."""
+    from jobs.outbox import email_send
 
-    return email_send(job_id, kind, attempt)
+    return email_send(job_id, kind, attempt, generation)
 
 
 def purge_due() -> str:
@@ -26,3 +27,11 @@ def purge_due() -> str:
 
     summary = jobs_purge_due()
     return f"purged {summary.jobs} jobs, {summary.archives} archives, {summary.bytes} bytes"
+
+
+def reap() -> str:
+    """Queue again the runs and mails nobody is working on."""
+    from jobs.reaper import jobs_reap
+
+    summary = jobs_reap()
+    return f"queued {summary.runs} runs and {summary.mails} mails again"

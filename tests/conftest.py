@@ -4,20 +4,45 @@ The suite runs against a real Cassandra node: the project's local node (started 
 if it is not running) unless CASSANDRA_HOSTS points elsewhere. Django's test database
 set-up creates the test keyspace ``test_<CASSANDRA_KEYSPACE>`` and syncs the tables
 into it; ``cassandra_db`` truncates them before each test that uses it.
+
+Servers on loopback, each stopped after the test:
+  ``start_image_host``, ``image_host``, ``image_hosts``   image hosts (tests/imagehosts.py)
+  ``start_imitation``, ``imitation``                   search-engine imitations (tests/imitations)
+  ``mailserver``                                       an SMTP server (tests/mailserver.py)
+Each gets its own 127.0.0.x address (the download engine limits connections per host
+name). ``@pytest.mark.image_hosts(...)`` and ``@pytest.mark.imitation(...)`` on a test
+or module change what ``image_hosts`` and ``imitation`` start.
+
+Jobs are made with tests/factories.py.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.imagehosts import ImageHost, image_urls
+from tests.imitations import SearchImitation
+from tests.mailserver import MailServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in (
+        "image_hosts(count=3, latency=0.02): what the image_hosts fixture starts",
+        "imitation(**options): start_imitation options for the imitation fixture",
+        "screenshots: takes the README's screenshots (make screenshots refreshes docs/screenshots/)",
+    ):
+        config.addinivalue_line("markers", line)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -107,7 +132,8 @@ def stop_worker(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 def start_worker(worker_env, cassandra_db):
     """Start real django-q2 clusters (manage.py qcluster) against the test databases.
 
-    ``start_worker(EMAIL_PORT="2525", ...)`` adds environment variables. Tests using it
+    ``start_worker(EMAIL_PORT="2525", ...)`` adds environment variables;
+    ``start_worker(imitation, ...)`` sends its searches to that imitation. Tests using it
     need `@pytest.mark.django_db(transaction=True, databases="__all__")`: the worker only
     sees committed rows, and django-q2 touches every connection.
     """
@@ -115,8 +141,11 @@ def start_worker(worker_env, cassandra_db):
 
     started: list[subprocess.Popen] = []
 
-    def start(**extra: str) -> subprocess.Popen:
-        proc = _start_worker({**worker_env, **extra}, settings.TEST_DIR)
+    def start(imitation: SearchImitation | None = None, **extra: str) -> subprocess.Popen:
+        env = dict(worker_env)
+        if imitation is not None:  # its searches go to the imitation
+            env.update((name, str(value)) for name, value in imitation.engine_settings().items())
+        proc = _start_worker({**env, **extra}, settings.TEST_DIR)
         started.append(proc)
         return proc
 
@@ -129,3 +158,90 @@ def start_worker(worker_env, cassandra_db):
 def worker(start_worker):
     """One worker with the default test environment."""
     return start_worker()
+
+
+# --- servers on loopback ------------------------------------------------------------
+
+# 127.0.0.2-99 are left to tests that need a fixed address (allow-lists).
+_addresses = itertools.cycle(f"127.0.0.{n}" for n in range(100, 255))
+
+
+def _options(request: pytest.FixtureRequest, marker: str, **defaults: object) -> dict:
+    found = request.node.get_closest_marker(marker)
+    return {**defaults, **(found.kwargs if found else {})}
+
+
+@pytest.fixture
+def start_image_host():
+    """``start_image_host(latency=0.0, address=None)``: a started ``ImageHost``."""
+    started: list[ImageHost] = []
+
+    def start(*, latency: float = 0.0, address: str | None = None) -> ImageHost:
+        host = ImageHost(address or next(_addresses), latency=latency).start()
+        started.append(host)
+        return host
+
+    yield start
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def image_host(start_image_host) -> ImageHost:
+    """One image host that answers at once."""
+    return start_image_host()
+
+
+@pytest.fixture
+def image_hosts(request, start_image_host) -> list[ImageHost]:
+    """Three image hosts, 20 ms a response; ``@pytest.mark.image_hosts(count=, latency=)``."""
+    options = _options(request, "image_hosts", count=3, latency=0.02)
+    return [start_image_host(latency=options["latency"]) for _ in range(options["count"])]
+
+
+def _nowhere(index: int) -> str:
+    return f"http://127.0.0.30:9/img/{index}.jpeg"  # the discard port: nothing is served
+
+
+@pytest.fixture
+def start_imitation(settings):
+    """``start_imitation(image_url=..., total=..., address=None, scroll_wait=2.0, ...)``:
+    a started ``SearchImitation`` (options as its constructor). The settings send the
+    three engines to the last one started, with that scroll wait; results point
+    nowhere unless ``image_url`` says (see ``tests.imagehosts.image_urls``)."""
+    started: list[SearchImitation] = []
+
+    def start(
+        *,
+        image_url: Callable[[int], str] = _nowhere,
+        address: str | None = None,
+        scroll_wait: float = 2.0,
+        **options: object,
+    ) -> SearchImitation:
+        server = SearchImitation(address or next(_addresses), image_url=image_url, **options).start()
+        started.append(server)
+        for name, value in server.engine_settings(scroll_wait).items():
+            setattr(settings, name, value)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def imitation(request, start_imitation, image_hosts) -> SearchImitation:
+    """The three engines, imitated, with results that are real images on ``image_hosts``.
+    ``@pytest.mark.imitation(total=..., ...)`` passes options to ``start_imitation``;
+    ``junk=lambda i: ...`` makes those results HTML pages instead (``image_urls``)."""
+    options = _options(request, "imitation")
+    options.setdefault("image_url", image_urls(image_hosts, junk=options.pop("junk", None)))
+    return start_imitation(**options)
+
+
+@pytest.fixture
+def mailserver():
+    """An SMTP server on loopback that keeps what it receives."""
+    server = MailServer().start()
+    yield server
+    server.stop()

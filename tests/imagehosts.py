@@ -18,6 +18,8 @@ Paths:
   /redirect/<n>/<target path>           n redirects, then the target
   /status/<code>                        that status (with Retry-After: 1 for 429/503)
   /flaky/<code>/<k>/<rest>              the code for the first k requests, then <rest>
+
+``image_urls(hosts)`` spreads search results over hosts, for a search imitation.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import threading
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -267,6 +270,15 @@ class ImageHost:
         return f"http://{self.address}:{self.port}"
 
     @property
+    def latency(self) -> float:
+        """Seconds each response waits before it is answered; may change while running."""
+        return self._server.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self._server.latency = seconds
+
+    @property
     def hits(self) -> Counter:
         return self._server.hits
 
@@ -291,3 +303,25 @@ class ImageHost:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def image_urls(
+    hosts: Sequence[ImageHost],
+    *,
+    seed: int = 1000,
+    fmt: str = "jpeg",
+    width: int = 320,
+    height: int = 240,
+    junk: Callable[[int], bool] | None = None,
+) -> Callable[[int], str]:
+    """The URL of search result ``index`` (from 1), for ``SearchImitation(image_url=...)``:
+    picture ``seed + index`` on ``hosts[index % len(hosts)]``, or - where ``junk(index)``
+    is true - an HTML page served as an image."""
+
+    def url(index: int) -> str:
+        host = hosts[index % len(hosts)]
+        if junk is not None and junk(index):
+            return host.url(f"/html.jpg?i={index}")
+        return host.url(f"/img/{seed + index}.{fmt}?w={width}&h={height}")
+
+    return url

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django_q.models import Schedule
 
 from jobs import cassandra, records, services
 from jobs.models import JobStatus
+from tests.factories import make_done_job, make_job
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 START = dt.datetime(2026, 5, 1, 6, 0, tzinfo=dt.UTC)
@@ -20,17 +21,15 @@ TOTAL = 2400
 
 
 @pytest.fixture
-def many_jobs(django_db_setup):
-    """2400 jobs over 5 days, written with concurrent prepared inserts.
+def many_jobs(cassandra_db):
+    """2400 jobs over 5 days, written with concurrent prepared inserts into the emptied
+    test keyspace.
 
     Per test: Django flushes every database of a test that uses Cassandra (it has no
     transactions to roll back), so a module-wide data set would not survive."""
     from cassandra.concurrent import execute_concurrent_with_args
-    from django.db import connections
 
-    keyspace = connections["cassandra"].settings_dict["NAME"]
-    for table in ("job", "job_by_day", "job_day", "job_event", "job_image", "job_purge_due"):
-        cassandra.execute(f"TRUNCATE {keyspace}.{table}", timeout=30)
+    keyspace = cassandra_db
     session = cassandra.execute("SELECT now() FROM system.local").response_future.session
     insert_job = session.prepare(
         f"INSERT INTO {keyspace}.job (id, created_at, email, query, requested_count, run_at, time_zone, status,"
@@ -40,7 +39,6 @@ def many_jobs(django_db_setup):
         f"INSERT INTO {keyspace}.job_by_day (day, created_at, job_id, status) VALUES (?, ?, ?, ?)"
     )
     insert_days = session.prepare(f"INSERT INTO {keyspace}.job_day (bucket, day) VALUES ('all', ?)")
-    import uuid
 
     rows, day_rows, days = [], [], set()
     for n in range(TOTAL):
@@ -90,7 +88,6 @@ def test_filters_by_status_and_day(admin_client, many_jobs):
 
 
 def test_search_by_id_email_and_query(admin_client, many_jobs):
-    import uuid
 
     wanted = str(uuid.UUID(int=7))
     assert ids_on(admin_client.get(f"/admin/jobs/job/?q={wanted}").content.decode()) == [wanted]
@@ -103,13 +100,9 @@ def test_search_by_id_email_and_query(admin_client, many_jobs):
 
 
 def test_detail_page_shows_fields_events_and_task_links(admin_client, cassandra_db):
-    job = services.job_submit(
-        email="ops@example.org",
-        query="herons",
-        requested_count=5,
-        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        time_zone="UTC",
-    )
+    job = make_job(email="ops@example.org", query="herons", requested_count=5, time_zone="UTC")
+    # Images belong to the run that kept them: the job (still scheduled) names one.
+    assert records.write_if(job, {"run_id": uuid.uuid4()}, run_is=None)
     services.job_add_image(
         job,
         1,
@@ -132,24 +125,15 @@ def test_detail_page_shows_fields_events_and_task_links(admin_client, cassandra_
 
 
 def test_actions_cancel_retry_purge_are_logged(admin_client, cassandra_db):
-    def new_job():
-        return services.job_submit(
-            email="ops@example.org",
-            query="owls",
-            requested_count=5,
-            run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-            time_zone="UTC",
-        )
-
-    a, b, c = new_job(), new_job(), new_job()
+    owls = dict(email="ops@example.org", query="owls", requested_count=5)
+    a, b = make_job(**owls), make_job(**owls)
+    c = make_done_job(images=1, **owls)
+    path = c.archive_path
     admin_client.post("/admin/jobs/job/action/", {"action": "cancel", "ids": [str(a.id), str(b.id)]})
     assert records.get_job(a.id).status == records.get_job(b.id).status == JobStatus.CANCELLED
     assert not Schedule.objects.filter(name__in=[f"job-{a.id}", f"job-{b.id}"]).exists()
     admin_client.post("/admin/jobs/job/action/", {"action": "retry", "ids": [str(a.id)]})
     assert records.get_job(a.id).status == JobStatus.SCHEDULED
-    path = default_storage.save(f"archives/{c.id.hex}.zip", ContentFile(b"zip"))
-    services.job_start_attempt(c)
-    assert services.job_complete(c, archive_path=path, archive_bytes=3, kept=1)
     admin_client.post("/admin/jobs/job/action/", {"action": "purge", "ids": [str(c.id)]})
     purged = records.get_job(c.id)
     assert purged.email is None and purged.query is None and not default_storage.exists(path)

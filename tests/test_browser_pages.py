@@ -1,18 +1,17 @@
 """The public pages in a real Chromium against a live server: fill and submit the form,
 follow the status link, watch the progress bar move, cancel, download; screenshots at
-desktop and phone widths go to docs/screenshots/."""
+desktop and phone widths go to var/screenshots/, or to IMAGEDL_SCREENSHOT_DIR (which
+`make screenshots` sets to docs/screenshots/)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
+import os
 import zipfile
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from selenium.common.exceptions import (
     NoSuchElementException,
     StaleElementReferenceException,
@@ -27,9 +26,7 @@ from downloader.browser import open_browser
 from jobs import links, records, services
 from jobs.estimate import estimate_seconds
 from jobs.models import JobStatus
-from tests.imagehosts import ImageHost
-from tests.imitations import SearchImitation
-from tests.mailserver import MailServer
+from tests.factories import make_done_job, stored_archive
 from tests.waiting import wait_for
 
 
@@ -56,7 +53,6 @@ def text_of(driver, element_id: str) -> str:
 
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 
 @pytest.fixture
@@ -65,18 +61,35 @@ def browser(cassandra_db):
         yield driver
 
 
+def screenshot_dir() -> Path:
+    """Where screenshots go: var/screenshots/ unless IMAGEDL_SCREENSHOT_DIR says (a
+    relative path is taken from the project's folder). Never docs/ by default: a test
+    run must not rewrite tracked files."""
+    from django.conf import settings
+
+    chosen = os.environ.get("IMAGEDL_SCREENSHOT_DIR")
+    return Path(settings.BASE_DIR) / chosen if chosen else Path(settings.VAR_DIR) / "screenshots"
+
+
 def shoot(driver, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = screenshot_dir()
+    shots.mkdir(parents=True, exist_ok=True)
+    # Let transitions finish (the progress bar slides to its width), or the picture
+    # catches them half-way.
+    settle(driver, 5).until(
+        lambda d: d.execute_script("return document.getAnimations().every(a => a.playState !== 'running')")
+    )
     for label, width in (("desktop", 1280), ("phone", 360)):
         driver.set_window_size(width, 900)
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(width, min(max(height, 600), 2400))
-        driver.save_screenshot(str(SHOTS / f"{name}-{label}.png"))
+        driver.save_screenshot(str(shots / f"{name}-{label}.png"))
         if label == "phone":  # nothing may stick out sideways at 360 px
             assert driver.execute_script("return document.documentElement.scrollWidth") <= 360
     driver.set_window_size(1280, 900)
 
 
+@pytest.mark.screenshots
 def test_submit_follow_watch_and_cancel(browser, live_server):
     browser.get(live_server.url + "/")
     shoot(browser, "home")
@@ -129,28 +142,17 @@ def test_submit_follow_watch_and_cancel(browser, live_server):
     assert browser.find_element(By.ID, "resubmit").is_displayed()
 
 
+@pytest.mark.screenshots
 def test_finished_job_downloads_and_pages_look_right(browser, live_server, settings):
     settings.IMAGEDL_BASE_URL = live_server.url
-    from PIL import Image
-
-    job = services.job_submit(
-        email="ada@example.org",
+    job = make_done_job(
         query="Northern lights",
-        requested_count=6,
-        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
         time_zone="Europe/Oslo",
+        images=6,
+        image_size=(400, 260),
+        found=9,
+        rejected=3,
     )
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for n in range(1, 7):
-            img = io.BytesIO()
-            Image.new("RGB", (400, 260), (20 * n, 120, 200 - 20 * n)).save(img, "JPEG")
-            zf.writestr(f"northern-lights_000{n}.jpg", img.getvalue())
-        zf.writestr("manifest.csv", "file\n")
-    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(buf.getvalue()))
-    services.job_start_attempt(job)
-    services.job_record_progress(job, found_count=9, rejected_count=3)
-    assert services.job_complete(job, archive_path=path, archive_bytes=len(buf.getvalue()), kept=6)
 
     browser.get(live_server.url + f"/jobs/{links.make_token(job.id, 'status')}/")
     assert "Ready to download" in browser.find_element(By.ID, "status-word").text
@@ -164,7 +166,7 @@ def test_finished_job_downloads_and_pages_look_right(browser, live_server, setti
     from django.test import Client
 
     response = Client().get(href.replace(live_server.url, ""))
-    assert b"".join(response.streaming_content) == buf.getvalue()
+    assert b"".join(response.streaming_content) == stored_archive(job)
 
     browser.get(live_server.url + "/jobs/forged-token/download")
     assert "This link is not valid" in browser.page_source
@@ -252,63 +254,53 @@ def test_the_form_works_by_keyboard_alone_in_the_browsers_zone(browser, live_ser
 
 
 @pytest.mark.slow
-def test_the_progress_bar_follows_a_real_job(browser, live_server, start_worker, tmp_path):
-    hosts = [ImageHost(f"127.0.0.{n}", latency=0.4).start() for n in (61, 62)]
-    search = SearchImitation(
-        "127.0.0.60", image_url=lambda i: hosts[i % 2].url(f"/img/{7000 + i}.jpeg?w=320&h=240"), total=200
-    ).start()
-    mail = MailServer().start()
-    try:
-        start_worker(
-            EMAIL_HOST=mail.host,
-            EMAIL_PORT=str(mail.port),
-            IMAGEDL_BING_URL=search.base,
-            IMAGEDL_DUCKDUCKGO_URL=search.base,
-            IMAGEDL_GOOGLE_URL=search.base,
-            IMAGEDL_SCROLL_WAIT="2",
-            IMAGEDL_PER_HOST_CONNECTIONS="1",  # 30 images at 0.4 s, two at a time: about 6 s
-            IMAGEDL_BASE_URL=live_server.url,
-        )
-        browser.get(live_server.url + "/")
-        browser.find_element(By.ID, "id_query").send_keys("red fox")
-        count = browser.find_element(By.ID, "id_count")
-        count.send_keys(Keys.CONTROL, "a")
-        count.send_keys("30")
-        browser.find_element(By.ID, "id_email").send_keys("ada@example.org", Keys.ENTER)
-        settle(browser, 10).until(lambda d: "/submitted" in d.current_url)
-        browser.find_element(By.LINK_TEXT, "Follow its progress").click()
-        settle(browser, 10).until(lambda d: d.find_elements(By.ID, "progress"))
+@pytest.mark.image_hosts(count=2, latency=0.4)
+@pytest.mark.imitation(total=200)
+def test_the_progress_bar_follows_a_real_job(
+    browser, live_server, start_worker, imitation, mailserver, tmp_path
+):
+    start_worker(
+        imitation,
+        EMAIL_HOST=mailserver.host,
+        EMAIL_PORT=str(mailserver.port),
+        IMAGEDL_PER_HOST_CONNECTIONS="1",  # 30 images at 0.4 s, two at a time: about 6 s
+        IMAGEDL_BASE_URL=live_server.url,
+    )
+    browser.get(live_server.url + "/")
+    browser.find_element(By.ID, "id_query").send_keys("red fox")
+    count = browser.find_element(By.ID, "id_count")
+    count.send_keys(Keys.CONTROL, "a")
+    count.send_keys("30")
+    browser.find_element(By.ID, "id_email").send_keys("ada@example.org", Keys.ENTER)
+    settle(browser, 10).until(lambda d: "/submitted" in d.current_url)
+    browser.find_element(By.LINK_TEXT, "Follow its progress").click()
+    settle(browser, 10).until(lambda d: d.find_elements(By.ID, "progress"))
 
-        seen: list[int] = []
+    seen: list[int] = []
 
-        def finished(driver) -> bool:
-            try:
-                percent = int(driver.find_element(By.ID, "progress").get_attribute("aria-valuenow"))
-                if not seen or seen[-1] != percent:
-                    seen.append(percent)
-                return "Ready to download" in text_of(driver, "status-word")
-            except (StaleElementReferenceException, NoSuchElementException, TypeError, ValueError):
-                return False  # the page is being replaced
-            except WebDriverException as exc:
-                if "does not belong to the document" in str(exc):
-                    return False  # the same, in Chromium's words
-                raise
+    def finished(driver) -> bool:
+        try:
+            percent = int(driver.find_element(By.ID, "progress").get_attribute("aria-valuenow"))
+            if not seen or seen[-1] != percent:
+                seen.append(percent)
+            return "Ready to download" in text_of(driver, "status-word")
+        except (StaleElementReferenceException, NoSuchElementException, TypeError, ValueError):
+            return False  # the page is being replaced
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return False  # the same, in Chromium's words
+            raise
 
-        WebDriverWait(browser, 120, poll_frequency=0.2).until(finished)
-        assert any(0 < p < 100 for p in seen), seen  # it moved while the job ran, without a reload
-        assert seen == sorted(seen), seen
-        assert browser.find_element(By.ID, "d-count").text == "30"
-        # One click in the browser saves the zip, named after the query.
-        browser.execute_cdp_cmd(
-            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
-        )
-        browser.find_element(By.ID, "download").click()
-        saved = tmp_path / "red-fox.zip"
-        assert wait_for(lambda: saved.exists() and not list(tmp_path.glob("*.crdownload")), timeout=30)
-        with zipfile.ZipFile(saved) as zf:
-            assert len([n for n in zf.namelist() if n != "manifest.csv"]) == 30
-    finally:
-        mail.stop()
-        search.stop()
-        for host in hosts:
-            host.stop()
+    WebDriverWait(browser, 120, poll_frequency=0.2).until(finished)
+    assert any(0 < p < 100 for p in seen), seen  # it moved while the job ran, without a reload
+    assert seen == sorted(seen), seen
+    assert browser.find_element(By.ID, "d-count").text == "30"
+    # One click in the browser saves the zip, named after the query.
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
+    )
+    browser.find_element(By.ID, "download").click()
+    saved = tmp_path / "red-fox.zip"
+    assert wait_for(lambda: saved.exists() and not list(tmp_path.glob("*.crdownload")), timeout=30)
+    with zipfile.ZipFile(saved) as zf:
+        assert len([n for n in zf.namelist() if n != "manifest.csv"]) == 30

@@ -5,20 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.imitations import SearchImitation
-
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def imitation(settings):
-    server = SearchImitation(
-        "127.0.0.23", image_url=lambda i: f"http://127.0.0.30:9/{i}.jpg", total=40
-    ).start()
-    settings.IMAGEDL_BING_URL = settings.IMAGEDL_DUCKDUCKGO_URL = settings.IMAGEDL_GOOGLE_URL = server.base
-    settings.IMAGEDL_SCROLL_WAIT = 1.0
-    yield server
-    server.stop()
+pytestmark = [pytest.mark.browser, pytest.mark.imitation(total=40, scroll_wait=1.0)]
 
 
 def test_all_engines_pass_on_healthy_markup(imitation, capsys):

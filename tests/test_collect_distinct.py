@@ -4,28 +4,21 @@ an image an earlier attempt kept are never fetched twice nor counted twice."""
 
 from __future__ import annotations
 
-import pytest
-
 from downloader.collect import Candidate, KeptImage, collect_images
 from downloader.http import Fetcher, FetchPolicy
-from tests.imagehosts import ImageHost
 
 POLICY = FetchPolicy(allow_private=False, extra_allowed=("127.0.0.0/8",), total_timeout=5.0)
 
 
-@pytest.fixture
-def host():
-    with ImageHost("127.0.0.1") as started:
-        yield started
-
-
-def test_repeated_urls_are_fetched_and_counted_once(host, tmp_path):
-    urls = [host.url(f"/img/{700 + n}.jpeg?w=200&h=150") for n in range(6)]
+def test_repeated_urls_are_fetched_and_counted_once(image_host, tmp_path):
+    urls = [image_host.url(f"/img/{700 + n}.jpeg?w=200&h=150") for n in range(6)]
     # One engine shows a result twice; the next engine offers the first four again.
     stream = [*urls[:3], urls[1], *urls[3:], *urls[:4]]
     earlier = tmp_path / "earlier.jpeg"
     earlier.write_bytes(b"kept by an earlier attempt")
-    resumed = KeptImage(earlier, host.url("/img/699.jpeg?w=200&h=150"), "", 200, 150, "jpeg", 26, "0" * 64)
+    resumed = KeptImage(
+        earlier, image_host.url("/img/699.jpeg?w=200&h=150"), "", 200, 150, "jpeg", 26, "0" * 64
+    )
     fetcher = Fetcher(POLICY, concurrency=4, per_host=4)
     try:
         result = collect_images(
@@ -41,5 +34,5 @@ def test_repeated_urls_are_fetched_and_counted_once(host, tmp_path):
     assert len(result.kept) == 7 and result.resumed == 1
     assert sorted(image.source_url for image in result.kept[1:]) == sorted(urls)
     assert result.found == len(result.kept) - result.resumed + sum(result.rejected.values()) + result.unused
-    assert all(host.hits[f"/img/{700 + n}.jpeg"] == 1 for n in range(6)), host.hits
-    assert host.hits["/img/699.jpeg"] == 0  # the resumed image is not fetched again
+    assert all(image_host.hits[f"/img/{700 + n}.jpeg"] == 1 for n in range(6)), image_host.hits
+    assert image_host.hits["/img/699.jpeg"] == 0  # the resumed image is not fetched again

@@ -18,18 +18,10 @@ from downloader.archive import write_archive
 from downloader.collect import Candidate, collect_images
 from downloader.http import Fetcher, FetchPolicy
 from downloader.validation import ImageRules, validate_file
-from tests.imagehosts import ImageHost
 
 FAST = dict(connect_timeout=1.0, read_timeout=1.5, total_timeout=3.0, max_bytes=2_000_000, backoff_base=0.1)
 LOOPBACK_ONLY = FetchPolicy(allow_private=False, extra_allowed=("127.0.0.0/8",), **FAST)
-
-
-@pytest.fixture(scope="module")
-def hosts():
-    started = [ImageHost(f"127.0.0.{n}", latency=0.05).start() for n in (11, 12, 13)]
-    yield started
-    for host in started:
-        host.stop()
+pytestmark = pytest.mark.image_hosts(latency=0.05)
 
 
 @pytest.fixture
@@ -53,9 +45,9 @@ def _collect(urls, tmp_path, fetcher, wanted=None, rules=None, **kw):
     return result, events
 
 
-def test_good_images_from_several_hosts_are_kept_and_valid(hosts, tmp_path, fetcher):
+def test_good_images_from_several_hosts_are_kept_and_valid(image_hosts, tmp_path, fetcher):
     urls = [
-        hosts[n % 3].url(f"/img/{n}.{fmt}?w=400&h=300")
+        image_hosts[n % 3].url(f"/img/{n}.{fmt}?w=400&h=300")
         for n, fmt in enumerate(["jpeg", "png", "webp", "gif"] * 3)
     ]
     result, events = _collect(urls, tmp_path, fetcher)
@@ -93,30 +85,30 @@ def test_good_images_from_several_hosts_are_kept_and_valid(hosts, tmp_path, fetc
     ],
 )
 def test_each_bad_response_is_rejected_with_its_reason_in_bounded_time(
-    hosts, tmp_path, fetcher, path, reason
+    image_hosts, tmp_path, fetcher, path, reason
 ):
     rules = ImageRules(formats={"jpeg", "png"}, min_width=200, min_height=200, max_pixels=50_000_000)
     started = time.monotonic()
-    result, events = _collect([hosts[0].url(path)], tmp_path, fetcher, rules=rules)
+    result, events = _collect([image_hosts[0].url(path)], tmp_path, fetcher, rules=rules)
     elapsed = time.monotonic() - started
     assert result.kept == []
     assert result.rejected == {reason: 1}
-    assert ("rejected", {"reason": reason, "url": hosts[0].url(path)}) in events
+    assert ("rejected", {"reason": reason, "url": image_hosts[0].url(path)}) in events
     assert elapsed < FAST["total_timeout"] + 3  # nothing hangs past its timeout
     assert list(tmp_path.glob("dl-*")) == []  # no partial file left behind
 
 
-def test_5xx_is_retried_then_given_up(hosts, tmp_path, fetcher):
-    _collect([hosts[1].url("/status/503")], tmp_path, fetcher)
-    assert hosts[1].hits["/status/503"] == 1 + LOOPBACK_ONLY.max_retries
+def test_5xx_is_retried_then_given_up(image_hosts, tmp_path, fetcher):
+    _collect([image_hosts[1].url("/status/503")], tmp_path, fetcher)
+    assert image_hosts[1].hits["/status/503"] == 1 + LOOPBACK_ONLY.max_retries
 
 
-def test_429_retry_after_is_honoured_and_then_succeeds(hosts, tmp_path, fetcher):
-    url = hosts[2].url("/flaky/429/1/img/31.jpeg?w=300&h=300")
+def test_429_retry_after_is_honoured_and_then_succeeds(image_hosts, tmp_path, fetcher):
+    url = image_hosts[2].url("/flaky/429/1/img/31.jpeg?w=300&h=300")
     started = time.monotonic()
     result, _ = _collect([url], tmp_path, fetcher)
     assert len(result.kept) == 1
-    assert hosts[2].hits["/flaky/429/1/img/31.jpeg"] == 2
+    assert image_hosts[2].hits["/flaky/429/1/img/31.jpeg"] == 2
     assert time.monotonic() - started >= 0.9  # waited the 1 s the server asked for
 
 
@@ -153,8 +145,8 @@ def test_a_name_resolving_to_a_private_address_is_refused_before_connecting(tmp_
     assert fetcher.connections_opened == 0
 
 
-def test_a_redirect_to_a_private_address_is_refused_at_that_hop(hosts, tmp_path, fetcher):
-    result = fetcher.fetch(hosts[0].url("/to-private.jpg"), tmp_path / "x")
+def test_a_redirect_to_a_private_address_is_refused_at_that_hop(image_hosts, tmp_path, fetcher):
+    result = fetcher.fetch(image_hosts[0].url("/to-private.jpg"), tmp_path / "x")
     assert result.reason == "private_address"
     assert fetcher.connections_opened == 1  # only the loopback host was contacted
 
@@ -164,13 +156,13 @@ def test_only_http_and_https(url, tmp_path, fetcher):
     assert fetcher.fetch(url, tmp_path / "x").reason == "bad_scheme"
 
 
-def test_exact_and_near_duplicates_are_dropped(hosts, tmp_path, fetcher):
+def test_exact_and_near_duplicates_are_dropped(image_hosts, tmp_path, fetcher):
     urls = [
-        hosts[0].url("/img/40.jpeg?w=640&h=480"),
-        hosts[1].url("/img/40.jpeg?w=640&h=480"),  # the same bytes from another host
-        hosts[0].url("/same/40.jpeg?w=320&h=240&q=60"),  # resized and re-encoded
-        hosts[0].url("/same/40.png?w=500&h=375"),  # another format
-        hosts[2].url("/img/41.jpeg?w=640&h=480"),  # a different picture
+        image_hosts[0].url("/img/40.jpeg?w=640&h=480"),
+        image_hosts[1].url("/img/40.jpeg?w=640&h=480"),  # the same bytes from another host
+        image_hosts[0].url("/same/40.jpeg?w=320&h=240&q=60"),  # resized and re-encoded
+        image_hosts[0].url("/same/40.png?w=500&h=375"),  # another format
+        image_hosts[2].url("/img/41.jpeg?w=640&h=480"),  # a different picture
     ]
     # One at a time, so which copy counts as the original is fixed.
     result, _ = _collect(urls, tmp_path, Fetcher(LOOPBACK_ONLY, concurrency=1, per_host=1), wanted=5)
@@ -178,9 +170,9 @@ def test_exact_and_near_duplicates_are_dropped(hosts, tmp_path, fetcher):
     assert result.rejected == {"duplicate_exact": 1, "duplicate_near": 2}
 
 
-def test_over_fetch_stops_as_soon_as_enough_are_kept(hosts, tmp_path, fetcher):
-    bad = [hosts[n % 3].url(f"/status/404?n={n}") for n in range(6)]
-    good = [hosts[n % 3].url(f"/img/{100 + n}.jpeg?w=300&h=300") for n in range(60)]
+def test_over_fetch_stops_as_soon_as_enough_are_kept(image_hosts, tmp_path, fetcher):
+    bad = [image_hosts[n % 3].url(f"/status/404?n={n}") for n in range(6)]
+    good = [image_hosts[n % 3].url(f"/img/{100 + n}.jpeg?w=300&h=300") for n in range(60)]
     drawn = []
 
     def lazy():
@@ -197,12 +189,12 @@ def test_over_fetch_stops_as_soon_as_enough_are_kept(hosts, tmp_path, fetcher):
     # waiting for a host slot and the read-ahead buffer on top.
     lookahead = max(8, fetcher.per_host * 2)
     assert len(drawn) <= 6 + 10 + fetcher.per_host + lookahead + max(lookahead, fetcher.concurrency) + 1
-    fetched = sum(sum(v for k, v in h.hits.items() if k.startswith("/img/1")) for h in hosts)
+    fetched = sum(sum(v for k, v in h.hits.items() if k.startswith("/img/1")) for h in image_hosts)
     assert fetched < 60
 
 
-def test_requested_count_is_kept_exactly_even_when_candidates_abound(hosts, tmp_path, fetcher):
-    urls = [hosts[n % 3].url(f"/img/{200 + n}.png?w=200&h=200") for n in range(40)]
+def test_requested_count_is_kept_exactly_even_when_candidates_abound(image_hosts, tmp_path, fetcher):
+    urls = [image_hosts[n % 3].url(f"/img/{200 + n}.png?w=200&h=200") for n in range(40)]
     result, _ = _collect(urls, tmp_path, fetcher, wanted=25)
     assert len(result.kept) == 25
     assert result.found == 25 + sum(result.rejected.values()) + result.unused
@@ -210,8 +202,8 @@ def test_requested_count_is_kept_exactly_even_when_candidates_abound(hosts, tmp_
     assert sorted(p.name for p in tmp_path.glob("dl-*")) == sorted(k.path.name for k in result.kept)
 
 
-def test_should_stop_ends_the_run(hosts, tmp_path, fetcher):
-    urls = [hosts[0].url(f"/img/{300 + n}.jpeg?w=200&h=200") for n in range(30)]
+def test_should_stop_ends_the_run(image_hosts, tmp_path, fetcher):
+    urls = [image_hosts[0].url(f"/img/{300 + n}.jpeg?w=200&h=200") for n in range(30)]
     calls = []
 
     def stop_after_three():
@@ -223,22 +215,22 @@ def test_should_stop_ends_the_run(hosts, tmp_path, fetcher):
     assert len(result.kept) < 30
 
 
-def test_already_kept_images_count_and_are_not_fetched_again(hosts, tmp_path, fetcher):
+def test_already_kept_images_count_and_are_not_fetched_again(image_hosts, tmp_path, fetcher):
     first, _ = _collect(
-        [hosts[1].url(f"/img/{400 + n}.jpeg?w=200&h=200") for n in range(3)], tmp_path, fetcher
+        [image_hosts[1].url(f"/img/{400 + n}.jpeg?w=200&h=200") for n in range(3)], tmp_path, fetcher
     )
-    before = dict(hosts[1].hits)
-    urls = [hosts[1].url(f"/img/{400 + n}.jpeg?w=200&h=200") for n in range(6)]
+    before = dict(image_hosts[1].hits)
+    urls = [image_hosts[1].url(f"/img/{400 + n}.jpeg?w=200&h=200") for n in range(6)]
     result, _ = _collect(urls, tmp_path, fetcher, wanted=6, already_kept=first.kept)
     assert len(result.kept) == 6
     assert (result.resumed, result.found, result.unused) == (3, 3, 0)  # the three new URLs only
     for n in range(3):
-        assert hosts[1].hits[f"/img/{400 + n}.jpeg"] == before[f"/img/{400 + n}.jpeg"]
+        assert image_hosts[1].hits[f"/img/{400 + n}.jpeg"] == before[f"/img/{400 + n}.jpeg"]
 
 
-def test_conversion_to_one_output_format(hosts, tmp_path, fetcher):
+def test_conversion_to_one_output_format(image_hosts, tmp_path, fetcher):
     rules = ImageRules(output_format="jpeg")
-    result, _ = _collect([hosts[0].url("/img/500.png?w=300&h=200")], tmp_path, fetcher, rules=rules)
+    result, _ = _collect([image_hosts[0].url("/img/500.png?w=300&h=200")], tmp_path, fetcher, rules=rules)
     (image,) = result.kept
     assert image.format == "jpeg" and image.path.suffix == ".jpg"
     with Image.open(image.path) as img:
@@ -265,18 +257,19 @@ def test_conversion_handles_every_colour_mode(tmp_path, mode, target):
             assert img.convert("RGB").getpixel((5, 5)) == (255, 255, 255)
 
 
-def test_a_file_that_cannot_be_converted_is_rejected_not_fatal(hosts, tmp_path, fetcher):
+def test_a_file_that_cannot_be_converted_is_rejected_not_fatal(image_hosts, tmp_path, fetcher):
     # WebP stores at most 16383 pixels a side: this valid PNG cannot become a WebP.
-    urls = [hosts[0].url("/img/501.png?w=17000&h=20"), hosts[1].url("/img/502.jpeg?w=300&h=200")]
+    urls = [image_hosts[0].url("/img/501.png?w=17000&h=20"), image_hosts[1].url("/img/502.jpeg?w=300&h=200")]
     result, _ = _collect(urls, tmp_path, fetcher, rules=ImageRules(output_format="webp"))
     assert [k.format for k in result.kept] == ["webp"]
     assert result.rejected == {"conversion_failed": 1}
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [result.kept[0].path.name]
 
 
-def test_archive_names_entries_after_the_query_and_stores_bytes_untouched(hosts, tmp_path, fetcher):
+def test_archive_names_entries_after_the_query_and_stores_bytes_untouched(image_hosts, tmp_path, fetcher):
     urls = [
-        hosts[0].url(f"/img/{600 + n}.{fmt}?w=300&h=200") for n, fmt in enumerate(["jpeg", "png", "webp"])
+        image_hosts[0].url(f"/img/{600 + n}.{fmt}?w=300&h=200")
+        for n, fmt in enumerate(["jpeg", "png", "webp"])
     ]
     serial = Fetcher(LOOPBACK_ONLY, concurrency=1, per_host=1)  # kept in arrival order
     result, _ = _collect(urls, tmp_path / "work", serial)
@@ -301,22 +294,22 @@ def test_archive_names_entries_after_the_query_and_stores_bytes_untouched(hosts,
 
 @pytest.mark.parametrize("per_host,concurrency,expected_peak", [(3, 8, 3), (10, 2, 2)])
 def test_requests_in_flight_stay_within_the_per_host_and_global_limits(
-    tmp_path, per_host, concurrency, expected_peak
+    tmp_path, start_image_host, per_host, concurrency, expected_peak
 ):
-    with ImageHost("127.0.0.14", latency=0.15) as host:
-        fetcher = Fetcher(LOOPBACK_ONLY, concurrency=concurrency, per_host=per_host)
-        try:
-            urls = [host.url(f"/img/{900 + n}.jpeg?w=200&h=200") for n in range(24)]
-            result, _ = _collect(urls, tmp_path, fetcher)
-        finally:
-            fetcher.close()
+    host = start_image_host(latency=0.15)
+    fetcher = Fetcher(LOOPBACK_ONLY, concurrency=concurrency, per_host=per_host)
+    try:
+        urls = [host.url(f"/img/{900 + n}.jpeg?w=200&h=200") for n in range(24)]
+        result, _ = _collect(urls, tmp_path, fetcher)
+    finally:
+        fetcher.close()
     assert len(result.kept) == 24
     assert host.peak_active == expected_peak  # the whole allowance is used, never more
 
 
-def test_redirects_to_another_host_count_against_that_hosts_limit(tmp_path):
-    origins = [ImageHost(f"127.0.0.{n}").start() for n in (15, 16, 17)]
-    target = ImageHost("127.0.0.18", latency=0.15).start()
+def test_redirects_to_another_host_count_against_that_hosts_limit(tmp_path, start_image_host):
+    origins = [start_image_host() for _ in range(3)]
+    target = start_image_host(latency=0.15)
     fetcher = Fetcher(LOOPBACK_ONLY, concurrency=12, per_host=2)
     try:
         urls = [
@@ -326,7 +319,5 @@ def test_redirects_to_another_host_count_against_that_hosts_limit(tmp_path):
         result, _ = _collect(urls, tmp_path, fetcher)
     finally:
         fetcher.close()
-        for host in (*origins, target):
-            host.stop()
     assert len(result.kept) == 18
     assert target.peak_active == 2  # three origins, yet never more than 2 at the target

@@ -8,23 +8,15 @@ import zipfile
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.imagehosts import ImageHost
 
-
-@pytest.fixture(scope="module")
-def host():
-    with ImageHost("127.0.0.14") as server:
-        yield server
-
-
-def test_writes_a_zip_with_only_the_valid_unique_images(host, tmp_path, capsys):
-    lines = [host.url(f"/img/{n}.jpeg?w=300&h=200") for n in range(8)]
+def test_writes_a_zip_with_only_the_valid_unique_images(image_host, tmp_path, capsys):
+    lines = [image_host.url(f"/img/{n}.jpeg?w=300&h=200") for n in range(8)]
     lines += [
-        host.url("/html.jpg"),
-        host.url("/img/0.jpeg?w=300&h=200"),
+        image_host.url("/html.jpg"),
+        image_host.url("/img/0.jpeg?w=300&h=200"),
         "# a comment",
         "",
-        host.url("/status/404"),
+        image_host.url("/status/404"),
     ]
     listing = tmp_path / "urls.txt"
     listing.write_text("\n".join(lines))
@@ -38,14 +30,14 @@ def test_writes_a_zip_with_only_the_valid_unique_images(host, tmp_path, capsys):
         assert "manifest.csv" in zf.namelist()
 
 
-def test_writes_a_folder_and_applies_filters(host, tmp_path, capsys):
+def test_writes_a_folder_and_applies_filters(image_host, tmp_path, capsys):
     listing = tmp_path / "urls.txt"
     listing.write_text(
         "\n".join(
             [
-                host.url("/img/50.png?w=900&h=700"),
-                host.url("/img/51.png?w=100&h=100"),
-                host.url("/img/52.gif?w=900&h=700"),
+                image_host.url("/img/50.png?w=900&h=700"),
+                image_host.url("/img/51.png?w=100&h=100"),
+                image_host.url("/img/52.gif?w=900&h=700"),
             ]
         )
     )
@@ -64,10 +56,10 @@ def test_writes_a_folder_and_applies_filters(host, tmp_path, capsys):
     assert "too_small=1" in capsys.readouterr().out
 
 
-def test_converts_every_image_to_one_format_on_request(host, tmp_path, capsys):
+def test_converts_every_image_to_one_format_on_request(image_host, tmp_path, capsys):
     listing = tmp_path / "urls.txt"
     listing.write_text(
-        "\n".join(host.url(f"/img/{60 + n}.{fmt}?w=300&h=200") for n, fmt in enumerate(["png", "gif"]))
+        "\n".join(image_host.url(f"/img/{60 + n}.{fmt}?w=300&h=200") for n, fmt in enumerate(["png", "gif"]))
     )
     out = tmp_path / "converted.zip"
     call_command("download_urls", str(listing), "--out", str(out), "--convert-to", "jpeg", "--no-progress")

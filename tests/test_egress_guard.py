@@ -7,7 +7,6 @@ import socket
 
 from downloader.egress import EgressGuard
 from downloader.http import FetchPolicy
-from tests.imitations import SearchImitation
 
 POLICY = FetchPolicy(allow_private=False, extra_allowed=("127.0.0.27/32",))
 
@@ -33,32 +32,26 @@ def ask(guard: EgressGuard, request: bytes, then: bytes = b"") -> bytes:
         return answer
 
 
-def test_a_tunnel_to_an_allowed_host_carries_bytes_and_others_are_refused():
-    allowed = SearchImitation("127.0.0.27", image_url=lambda i: "").start()
-    private = SearchImitation("127.0.0.28", image_url=lambda i: "").start()
+def test_a_tunnel_to_an_allowed_host_carries_bytes_and_others_are_refused(start_imitation):
+    allowed = start_imitation(address="127.0.0.27")
+    private = start_imitation(address="127.0.0.28")
     allowed.pages["/hello"] = private.pages["/hello"] = "hello through the tunnel"
-    try:
-        with EgressGuard(POLICY, loopback_only=False) as guard:
-            tunnel = ask(
-                guard,
-                f"CONNECT 127.0.0.27:{allowed.port} HTTP/1.1\r\n\r\n".encode(),
-                then=b"GET /hello HTTP/1.1\r\nHost: 127.0.0.27\r\nConnection: close\r\n\r\n",
-            )
-            assert tunnel.startswith(b"HTTP/1.1 200") and b"hello through the tunnel" in tunnel
+    with EgressGuard(POLICY, loopback_only=False) as guard:
+        tunnel = ask(
+            guard,
+            f"CONNECT 127.0.0.27:{allowed.port} HTTP/1.1\r\n\r\n".encode(),
+            then=b"GET /hello HTTP/1.1\r\nHost: 127.0.0.27\r\nConnection: close\r\n\r\n",
+        )
+        assert tunnel.startswith(b"HTTP/1.1 200") and b"hello through the tunnel" in tunnel
 
-            refused = ask(guard, f"CONNECT 127.0.0.28:{private.port} HTTP/1.1\r\n\r\n".encode())
-            assert refused.startswith(b"HTTP/1.1 403")
+        refused = ask(guard, f"CONNECT 127.0.0.28:{private.port} HTTP/1.1\r\n\r\n".encode())
+        assert refused.startswith(b"HTTP/1.1 403")
 
-            plain = ask(guard, f"GET {allowed.base}/hello HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            assert plain.startswith(b"HTTP/1.1 200") and b"hello through the tunnel" in plain
-            assert ask(guard, f"GET {private.base}/hello HTTP/1.1\r\n\r\n".encode()).startswith(
-                b"HTTP/1.1 403"
-            )
-            assert ask(guard, b"GET ftp://127.0.0.27/x HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400")
-            assert [reason for _, reason in guard.refused] == ["private_address", "private_address"]
-    finally:
-        allowed.stop()
-        private.stop()
+        plain = ask(guard, f"GET {allowed.base}/hello HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert plain.startswith(b"HTTP/1.1 200") and b"hello through the tunnel" in plain
+        assert ask(guard, f"GET {private.base}/hello HTTP/1.1\r\n\r\n".encode()).startswith(b"HTTP/1.1 403")
+        assert ask(guard, b"GET ftp://127.0.0.27/x HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert [reason for _, reason in guard.refused] == ["private_address", "private_address"]
     assert private.requests == []  # nothing reached it
     assert [path for path, _ in allowed.requests] == ["/hello", "/hello"]
 

@@ -10,28 +10,14 @@ from downloader.engines.base import EngineBlocked, EngineError, SearchRules
 from downloader.engines.bing import BingEngine, filter_param
 from downloader.engines.duckduckgo import DuckDuckGoEngine
 from downloader.engines.google import GoogleEngine
-from tests.imitations import SearchImitation
 
-pytestmark = pytest.mark.browser
-
-
-def image_url(index: int) -> str:
-    return f"http://127.0.0.30:9/img/{index}.jpeg"  # never fetched by these tests
+pytestmark = [pytest.mark.browser, pytest.mark.imitation(total=150, see_more_after=70)]
 
 
 @pytest.fixture(scope="module")
 def driver():
     with open_browser() as browser:
         yield browser
-
-
-@pytest.fixture
-def imitation(settings):
-    server = SearchImitation("127.0.0.21", image_url=image_url, total=150, see_more_after=70).start()
-    settings.IMAGEDL_BING_URL = settings.IMAGEDL_DUCKDUCKGO_URL = settings.IMAGEDL_GOOGLE_URL = server.base
-    settings.IMAGEDL_SCROLL_WAIT = 2.0
-    yield server
-    server.stop()
 
 
 def test_bing_collects_distinct_full_size_urls_through_scrolls_and_see_more(driver, imitation):
@@ -43,7 +29,7 @@ def test_bing_collects_distinct_full_size_urls_through_scrolls_and_see_more(driv
     )
     assert len(found) == 120
     assert len({c.url for c in found}) == 120
-    assert [c.url for c in found] == [image_url(i) for i in range(1, 121)]  # no repeats, no gaps
+    assert [c.url for c in found] == [imitation.image_url(i) for i in range(1, 121)]  # no repeats, no gaps
     assert all("/th?id=" not in c.url for c in found)
     assert found[0].page_url == "http://example.org/article/1"
     firsts = [int(q["first"]) for p, q in imitation.requests if p == "/images/async"]
@@ -91,7 +77,7 @@ def test_bing_filter_parameters():
 
 def test_duckduckgo_reads_full_size_urls_from_its_json(driver, imitation):
     found = list(DuckDuckGoEngine().search(driver, "owl", wanted=130, rules=SearchRules()))
-    assert [c.url for c in found] == [image_url(i) for i in range(1, 131)]
+    assert [c.url for c in found] == [imitation.image_url(i) for i in range(1, 131)]
     assert found[0].width == 640
 
 
@@ -112,7 +98,7 @@ def test_duckduckgo_problems_are_recognised(driver, imitation, mode, error, reas
 
 def test_google_reads_imgurl_and_scrolls_for_more(driver, imitation):
     found = list(GoogleEngine().search(driver, "heron", wanted=50, rules=SearchRules()))
-    assert [c.url for c in found] == [image_url(i) for i in range(1, 51)]
+    assert [c.url for c in found] == [imitation.image_url(i) for i in range(1, 51)]
     assert found[0].page_url == "http://example.org/g/1"
 
 

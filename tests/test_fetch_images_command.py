@@ -7,35 +7,27 @@ import zipfile
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.imagehosts import ImageHost
-from tests.imitations import SearchImitation
+from tests.imagehosts import image_urls
 
 pytestmark = pytest.mark.browser
 
 
-def test_search_download_and_zip(tmp_path, settings, capsys):
-    with ImageHost("127.0.0.24") as host:
-        server = SearchImitation(
-            "127.0.0.25", image_url=lambda i: host.url(f"/img/{7000 + i}.png?w=300&h=300"), total=80
-        ).start()
-        settings.IMAGEDL_BING_URL = server.base
-        settings.IMAGEDL_SCROLL_WAIT = 1.0
-        try:
-            call_command(
-                "fetch_images",
-                "Red Fox",
-                "--count",
-                "25",
-                "--out",
-                str(tmp_path / "fox.zip"),
-                "--engine",
-                "bing",
-                "--formats",
-                "png",
-                "--no-progress",
-            )
-        finally:
-            server.stop()
+def test_search_download_and_zip(tmp_path, start_imitation, image_host, capsys):
+    pngs = image_urls([image_host], seed=7000, fmt="png", width=300, height=300)
+    start_imitation(image_url=pngs, total=80, scroll_wait=1.0)
+    call_command(
+        "fetch_images",
+        "Red Fox",
+        "--count",
+        "25",
+        "--out",
+        str(tmp_path / "fox.zip"),
+        "--engine",
+        "bing",
+        "--formats",
+        "png",
+        "--no-progress",
+    )
     out = capsys.readouterr().out
     assert "asked 25" in out and "kept 25" in out
     with zipfile.ZipFile(tmp_path / "fox.zip") as zf:

@@ -9,6 +9,7 @@ import re
 import signal
 import time
 import zipfile
+from functools import partial
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,8 +19,7 @@ from jobs import records, services
 from jobs.events import job_events
 from jobs.models import JobStatus
 from tests.conftest import stop_worker
-from tests.imagehosts import ImageHost
-from tests.imitations import SearchImitation
+from tests.factories import NOW, make_job
 from tests.mailserver import MailServer, free_port, html_body, text_body
 from tests.waiting import wait_for
 
@@ -27,54 +27,21 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.imitation(total=300),
 ]
+# Grace's jobs run as soon as they are submitted (tests change what they need).
+grace_job = partial(
+    make_job, email="grace@example.org", query="red fox", time_zone="America/New_York", run_in=NOW
+)
 
 
-@pytest.fixture
-def hosts():
-    started = [ImageHost(f"127.0.0.{n}", latency=0.02).start() for n in (51, 52, 53)]
-    yield started
-    for host in started:
-        host.stop()
-
-
-@pytest.fixture
-def search(hosts):
-    server = SearchImitation(
-        "127.0.0.50", image_url=lambda i: hosts[i % 3].url(f"/img/{5000 + i}.jpeg?w=320&h=240"), total=300
-    ).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mailserver():
-    server = MailServer().start()
-    yield server
-    server.stop()
-
-
-def env_for(search: SearchImitation, mail_port: int, **extra: str) -> dict[str, str]:
+def env_for(mail_port: int, **extra: str) -> dict[str, str]:
     return {
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(mail_port),
-        "IMAGEDL_BING_URL": search.base,
-        "IMAGEDL_DUCKDUCKGO_URL": search.base,
-        "IMAGEDL_GOOGLE_URL": search.base,
-        "IMAGEDL_SCROLL_WAIT": "2",
         "IMAGEDL_BASE_URL": "http://testserver",
         **extra,
     }
-
-
-def submit(count: int, run_at: dt.datetime | None = None, zone: str = "America/New_York"):
-    return services.job_submit(
-        email="grace@example.org",
-        query="red fox",
-        requested_count=count,
-        run_at=run_at or dt.datetime.now(dt.UTC),
-        time_zone=zone,
-    )
 
 
 def link_in(message, label_pattern: str) -> str:
@@ -83,9 +50,9 @@ def link_in(message, label_pattern: str) -> str:
     return match.group(1)
 
 
-def test_submit_run_email_and_download(client, start_worker, search, mailserver):
-    start_worker(**env_for(search, mailserver.port))
-    job = submit(40)
+def test_submit_run_email_and_download(client, start_worker, imitation, mailserver):
+    start_worker(imitation, **env_for(mailserver.port))
+    job = grace_job(requested_count=40)
 
     accepted = mailserver.wait_for("grace@example.org", "scheduled")
     assert "red fox" in text_body(accepted) and "/jobs/" in html_body(accepted)
@@ -113,44 +80,43 @@ def test_submit_run_email_and_download(client, start_worker, search, mailserver)
     assert kinds.count("email_sent") == 3
 
 
-def test_a_future_job_waits_for_its_time(start_worker, search, mailserver):
-    start_worker(**env_for(search, mailserver.port))
-    job = submit(5, run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2), zone="Asia/Tokyo")
+def test_a_future_job_waits_for_its_time(start_worker, imitation, mailserver):
+    start_worker(imitation, **env_for(mailserver.port))
+    job = grace_job(requested_count=5, run_in=dt.timedelta(hours=2), time_zone="Asia/Tokyo")
     mailserver.wait_for("grace@example.org", "scheduled")
     time.sleep(3)
     assert records.get_job(job.id).status == JobStatus.SCHEDULED
     assert services.job_cancel(records.get_job(job.id))
 
 
-def test_a_killed_worker_does_not_lose_the_job(start_worker, search, hosts, mailserver):
-    for host in hosts:
-        host._server.latency = 0.8
+def test_a_killed_worker_does_not_lose_the_job(start_worker, imitation, image_hosts, mailserver):
+    for host in image_hosts:
+        host.latency = 0.8
     env = env_for(
-        search,
         mailserver.port,
         IMAGEDL_PER_HOST_CONNECTIONS="1",
         IMAGEDL_JOB_TIMEOUT="60",
         IMAGEDL_TASK_RETRY="70",
     )
-    first = start_worker(**env)
-    job = submit(30)
+    first = start_worker(imitation, **env)
+    job = grace_job(requested_count=30)
     assert wait_for(lambda: (records.get_job(job.id).downloaded_count or 0) >= 6, timeout=90)
     stop_worker(first, signal.SIGKILL)
     kept_before = len(records.job_images(job.id))
     assert 6 <= kept_before < 30
-    start_worker(**env)  # the task is re-delivered once its lease (IMAGEDL_TASK_RETRY) runs out
+    start_worker(imitation, **env)  # the task is re-delivered once its lease (IMAGEDL_TASK_RETRY) runs out
     assert wait_for(lambda: records.get_job(job.id).status == JobStatus.DONE, timeout=200, interval=1)
     done = records.get_job(job.id)
     assert done.downloaded_count == 30 and done.attempts == 2
     assert "resumed" in [e.kind for e in job_events(job.id)]
-    fetched_twice = [p for h in hosts for p, n in h.hits.items() if p.startswith("/img/") and n > 1]
+    fetched_twice = [p for h in image_hosts for p, n in h.hits.items() if p.startswith("/img/") and n > 1]
     assert len(fetched_twice) <= 3  # at most the downloads in flight when it died
 
 
-def test_mail_server_down_delays_the_email_but_not_the_job(start_worker, search):
+def test_mail_server_down_delays_the_email_but_not_the_job(start_worker, imitation):
     port = free_port()
-    start_worker(**env_for(search, port, IMAGEDL_EMAIL_RETRY_SECONDS="1"))
-    job = submit(5)
+    start_worker(imitation, **env_for(port, IMAGEDL_EMAIL_RETRY_SECONDS="1"))
+    job = grace_job(requested_count=5)
     assert wait_for(lambda: records.get_job(job.id).status == JobStatus.DONE, timeout=90)
     assert wait_for(lambda: "email_delayed" in [e.kind for e in job_events(job.id)], timeout=30)
     mail = MailServer(port=port).start()

@@ -8,6 +8,7 @@ import pytest
 
 from jobs import records
 from jobs.models import JobStatus
+from tests.factories import make_job_record
 
 START = dt.datetime(2026, 3, 28, 21, 0, tzinfo=dt.UTC)
 
@@ -17,20 +18,18 @@ def jobs_over_three_days(cassandra_db):
     """31 jobs created every 2 hours from 21:00 on day one, so they span 3+ UTC days."""
     created = []
     for n in range(31):
-        job = records.create_job(
+        job = make_job_record(
             created_at=START + dt.timedelta(hours=2 * n),
             email=f"user{n}@example.org",
             query=f"query {n}",
-            requested_count=10,
-            run_at=START,
             status=JobStatus.DONE if n % 3 == 0 else JobStatus.SCHEDULED,
         )
         created.append(job)
     # Two jobs in the same millisecond: the cursor must not skip or repeat either.
     twin_time = START + dt.timedelta(hours=7)
     created += [
-        records.create_job(created_at=twin_time, query="twin a", requested_count=1, run_at=START),
-        records.create_job(created_at=twin_time, query="twin b", requested_count=1, run_at=START),
+        make_job_record(created_at=twin_time, query="twin a"),
+        make_job_record(created_at=twin_time, query="twin b"),
     ]
     return created
 

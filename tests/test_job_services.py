@@ -16,14 +16,9 @@ from django_q.models import OrmQ, Schedule
 from jobs import links, records, services
 from jobs.events import job_events
 from jobs.models import JobPurgeDue, JobStatus
+from tests.factories import expire_lease, finished_minutes_ago, make_done_job, make_job
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
-
-
-def _submit(run_at: dt.datetime, zone: str = "UTC", **extra):
-    fields = dict(email="ada@example.org", query="red fox", requested_count=25, run_at=run_at, time_zone=zone)
-    fields.update(extra)
-    return services.job_submit(**fields)
 
 
 def _queued_task_names() -> list[str]:
@@ -32,7 +27,7 @@ def _queued_task_names() -> list[str]:
 
 def test_future_job_is_stored_and_scheduled_with_only_its_id(cassandra_db):
     run_at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
-    job = _submit(run_at)
+    job = make_job(run_at=run_at)
     stored = records.get_job(job.id)
     assert stored.status == JobStatus.SCHEDULED
     schedule = Schedule.objects.get(name=f"job-{job.id}")
@@ -45,7 +40,7 @@ def test_future_job_is_stored_and_scheduled_with_only_its_id(cassandra_db):
 
 
 def test_past_or_present_job_is_queued_at_once(cassandra_db):
-    job = _submit(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    job = make_job(run_in=-dt.timedelta(minutes=1))
     assert f"job-{job.id}" in _queued_task_names()
     assert not Schedule.objects.filter(name=f"job-{job.id}").exists()
     task = next(q.task for q in OrmQ.objects.all() if q.task["name"] == f"job-{job.id}")
@@ -97,7 +92,7 @@ def test_run_time_in_the_users_zone_becomes_the_right_utc_instant(
     settings.IMAGEDL_MAX_SCHEDULE_DAYS = 3650
     run_at = local.replace(tzinfo=zoneinfo.ZoneInfo(zone))
     assert run_at > dt.datetime.now(dt.UTC)
-    job = _submit(run_at, zone)
+    job = make_job(run_at=run_at, time_zone=zone)
     schedule = Schedule.objects.get(name=f"job-{job.id}")
     assert schedule.next_run == expected_utc.replace(tzinfo=dt.UTC)
     assert records.get_job(job.id).run_at == expected_utc
@@ -105,7 +100,7 @@ def test_run_time_in_the_users_zone_becomes_the_right_utc_instant(
 
 
 def test_accepted_email_is_queued_not_sent_inline(cassandra_db):
-    job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    job = make_job()
     assert f"email-accepted-{job.id}" in _queued_task_names()
     assert mail.outbox == []
 
@@ -116,7 +111,7 @@ def test_a_job_that_cannot_be_queued_is_recorded_as_failed_not_left_waiting(cass
 
     monkeypatch.setattr(services, "email_enqueue", broken_enqueue)
     with pytest.raises(RuntimeError):
-        _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+        make_job()
     (stored,) = records.list_jobs_newest_first().jobs
     assert stored.status == JobStatus.FAILED
     assert stored.error == "could not be scheduled"
@@ -127,7 +122,7 @@ def test_a_job_that_cannot_be_queued_is_recorded_as_failed_not_left_waiting(cass
 
 
 def test_cancel_before_the_run_removes_the_schedule(cassandra_db):
-    job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    job = make_job()
     assert services.job_cancel(job) is True
     assert not Schedule.objects.filter(name=f"job-{job.id}").exists()
     assert records.get_job(job.id).status == JobStatus.CANCELLED
@@ -136,11 +131,11 @@ def test_cancel_before_the_run_removes_the_schedule(cassandra_db):
 
 
 def test_retry_requeues_a_failed_job_from_scratch(cassandra_db):
-    job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    job = make_job()
     services.job_start_attempt(job)
     services.job_record_progress(job, found_count=40, downloaded_count=3, rejected_count=5)
     services.job_fail(job, "The search engine returned no results.")
-    still_scheduled = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    still_scheduled = make_job()
     with pytest.raises(services.JobStateError):
         services.job_retry(still_scheduled)
     retried = services.job_retry(records.get_job(job.id))
@@ -151,11 +146,9 @@ def test_retry_requeues_a_failed_job_from_scratch(cassandra_db):
 
 
 def test_purge_deletes_archive_images_and_personal_data_but_keeps_the_record(cassandra_db):
-    job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
-    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(b"PK\x05\x06" + b"\0" * 18))
+    job = make_done_job(images=1, requested_count=25)
+    path = job.archive_path
     services.job_add_image(job, 1, file_name="red-fox_0001.jpg", source_url="http://img/1.jpg", bytes=10)
-    services.job_start_attempt(job)
-    assert services.job_complete(job, archive_path=path, archive_bytes=22, kept=1)
     services.job_purge(records.get_job(job.id))
     purged = records.get_job(job.id)
     assert not default_storage.exists(path)
@@ -170,15 +163,11 @@ def test_purge_deletes_archive_images_and_personal_data_but_keeps_the_record(cas
 def test_purge_due_takes_exactly_the_jobs_past_retention(cassandra_db, settings):
     settings.IMAGEDL_RETENTION_MINUTES = 30
     now = dt.datetime.now(dt.UTC)
-    old = _submit(now + dt.timedelta(hours=1))
-    young = _submit(now + dt.timedelta(hours=1))
+    old = make_job()
+    young = make_job()
     for job, finished_ago in ((old, 31), (young, 29)):
         services.job_fail(job, "x")
-        # Move the finish back in time, as if it had happened `finished_ago` minutes ago.
-        for row in JobPurgeDue.objects.filter(bucket="all"):
-            if row.job_id == job.id:
-                row.delete()
-        JobPurgeDue.create(bucket="all", due_at=now - dt.timedelta(minutes=finished_ago - 30), job_id=job.id)
+        finished_minutes_ago(job, finished_ago, now=now)
     dry = services.jobs_purge_due(now=now, dry_run=True)
     assert dry.job_ids == [old.id]
     assert records.get_job(old.id).email == "ada@example.org"
@@ -209,7 +198,7 @@ def test_links_are_signed_scoped_and_expire():
 def test_emails_have_subject_text_html_and_local_times(cassandra_db):
     from jobs.emails import build_email
 
-    job = _submit(dt.datetime(2026, 12, 30, 23, 15, tzinfo=dt.UTC), "Asia/Tokyo")
+    job = make_job(run_at=dt.datetime(2026, 12, 30, 23, 15, tzinfo=dt.UTC), time_zone="Asia/Tokyo")
     message = build_email(job, "accepted")
     assert message.subject.startswith("Your image job is scheduled: red fox")
     assert "Thursday 31 December 2026, 08:15 (Asia/Tokyo)" in message.body
@@ -239,7 +228,7 @@ def test_an_email_given_up_on_leaves_no_address_in_the_event_log(cassandra_db, s
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
         settings.IMAGEDL_EMAIL_MAX_TRIES = 1
-        job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+        job = make_job()
         assert email_send(str(job.id), "accepted") == "gave up"
     finally:
         controller.stop()
@@ -250,7 +239,7 @@ def test_an_email_given_up_on_leaves_no_address_in_the_event_log(cassandra_db, s
 
 
 def test_a_cancel_that_lands_while_the_run_delivers_wins_and_sends_no_link(cassandra_db):
-    job = _submit(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    job = make_job()
     assert services.job_start_attempt(job) == 1
     run_view = records.get_job(job.id)  # what the worker holds
     assert services.job_cancel(records.get_job(job.id)) is True
@@ -270,9 +259,12 @@ def test_a_job_interrupted_too_often_fails_with_an_email(cassandra_db, settings)
     from jobs.run import run_job
 
     settings.IMAGEDL_JOB_MAX_ATTEMPTS = 2
-    job = _submit(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    job = make_job(run_in=-dt.timedelta(minutes=1))
     assert services.job_start_attempt(job) == 1
-    assert services.job_start_attempt(records.get_job(job.id)) == 2  # a worker died twice
+    assert services.job_start_attempt(records.get_job(job.id)) == 0  # its lease is live
+    expire_lease(job)  # a worker died ...
+    assert services.job_start_attempt(records.get_job(job.id)) == 2
+    expire_lease(records.get_job(job.id))  # ... twice
     assert run_job(job.id) == "failed: attempts"
     failed = records.get_job(job.id)
     assert failed.status == JobStatus.FAILED and "interrupted 2 times" in failed.error

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 
 from jobs import cassandra, records
 from jobs.models import JobImage, JobStatus
+from tests.factories import make_job_record
 
 
 @pytest.fixture
 def job(cassandra_db):
-    return records.create_job(
+    return make_job_record(
         email="ada@example.org",
         query="red fox",
         requested_count=120,
@@ -80,11 +82,19 @@ def test_a_status_change_from_the_wrong_state_is_refused_and_reported(job):
 
 
 def test_images_come_back_in_position_order(job):
+    run, other = uuid.uuid4(), uuid.uuid4()
     for position in (3, 1, 2):
-        JobImage.create(
-            job_id=job.id, position=position, file_name=f"red-fox_{position:04d}.jpg", bytes=100 * position
-        )
-    assert [i.position for i in records.job_images(job.id)] == [1, 2, 3]
+        for run_id in (run, other):
+            JobImage.create(
+                job_id=job.id,
+                run_id=run_id,
+                position=position,
+                file_name=f"red-fox_{position:04d}.jpg",
+                bytes=100 * position,
+            )
+    images = records.job_images(job.id, run_id=run)
+    assert [i.position for i in images] == [1, 2, 3] and {i.run_id for i in images} == {run}
+    assert records.job_images(job.id) == []  # the job names no run yet
 
 
 def test_get_job_with_garbage_id_is_none(cassandra_db):

@@ -9,7 +9,6 @@ import pytest
 from downloader.browser import open_browser
 from downloader.engines.base import EngineError
 from downloader.engines.page import extract_page_images, largest_from_srcset, pick_urls
-from tests.imitations import SearchImitation
 
 PAGE = """<!doctype html><html><head>
 <meta property="og:image" content="/social/cover.jpg">
@@ -56,15 +55,11 @@ def test_pick_urls_resolves_and_skips_data_and_duplicates():
 
 
 @pytest.mark.browser
-def test_a_real_page_with_lazy_images_srcsets_links_and_og_image(settings):
-    server = SearchImitation("127.0.0.22", image_url=lambda i: "").start()
+def test_a_real_page_with_lazy_images_srcsets_links_and_og_image(start_imitation):
+    server = start_imitation(scroll_wait=1.0)
     server.pages["/gallery"] = PAGE
-    settings.IMAGEDL_SCROLL_WAIT = 1.0
-    try:
-        with open_browser() as driver:
-            found = list(extract_page_images(driver, server.base + "/gallery", wanted=50))
-    finally:
-        server.stop()
+    with open_browser() as driver:
+        found = list(extract_page_images(driver, server.base + "/gallery", wanted=50))
     base = server.base
     urls = [c.url for c in found]
     assert urls[0] == base + "/social/cover.jpg"
@@ -77,29 +72,25 @@ def test_a_real_page_with_lazy_images_srcsets_links_and_og_image(settings):
 
 
 @pytest.mark.browser
-def test_pages_on_private_addresses_are_refused_before_and_after_loading(settings):
+def test_pages_on_private_addresses_are_refused_before_and_after_loading(settings, start_imitation):
     settings.IMAGEDL_ALLOW_PRIVATE_NETWORKS = False
-    allowed = SearchImitation("127.0.0.23", image_url=lambda i: "").start()
-    private = SearchImitation("127.0.0.24", image_url=lambda i: "").start()
+    allowed = start_imitation(address="127.0.0.23")
+    private = start_imitation(address="127.0.0.24")
     settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS = ["127.0.0.23/32"]  # stands in for a public site
     allowed.pages["/gallery"] = private.pages["/gallery"] = PAGE
     allowed.redirects["/moved"] = private.base + "/gallery"
-    try:
-        with open_browser() as driver:
-            with pytest.raises(EngineError) as direct:
-                list(extract_page_images(driver, private.base + "/gallery", wanted=5))
-            assert direct.value.reason == "private_address"
-            assert private.requests == []  # refused before the browser went there
+    with open_browser() as driver:
+        with pytest.raises(EngineError) as direct:
+            list(extract_page_images(driver, private.base + "/gallery", wanted=5))
+        assert direct.value.reason == "private_address"
+        assert private.requests == []  # refused before the browser went there
 
-            assert list(extract_page_images(driver, allowed.base + "/gallery", wanted=3))
+        assert list(extract_page_images(driver, allowed.base + "/gallery", wanted=3))
 
-            with pytest.raises(EngineError) as moved:
-                list(extract_page_images(driver, allowed.base + "/moved", wanted=5))
-            assert moved.value.reason == "private_address"
-            assert "redirected" in str(moved.value)
-    finally:
-        allowed.stop()
-        private.stop()
+        with pytest.raises(EngineError) as moved:
+            list(extract_page_images(driver, allowed.base + "/moved", wanted=5))
+        assert moved.value.reason == "private_address"
+        assert "redirected" in str(moved.value)
 
 
 def addresses_only(host: str, port: int) -> list[str]:
@@ -111,12 +102,14 @@ def addresses_only(host: str, port: int) -> list[str]:
 
 
 @pytest.mark.browser
-def test_through_the_egress_guard_a_page_cannot_make_the_browser_reach_private_addresses(settings):
+def test_through_the_egress_guard_a_page_cannot_make_the_browser_reach_private_addresses(
+    settings, start_imitation
+):
     from downloader.egress import EgressGuard
 
     settings.IMAGEDL_ALLOW_PRIVATE_NETWORKS = False
-    site = SearchImitation("127.0.0.25", image_url=lambda i: "").start()
-    inside = SearchImitation("127.0.0.26", image_url=lambda i: "").start()
+    site = start_imitation(address="127.0.0.25")
+    inside = start_imitation(address="127.0.0.26")
     settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS = ["127.0.0.25/32"]  # stands in for a public site
     inside.pages["/secret.jpg"] = "secret"
     site.pages["/gallery"] = (
@@ -126,18 +119,14 @@ def test_through_the_egress_guard_a_page_cannot_make_the_browser_reach_private_a
         f"<script>fetch('{inside.base}/secret.jpg', {{mode: 'no-cors'}}).catch(() => 0);</script>"
         "</body></html>"
     )
-    try:
-        # The settings' rules (.25 allowed, the rest of 127/8 private), not the tests'
-        # loopback-only mode; names (Chromium's own calls home) resolve to nothing.
-        guard = EgressGuard(loopback_only=False, resolver=addresses_only)
-        with guard, open_browser(egress=guard) as driver:
-            found = [
-                c.url for c in extract_page_images(driver, site.base + "/gallery", wanted=10, scroll_wait=0.5)
-            ]
-            refused = guard.refused
-    finally:
-        site.stop()
-        inside.stop()
+    # The settings' rules (.25 allowed, the rest of 127/8 private), not the tests'
+    # loopback-only mode; names (Chromium's own calls home) resolve to nothing.
+    guard = EgressGuard(loopback_only=False, resolver=addresses_only)
+    with guard, open_browser(egress=guard) as driver:
+        found = [
+            c.url for c in extract_page_images(driver, site.base + "/gallery", wanted=10, scroll_wait=0.5)
+        ]
+        refused = guard.refused
     assert site.base + "/img/own.jpg" in found  # the page itself loads through the guard
     assert inside.requests == []  # not one request reached the private host
     to_inside = [reason for url, reason in refused if url.startswith(inside.base)]

@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 import pytest
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django_q.models import Schedule
 
-from jobs import records, services
+from jobs import records
 from jobs.events import record_event
-from jobs.models import JobPurgeDue
+from tests.factories import finished_minutes_ago, make_done_job
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
 
 def finished_job(minutes_ago: int):
-    job = services.job_submit(
-        email="p@example.org",
-        query="gulls",
-        requested_count=1,
-        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        time_zone="UTC",
-    )
-    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(b"x" * 2048))
-    services.job_start_attempt(job)
-    assert services.job_complete(job, archive_path=path, archive_bytes=2048, kept=1)
-    for row in JobPurgeDue.objects.filter(bucket="all"):
-        if row.job_id == job.id:
-            row.delete()
-    finished = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes_ago)
-    JobPurgeDue.create(bucket="all", due_at=finished + dt.timedelta(minutes=30), job_id=job.id)
-    return job, path
+    """A delivered job with a 2 KB archive that finished ``minutes_ago``."""
+    job = make_done_job(email="p@example.org", query="gulls", images=1, archive=b"x" * 2048)
+    finished_minutes_ago(job, minutes_ago)
+    return job, job.archive_path
 
 
 def test_purges_past_retention_and_nothing_else(cassandra_db, capsys, settings):

@@ -4,19 +4,16 @@ download, cancel, resubmit, error pages and protections."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import re
-import zipfile
 import zoneinfo
 
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django_q.models import OrmQ, Schedule
 
 from jobs import links, records, services
 from jobs.models import Job, JobStatus
+from tests.factories import make_done_job, make_job, stored_archive
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
@@ -45,19 +42,6 @@ def good_post(**changes):
     }
     data.update(changes)
     return data
-
-
-def a_job(**changes):
-    """A job stored and scheduled an hour from now (tests change what they need)."""
-    fields = dict(
-        email="a@example.org",
-        query="q",
-        requested_count=1,
-        run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        time_zone="UTC",
-    )
-    fields.update(changes)
-    return services.job_submit(**fields)
 
 
 def nothing_stored():
@@ -171,25 +155,9 @@ def test_typed_text_is_escaped_everywhere(client, cassandra_db):
     assert evil not in json.dumps(data) and "example.org" not in json.dumps(data)  # no personal data in JSON
 
 
-def _done_job():
-    job = a_job(email="ada@example.org", query="Red Fox", requested_count=2)
-    from PIL import Image
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for n in (1, 2):
-            img = io.BytesIO()
-            Image.new("RGB", (300, 200), (n * 90, 20, 20)).save(img, "JPEG")
-            zf.writestr(f"red-fox_000{n}.jpg", img.getvalue())
-        zf.writestr("manifest.csv", "file\n")
-    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(buf.getvalue()))
-    services.job_start_attempt(job)
-    assert services.job_complete(job, archive_path=path, archive_bytes=len(buf.getvalue()), kept=2)
-    return records.get_job(job.id), buf.getvalue()
-
-
 def test_status_page_json_thumbnails_and_download(client, cassandra_db):
-    job, data = _done_job()
+    job = make_done_job(email="ada@example.org", query="Red Fox", images=2)
+    data = stored_archive(job)
     token = links.make_token(job.id, "status")
     page = client.get(f"/jobs/{token}/")
     html = page.content.decode()
@@ -207,7 +175,7 @@ def test_status_page_json_thumbnails_and_download(client, cassandra_db):
 
 
 def test_tampered_expired_and_wrong_links_get_clear_pages(client, cassandra_db):
-    job, _ = _done_job()
+    job = make_done_job()
     token = links.make_token(job.id, "download", dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
     tampered = client.get(f"/jobs/{token[:-3]}abc/download")
     assert tampered.status_code == 404 and "This link is not valid" in tampered.content.decode()
@@ -233,7 +201,7 @@ def test_cancel_needs_a_post_and_works(client, cassandra_db):
 
 
 def test_resubmit_link_prefills_the_form(client, cassandra_db):
-    job, _ = _done_job()
+    job = make_done_job(email="ada@example.org", query="Red Fox")
     services.job_fail(job, "x")
     page = client.get(f"/jobs/{links.make_token(job.id, 'resubmit')}/resubmit")
     form = page.context["form"]
@@ -298,7 +266,7 @@ def test_healthz_tells_outsiders_only_up_or_down(client, cassandra_db, settings)
 
 
 def test_resubmitting_proposes_now_in_the_jobs_own_zone(client, cassandra_db):
-    job = a_job(run_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1), time_zone="Pacific/Auckland")
+    job = make_job(run_in=dt.timedelta(days=1), time_zone="Pacific/Auckland")
     form = client.get(f"/jobs/{links.make_token(job.id, 'resubmit')}/resubmit").context["form"]
     auckland = dt.datetime.now(zoneinfo.ZoneInfo("Pacific/Auckland"))
     proposed = dt.datetime.combine(
@@ -327,7 +295,7 @@ def test_csrf_is_enforced(cassandra_db):
 
 def test_times_are_shown_in_the_users_zone(client, cassandra_db):
     run_at = dt.datetime(2026, 12, 30, 23, 15, tzinfo=dt.UTC)
-    job = a_job(run_at=run_at, time_zone="Asia/Tokyo")
+    job = make_job(run_at=run_at, time_zone="Asia/Tokyo")
     html = client.get(f"/jobs/{links.make_token(job.id, 'status')}/").content.decode()
     assert "Thursday 31 December 2026, 08:15" in html  # 23:15 UTC is 08:15 next day in Tokyo
 
@@ -377,7 +345,7 @@ def test_security_headers_on_every_page_and_hsts_over_https(client, cassandra_db
 
 
 def test_a_server_error_gets_the_site_page_without_a_traceback(client, cassandra_db, monkeypatch):
-    job = a_job()
+    job = make_job()
 
     def broken(job_id):
         raise RuntimeError("secret internals /srv/imagedl")
@@ -392,7 +360,7 @@ def test_a_server_error_gets_the_site_page_without_a_traceback(client, cassandra
 
 
 def test_a_download_link_of_a_purged_job_says_gone(client, cassandra_db):
-    job = a_job()
+    job = make_job()
     services.job_purge(records.get_job(job.id))
     response = client.get(f"/jobs/{links.make_token(job.id, 'download')}/download")
     assert response.status_code == 410 and "deleted" in response.content.decode()

@@ -4,7 +4,10 @@ plus arbitrary pages for the page extractor.
 
     imitation = SearchImitation("127.0.0.20", image_url=lambda i: f"http://.../img/{i}.jpeg",
                                 total=200, batch_latency=0.3, see_more_after=70).start()
-    settings.IMAGEDL_BING_URL = imitation.base
+    settings.IMAGEDL_BING_URL = imitation.base   # or all of imitation.engine_settings()
+
+In tests, the ``start_imitation`` and ``imitation`` fixtures (tests/conftest.py) start
+them and point the settings at them.
 
 ``mode`` per engine ("ok", "captcha", "consent", "thumbnails", "rate_limited",
 "changed") makes that engine misbehave the way the real one does. Requests are
@@ -123,6 +126,12 @@ class SearchImitation:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def engine_settings(self, scroll_wait: float = 2.0) -> dict[str, str | float]:
+        """The settings that send Bing, DuckDuckGo and Google here (as Django settings,
+        or - each value through str() - as a worker's environment)."""
+        urls = {f"IMAGEDL_{name}_URL": self.base for name in ("BING", "DUCKDUCKGO", "GOOGLE")}
+        return {**urls, "IMAGEDL_SCROLL_WAIT": scroll_wait}
 
     def count(self, path: str) -> int:
         with self.lock:

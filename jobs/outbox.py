@@ -1,0 +1,179 @@
+"""The job's mails, sent once per (job, generation, kind) however often a task runs.
+
+``email_enqueue`` writes the outbox row (``job_mail``, state pending) and its listing
+row (``mail_pending``), then queues the send task. ``email_send`` claims the row in a
+lightweight transaction before sending and marks it sent after: a copy of the task that
+comes later finds it claimed or sent and does nothing. While the mail server is down
+the row goes back to pending and the send is scheduled again with doubling delays. A
+task lost by the broker is found by the reaper (``jobs.reaper``) from the listing rows.
+An operator's retry is a new generation: its mails are new rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+import uuid
+
+from django.conf import settings
+from django.utils import timezone
+
+from jobs import records, scheduling
+from jobs.events import record_event
+from jobs.models import Job, JobMail, MailPending, MailState
+from jobs.utc import aware_utc, naive_utc
+
+logger = logging.getLogger("imagedl.jobs")
+
+CLAIM_SECONDS = 120  # a sender that holds a claim this long without finishing has died
+
+
+def _generation(job: Job) -> int:
+    return job.generation or 1
+
+
+def email_enqueue(job: Job, kind: str) -> None:
+    """Put one of the job's emails in the outbox and queue its sending."""
+    generation = _generation(job)
+    _add_row(job.id, generation, kind)
+    MailPending.create(bucket="all", job_id=job.id, generation=generation, kind=kind)
+    queue_send(job.id, kind, generation)
+
+
+def _add_row(job_id: uuid.UUID, generation: int, kind: str) -> None:
+    from cassandra.cqlengine.query import LWTException
+
+    try:
+        JobMail.if_not_exists().create(
+            job_id=job_id, generation=generation, kind=kind, state=MailState.PENDING, queued_at=timezone.now()
+        )
+    except LWTException:
+        pass  # already in the outbox: this is a repeat
+
+
+def queue_send(job_id: uuid.UUID, kind: str, generation: int, attempt: int = 1, delay: float = 0) -> None:
+    name = f"email-{kind}-{job_id}" + (f"-{attempt}" if attempt > 1 else "")
+    run_at = timezone.now() + dt.timedelta(seconds=delay) if delay else None
+    args = (str(job_id), kind, attempt, generation)
+    if run_at is None:
+        scheduling.queue_at(name, scheduling.EMAIL_TASK, args, group="emails")
+    else:
+        scheduling.schedule_once(name, scheduling.EMAIL_TASK, args, run_at)
+
+
+def email_send(job_id: str, kind: str, attempt: int = 1, generation: int = 0) -> str:
+    """Send one email at most once; while the mail server is down, try again later.
+
+    A finished job never fails because of mail: after the last try the event log says
+    the email could not be sent, and the status page still has the link.
+    """
+    from jobs.emails import send_job_email
+
+    job = records.get_job(job_id)
+    if job is None:
+        return "skipped: no job"
+    generation = generation or _generation(job)
+    row = JobMail.objects.filter(job_id=job.id, generation=generation, kind=kind).first()
+    if row is None:  # queued by an earlier version, before the outbox
+        _add_row(job.id, generation, kind)
+        row = JobMail.objects.filter(job_id=job.id, generation=generation, kind=kind).first()
+    if row.state in MailState.DONE:
+        return f"skipped: {row.state}"
+    if generation != _generation(job) or not job.email:
+        _finish(row, MailState.SUPERSEDED, row.claimed_by)
+        return "skipped: superseded or no address"
+    claim = _claim(row)
+    if claim is None:
+        return f"skipped: {row.state}"
+    try:
+        send_job_email(job, kind)
+    except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+        return _send_failed(job, row, claim, attempt, exc)
+    _finish(row, MailState.SENT, claim)
+    record_event(job.id, "email_sent", f"Sent the {kind} email", email=kind)
+    return "sent"
+
+
+def _claim(row: JobMail) -> uuid.UUID | None:
+    """Take the row for this sender: pending, or sending under a claim that ran out."""
+    from jobs.cassandra import execute, prepared
+
+    now = timezone.now()
+    if row.state in MailState.DONE:
+        return None
+    if row.state == MailState.SENDING:
+        until = aware_utc(row.claim_until)
+        if until is not None and until > now:
+            return None
+    claim = uuid.uuid4()
+    result = execute(
+        prepared(
+            f"UPDATE {JobMail.column_family_name()} SET state = ?, claimed_by = ?, claim_until = ? "  # noqa: S608
+            "WHERE job_id = ? AND generation = ? AND kind = ? IF state = ? AND claimed_by = ?"
+        ),
+        (
+            MailState.SENDING,
+            claim,
+            naive_utc(now + dt.timedelta(seconds=CLAIM_SECONDS)),
+            row.job_id,
+            row.generation,
+            row.kind,
+            row.state,
+            row.claimed_by,
+        ),
+    )
+    return claim if result.was_applied else None
+
+
+def _finish(row: JobMail, state: str, claim: uuid.UUID | None, **extra: object) -> bool:
+    """Move a claimed row on (sent, failed, back to pending); drop its listing row once
+    it is done."""
+    from jobs.cassandra import execute, prepared
+
+    values = {"state": state, "sent_at": timezone.now() if state == MailState.SENT else None, **extra}
+    names = list(values)
+    result = execute(
+        prepared(
+            f"UPDATE {JobMail.column_family_name()} SET {', '.join(f'{n} = ?' for n in names)} "  # noqa: S608
+            "WHERE job_id = ? AND generation = ? AND kind = ? IF claimed_by = ?"
+        ),
+        (*(naive_utc(v) for v in values.values()), row.job_id, row.generation, row.kind, claim),
+    )
+    if result.was_applied and state in MailState.DONE:
+        MailPending.objects(
+            bucket="all", job_id=row.job_id, generation=row.generation, kind=row.kind
+        ).delete()
+    return bool(result.was_applied)
+
+
+def _send_failed(job: Job, row: JobMail, claim: uuid.UUID, attempt: int, exc: Exception) -> str:
+    # The error text can quote the address, which must not outlive the purge in the
+    # event log or the log file: only the error's kind is kept.
+    error = type(exc).__name__
+    kind = row.kind
+    if attempt >= settings.IMAGEDL_EMAIL_MAX_TRIES:
+        logger.warning("job=%s: giving up on the %s email (%s)", job.id, kind, error)
+        _finish(row, MailState.FAILED, claim, tries=attempt)
+        record_event(
+            job.id, "email_failed", f"Could not send the {kind} email ({error})", level="error", error=error
+        )
+        return "gave up"
+    delay = settings.IMAGEDL_EMAIL_RETRY_SECONDS * 2 ** (attempt - 1)
+    _finish(row, MailState.PENDING, claim, tries=attempt, queued_at=timezone.now())
+    queue_send(job.id, kind, row.generation, attempt + 1, delay)
+    record_event(
+        job.id,
+        "email_delayed",
+        f"Mail server unavailable; the {kind} email will be retried in {delay} s",
+        level="warning",
+        error=error,
+    )
+    return f"retry in {delay}s"
+
+
+def email_withdraw(job: Job, kind: str) -> None:
+    """Take a mail not yet sent out of the outbox (its job could not be queued)."""
+    row = JobMail.objects.filter(job_id=job.id, generation=_generation(job), kind=kind).first()
+    if row is not None and row.state == MailState.PENDING:
+        _finish(row, MailState.SUPERSEDED, row.claimed_by)

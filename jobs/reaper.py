@@ -1,0 +1,80 @@
+"""The reaper: finds work nobody is doing, from the job rows, not from the broker.
+
+A recurring django-q2 task (like the purge). Each pass reads the small ``job_active``
+and ``mail_pending`` partitions and queues again:
+
+- a running job whose run's lease ran out (its worker died, or its task was lost);
+- a scheduled job more than ``IMAGEDL_REAPER_GRACE_SECONDS`` past its time with no
+  live lease (its task was lost, or the scheduler was down);
+- a mail not sent that long after it was queued, or whose sender's claim ran out.
+
+A copy of a task that was only late is harmless: the lease and the outbox let one win.
+A job over its attempt limit is failed, with its mail, by the run the reaper queues.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from jobs import records, scheduling
+from jobs.events import record_event
+from jobs.models import JobActive, JobMail, JobStatus, MailPending, MailState
+from jobs.outbox import queue_send
+from jobs.utc import aware_utc
+
+logger = logging.getLogger("imagedl.jobs")
+
+
+@dataclass
+class ReapSummary:
+    runs: int = 0
+    mails: int = 0
+    cleared: int = 0
+
+
+def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
+    """One pass of the reaper; returns what it queued again."""
+    now = now or timezone.now()
+    grace = dt.timedelta(seconds=settings.IMAGEDL_REAPER_GRACE_SECONDS)
+    summary = ReapSummary()
+    for row in list(JobActive.objects.filter(bucket="all").limit(None)):
+        job = records.get_job(row.job_id)
+        if job is None or job.status not in JobStatus.ACTIVE:
+            row.delete()
+            summary.cleared += 1
+            continue
+        lease = aware_utc(job.lease_until)
+        if lease is not None and lease > now:
+            continue  # someone is working on it
+        late = job.status == JobStatus.SCHEDULED and aware_utc(job.run_at) < now - grace
+        if job.status == JobStatus.RUNNING or late:
+            what = "its run stopped answering" if job.status == JobStatus.RUNNING else "its run never started"
+            record_event(job.id, "requeued", f"Queued again: {what}", level="warning")
+            scheduling.queue_at(f"job-{job.id}-reaped", scheduling.RUN_TASK, (str(job.id),), group="jobs")
+            summary.runs += 1
+    for pending in list(MailPending.objects.filter(bucket="all").limit(None)):
+        if _mail_needs_sending(pending, now, grace):
+            queue_send(pending.job_id, pending.kind, pending.generation)
+            summary.mails += 1
+    if summary.runs or summary.mails:
+        logger.warning("reaper: queued %d runs and %d mails again", summary.runs, summary.mails)
+    return summary
+
+
+def _mail_needs_sending(pending: MailPending, now: dt.datetime, grace: dt.timedelta) -> bool:
+    mail = JobMail.objects.filter(
+        job_id=pending.job_id, generation=pending.generation, kind=pending.kind
+    ).first()
+    if mail is None or mail.state in MailState.DONE:
+        pending.delete()
+        return False
+    if mail.state == MailState.SENDING:
+        claim = aware_utc(mail.claim_until)
+        return claim is None or claim < now
+    queued = aware_utc(mail.queued_at)
+    return queued is None or queued < now - grace

@@ -1,0 +1,124 @@
+"""Jobs for tests, made the way the application makes them.
+
+    job = make_job()                                  # scheduled an hour from now
+    job = make_job(query="owls", run_in=NOW)          # queued at once
+    done = make_done_job(images=3)                    # ran and delivered its zip
+    data = stored_archive(done)
+
+Every field of ``jobs.services.job_submit`` can be given; the rest are ``DEFAULTS``.
+``make_job_record`` writes a row straight through ``jobs.records`` instead, for tests
+of that layer (``created_at``, ``status`` as they please, nothing scheduled).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import zipfile
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from downloader.archive import MANIFEST_COLUMNS, MANIFEST_NAME, entry_names
+from jobs import records, services
+from jobs.models import Job, JobPurgeDue
+from tests.imagehosts import encoded
+
+DEFAULTS = {"email": "ada@example.org", "query": "red fox", "requested_count": 25, "time_zone": "UTC"}
+IN_AN_HOUR = dt.timedelta(hours=1)
+NOW = dt.timedelta(0)
+
+
+def job_fields(run_in: dt.timedelta = IN_AN_HOUR, **fields: object) -> dict[str, object]:
+    """``DEFAULTS`` with ``fields`` over them; ``run_at`` is now + ``run_in`` unless given.
+    A ``page_url`` without a ``query`` makes a page job (no query)."""
+    merged = {**DEFAULTS, "run_at": dt.datetime.now(dt.UTC) + run_in, **fields}
+    if fields.get("page_url") and "query" not in fields:
+        merged["query"] = ""
+    return merged
+
+
+def make_job(*, run_in: dt.timedelta = IN_AN_HOUR, **fields: object) -> Job:
+    """A job submitted through ``services.job_submit``: stored, its run scheduled (queued
+    at once when ``run_at`` is not in the future) and its "accepted" email queued."""
+    return services.job_submit(**job_fields(run_in, **fields))
+
+
+def make_job_record(*, run_in: dt.timedelta = IN_AN_HOUR, **fields: object) -> Job:
+    """A job row written with ``records.create_job`` alone: no schedule, no event, no
+    email. ``created_at`` and ``status`` may be given."""
+    return records.create_job(**job_fields(run_in, **fields))
+
+
+def make_archive(subject: str, images: int = 2, size: tuple[int, int] = (300, 200)) -> bytes:
+    """A small real zip as a run delivers it: ``images`` distinct JPEGs named after the
+    subject (``red-fox_0001.jpg``...), then manifest.csv describing them."""
+    manifest = io.StringIO()
+    writer = csv.writer(manifest)
+    writer.writerow(MANIFEST_COLUMNS)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for n, name in enumerate(entry_names(subject, ["jpeg"] * images), 1):
+            data = encoded(n, "jpeg", *size)
+            archive.writestr(name, data)
+            row = [f"http://images.example/{n}.jpg", "http://example.org/page", *size, "jpeg", len(data)]
+            writer.writerow([name, *row, hashlib.sha256(data).hexdigest()])
+        archive.writestr(MANIFEST_NAME, manifest.getvalue())
+    return out.getvalue()
+
+
+def make_done_job(
+    *,
+    images: int = 2,
+    image_size: tuple[int, int] = (300, 200),
+    archive: bytes | None = None,
+    found: int | None = None,
+    rejected: int | None = None,
+    run_in: dt.timedelta = NOW,
+    **fields: object,
+) -> Job:
+    """A job that ran and delivered ``images`` images, as read back from the store.
+
+    Submitted with ``make_job`` to run now (``requested_count`` defaults to ``images``), its zip
+    (``make_archive``, or the bytes of ``archive``) saved in default_storage at
+    ``archives/<id>.zip``, then started, given its ``found``/``rejected`` counters if
+    any, and completed through ``jobs.services``.
+    """
+    fields.setdefault("requested_count", images)
+    job = make_job(run_in=run_in, **fields)
+    data = archive if archive is not None else make_archive(job.query or job.page_url, images, image_size)
+    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(data))
+    services.job_start_attempt(job)
+    progress = {k: v for k, v in (("found_count", found), ("rejected_count", rejected)) if v is not None}
+    if progress:
+        services.job_record_progress(job, **progress)
+    assert services.job_complete(job, archive_path=path, archive_bytes=len(data), kept=images)
+    return records.get_job(job.id)
+
+
+def stored_archive(job: Job) -> bytes:
+    """The bytes of a finished job's zip as stored."""
+    with default_storage.open(job.archive_path, "rb") as fh:
+        return fh.read()
+
+
+def finished_minutes_ago(job: Job, minutes: float, *, now: dt.datetime | None = None) -> None:
+    """Move a finished job in the purge queue as if it had finished ``minutes`` before
+    ``now``: it falls due that long ago plus the retention (IMAGEDL_RETENTION_MINUTES)."""
+    now = now or dt.datetime.now(dt.UTC)
+    for row in JobPurgeDue.objects.filter(bucket="all"):
+        if row.job_id == job.id:
+            row.delete()
+    retention = dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
+    due = now - dt.timedelta(minutes=minutes) + retention
+    JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
+    records.update_job(job, purge_due_at=due)
+
+
+def expire_lease(job: Job) -> None:
+    """Let the lease of the run ``job.run_id`` run out, as if its worker had died."""
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    assert records.write_if(job, {"lease_until": past}, run_is=job.run_id)
