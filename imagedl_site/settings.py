@@ -6,7 +6,6 @@ a default that works for local development and tests without any configuration.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
@@ -22,6 +21,7 @@ from imagedl_site.env import (
     env_str,
     parse_hosts,
     parse_replication,
+    secret_key_file,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,11 +35,7 @@ def _secret_key() -> str:
         return key
     # Zero-config: a random key kept in the git-ignored var/ folder, so signed links
     # survive restarts on a development machine without anyone choosing a key.
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return secret_key_file(VAR_DIR / "secret_key")
 
 
 SECRET_KEY = _secret_key()
