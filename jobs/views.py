@@ -25,6 +25,7 @@ from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from downloader.addresses import is_loopback
 from jobs import links, records, services
 from jobs.emails import human_bytes, in_job_zone
 from jobs.estimate import estimate_model, estimate_seconds
@@ -347,25 +348,28 @@ def resubmit(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Up or down for everyone; versions and error texts only for the machine itself
-    (a loopback client) or a caller with ``IMAGEDL_HEALTHZ_TOKEN``."""
-    from downloader.http import is_loopback  # not at import: web processes need no urllib3
-
+    """Up or down for everyone; versions and error texts only for a caller with
+    ``IMAGEDL_HEALTHZ_TOKEN`` in an ``X-Healthz-Token`` header, or for the machine
+    itself (a loopback client) while no proxy is in front. Behind a proxy on the same
+    host every request comes from loopback, so then only the token counts."""
     report = health_report()
-    token = settings.IMAGEDL_HEALTHZ_TOKEN
-    trusted = is_loopback(request.META.get("REMOTE_ADDR", "")) or (
-        bool(token) and hmac.compare_digest(request.GET.get("token", ""), token)
-    )
     if not report["ok"]:
         logger.warning(
             "healthz: %s", {k: c.get("error") for k, c in report["components"].items() if not c["ok"]}
         )
-    if not trusted:
+    if not _healthz_trusted(request):
         report = {
             "ok": report["ok"],
             "components": {name: {"ok": c["ok"]} for name, c in report["components"].items()},
         }
     return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+def _healthz_trusted(request: HttpRequest) -> bool:
+    token = settings.IMAGEDL_HEALTHZ_TOKEN
+    if token and hmac.compare_digest(request.headers.get("X-Healthz-Token", "").encode(), token.encode()):
+        return True
+    return not settings.IMAGEDL_CLIENT_IP_HEADER and is_loopback(request.META.get("REMOTE_ADDR", ""))
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
