@@ -315,7 +315,8 @@ SECURE_HSTS_SECONDS = env_int("IMAGEDL_HSTS_SECONDS", 31_536_000 if _https else 
 
 CACHES = {
     "default": {
-        "BACKEND": env_str("IMAGEDL_CACHE_BACKEND", "django.core.cache.backends.filebased.FileBasedCache"),
+        # jobs.cache.FileCache: Django's file cache that never culls a live rate-limit counter.
+        "BACKEND": env_str("IMAGEDL_CACHE_BACKEND", "jobs.cache.FileCache"),
         "LOCATION": env_str("IMAGEDL_CACHE_LOCATION", str(VAR_DIR / "cache")),
     }
 }

@@ -32,8 +32,9 @@ from jobs.estimate import estimate_model, estimate_seconds
 from jobs.events import job_events
 from jobs.forms import JobForm
 from jobs.health import health_report
+from jobs.mailboxes import mailbox_key
 from jobs.models import Job, JobStatus
-from jobs.ratelimit import allow, parse_rate
+from jobs.ratelimit import allow, client_key, parse_rate
 from jobs.recent import RecentAnswers
 from jobs.timezones import is_valid_zone
 
@@ -77,12 +78,6 @@ def _client_ip(request: HttpRequest) -> str:
         return remote
 
 
-def _email_key(email: str) -> str:
-    """One key per mailbox for the rate limit: case and +tags make no new address."""
-    local, _, domain = email.strip().lower().rpartition("@")
-    return f"{local.split('+', 1)[0]}@{domain}"
-
-
 def _job_from(token: str, purpose: str) -> Job:
     try:
         job_id = links.read_token(token, purpose)
@@ -124,13 +119,13 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
     if request.method == "POST":
         # Every post counts against the address (before the form's DNS lookups);
         # only valid ones count against the email.
-        if not allow("ip", _client_ip(request), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_IP)):
+        if not allow("ip", client_key(_client_ip(request)), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_IP)):
             return _too_many(request, settings.IMAGEDL_SUBMIT_RATE_PER_IP)
         form = JobForm(request.POST)
         if form.is_valid():
             data = form.cleaned_data
             if not allow(
-                "email", _email_key(data["email"]), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_EMAIL)
+                "email", mailbox_key(data["email"]), parse_rate(settings.IMAGEDL_SUBMIT_RATE_PER_EMAIL)
             ):
                 return _too_many(request, settings.IMAGEDL_SUBMIT_RATE_PER_EMAIL)
             job = services.job_submit(
