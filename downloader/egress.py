@@ -172,6 +172,11 @@ class EgressGuard:
         return f"http://{host}:{port}"
 
     @property
+    def host(self) -> str:
+        """The address the guard listens on (127.0.0.1)."""
+        return str(self._server.server_address[0])
+
+    @property
     def refused(self) -> list[tuple[str, str]]:
         """(URL, reason) of every request refused so far."""
         return list(self._server.refused)
