@@ -240,6 +240,8 @@ IMAGEDL_JOB_MAX_ATTEMPTS = env_int("IMAGEDL_JOB_MAX_ATTEMPTS", 3, minimum=1)
 # Tries to send one email while the mail server is down, with doubling delays.
 IMAGEDL_EMAIL_MAX_TRIES = env_int("IMAGEDL_EMAIL_MAX_TRIES", 8, minimum=1)
 IMAGEDL_EMAIL_RETRY_SECONDS = env_int("IMAGEDL_EMAIL_RETRY_SECONDS", 30, minimum=1)
+# Emails one recipient may get per day (UTC), whoever asks for them; 0: no cap.
+IMAGEDL_MAILS_PER_RECIPIENT_PER_DAY = env_int("IMAGEDL_MAILS_PER_RECIPIENT_PER_DAY", 20, minimum=0)
 # How often the purge task runs.
 IMAGEDL_PURGE_EVERY_MINUTES = env_int("IMAGEDL_PURGE_EVERY_MINUTES", 1, minimum=1)
 

@@ -153,3 +153,16 @@ class JobPurgeDue(DjangoCassandraModel):
 
     class Meta:
         get_pk_field = "bucket"
+
+
+class EmailSuppression(DjangoCassandraModel):
+    """Mailboxes that asked never to be emailed again, by a keyed hash of the mailbox
+    (``jobs.suppression.address_hash``): the list cannot be read back into addresses."""
+
+    __table_name__ = "email_suppression"
+
+    address_hash = columns.Text(partition_key=True)
+    created_at = columns.DateTime(required=True)
+
+    class Meta:
+        get_pk_field = "address_hash"

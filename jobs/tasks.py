@@ -21,11 +21,19 @@ def email_send(job_id: str, kind: str, attempt: int = 1) -> str:
     A finished job never fails because of mail: after the last try the event log says
     the email could not be sent, and the status page still has the link.
     """
-    from jobs.emails import send_job_email
+    from jobs.emails import email_blocked, send_job_email
 
     job = records.get_job(job_id)
     if job is None or not job.email:
         return "skipped: no job or no address"
+    blocked = email_blocked(job, first_try=attempt == 1)
+    if blocked:
+        why = {
+            "suppressed": "the address asked never to be emailed again",
+            "daily_cap": "the address had its day's share of emails",
+        }[blocked]
+        record_event(job.id, f"email_{blocked}", f"The {kind} email was not sent: {why}", level="warning")
+        return f"skipped: {blocked}"
     try:
         send_job_email(job, kind)
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:

@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from downloader.addresses import is_loopback
@@ -36,6 +37,7 @@ from jobs.mailboxes import mailbox_key
 from jobs.models import Job, JobStatus
 from jobs.ratelimit import allow, client_key, parse_rate
 from jobs.recent import RecentAnswers
+from jobs.suppression import read_unsubscribe_token, suppression_add
 from jobs.timezones import is_valid_zone
 
 logger = logging.getLogger(__name__)
@@ -365,6 +367,21 @@ def _healthz_trusted(request: HttpRequest) -> bool:
     if token and hmac.compare_digest(request.headers.get("X-Healthz-Token", "").encode(), token.encode()):
         return True
     return not settings.IMAGEDL_CLIENT_IP_HEADER and is_loopback(request.META.get("REMOTE_ADDR", ""))
+
+
+@csrf_exempt  # RFC 8058: mail providers POST here without a form; the signed token is the proof
+@never_cache
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a page with a button (mail scanners follow links); POST, from that
+    button or a mail client's one-click unsubscribe, puts the address on the list."""
+    hashed = read_unsubscribe_token(token)
+    if hashed is None:
+        return _link_problem_page(request, "invalid")
+    done = request.method == "POST"
+    if done:
+        suppression_add(address_hash=hashed)
+    return render(request, "jobs/unsubscribe.html", {"done": done, "token": token})
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
