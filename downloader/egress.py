@@ -141,7 +141,8 @@ class _Server(ThreadingHTTPServer):
         self._lock = threading.Lock()
 
     def note_refused(self, url: str, reason: str) -> None:
-        logger.warning("egress guard refused %s (%s)", url[:200], reason)
+        # Not the URL: it can name the user's page and query, and log files outlive the purge.
+        logger.warning("egress guard refused a request (%s)", reason)
         with self._lock:
             self.refused.append((url, reason))
 

@@ -33,7 +33,7 @@ from downloader.engines import engine_order, extract_page_images, search_with_fa
 from downloader.engines.base import SearchRules
 from downloader.workdir import job_workdir, remove_workdir
 from jobs import records, services
-from jobs.events import record_event
+from jobs.events import log_job_error, record_event
 from jobs.models import Job, JobStatus
 
 logger = logging.getLogger("imagedl.pipeline")
@@ -338,7 +338,7 @@ def run_job(job_id: uuid.UUID | str) -> str:
         remove_workdir(job.id)
         return "failed: nothing found"
     except Exception as exc:
-        logger.exception("job=%s failed", job.id)
+        log_job_error(job.id, exc)  # no message, no locals: they can quote URLs and queries
         services.job_fail(job, _plain_failure(exc))
         return "failed: error"
 

@@ -120,6 +120,8 @@ def test_a_page_script_reaches_a_refused_address_by_no_channel(settings):
     assert inside.datagrams == []  # no STUN or TURN over UDP
     assert inside.connections == []  # no TCP: not TURN, WebSocket, fetch, EventSource, img, preconnect
     # The script did try: what goes through the proxy was refused there.
-    to_inside = {url.removeprefix(f"http://{INSIDE}:{inside.port}"): why for url, why in refused if INSIDE in url}
+    to_inside = {
+        url.removeprefix(f"http://{INSIDE}:{inside.port}"): why for url, why in refused if INSIDE in url
+    }
     assert {"/img.jpg", "/fetch", "/events", f"https://{INSIDE}:{inside.port}/"} <= set(to_inside), refused
     assert set(to_inside.values()) == {"private_address"}
