@@ -39,7 +39,22 @@ CHROME_FLAGS = (
     "--no-default-browser-check",
     "--mute-audio",
     "--window-size=1366,900",
+    # Channels that could skip the proxy (and so the egress guard). WebRTC sends
+    # STUN/TURN over UDP straight from the machine: only TCP through the proxy is left
+    # to it (the switch was renamed once; both spellings are given). No QUIC (HTTP/3,
+    # WebTransport): it is UDP and never goes through an HTTP proxy.
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--disable-quic",
 )
+# The same as profile preferences (what the switches set), plus no DNS prefetching or
+# preconnecting on a page's behalf.
+CHROME_PREFS = {
+    "webrtc.ip_handling_policy": "disable_non_proxied_udp",
+    "webrtc.multiple_routes_enabled": False,
+    "webrtc.nonproxied_udp_enabled": False,
+    "net.network_prediction_options": 2,  # never
+}
 
 
 class BrowserUnavailable(RuntimeError):
@@ -126,11 +141,15 @@ def open_browser(*, width: int = 1366, height: int = 900, egress: EgressGuard | 
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
     options.add_argument(f"--user-data-dir={profile}")
-    if settings.IMAGEDL_BROWSER_LOOPBACK_ONLY:
-        options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.*")
+    options.add_experimental_option("prefs", CHROME_PREFS)
     if egress is not None:
         options.add_argument(f"--proxy-server={egress.url}")
         options.add_argument("--proxy-bypass-list=<-loopback>")  # no implicit bypass for loopback
+        # The guard resolves names; the browser itself resolves none, so neither DNS
+        # prefetching nor a script (a STUN server's name) can look up internal names.
+        options.add_argument(f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {egress.host}")
+    elif settings.IMAGEDL_BROWSER_LOOPBACK_ONLY:
+        options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.*")
     options.page_load_strategy = "normal"
     driver = None
     try:

@@ -141,7 +141,8 @@ class _Server(ThreadingHTTPServer):
         self._lock = threading.Lock()
 
     def note_refused(self, url: str, reason: str) -> None:
-        logger.warning("egress guard refused %s (%s)", url[:200], reason)
+        # Not the URL: it can name the user's page and query, and log files outlive the purge.
+        logger.warning("egress guard refused a request (%s)", reason)
         with self._lock:
             self.refused.append((url, reason))
 
@@ -170,6 +171,11 @@ class EgressGuard:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def host(self) -> str:
+        """The address the guard listens on (127.0.0.1)."""
+        return str(self._server.server_address[0])
 
     @property
     def refused(self) -> list[tuple[str, str]]:

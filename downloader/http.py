@@ -13,7 +13,6 @@ limit on requests in flight. Bodies stream to a file, hashed on the way.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import socket
 import threading
 import time
@@ -26,6 +25,9 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from django.conf import settings
 
+# The address rule lives in downloader.addresses; re-exported for callers of the chokepoint.
+from downloader.addresses import address_allowed as address_allowed
+from downloader.addresses import is_loopback as is_loopback
 from downloader.deadlines import WatchedHTTPConnection, WatchedHTTPSConnection, watchdog
 
 Resolver = Callable[[str, int], list[str]]
@@ -96,26 +98,6 @@ class _Retryable(Exception):
         super().__init__(reason)
         self.reason = reason
         self.wait = wait
-
-
-def address_allowed(address: str, allow_private: bool, extra_allowed: tuple[str, ...] = ()) -> bool:
-    """Public unicast addresses only, unless private ones are allowed (tests, dev)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    if ip.is_unspecified or ip.is_multicast:
-        return False
-    if allow_private or any(ip in ipaddress.ip_network(net, strict=False) for net in extra_allowed):
-        return True
-    return ip.is_global
-
-
-def is_loopback(address: str) -> bool:
-    """True for a loopback IP address (v4 or v6); False for anything else, names included."""
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def host_key(url: str) -> str:

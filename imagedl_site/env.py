@@ -7,8 +7,12 @@ a deployment stops the process at start-up with a message a person can act on.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -144,3 +148,23 @@ def parse_hosts(value: list[str], name: str = "CASSANDRA_HOSTS") -> list[str]:
                 "(give bare hosts separated by commas; the port is CASSANDRA_PORT)"
             )
     return value
+
+
+def secret_key_file(path: Path) -> str:
+    """The key kept in ``path``, created on first use: atomically and readable by the
+    owner only. The key is written to a private temporary file (mode 0600 whatever the
+    umask) that is then hard-linked into place; the link fails if another process got
+    there first, so processes started together (a web and a worker) all end up with
+    the one key that won, and nobody ever reads a half-written file."""
+    if not path.exists():
+        fd, temporary = tempfile.mkstemp(prefix=".secret_key-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(50))
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip()

@@ -6,7 +6,6 @@ a default that works for local development and tests without any configuration.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
@@ -23,6 +22,7 @@ from imagedl_site.env import (
     env_str,
     parse_hosts,
     parse_replication,
+    secret_key_file,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -36,11 +36,7 @@ def _secret_key() -> str:
         return key
     # Zero-config: a random key kept in the git-ignored var/ folder, so signed links
     # survive restarts on a development machine without anyone choosing a key.
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return secret_key_file(VAR_DIR / "secret_key")
 
 
 SECRET_KEY = _secret_key()
@@ -244,6 +240,8 @@ IMAGEDL_JOB_MAX_ATTEMPTS = env_int("IMAGEDL_JOB_MAX_ATTEMPTS", 3, minimum=1)
 # Tries to send one email while the mail server is down, with doubling delays.
 IMAGEDL_EMAIL_MAX_TRIES = env_int("IMAGEDL_EMAIL_MAX_TRIES", 8, minimum=1)
 IMAGEDL_EMAIL_RETRY_SECONDS = env_int("IMAGEDL_EMAIL_RETRY_SECONDS", 30, minimum=1)
+# Emails one recipient may get per day (UTC), whoever asks for them; 0: no cap.
+IMAGEDL_MAILS_PER_RECIPIENT_PER_DAY = env_int("IMAGEDL_MAILS_PER_RECIPIENT_PER_DAY", 20, minimum=0)
 # How often the purge task runs.
 IMAGEDL_PURGE_EVERY_MINUTES = env_int("IMAGEDL_PURGE_EVERY_MINUTES", 1, minimum=1)
 # A run holds its job with a lease it renews every third of this; a run whose lease ran
@@ -331,7 +329,8 @@ SECURE_HSTS_SECONDS = env_int("IMAGEDL_HSTS_SECONDS", 31_536_000 if _https else 
 
 CACHES = {
     "default": {
-        "BACKEND": env_str("IMAGEDL_CACHE_BACKEND", "django.core.cache.backends.filebased.FileBasedCache"),
+        # jobs.cache.FileCache: Django's file cache that never culls a live rate-limit counter.
+        "BACKEND": env_str("IMAGEDL_CACHE_BACKEND", "jobs.cache.FileCache"),
         "LOCATION": env_str("IMAGEDL_CACHE_LOCATION", str(VAR_DIR / "cache")),
     }
 }

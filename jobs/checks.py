@@ -3,6 +3,7 @@
 imagedl.W001  no chromedriver found
 imagedl.W002  no mail host set (mail goes to the console)
 imagedl.W003  Cassandra cannot be reached
+imagedl.W004  the cache can drop live rate-limit counters (per-process or culling)
 """
 
 from __future__ import annotations
@@ -55,3 +56,23 @@ def check_cassandra(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+# Caches whose counters are shared between processes and never culled while live.
+COUNTER_SAFE_CACHES = {"jobs.cache.FileCache", "django.core.cache.backends.redis.RedisCache"}
+
+
+@register(Tags.caches)
+def check_rate_limit_cache(app_configs=None, **kwargs):
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend in COUNTER_SAFE_CACHES:
+        return []
+    return [
+        Warning(
+            f"The cache {backend} can lose submission rate-limit counters (it culls them or "
+            "keeps them per process), which hands clients a fresh allowance.",
+            hint="Use jobs.cache.FileCache on one machine or "
+            "django.core.cache.backends.redis.RedisCache when scaled out.",
+            id="imagedl.W004",
+        )
+    ]

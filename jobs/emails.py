@@ -1,7 +1,8 @@
 """The job's emails: one small function each, three templates each.
 
 ``templates/emails/<kind>-subject.txt``, ``<kind>-body.txt`` and ``<kind>-body.html``.
-Links in them are signed (see ``jobs.links``).
+Links in them are signed (see ``jobs.links``). Every email carries a "never email me
+again" link and the ``List-Unsubscribe`` headers of RFC 8058 (see ``jobs.suppression``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from jobs import links
 from jobs.formatting import human_bytes, in_job_zone
 from jobs.models import Job
 from jobs.services import download_expires_at
+from jobs.suppression import is_suppressed, mail_allowed_today, unsubscribe_url
 
 KINDS = ("accepted", "started", "ready", "failed")
 
@@ -33,6 +35,7 @@ def _context(job: Job) -> dict:
         "retention_minutes": settings.IMAGEDL_RETENTION_MINUTES,
         "size_text": human_bytes(job.archive_bytes or 0),
         "base_url": settings.IMAGEDL_BASE_URL,
+        "unsubscribe_url": unsubscribe_url(job.email) if job.email else None,
     }
 
 
@@ -45,9 +48,25 @@ def build_email(job: Job, kind: str) -> EmailMultiAlternatives:
     subject = " ".join(render_to_string(f"emails/{kind}-subject.txt", context).split())
     text = render_to_string(f"emails/{kind}-body.txt", context)
     html = render_to_string(f"emails/{kind}-body.html", context)
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [job.email])
+    headers = {
+        # RFC 8058: a mail client's one-click unsubscribe is a POST to this URL.
+        "List-Unsubscribe": f"<{context['unsubscribe_url']}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [job.email], headers=headers)
     message.attach_alternative(html, "text/html")
     return message
+
+
+def email_blocked(job: Job, *, first_try: bool) -> str | None:
+    """Why this email must not go out, or None: the recipient asked never to be
+    emailed again, or has had IMAGEDL_MAILS_PER_RECIPIENT_PER_DAY mails today (the
+    first try of each email counts)."""
+    if is_suppressed(job.email):
+        return "suppressed"
+    if first_try and not mail_allowed_today(job.email):
+        return "daily_cap"
+    return None
 
 
 def send_job_email(job: Job, kind: str) -> None:

@@ -1,15 +1,19 @@
 """The per-job event log: every step of a job, in Cassandra and in the app log.
 
 ``record_event`` is the one way to add an event; each call writes a ``JobEvent`` row
-(with the personal-data TTL) and mirrors the line to the ``imagedl.jobs`` logger with
-the job id in it, so the file log and the status page tell the same story.
+(with the personal-data TTL) and mirrors it to the ``imagedl.jobs`` logger: the job id,
+the event's kind and its counts and codes, never its text. Messages can quote the query,
+the page URL or an image URL, and log files outlive the purge.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
+import traceback
 import uuid
+from pathlib import Path
 
 from cassandra.query import UNSET_VALUE
 from cassandra.util import uuid_from_time
@@ -21,6 +25,9 @@ from jobs.models import JobEvent
 logger = logging.getLogger("imagedl.jobs")
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+# Event data that may go to the log: numbers, and short codes under these keys.
+_CODE_KEYS = {"engine", "reason", "error", "email", "by", "kind"}
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def personal_ttl_seconds() -> int:
@@ -47,13 +54,26 @@ def event_write(
     return cql, (job_id, at, kind, level, message, text_data or UNSET_VALUE, personal_ttl_seconds())
 
 
+def _loggable(key: str, value: object) -> bool:
+    if isinstance(value, bool | int | float):
+        return True
+    return key in _CODE_KEYS and isinstance(value, str) and _CODE.fullmatch(value) is not None
+
+
 def log_event(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
-    """Mirror an event that was written to the application log."""
-    text_data = _as_text(data)
-    extras = " ".join(f"{k}={v}" for k, v in sorted(text_data.items()))
-    logger.log(
-        _LEVELS[level], "job=%s event=%s %s%s", job_id, kind, message, f" [{extras}]" if extras else ""
-    )
+    """Mirror an event to the application log: its job id, kind, numbers and codes.
+    The message stays out (it is in Cassandra, purged with the job)."""
+    extras = " ".join(f"{k}={v}" for k, v in sorted(data.items()) if _loggable(k, v))
+    logger.log(_LEVELS[level], "job=%s event=%s%s", job_id, kind, f" {extras}" if extras else "")
+
+
+def log_job_error(job_id: uuid.UUID, exc: BaseException) -> None:
+    """Log an unexpected failure for operators: the exception's type and where it was
+    raised, frame by frame, without its message or locals (they can quote URLs and
+    queries)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
+    logger.error("job=%s failed: %s at %s", job_id, type(exc).__name__, where or "?")
 
 
 def record_event(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:

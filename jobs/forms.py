@@ -125,6 +125,17 @@ class JobForm(forms.Form):
             raise forms.ValidationError("The search text contains characters we cannot use.")
         return " ".join(value.split())
 
+    def clean_email(self) -> str:
+        from jobs.suppression import is_suppressed
+
+        value = self.cleaned_data["email"]
+        if is_suppressed(value):
+            raise forms.ValidationError(
+                "This address asked us never to email it again, so we cannot send it images. "
+                "Use another address."
+            )
+        return value
+
     def clean_page_url(self) -> str:
         value = self.cleaned_data["page_url"]
         if value:

@@ -187,8 +187,9 @@ class MailState:
     SENT = "sent"
     FAILED = "failed"  # gave up after the last try
     SUPERSEDED = "superseded"  # an operator's retry started a new generation first
+    BLOCKED = "blocked"  # the address is suppressed, or had its day's share of mails
 
-    DONE = (SENT, FAILED, SUPERSEDED)
+    DONE = (SENT, FAILED, SUPERSEDED, BLOCKED)
 
 
 class JobMail(DjangoCassandraModel):
@@ -224,3 +225,16 @@ class MailPending(DjangoCassandraModel):
 
     class Meta:
         get_pk_field = "bucket"
+
+
+class EmailSuppression(DjangoCassandraModel):
+    """Mailboxes that asked never to be emailed again, by a keyed hash of the mailbox
+    (``jobs.suppression.address_hash``): the list cannot be read back into addresses."""
+
+    __table_name__ = "email_suppression"
+
+    address_hash = columns.Text(partition_key=True)
+    created_at = columns.DateTime(required=True)
+
+    class Meta:
+        get_pk_field = "address_hash"

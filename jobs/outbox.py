@@ -27,6 +27,10 @@ from jobs.utc import aware_utc, naive_utc
 logger = logging.getLogger("imagedl.jobs")
 
 CLAIM_SECONDS = 120  # a sender that holds a claim this long without finishing has died
+BLOCKED_REASONS = {
+    "suppressed": "the address asked never to be emailed again",
+    "daily_cap": "the address had its day's share of emails",
+}
 
 
 def _generation(job: Job) -> int:
@@ -68,7 +72,7 @@ def email_send(job_id: str, kind: str, attempt: int = 1, generation: int = 0) ->
     A finished job never fails because of mail: after the last try the event log says
     the email could not be sent, and the status page still has the link.
     """
-    from jobs.emails import send_job_email
+    from jobs.emails import email_blocked, send_job_email
 
     job = records.get_job(job_id)
     if job is None:
@@ -86,6 +90,12 @@ def email_send(job_id: str, kind: str, attempt: int = 1, generation: int = 0) ->
     claim = _claim(row)
     if claim is None:
         return f"skipped: {row.state}"
+    blocked = email_blocked(job, first_try=attempt == 1)
+    if blocked:
+        _finish(row, MailState.BLOCKED, claim)
+        why = BLOCKED_REASONS[blocked]
+        record_event(job.id, f"email_{blocked}", f"The {kind} email was not sent: {why}", level="warning")
+        return f"skipped: {blocked}"
     try:
         send_job_email(job, kind)
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:

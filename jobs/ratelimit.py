@@ -1,9 +1,14 @@
-"""Fixed-window submission limits per client address and per email, in the shared cache."""
+"""Fixed-window submission limits per client address and per mailbox, in the shared cache.
+
+Counters live in Django's default cache: ``jobs.cache.FileCache`` (never culls a live
+counter) on one machine, Redis when scaled out (atomic increments).
+"""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import ipaddress
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +29,20 @@ def parse_rate(text: str, name: str = "rate") -> tuple[int, int]:
     if not count.isdigit() or unit not in UNITS:
         raise ImproperlyConfigured(f"{name}={text!r}: expected a rate like 20/h (units s, m, h, d) or 0")
     return int(count), UNITS[unit]
+
+
+def client_key(address: str) -> str:
+    """The rate-limit key of a client address: the address for IPv4, its /64 for IPv6
+    (one subscriber gets a whole /64 and can pick a fresh address for every request)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def allow(scope: str, key: str, rate: tuple[int, int]) -> bool:

@@ -32,6 +32,7 @@ from downloader.collect import CollectResult, Counts, KeptImage
 from downloader.engines.base import EngineError
 from downloader.gather import Request, gather
 from jobs import scheduling, services
+from jobs.events import log_job_error
 from jobs.models import Job, JobStatus
 from jobs.transient import is_transient
 from jobs.utc import aware_utc
@@ -245,7 +246,7 @@ class JobRun:
         except Exception as exc:
             if is_transient(exc):
                 raise  # run_job steps back; the next try resumes this run
-            logger.exception("job=%s failed", job.id)
+            log_job_error(job.id, exc)  # no message, no locals: they can quote URLs and queries
             services.job_fail(job, plain_failure(exc))
             return "failed: error"
 

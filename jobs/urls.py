@@ -14,4 +14,5 @@ urlpatterns = [
     path("jobs/<str:token>/download", views.download, name="download"),
     path("jobs/<str:token>/thumb/<int:number>.jpg", views.thumbnail, name="thumbnail"),
     path("jobs/<str:token>/resubmit", views.resubmit, name="resubmit"),
+    path("unsubscribe/<str:token>", views.unsubscribe, name="unsubscribe"),
 ]

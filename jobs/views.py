@@ -23,17 +23,21 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from downloader.addresses import is_loopback
 from jobs import links, records, services
 from jobs.estimate import estimate_model, estimate_seconds
 from jobs.events import job_events
 from jobs.formatting import human_bytes, in_job_zone
 from jobs.forms import JobForm
 from jobs.health import health_report
+from jobs.mailboxes import mailbox_key
 from jobs.models import Job, JobStatus
-from jobs.ratelimit import allow, configured_rate
+from jobs.ratelimit import allow, client_key, configured_rate
 from jobs.recent import RecentAnswers
+from jobs.suppression import read_unsubscribe_token, suppression_add
 from jobs.timezones import is_valid_zone
 from jobs.utc import aware_utc
 
@@ -75,12 +79,6 @@ def _client_ip(request: HttpRequest) -> str:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         return remote
-
-
-def _email_key(email: str) -> str:
-    """One key per mailbox for the rate limit: case and +tags make no new address."""
-    local, _, domain = email.strip().lower().rpartition("@")
-    return f"{local.split('+', 1)[0]}@{domain}"
 
 
 def _job_from(token: str, purpose: str) -> Job:
@@ -142,12 +140,12 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
     if request.method == "POST":
         # Every post counts against the address (before the form's DNS lookups);
         # only valid ones count against the email.
-        if not allow("ip", _client_ip(request), configured_rate("ip")):
+        if not allow("ip", client_key(_client_ip(request)), configured_rate("ip")):
             return _too_many(request, "ip")
         form = JobForm(request.POST)
         if form.is_valid():
             data = form.cleaned_data
-            if not allow("email", _email_key(data["email"]), configured_rate("email")):
+            if not allow("email", mailbox_key(data["email"]), configured_rate("email")):
                 return _too_many(request, "email")
             job = services.job_submit(
                 email=data["email"],
@@ -353,25 +351,43 @@ def resubmit(request: HttpRequest, job: Job, token: str) -> HttpResponse:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Up or down for everyone; versions and error texts only for the machine itself
-    (a loopback client) or a caller with ``IMAGEDL_HEALTHZ_TOKEN``."""
-    from downloader.http import is_loopback  # not at import: web processes need no urllib3
-
+    """Up or down for everyone; versions and error texts only for a caller with
+    ``IMAGEDL_HEALTHZ_TOKEN`` in an ``X-Healthz-Token`` header, or for the machine
+    itself (a loopback client) while no proxy is in front. Behind a proxy on the same
+    host every request comes from loopback, so then only the token counts."""
     report = health_report()
-    token = settings.IMAGEDL_HEALTHZ_TOKEN
-    trusted = is_loopback(request.META.get("REMOTE_ADDR", "")) or (
-        bool(token) and hmac.compare_digest(request.GET.get("token", ""), token)
-    )
     if not report["ok"]:
         logger.warning(
             "healthz: %s", {k: c.get("error") for k, c in report["components"].items() if not c["ok"]}
         )
-    if not trusted:
+    if not _healthz_trusted(request):
         report = {
             "ok": report["ok"],
             "components": {name: {"ok": c["ok"]} for name, c in report["components"].items()},
         }
     return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+def _healthz_trusted(request: HttpRequest) -> bool:
+    token = settings.IMAGEDL_HEALTHZ_TOKEN
+    if token and hmac.compare_digest(request.headers.get("X-Healthz-Token", "").encode(), token.encode()):
+        return True
+    return not settings.IMAGEDL_CLIENT_IP_HEADER and is_loopback(request.META.get("REMOTE_ADDR", ""))
+
+
+@csrf_exempt  # RFC 8058: mail providers POST here without a form; the signed token is the proof
+@never_cache
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a page with a button (mail scanners follow links); POST, from that
+    button or a mail client's one-click unsubscribe, puts the address on the list."""
+    hashed = read_unsubscribe_token(token)
+    if hashed is None:
+        return _link_problem_page(request, "invalid")
+    done = request.method == "POST"
+    if done:
+        suppression_add(address_hash=hashed)
+    return render(request, "jobs/unsubscribe.html", {"done": done, "token": token})
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -19,7 +19,7 @@ EMAIL_BACKEND = (
 )
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "BACKEND": "jobs.cache.FileCache",
         "LOCATION": str(TEST_DIR / "cache"),
     }
 }

@@ -1,0 +1,36 @@
+"""One key per mailbox, whatever the spelling of its address.
+
+``"Ada"@Example.org``, ``ada+news@example.org.`` and ``ADA@EXAMPLE.ORG`` reach one
+mailbox, and limits, caps and the suppression list must treat them as one. The key
+is deliberately coarse: two addresses that share it are treated alike.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Providers known to ignore dots in the local part.
+DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
+def mailbox_key(email: str) -> str:
+    """A canonical ``local@domain`` for an address: quotes and escapes removed, case
+    folded, ``+tags`` dropped, the domain in its ASCII (IDNA) form without a trailing
+    dot, and dots dropped where the provider ignores them."""
+    local, _, domain = email.strip().rpartition("@")
+    if len(local) >= 2 and local.startswith('"') and local.endswith('"'):
+        local = _QUOTED_PAIR.sub(r"\1", local[1:-1])
+    local = local.casefold().split("+", 1)[0]
+    domain = domain.strip().rstrip(".").casefold()
+    if domain.startswith("[") and domain.endswith("]"):
+        domain = domain[1:-1].removeprefix("ipv6:")
+    else:
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
+    if domain in DOTLESS_DOMAINS:
+        domain = DOTLESS_DOMAINS[domain]
+        local = local.replace(".", "")
+    return f"{local}@{domain}"
