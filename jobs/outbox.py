@@ -40,7 +40,11 @@ def _generation(job: Job) -> int:
 def email_enqueue(job: Job, kind: str) -> None:
     """Put one of the job's emails in the outbox and queue its sending."""
     generation = _generation(job)
-    _add_row(job.id, generation, kind)
+    # A plain insert: each (job, generation, kind) is enqueued once, by the one run or
+    # verb that won its lightweight transaction (submit, the first claim, deliver, fail).
+    JobMail.create(
+        job_id=job.id, generation=generation, kind=kind, state=MailState.PENDING, queued_at=timezone.now()
+    )
     MailPending.create(bucket="all", job_id=job.id, generation=generation, kind=kind)
     queue_send(job.id, kind, generation)
 

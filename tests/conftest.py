@@ -245,3 +245,12 @@ def mailserver():
     server = MailServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_shared_cache():
+    """Each test starts with an empty shared cache: submission limits and the daily
+    cap on mails per recipient count within one test, not across the session."""
+    from django.core.cache import cache
+
+    cache.clear()

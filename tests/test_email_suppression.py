@@ -20,12 +20,6 @@ from tests.test_web_pages import good_post
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
 
-@pytest.fixture(autouse=True)
-def fresh_counters():
-    from django.core.cache import cache
-
-    cache.clear()
-
 
 def unsubscribe_link(message) -> str:
     return message.extra_headers["List-Unsubscribe"].strip("<>")

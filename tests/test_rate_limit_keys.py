@@ -12,12 +12,6 @@ from tests.test_web_pages import good_post
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
 
-@pytest.fixture(autouse=True)
-def fresh_counters():
-    from django.core.cache import cache
-
-    cache.clear()
-
 
 def post_from(client, address: str, data: dict | None = None) -> int:
     """An (invalid) post from ``address``: it counts against the address all the same."""
