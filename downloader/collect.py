@@ -26,7 +26,9 @@ from downloader.validation import ImageRules, Validation, convert_file, validate
 
 __all__ = ["Candidate", "CollectResult", "ImageRules", "KeptImage", "collect_images"]
 
-Progress = Callable[..., None]  # progress(kind, **info): kinds "kept", "rejected"
+# progress(kind, **info): kinds "kept", "rejected", "replaced" (image= takes replaced='s
+# place in the result: a better copy of the same picture; replaced= is deleted)
+Progress = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,11 @@ def _download_and_check(
     return _Outcome(candidate, fetched, check, path)
 
 
+def _rank(image: KeptImage) -> tuple[int, int]:
+    """Which of two copies of a picture to keep: more pixels, then more bytes."""
+    return (image.width * image.height, image.bytes)
+
+
 def collect_images(
     candidates: Iterable[Candidate],
     *,
@@ -208,8 +215,9 @@ def collect_images(
     duplicates = DuplicateFilter()
     seen_urls: set[str] = set()
     for image in kept:
-        duplicates.check_and_add(image.sha256, image.phash)
+        duplicates.offer(image.sha256, image.phash, rank=_rank(image), item=image)
         seen_urls.add(image.source_url)
+    resumed_images = {id(image) for image in kept}
     rejected: Counter = Counter()
     found = 0
     exhausted = False
@@ -320,11 +328,6 @@ def collect_images(
                     if len(kept) >= wanted:
                         outcome.path.unlink(missing_ok=True)
                         continue
-                    duplicate = duplicates.check_and_add(outcome.fetch.sha256, outcome.check.phash)
-                    if duplicate:
-                        outcome.path.unlink(missing_ok=True)
-                        reject(duplicate, candidate.url)
-                        continue
                     image = KeptImage(
                         path=outcome.path,
                         source_url=candidate.url,
@@ -336,6 +339,22 @@ def collect_images(
                         sha256=outcome.fetch.sha256,
                         phash=outcome.check.phash,
                     )
+                    # Of two near duplicates the better one stays, whichever came first.
+                    verdict = duplicates.offer(image.sha256, image.phash, rank=_rank(image), item=image)
+                    if verdict.reason:
+                        outcome.path.unlink(missing_ok=True)
+                        reject(verdict.reason, candidate.url)
+                        continue
+                    if verdict.replaces is not None:
+                        old = verdict.replaces
+                        kept[next(i for i, k in enumerate(kept) if k is old)] = image
+                        Path(old.path).unlink(missing_ok=True)
+                        if id(old) in resumed_images:
+                            resumed -= 1
+                        else:
+                            rejected["duplicate_near"] += 1
+                        report("replaced", image=image, replaced=old)
+                        continue
                     kept.append(image)
                     report("kept", image=image)
         finally:

@@ -61,6 +61,7 @@ class Request:
     min_width: int = 0
     min_height: int = 0
     output_format: str | None = None
+    min_side: int | None = None  # the junk floor; None: IMAGEDL_MIN_SIDE (--min-size sets it)
 
     @property
     def subject(self) -> str:
@@ -152,6 +153,7 @@ def gather(
         min_width=request.min_width,
         min_height=request.min_height,
         output_format=request.output_format,
+        min_side=request.min_side,
     )
 
     def progress(kind: str, **info) -> None:

@@ -332,6 +332,12 @@ CACHES = {
 IMAGEDL_ALLOW_PRIVATE_NETWORKS = env_bool("IMAGEDL_ALLOW_PRIVATE_NETWORKS", False)
 IMAGEDL_MAX_IMAGE_BYTES = env_int("IMAGEDL_MAX_IMAGE_BYTES", 25 * 1024 * 1024, minimum=1024)
 IMAGEDL_MAX_PIXELS = env_int("IMAGEDL_MAX_PIXELS", 80_000_000, minimum=10_000)
+# The junk floor: an image with either side under this many pixels (tracking pixels,
+# spacers, icons) is rejected. A job's minimum size can only raise it; the commands'
+# --min-size sets it for one run.
+IMAGEDL_MIN_SIDE = env_int("IMAGEDL_MIN_SIDE", 64, minimum=0)
+# One file's validation ends after this long (checked between frames of an animation).
+IMAGEDL_VALIDATION_SECONDS = env_float("IMAGEDL_VALIDATION_SECONDS", 15.0, minimum=0.1)
 # Pixels decoded at once by all threads of a process (4 bytes each at most): bounds the
 # memory a burst of large images can take.
 IMAGEDL_DECODE_PIXEL_BUDGET = env_int("IMAGEDL_DECODE_PIXEL_BUDGET", 120_000_000, minimum=1_000_000)

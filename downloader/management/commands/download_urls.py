@@ -75,6 +75,7 @@ class Command(BaseCommand):
             formats=set(parse_formats(options["formats"])) if options["formats"] else set(),
             min_width=min_w,
             min_height=min_h,
+            min_side=0 if options["min_size"] else None,  # --min-size replaces the junk floor
             output_format=options["convert_to"],
         )
         fetcher = Fetcher(concurrency=options["concurrency"] or None, per_host=options["per_host"] or None)

@@ -69,6 +69,7 @@ class Command(BaseCommand):
             formats=parse_formats(options["formats"]) if options["formats"] else frozenset(),
             min_width=min_w,
             min_height=min_h,
+            min_side=0 if options["min_size"] else None,  # --min-size replaces the junk floor
             output_format=options["convert_to"],
         )
         out = Path(options["out"]).resolve()
