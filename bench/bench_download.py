@@ -37,6 +37,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -186,8 +187,26 @@ def run_img2dataset(url_file: Path, out: Path, threads: int) -> tuple[float, int
     return elapsed, saved, children_cpu() - cpu_before
 
 
+def source_bytes(url: str, files: Path | None) -> bytes | None:
+    """The bytes a corpus URL serves, for the audit's false-merge check."""
+    parts = urlsplit(url)
+    name = parts.path.rsplit("/", 1)[1]
+    if parts.path.startswith("/file/") and files is not None:
+        return (files / name).read_bytes()
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    seed, _, fmt = name.partition(".")
+    return encoded(int(seed), fmt, int(query["w"]), int(query["h"]), 85, True, False)
+
+
 def bench_corpus(
-    label: str, urls: list[str], total_bytes: int, hosts: list[ImageHost], args, work: Path, bandwidth: float
+    label: str,
+    urls: list[str],
+    total_bytes: int,
+    hosts: list[ImageHost],
+    args: argparse.Namespace,
+    work: Path,
+    bandwidth: float,
+    files: Path | None,
 ) -> None:
     count = len(urls)
     concurrency = args.per_host * len(hosts)
@@ -219,11 +238,13 @@ def bench_corpus(
         f"distinct images kept: {kept} of {count}"
     )
     print(f"  {summary}")
-    print(f"  {audit_zip(out).line()}")
+    print(f"  {audit_zip(out, urls, lambda url: source_bytes(url, files)).line()}")
     out.unlink()
-    theirs = run_img2dataset(url_file, work / f"img2dataset-{label}", concurrency)
+    theirs = (
+        None if args.no_img2dataset else run_img2dataset(url_file, work / f"img2dataset-{label}", concurrency)
+    )
     if theirs is None:
-        print("img2dataset: not installed in bench/.venv-img2dataset; comparison skipped")
+        print("img2dataset: skipped (--no-img2dataset, or not installed in bench/.venv-img2dataset)")
     else:
         seconds, saved, their_cpu = theirs
         print(
@@ -250,6 +271,7 @@ def main() -> None:
         default=250,
         help="originals per corpus turned into near-duplicates for the dedupe figures (0: skip)",
     )
+    parser.add_argument("--no-img2dataset", action="store_true", help="only download_urls")
     args = parser.parse_args()
     corpora = ["simple", "realistic"] if args.corpus == "both" else [args.corpus]
     work = Path(tempfile.mkdtemp(prefix="imagedl-bench-"))
@@ -266,7 +288,7 @@ def main() -> None:
         for label in corpora:
             make = simple_corpus if label == "simple" else realistic_urls
             urls, total_bytes = make(hosts, args.count)
-            bench_corpus(label, urls, total_bytes, hosts, args, work, bandwidth)
+            bench_corpus(label, urls, total_bytes, hosts, args, work, bandwidth, files)
     finally:
         for host in hosts:
             host.stop()

@@ -54,7 +54,9 @@ def photo(seed: int, width: int, height: int, grain: float = 14.0) -> Image.Imag
     scale = min(1.0, 480 / max(width, height))
     sw, sh = max(8, round(width * scale)), max(8, round(height * scale))
     mask = Image.linear_gradient("L").rotate(rng.uniform(0, 360), expand=False).resize((sw, sh))
-    img = Image.composite(Image.new("RGB", (sw, sh), _colour(rng)), Image.new("RGB", (sw, sh), _colour(rng)), mask)
+    img = Image.composite(
+        Image.new("RGB", (sw, sh), _colour(rng)), Image.new("RGB", (sw, sh), _colour(rng)), mask
+    )
     draw = ImageDraw.Draw(img)
     for _ in range(rng.randint(6, 16)):
         x0, y0 = rng.uniform(-0.1, 1.0) * sw, rng.uniform(-0.1, 1.0) * sh
@@ -70,7 +72,11 @@ def photo(seed: int, width: int, height: int, grain: float = 14.0) -> Image.Imag
             draw.polygon(points, fill=colour)
     for _ in range(rng.randint(20, 60)):  # small detail: twigs, text, edges
         x, y = rng.uniform(0, sw), rng.uniform(0, sh)
-        draw.line([x, y, x + rng.uniform(-40, 40), y + rng.uniform(-40, 40)], fill=_colour(rng), width=rng.randint(1, 3))
+        draw.line(
+            [x, y, x + rng.uniform(-40, 40), y + rng.uniform(-40, 40)],
+            fill=_colour(rng),
+            width=rng.randint(1, 3),
+        )
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 2.0)))
     img = img.resize((width, height), Image.Resampling.BICUBIC)
     if grain:
@@ -113,7 +119,9 @@ def plan(seed: int) -> tuple[str, int, int, int, float]:
     return fmt, width, height, quality, grain
 
 
-def realistic_corpus(count: int = 2000, first_seed: int = 500_000, folder: Path | None = None) -> tuple[Path, list[Item]]:
+def realistic_corpus(
+    count: int = 2000, first_seed: int = 500_000, folder: Path | None = None
+) -> tuple[Path, list[Item]]:
     """The corpus files (generated when missing) and their descriptions."""
     folder = folder or CACHE / f"realistic-v{VERSION}"
     folder.mkdir(parents=True, exist_ok=True)

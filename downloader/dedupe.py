@@ -51,13 +51,17 @@ _TILE_BYTES = SCAN_SIDE * SCAN_SIDE * 3
 
 def signature(img: Image.Image) -> str:
     """The near-duplicate signature of a decoded image (any mode, any size)."""
-    if img.mode not in ("RGB", "RGBA"):
-        has_alpha = img.mode in ("LA", "PA", "La") or "transparency" in img.info
-        img = img.convert("RGBA" if has_alpha else "RGB")
-    small = img.resize((SIDE, SIDE), Image.Resampling.BOX, reducing_gap=2.0)
-    if small.mode == "RGBA":
-        white = Image.new("RGBA", small.size, (255, 255, 255, 255))
-        small = Image.alpha_composite(white, small).convert("RGB")
+    has_alpha = img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info
+    if img.mode in ("RGB", "RGBX", "L") and not has_alpha:
+        # Shrink first, then convert: no full-size copy.
+        small = img.resize((SIDE, SIDE), Image.Resampling.BOX, reducing_gap=2.0).convert("RGB")
+    else:
+        if img.mode not in ("RGB", "RGBA"):
+            img = img.convert("RGBA" if has_alpha else "RGB")
+        small = img.resize((SIDE, SIDE), Image.Resampling.BOX, reducing_gap=2.0)
+        if small.mode == "RGBA":
+            white = Image.new("RGBA", small.size, (255, 255, 255, 255))
+            small = Image.alpha_composite(white, small).convert("RGB")
     return SIGNATURE_PREFIX + base64.b64encode(small.tobytes()).decode("ascii")
 
 
