@@ -10,6 +10,16 @@ bandwidth), how far each tool is from it, and download_urls' peak RSS.
 
     .venv/bin/python bench/bench_download.py [--count 2000] [--latency 0.1]
 
+Two corpora, in the same run (``--corpus`` picks one):
+
+  simple      the original: 560-680 x 420-500 JPEGs of shapes with light grain (~61 KB)
+  realistic   bench/corpus.py: photo-like, 300x200 to 4000x3000 with a long tail, mostly
+              JPEG with some PNG, WebP and GIF, about 140 KB on average
+
+For each corpus it also prints CPU seconds per image, how many of the distinct images
+were kept, and the near-duplicate rule's false merges and catch rate on a generated set
+of re-encodes, resizes, format changes and crops of that corpus (bench/dedupe_eval.py).
+
 img2dataset runs from its own virtualenv (bench/.venv-img2dataset, created by
 `pip install img2dataset` there); the comparison is skipped if it is missing.
 """
@@ -27,18 +37,20 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.audit import audit_zip  # noqa: E402
+from bench.corpus import realistic_corpus  # noqa: E402
 from tests.imagehosts import ImageHost, encoded  # noqa: E402
 
 HOSTS = [f"127.0.0.{n}" for n in range(61, 69)]
 IMG2DATASET = ROOT / "bench" / ".venv-img2dataset" / "bin" / "img2dataset"
 
 
-def corpus(hosts: list[ImageHost], count: int) -> tuple[list[str], int]:
+def simple_corpus(hosts: list[ImageHost], count: int) -> tuple[list[str], int]:
     urls, total_bytes = [], 0
     for n in range(count):
         host = hosts[n % len(hosts)]
@@ -46,6 +58,12 @@ def corpus(hosts: list[ImageHost], count: int) -> tuple[list[str], int]:
         total_bytes += len(encoded(10_000 + n, "jpeg", width, height, 85, True, False))  # warm the cache
         urls.append(host.url(f"/img/{10_000 + n}.jpeg?w={width}&h={height}&noise=1"))
     return urls, total_bytes
+
+
+def realistic_urls(hosts: list[ImageHost], count: int) -> tuple[list[str], int]:
+    _, items = realistic_corpus(count)
+    urls = [hosts[n % len(hosts)].url(f"/file/{item.name}") for n, item in enumerate(items)]
+    return urls, sum(item.bytes for item in items)
 
 
 def loopback_bandwidth(hosts: list[ImageHost], per_stream: int = 16 << 20) -> float:
@@ -83,13 +101,21 @@ def loopback_bandwidth(hosts: list[ImageHost], per_stream: int = 16 << 20) -> fl
     return sum(s[2] for s in spans) / (max(s[1] for s in spans) - min(s[0] for s in spans))
 
 
-def run_download_urls(url_file: Path, out: Path, per_host: int, concurrency: int) -> tuple[float, int, str]:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_download_urls(
+    url_file: Path, out: Path, per_host: int, concurrency: int
+) -> tuple[float, int, float, str]:
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="imagedl_site.settings",
         IMAGEDL_ALLOW_PRIVATE_NETWORKS="true",
         IMAGEDL_LOG_LEVEL="WARNING",
     )
+    cpu_before = children_cpu()
     started = time.monotonic()
     result = subprocess.run(
         [
@@ -113,19 +139,16 @@ def run_download_urls(url_file: Path, out: Path, per_host: int, concurrency: int
         check=True,
     )
     elapsed = time.monotonic() - started
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = usage.ru_utime + usage.ru_stime
-    summary = (
-        result.stdout.strip().splitlines()[-1]
-        + f"\n  CPU time of download_urls: {cpu:.1f} s over {elapsed:.1f} s wall"
-    )
+    cpu = children_cpu() - cpu_before
+    summary = result.stdout.strip().splitlines()[-1]
     peaks = [int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("PEAK_RSS_KB ")]
-    return elapsed, peaks[-1], summary
+    return elapsed, peaks[-1], cpu, summary
 
 
-def run_img2dataset(url_file: Path, out: Path, threads: int) -> tuple[float, int] | None:
+def run_img2dataset(url_file: Path, out: Path, threads: int) -> tuple[float, int, float] | None:
     if not IMG2DATASET.exists():
         return None
+    cpu_before = children_cpu()
     started = time.monotonic()
     subprocess.run(
         [
@@ -160,8 +183,80 @@ def run_img2dataset(url_file: Path, out: Path, threads: int) -> tuple[float, int
         text=True,
     )
     elapsed = time.monotonic() - started
-    saved = sum(1 for p in out.rglob("*.jpg"))
-    return elapsed, saved
+    saved = sum(1 for p in out.rglob("*.jpg"))  # every format is saved as .jpg (resize off: bytes kept)
+    return elapsed, saved, children_cpu() - cpu_before
+
+
+def source_bytes(url: str, files: Path | None) -> bytes | None:
+    """The bytes a corpus URL serves, for the audit's false-merge check."""
+    parts = urlsplit(url)
+    name = parts.path.rsplit("/", 1)[1]
+    if parts.path.startswith("/file/") and files is not None:
+        return (files / name).read_bytes()
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    seed, _, fmt = name.partition(".")
+    return encoded(int(seed), fmt, int(query["w"]), int(query["h"]), 85, True, False)
+
+
+def bench_corpus(
+    label: str,
+    urls: list[str],
+    total_bytes: int,
+    hosts: list[ImageHost],
+    args: argparse.Namespace,
+    work: Path,
+    bandwidth: float,
+    files: Path | None,
+) -> None:
+    count = len(urls)
+    concurrency = args.per_host * len(hosts)
+    url_file = work / f"urls-{label}.txt"
+    url_file.write_text("\n".join(urls) + "\n")
+    per_host_urls = math.ceil(count / len(hosts))
+    latency_floor = math.ceil(per_host_urls / args.per_host) * args.latency
+    transfer_floor = total_bytes / bandwidth
+    floor_latency = max(latency_floor, transfer_floor)
+    print(f"\n== {label} corpus ==")
+    print(
+        f"corpus: {count} URLs, {total_bytes / 1e6:.1f} MB ({total_bytes / count / 1e3:.0f} KB/image), "
+        f"{len(hosts)} hosts, {args.latency * 1000:.0f} ms latency, {concurrency} in flight "
+        f"({args.per_host} per host)"
+    )
+    print(
+        f"floor: {floor_latency:.2f} s = the larger of latency {latency_floor:.2f} s "
+        f"(ceil({per_host_urls} URLs per host / {args.per_host} slots) x latency) and transfer "
+        f"{transfer_floor:.2f} s ({total_bytes / 1e6:.1f} MB at the hosts' measured "
+        f"{bandwidth / 1e6:.0f} MB/s over loopback)"
+    )
+    out = work / f"ours-{label}.zip"
+    ours, peak_kb, cpu, summary = run_download_urls(url_file, out, args.per_host, concurrency)
+    with zipfile.ZipFile(out) as zf:
+        kept = len(zf.namelist()) - 1
+    print(
+        f"download_urls: {ours:.2f} s, {kept / ours:.1f} images/s, {ours / floor_latency:.2f}x the floor, "
+        f"peak RSS {peak_kb / 1024:.0f} MB, CPU {cpu:.1f} s ({cpu / max(kept, 1) * 1000:.1f} ms/image); "
+        f"distinct images kept: {kept} of {count}"
+    )
+    print(f"  {summary}")
+    print(f"  {audit_zip(out, urls, lambda url: source_bytes(url, files)).line()}")
+    out.unlink()
+    theirs = (
+        None if args.no_img2dataset else run_img2dataset(url_file, work / f"img2dataset-{label}", concurrency)
+    )
+    if theirs is None:
+        print("img2dataset: skipped (--no-img2dataset, or not installed in bench/.venv-img2dataset)")
+    else:
+        seconds, saved, their_cpu = theirs
+        print(
+            f"img2dataset:   {seconds:.2f} s, {saved / seconds:.1f} images/s, {seconds / floor_latency:.2f}x the floor "
+            f"({saved} files), CPU {their_cpu:.1f} s ({their_cpu / max(saved, 1) * 1000:.1f} ms/image)"
+        )
+        print(f"ratio (download_urls / img2dataset images/s): {(kept / ours) / (saved / seconds):.2f}x")
+        shutil.rmtree(work / f"img2dataset-{label}", ignore_errors=True)
+    if args.dedupe_sample:
+        from bench.dedupe_eval import evaluate
+
+        print(f"  {evaluate(label, args.dedupe_sample).line()}")
 
 
 def main() -> None:
@@ -169,52 +264,31 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--per-host", type=int, default=4)
+    parser.add_argument("--corpus", choices=("both", "simple", "realistic"), default="both")
+    parser.add_argument(
+        "--dedupe-sample",
+        type=int,
+        default=250,
+        help="originals per corpus turned into near-duplicates for the dedupe figures (0: skip)",
+    )
+    parser.add_argument("--no-img2dataset", action="store_true", help="only download_urls")
     args = parser.parse_args()
-    concurrency = args.per_host * len(HOSTS)
-    hosts = [ImageHost(address, latency=args.latency).start() for address in HOSTS]
+    corpora = ["simple", "realistic"] if args.corpus == "both" else [args.corpus]
     work = Path(tempfile.mkdtemp(prefix="imagedl-bench-"))
+    hosts: list[ImageHost] = []
     try:
-        print(f"generating {args.count} distinct images ...", flush=True)
-        urls, total_bytes = corpus(hosts, args.count)
-        url_file = work / "urls.txt"
-        url_file.write_text("\n".join(urls) + "\n")
-        per_host_urls = math.ceil(args.count / len(hosts))
-        latency_floor = math.ceil(per_host_urls / args.per_host) * args.latency
+        prepared = {}
+        for label in corpora:
+            print(f"preparing the {label} corpus of {args.count} distinct images ...", flush=True)
+            if label == "realistic":
+                prepared[label] = realistic_corpus(args.count)[0]
+        files = prepared.get("realistic")
+        hosts = [ImageHost(address, latency=args.latency, files=files).start() for address in HOSTS]
         bandwidth = loopback_bandwidth(hosts)
-        transfer_floor = total_bytes / bandwidth
-        floor_latency = max(latency_floor, transfer_floor)
-        print(
-            f"corpus: {args.count} URLs, {total_bytes / 1e6:.1f} MB ({total_bytes / args.count / 1e3:.0f} KB/image), "
-            f"{len(hosts)} hosts, {args.latency * 1000:.0f} ms latency, {concurrency} in flight "
-            f"({args.per_host} per host)"
-        )
-        print(
-            f"floor: {floor_latency:.2f} s = the larger of latency {latency_floor:.2f} s "
-            f"(ceil({per_host_urls} URLs per host / {args.per_host} slots) x latency) and transfer "
-            f"{transfer_floor:.2f} s ({total_bytes / 1e6:.1f} MB at the hosts' measured "
-            f"{bandwidth / 1e6:.0f} MB/s over loopback)"
-        )
-
-        ours, peak_kb, summary = run_download_urls(url_file, work / "ours.zip", args.per_host, concurrency)
-        with zipfile.ZipFile(work / "ours.zip") as zf:
-            kept = len(zf.namelist()) - 1
-        print(
-            f"download_urls: {ours:.2f} s, {kept / ours:.1f} images/s, {ours / floor_latency:.2f}x the floor, "
-            f"peak RSS {peak_kb / 1024:.0f} MB"
-        )
-        print(f"  {summary}")
-        print(f"  {audit_zip(work / 'ours.zip').line()}")
-
-        theirs = run_img2dataset(url_file, work / "img2dataset", concurrency)
-        if theirs is None:
-            print("img2dataset: not installed in bench/.venv-img2dataset; comparison skipped")
-            return
-        seconds, saved = theirs
-        print(
-            f"img2dataset:   {seconds:.2f} s, {saved / seconds:.1f} images/s, {seconds / floor_latency:.2f}x the floor "
-            f"({saved} files)"
-        )
-        print(f"ratio (download_urls / img2dataset images/s): {(kept / ours) / (saved / seconds):.2f}x")
+        for label in corpora:
+            make = simple_corpus if label == "simple" else realistic_urls
+            urls, total_bytes = make(hosts, args.count)
+            bench_corpus(label, urls, total_bytes, hosts, args, work, bandwidth, files)
     finally:
         for host in hosts:
             host.stop()

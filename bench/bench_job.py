@@ -14,7 +14,10 @@ events, archive through storage):
   whole job      run_job, search and download overlapping
                  target: within 1.5x the sum of the floors
 
-    .venv/bin/python bench/bench_job.py [--count 500]
+    .venv/bin/python bench/bench_job.py [--count 500] [--corpus simple|realistic]
+
+``--corpus realistic`` serves the photo-like corpus of bench/corpus.py (300x200 to
+4000x3000, mostly JPEG, ~133 KB) instead of the simple 560-680 px JPEGs.
 
 Uses the development keyspace and SQLite file (created if missing).
 """
@@ -42,6 +45,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
+from bench.corpus import realistic_corpus  # noqa: E402
 from tests.imagehosts import ImageHost, encoded  # noqa: E402
 from tests.imitations import SearchImitation  # noqa: E402
 
@@ -53,6 +57,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--batch-latency", type=float, default=0.3)
+    parser.add_argument("--corpus", choices=("simple", "realistic"), default="simple")
     args = parser.parse_args()
     from django.core.management import call_command
 
@@ -62,16 +67,24 @@ def main() -> None:
     settings.IMAGEDL_SCROLL_WAIT = 3.0
     per_host = settings.IMAGEDL_PER_HOST_CONNECTIONS
     settings.IMAGEDL_DOWNLOAD_CONCURRENCY = per_host * len(HOSTS)
-    hosts = [ImageHost(a, latency=args.latency).start() for a in HOSTS]
     total = args.count + 100
+    if args.corpus == "realistic":
+        folder, items = realistic_corpus(max(total, 2000))
+        hosts = [ImageHost(a, latency=args.latency, files=folder).start() for a in HOSTS]
 
-    def image_url(index: int) -> str:
-        w, h = 560 + (index % 7) * 20, 420 + (index % 5) * 20
-        return hosts[index % len(hosts)].url(f"/img/{20_000 + index}.jpeg?w={w}&h={h}&noise=1")
+        def image_url(index: int) -> str:
+            return hosts[index % len(hosts)].url(f"/file/{items[(index - 1) % len(items)].name}")
 
-    for index in range(1, total + 1):  # warm the hosts' image cache
-        w, h = 560 + (index % 7) * 20, 420 + (index % 5) * 20
-        encoded(20_000 + index, "jpeg", w, h, 85, True, False)
+    else:
+        hosts = [ImageHost(a, latency=args.latency).start() for a in HOSTS]
+
+        def image_url(index: int) -> str:
+            w, h = 560 + (index % 7) * 20, 420 + (index % 5) * 20
+            return hosts[index % len(hosts)].url(f"/img/{20_000 + index}.jpeg?w={w}&h={h}&noise=1")
+
+        for index in range(1, total + 1):  # warm the hosts' image cache
+            w, h = 560 + (index % 7) * 20, 420 + (index % 5) * 20
+            encoded(20_000 + index, "jpeg", w, h, 85, True, False)
     imitation = SearchImitation(
         "127.0.0.70", image_url=image_url, total=total, batch_latency=args.batch_latency
     )
@@ -136,7 +149,7 @@ def main() -> None:
         services.job_purge(done, by="bench")
 
         print(
-            f"{args.count} images; Bing batches of 35 at {args.batch_latency * 1000:.0f} ms; {len(hosts)} image hosts at "
+            f"{args.corpus} corpus: {args.count} images; Bing batches of 35 at {args.batch_latency * 1000:.0f} ms; {len(hosts)} image hosts at "
             f"{args.latency * 1000:.0f} ms, {per_host} per host"
         )
         print(

@@ -27,7 +27,9 @@ from downloader.validation import ImageRules, Validation, convert_file, validate
 
 __all__ = ["Candidate", "CollectResult", "Collector", "Counts", "ImageRules", "KeptImage", "collect_images"]
 
-Progress = Callable[..., None]  # progress(kind, **info): kinds "found", "kept", "rejected"
+# progress(kind, **info): kinds "found", "kept", "rejected", "replaced" (image= takes
+# replaced='s place in the result: a better copy of the same picture; replaced= is deleted)
+Progress = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,11 @@ def _download_and_check(
     return _Outcome(candidate, fetched, check, path)
 
 
+def _rank(image: KeptImage) -> tuple[int, int]:
+    """Which of two copies of a picture to keep: more pixels, then more bytes."""
+    return (image.width * image.height, image.bytes)
+
+
 @dataclass
 class Counts:
     """The collector's live account, read by progress callbacks (from its thread)."""
@@ -251,8 +258,9 @@ class Collector:
         self.duplicates = DuplicateFilter()
         self.seen_urls: set[str] = set()
         for image in self.kept:
-            self.duplicates.check_and_add(image.sha256, image.phash)
+            self.duplicates.offer(image.sha256, image.phash, rank=_rank(image), item=image)
             self.seen_urls.add(image.source_url)
+        self.resumed_ids = {id(image) for image in self.kept}
         self.exhausted = False
         self.pending: deque[Candidate] = deque()
         self.in_flight: dict[Future, Candidate] = {}  # fetching or being validated
@@ -400,11 +408,6 @@ class Collector:
         if len(self.kept) >= self.wanted:
             outcome.path.unlink(missing_ok=True)
             return
-        duplicate = self.duplicates.check_and_add(outcome.fetch.sha256, outcome.check.phash)
-        if duplicate:
-            outcome.path.unlink(missing_ok=True)
-            self._reject(duplicate, candidate.url)
-            return
         image = KeptImage(
             path=outcome.path,
             source_url=candidate.url,
@@ -416,9 +419,28 @@ class Collector:
             sha256=outcome.fetch.sha256,
             phash=outcome.check.phash,
         )
+        # Of two near duplicates the better one stays, whichever came first.
+        verdict = self.duplicates.offer(image.sha256, image.phash, rank=_rank(image), item=image)
+        if verdict.reason:
+            outcome.path.unlink(missing_ok=True)
+            self._reject(verdict.reason, candidate.url)
+            return
+        if verdict.replaces is not None:
+            self._replace(verdict.replaces, image)
+            return
         self.kept.append(image)
         self.counts.kept += 1
         self.progress("kept", image=image)
+
+    def _replace(self, old: KeptImage, image: KeptImage) -> None:
+        """A better copy of a kept picture takes its place (and its number)."""
+        self.kept[next(i for i, k in enumerate(self.kept) if k is old)] = image
+        Path(old.path).unlink(missing_ok=True)
+        if id(old) in self.resumed_ids:
+            self.resumed -= 1  # the new copy was found by this run
+        else:
+            self.counts.rejected["duplicate_near"] += 1
+        self.progress("replaced", image=image, replaced=old)
 
     def _reject(self, reason: str, url: str) -> None:
         self.counts.rejected[reason] += 1

@@ -36,6 +36,7 @@ class Request:
     min_width: int = 0
     min_height: int = 0
     output_format: str | None = None
+    min_side: int | None = None  # the junk floor; None: IMAGEDL_MIN_SIDE (--min-size sets it)
 
     @property
     def subject(self) -> str:
@@ -51,6 +52,7 @@ class Request:
             formats=set(self.formats),
             min_width=self.min_width,
             min_height=self.min_height,
+            min_side=self.min_side,
             output_format=self.output_format,
         )
 
@@ -99,13 +101,15 @@ def gather(
     on_event: EventSink,
     on_progress: Callable[[Counts], None] | None = None,
     on_kept: Callable[[KeptImage], None] | None = None,
+    on_replaced: Callable[[KeptImage, KeptImage], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     already_kept: list[KeptImage] | None = None,
 ) -> CollectResult:
     """Search and download until ``request.wanted`` valid, unique images are kept.
 
     ``on_progress(counts)`` follows every candidate found, kept or rejected;
-    ``on_kept(image)`` sees each image as it is kept; ``already_kept`` are images an
+    ``on_kept(image)`` sees each image as it is kept, ``on_replaced(image, replaced)``
+    each better copy that takes a kept one's place; ``already_kept`` are images an
     earlier attempt validated (they count, and their URLs are not fetched again).
     """
     already = list(already_kept or [])
@@ -115,6 +119,8 @@ def gather(
     def progress(kind: str, **info: object) -> None:
         if kind == "kept" and on_kept is not None:
             on_kept(info["image"])  # type: ignore[arg-type]
+        if kind == "replaced" and on_replaced is not None:
+            on_replaced(info["image"], info["replaced"])  # type: ignore[arg-type]
         if on_progress is not None:
             on_progress(collector.counts)
 

@@ -343,9 +343,18 @@ CACHES = {
 IMAGEDL_ALLOW_PRIVATE_NETWORKS = env_bool("IMAGEDL_ALLOW_PRIVATE_NETWORKS", False)
 IMAGEDL_MAX_IMAGE_BYTES = env_int("IMAGEDL_MAX_IMAGE_BYTES", 25 * 1024 * 1024, minimum=1024)
 IMAGEDL_MAX_PIXELS = env_int("IMAGEDL_MAX_PIXELS", 80_000_000, minimum=10_000)
+# The junk floor: an image with either side under this many pixels (tracking pixels,
+# spacers, icons) is rejected. A job's minimum size can only raise it; the commands'
+# --min-size sets it for one run.
+IMAGEDL_MIN_SIDE = env_int("IMAGEDL_MIN_SIDE", 64, minimum=0)
+# One file's validation ends after this long (checked between frames of an animation).
+IMAGEDL_VALIDATION_SECONDS = env_float("IMAGEDL_VALIDATION_SECONDS", 15.0, minimum=0.1)
 # Pixels decoded at once by all threads of a process (4 bytes each at most): bounds the
 # memory a burst of large images can take.
-IMAGEDL_DECODE_PIXEL_BUDGET = env_int("IMAGEDL_DECODE_PIXEL_BUDGET", 120_000_000, minimum=1_000_000)
+IMAGEDL_DECODE_PIXEL_BUDGET = env_int("IMAGEDL_DECODE_PIXEL_BUDGET", 32_000_000, minimum=1_000_000)
+# glibc malloc arenas (0: glibc's default of 8 per core): fewer arenas waste less memory
+# among the many download and decode threads.
+IMAGEDL_MALLOC_ARENAS = env_int("IMAGEDL_MALLOC_ARENAS", 2, minimum=0)
 IMAGEDL_DOWNLOAD_CONCURRENCY = env_int("IMAGEDL_DOWNLOAD_CONCURRENCY", 32, minimum=1, maximum=512)
 IMAGEDL_PER_HOST_CONNECTIONS = env_int("IMAGEDL_PER_HOST_CONNECTIONS", 4, minimum=1, maximum=64)
 IMAGEDL_CONNECT_TIMEOUT = env_float("IMAGEDL_CONNECT_TIMEOUT", 5.0, minimum=0.1)

@@ -199,8 +199,9 @@ class JobRun:
         self.cancelled = CancelWatch(job.id)
         self.lease: LeaseKeeper | None = None
         self.last_progress = 0.0
+        self.positions: dict[int, int] = {}  # id(image) -> its number (file and image row)
         self.resumed = self._adopt(adopt) if adopt is not None else []
-        self.position = len(self.resumed)  # numbers the kept files and image rows
+        self.position = len(self.resumed)  # the last number given
 
     @property
     def lost(self) -> bool:
@@ -229,6 +230,7 @@ class JobRun:
                 on_event=self.on_event,
                 on_progress=self.on_progress,
                 on_kept=self.on_kept,
+                on_replaced=self.on_replaced,
                 should_stop=self.should_stop,
                 already_kept=self.resumed,
             )
@@ -275,13 +277,21 @@ class JobRun:
             self.lease.lost.set()  # the job row names another run (or none): stop
 
     def on_kept(self, image: KeptImage) -> None:
-        """Move the file where a later run would find it, and remember it."""
         self.position += 1
-        name = f"{self.position:06d}-{image.sha256[:16]}.{image.format}"
+        self._store(image, self.position)
+
+    def on_replaced(self, image: KeptImage, replaced: KeptImage) -> None:
+        """A better copy takes the kept one's number (its file is gone already)."""
+        self._store(image, self.positions.pop(id(replaced)))
+
+    def _store(self, image: KeptImage, position: int) -> None:
+        """Move the file where a later run would find it, and remember it."""
+        name = f"{position:06d}-{image.sha256[:16]}.{image.format}"
         target = self.kept_dir / name
         Path(image.path).replace(target)
         image.path = target
-        services.job_add_image(self.job, self.position, file_name=name, **image.description())
+        self.positions[id(image)] = position
+        services.job_add_image(self.job, position, file_name=name, **image.description())
 
     # -- the outcome ----------------------------------------------------------------
 
@@ -298,6 +308,7 @@ class JobRun:
             image = KeptImage.from_description(self.kept_dir / row.file_name, row)
             if earlier != self.run_id:
                 services.job_add_image(self.job, position, file_name=row.file_name, **image.description())
+            self.positions[id(image)] = position
             adopted.append(image)
         return adopted
 

@@ -173,11 +173,12 @@ def _options(request: pytest.FixtureRequest, marker: str, **defaults: object) ->
 
 @pytest.fixture
 def start_image_host():
-    """``start_image_host(latency=0.0, address=None)``: a started ``ImageHost``."""
+    """``start_image_host(latency=0.0, address=None, files=None)``: a started
+    ``ImageHost`` (``files``: a folder it serves under /file/)."""
     started: list[ImageHost] = []
 
-    def start(*, latency: float = 0.0, address: str | None = None) -> ImageHost:
-        host = ImageHost(address or next(_addresses), latency=latency).start()
+    def start(*, latency: float = 0.0, address: str | None = None, files: Path | None = None) -> ImageHost:
+        host = ImageHost(address or next(_addresses), latency=latency, files=files).start()
         started.append(host)
         return host
 

@@ -18,6 +18,7 @@ Paths:
   /redirect/<n>/<target path>           n redirects, then the target
   /status/<code>                        that status (with Retry-After: 1 for 429/503)
   /flaky/<code>/<k>/<rest>              the code for the first k requests, then <rest>
+  /file/<name>                          a file from the host's ``files`` folder (benchmark corpora)
 
 ``image_urls(hosts)`` spreads search results over hosts, for a search imitation.
 """
@@ -33,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image, ImageDraw
@@ -154,6 +156,13 @@ class _Handler(BaseHTTPRequestHandler):
                 200, bomb_png(int(query.get("w", 40000)), int(query.get("h", 40000))), "image/png"
             )
         width, height = int(query.get("w", 320)), int(query.get("h", 240))
+        if path.startswith("/file/") and self.server.files is not None:
+            name = path.rsplit("/", 1)[1]
+            try:
+                body = (self.server.files / name).read_bytes()
+            except OSError:
+                return self._send(404, b"not found", "text/plain")
+            return self._send(200, body, CONTENT_TYPES.get(name.rsplit(".", 1)[-1], "image/jpeg"))
         if path.startswith(("/img/", "/same/")):
             name = path.rsplit("/", 1)[1]
             seed_text, _, fmt = name.partition(".")
@@ -246,9 +255,10 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address, latency: float) -> None:
+    def __init__(self, address, latency: float, files: Path | None = None) -> None:
         super().__init__(address, _Handler)
         self.latency = latency
+        self.files = files
         self.hits: Counter = Counter()
         self.lock = threading.Lock()
         self.active = 0  # requests being answered now
@@ -258,10 +268,12 @@ class _Server(ThreadingHTTPServer):
 class ImageHost:
     """One image host; ``with ImageHost("127.0.0.2", latency=0.1) as host: host.url("/img/1.jpeg")``."""
 
-    def __init__(self, address: str = "127.0.0.1", port: int = 0, latency: float = 0.0) -> None:
+    def __init__(
+        self, address: str = "127.0.0.1", port: int = 0, latency: float = 0.0, files: Path | None = None
+    ) -> None:
         if not address.startswith("127."):
             raise ValueError("test hosts live on 127.0.0.0/8 only")
-        self._server = _Server((address, port), latency)
+        self._server = _Server((address, port), latency, files)
         self.address, self.port = self._server.server_address[:2]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

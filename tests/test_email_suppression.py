@@ -20,7 +20,6 @@ from tests.test_web_pages import good_post
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
 
-
 def unsubscribe_link(message) -> str:
     return message.extra_headers["List-Unsubscribe"].strip("<>")
 

@@ -102,3 +102,21 @@ def test_cancel_during_the_run_stops_and_cleans_up(cassandra_db, imitation):
     assert cancelled.archive_path is None
     assert not job_workdir(job.id, create=False).exists()
     assert "cancel_done" in [e.kind for e in job_events(job.id)]
+
+
+def test_a_better_copy_takes_the_kept_ones_place_in_the_record(cassandra_db, start_imitation, image_host):
+    pictures = {1: "/same/77.jpeg?w=320&h=240&q=80", 4: "/img/77.jpeg?w=640&h=480"}  # one picture, twice
+
+    def image_url(index: int) -> str:
+        return image_host.url(pictures.get(index, f"/img/{80 + index}.jpeg?w=400&h=300"))
+
+    start_imitation(image_url=image_url, total=6)
+    job = make_job(requested_count=5)  # five distinct pictures: every result is needed
+    assert run_job(job.id) == "done: 5"
+    rows = records.job_images(job.id)
+    assert len(rows) == 5 and len({row.position for row in rows}) == 5
+    (copy,) = [row for row in rows if "/77.jpeg" in row.source_url]
+    assert (copy.width, copy.source_url) == (640, image_host.url(pictures[4]))
+    with default_storage.open(records.get_job(job.id).archive_path, "rb") as fh, zipfile.ZipFile(fh) as zf:
+        sizes = sorted(Image.open(zf.open(name)).size for name in zf.namelist() if name.endswith(".jpg"))
+    assert sizes == [(400, 300)] * 4 + [(640, 480)]

@@ -12,7 +12,6 @@ from tests.test_web_pages import good_post
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
 
-
 def post_from(client, address: str, data: dict | None = None) -> int:
     """An (invalid) post from ``address``: it counts against the address all the same."""
     return client.post("/", data or {}, REMOTE_ADDR=address).status_code

@@ -31,7 +31,11 @@ def image_rules(options: dict) -> ImageRules:
     except ValueError as exc:
         raise CommandError(f"--min-size {exc}") from None
     return ImageRules(
-        formats=set(formats), min_width=min_w, min_height=min_h, output_format=options["convert_to"]
+        formats=set(formats),
+        min_width=min_w,
+        min_height=min_h,
+        min_side=0 if options["min_size"] else None,  # --min-size replaces the junk floor
+        output_format=options["convert_to"],
     )
 
 

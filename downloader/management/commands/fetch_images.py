@@ -75,5 +75,6 @@ class Command(BaseCommand):
             formats=frozenset(rules.formats),
             min_width=rules.min_width,
             min_height=rules.min_height,
+            min_side=rules.min_side,
             output_format=rules.output_format,
         )
