@@ -53,6 +53,7 @@ class KeptImage:
     bytes: int
     sha256: str
     phash: str = ""
+    preview: bytes = field(default=b"", repr=False)  # a small JPEG (downloader.previews)
 
     DESCRIPTION: ClassVar[tuple[str, ...]] = (
         "source_url",
@@ -418,6 +419,7 @@ class Collector:
             bytes=outcome.fetch.bytes,
             sha256=outcome.fetch.sha256,
             phash=outcome.check.phash,
+            preview=outcome.check.preview,
         )
         # Of two near duplicates the better one stays, whichever came first.
         verdict = self.duplicates.offer(image.sha256, image.phash, rank=_rank(image), item=image)

@@ -28,6 +28,7 @@ from pathlib import Path
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from downloader.dedupe import signature
+from downloader.previews import preview_jpeg
 
 # Pillow format name -> our name and file extension.
 FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
@@ -68,6 +69,7 @@ class Validation:
     width: int = 0
     height: int = 0
     phash: str = ""
+    preview: bytes = b""  # a small JPEG of a valid image (downloader.previews)
 
 
 def sniff_markup(head: bytes) -> str | None:
@@ -234,6 +236,7 @@ def validate_file(path: Path, rules: ImageRules) -> Validation:
                 held.grow(img.size[0] * img.size[1] * (WEBP_COST if fmt == "webp" else 1))
                 img.load()  # every byte read: truncated or corrupt data fails here
                 phash = signature(img)
+                preview = preview_jpeg(img)
                 _check_frames(img, max_pixels, held, deadline)
     except _Rejected as rejected:
         return Validation(False, rejected.reason, fmt or "", width, height)
@@ -243,7 +246,7 @@ def validate_file(path: Path, rules: ImageRules) -> Validation:
         return Validation(False, "not_an_image")
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError):
         return Validation(False, "truncated")
-    return Validation(True, "", fmt, width, height, phash)
+    return Validation(True, "", fmt, width, height, phash, preview)
 
 
 def webp_canvas(head: bytes) -> tuple[int, int] | None:
@@ -328,10 +331,11 @@ def _validate_still_webp(
             mode = "RGBA" if alpha else "RGBX"  # RGBX: shrunk without premultiplying
             img = Image.frombuffer(mode, canvas, buffer, "raw", mode, 0, 1)
             phash = signature(img)
+            preview = preview_jpeg(img)
             del img, buffer
         finally:
             lib.WebPFree(pixels)
-    return Validation(True, "", "webp", width, height, phash)
+    return Validation(True, "", "webp", width, height, phash, preview)
 
 
 def _tile_pixels(img: Image.Image) -> int:

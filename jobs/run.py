@@ -291,6 +291,7 @@ class JobRun:
         Path(image.path).replace(target)
         image.path = target
         self.positions[id(image)] = position
+        services.job_add_preview(self.job, image.sha256, image.preview)
         services.job_add_image(self.job, position, file_name=name, **image.description())
 
     # -- the outcome ----------------------------------------------------------------

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -272,8 +273,21 @@ def _no_longer_active(job: Job) -> None:
 def _delete_outputs(job: Job) -> None:
     if job.archive_path and default_storage.exists(job.archive_path):
         default_storage.delete(job.archive_path)
+    folder = preview_folder(job.id)
+    if default_storage.exists(folder):
+        for name in default_storage.listdir(folder)[1]:
+            default_storage.delete(f"{folder}/{name}")
     remove_workdir(job.id)
     JobImage.objects.filter(job_id=job.id).delete()
+
+
+def preview_folder(job_id: uuid.UUID) -> str:
+    """Where a job's image previews are stored (Django's default storage)."""
+    return f"previews/{job_id.hex}"
+
+
+def preview_path(job_id: uuid.UUID, sha256: str) -> str:
+    return f"{preview_folder(job_id)}/{sha256[:32]}.jpg"
 
 
 # --- what the job run does (jobs.run) ---------------------------------------------
@@ -344,6 +358,13 @@ def job_record_progress(job: Job, **counters: int | str) -> bool:
     if unknown:
         raise ValueError(f"not progress fields: {sorted(unknown)}")
     return records.write_if(job, dict(counters), run_is=job.run_id)
+
+
+def job_add_preview(job: Job, sha256: str, preview: bytes) -> None:
+    """Store the small JPEG the worker made of a kept image (the web serves it as it is)."""
+    path = preview_path(job.id, sha256)
+    if preview and not default_storage.exists(path):
+        default_storage.save(path, ContentFile(preview))
 
 
 def job_add_image(job: Job, position: int, **fields: object) -> JobImage:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import functools
 import hmac
-import io
 import ipaddress
 import json
 import logging
 import time
-import zipfile
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
@@ -34,7 +32,7 @@ from jobs.formatting import human_bytes, in_job_zone
 from jobs.forms import JobForm
 from jobs.health import health_report
 from jobs.mailboxes import mailbox_key
-from jobs.models import Job, JobStatus
+from jobs.models import Job, JobImage, JobStatus
 from jobs.ratelimit import allow, client_key, configured_rate
 from jobs.recent import RecentAnswers
 from jobs.suppression import read_unsubscribe_token, suppression_add
@@ -302,28 +300,20 @@ def download(request: HttpRequest, job: Job, token: str) -> HttpResponse:
 
 @require_GET
 def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
-    """A small JPEG of the n-th kept image, read from the job's archive."""
-    from PIL import Image
-
-    from downloader.archive import MANIFEST_NAME
-
+    """The preview of the n-th delivered image, as the worker stored it: the web never
+    decodes an image."""
     try:
         job = _job_from(token, "status")
     except LinkProblem:
         raise Http404 from None
-    if job.status != JobStatus.DONE or not job.archive_path or not default_storage.exists(job.archive_path):
+    if job.status != JobStatus.DONE or job.run_id is None:
         raise Http404
-    with default_storage.open(job.archive_path, "rb") as fh, zipfile.ZipFile(fh) as archive:
-        names = [n for n in archive.namelist() if n != MANIFEST_NAME]
-        if not 1 <= number <= len(names):
-            raise Http404
-        with archive.open(names[number - 1]) as member, Image.open(member) as img:
-            img.seek(0)
-            img.thumbnail((200, 200))
-            out = io.BytesIO()
-            img.convert("RGB").save(out, "JPEG", quality=80)
-    response = HttpResponse(out.getvalue(), content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=300"
+    row = JobImage.objects.filter(job_id=job.id, run_id=job.run_id, position=number).first()
+    path = services.preview_path(job.id, row.sha256) if row is not None and row.sha256 else None
+    if path is None or not default_storage.exists(path):
+        raise Http404
+    response = FileResponse(default_storage.open(path, "rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
 
 

@@ -92,11 +92,42 @@ def make_done_job(
     data = archive if archive is not None else make_archive(job.query or job.page_url, images, image_size)
     path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(data))
     services.job_start_attempt(job)
+    _record_images(job, data)
     progress = {k: v for k, v in (("found_count", found), ("rejected_count", rejected)) if v is not None}
     if progress:
         services.job_record_progress(job, **progress)
     assert services.job_complete(job, archive_path=path, archive_bytes=len(data), kept=images)
     return records.get_job(job.id)
+
+
+def _record_images(job: Job, data: bytes) -> None:
+    """The image rows and previews the run would have stored, from the zip's images
+    (none for an ``archive`` that is not a zip)."""
+    from PIL import Image
+
+    from downloader.previews import preview_jpeg
+
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        return
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = [name for name in archive.namelist() if name != MANIFEST_NAME]
+        for position, name in enumerate(names, 1):
+            content = archive.read(name)
+            sha256 = hashlib.sha256(content).hexdigest()
+            with Image.open(io.BytesIO(content)) as img:
+                size, fmt = img.size, (img.format or "").lower()
+                services.job_add_preview(job, sha256, preview_jpeg(img))
+            services.job_add_image(
+                job,
+                position,
+                file_name=name,
+                width=size[0],
+                height=size[1],
+                format=fmt,
+                bytes=len(content),
+                sha256=sha256,
+                source_url=f"http://images.example/{position}",
+            )
 
 
 def stored_archive(job: Job) -> bytes:

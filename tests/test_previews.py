@@ -1,0 +1,51 @@
+"""Previews: made once by the worker from pixels it already decoded, served by the web
+as stored (the web decodes no image), deleted with the job's other files."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from jobs import links, records, services
+from jobs.run import run_job
+from tests.factories import make_job
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(databases=["default", "cassandra"])]
+
+
+@pytest.mark.imitation(total=40)
+def test_the_worker_stores_previews_and_the_web_serves_them_without_decoding(
+    client, cassandra_db, imitation, monkeypatch
+):
+    job = make_job(requested_count=6)
+    assert run_job(job.id) == "done: 6"
+    done = records.get_job(job.id)
+    rows = records.job_images(job.id)
+    stored = {}
+    for row in rows:
+        path = services.preview_path(job.id, row.sha256)
+        with default_storage.open(path, "rb") as fh:
+            stored[row.position] = fh.read()
+        with Image.open(io.BytesIO(stored[row.position])) as img:
+            assert img.format == "JPEG" and max(img.size) <= 160
+            # The same picture, shrunk: proportions kept.
+            assert abs(img.size[0] / img.size[1] - row.width / row.height) < 0.05
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the web decoded an image")
+
+    monkeypatch.setattr(Image, "open", no_decoding)
+    token = links.make_token(done.id, "status")
+    for position in (1, 6):
+        response = client.get(f"/jobs/{token}/thumb/{position}.jpg")
+        assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+        assert "max-age=86400" in response["Cache-Control"]
+        assert b"".join(response.streaming_content) == stored[position]
+    assert client.get(f"/jobs/{token}/thumb/7.jpg").status_code == 404
+    monkeypatch.undo()
+
+    services.job_purge(records.get_job(job.id))
+    assert not any(default_storage.exists(services.preview_path(job.id, row.sha256)) for row in rows)
