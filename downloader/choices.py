@@ -6,11 +6,17 @@ spells an engine name, a format or the count limit. No Django here: settings imp
 
 from __future__ import annotations
 
-AUTO = "auto"
+AUTO = "auto"  # one engine at a time, in the configured order, the next when one fails
+ALL = "all"  # every engine in turn, for more variety than one engine gives
 # Search engines, in the default fallback order, with the names users see.
 ENGINE_LABELS: dict[str, str] = {"bing": "Bing", "duckduckgo": "DuckDuckGo", "google": "Google"}
 ENGINES: tuple[str, ...] = tuple(ENGINE_LABELS)
-ENGINE_CHOICES: list[tuple[str, str]] = [(AUTO, "Automatic"), *ENGINE_LABELS.items()]
+ENGINE_CHOICES: list[tuple[str, str]] = [
+    (AUTO, "Automatic"),
+    (ALL, "All engines (more variety)"),
+    *ENGINE_LABELS.items(),
+]
+ENGINE_OPTIONS: tuple[str, ...] = tuple(value for value, _ in ENGINE_CHOICES)  # what a request may name
 
 # Formats a user may ask for (and convert to); the validator may recognise more.
 FORMAT_LABELS: dict[str, str] = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "gif": "GIF"}

@@ -18,7 +18,7 @@ from downloader.browser import open_browser
 from downloader.choices import AUTO
 from downloader.collect import Candidate, Collector, CollectResult, Counts, ImageRules, KeptImage
 from downloader.egress import EgressGuard
-from downloader.engines import engine_order, extract_page_images, search_with_fallback
+from downloader.engines import extract_page_images, search
 from downloader.engines.base import SearchRules
 
 EventSink = Callable[[str, str, dict], None]  # (kind, message, data)
@@ -74,20 +74,21 @@ def _candidates(request: Request, driver, on_event: EventSink) -> Iterator[Candi
     overfetch = request.wanted * OVERFETCH_FACTOR + 100
     if request.page_url:
         return extract_page_images(driver, request.page_url, wanted=overfetch, on_event=engine_event)
-    order = engine_order(request.engine)
-    return search_with_fallback(order, driver, request.query, overfetch, request.search_rules, engine_event)
+    return search(request.engine, driver, request.query, overfetch, request.search_rules, engine_event)
 
 
 def describe_engine_event(kind: str, data: dict) -> str:
     engine = data.get("engine", "")
+    # With every engine at once (``all``) the others go on; otherwise the next one takes over.
+    then = "the other engines go on" if data.get("together") else "trying the next engine"
     texts = {
         "engine_started": f"Searching with {engine}",
         "page_loaded": f"Loaded the {engine or 'page'} results",
         "scrolled": f"Scrolled for more results ({data.get('found', '?')} so far)",
         "see_more_clicked": "Clicked 'see more images'",
         "results_end": f"{engine or 'The page'} has no more results",
-        "engine_failed": f"{engine} failed ({data.get('reason', 'error')}); trying the next engine",
-        "engine_exhausted": f"{engine} ran out of results; trying the next engine",
+        "engine_failed": f"{engine} failed ({data.get('reason', 'error')}); {then}",
+        "engine_exhausted": f"{engine} ran out of results; {then}",
     }
     return texts.get(kind, kind.replace("_", " "))
 

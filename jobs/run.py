@@ -27,7 +27,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from downloader.archive import write_archive
-from downloader.choices import AUTO
+from downloader.choices import ALL, AUTO
 from downloader.collect import CollectResult, Counts, KeptImage
 from downloader.engines.base import EngineError
 from downloader.gather import Request, gather
@@ -199,6 +199,7 @@ class JobRun:
         self.cancelled = CancelWatch(job.id)
         self.lease: LeaseKeeper | None = None
         self.last_progress = 0.0
+        self.engines_started: list[str] = []
         self.resumed = self._adopt(adopt) if adopt is not None else []
         self.position = len(self.resumed)  # numbers the kept files and image rows
 
@@ -256,7 +257,10 @@ class JobRun:
         if self.lost:
             return
         if kind == "engine_started" and data.get("engine"):
-            self._progress(engine_used=str(data["engine"]))
+            # With every engine at once, the job used each one started so far.
+            self.engines_started.append(str(data["engine"]))
+            used = self.engines_started if self.request.engine == ALL else self.engines_started[-1:]
+            self._progress(engine_used=",".join(used))
         services.job_note(self.job, kind, message, **data)
 
     def on_progress(self, counts: Counts) -> None:

@@ -10,7 +10,8 @@ In tests, the ``start_imitation`` and ``imitation`` fixtures (tests/conftest.py)
 them and point the settings at them.
 
 ``mode`` per engine ("ok", "captcha", "consent", "thumbnails", "rate_limited",
-"changed") makes that engine misbehave the way the real one does. Requests are
+"changed") makes that engine misbehave the way the real one does. ``offsets`` per
+engine shift its results (result n is image n + offset), so engines overlap in part. Requests are
 recorded in ``requests`` as (path, query dict).
 """
 
@@ -97,6 +98,7 @@ class SearchImitation:
         batch_latency: float = 0.0,
         see_more_after: int | None = None,
         modes: dict[str, str] | None = None,
+        offsets: dict[str, int] | None = None,
     ) -> None:
         if not address.startswith("127."):
             raise ValueError("imitations live on 127.0.0.0/8 only")
@@ -106,6 +108,8 @@ class SearchImitation:
         self.batch_latency = batch_latency
         self.see_more_after = see_more_after
         self.modes = {"bing": "ok", "duckduckgo": "ok", "google": "ok", **(modes or {})}
+        # Result n of an engine is image n + its offset: engines that overlap only in part.
+        self.offsets = {"bing": 0, "duckduckgo": 0, "google": 0, **(offsets or {})}
         self.pages: dict[str, str] = {}
         self.redirects: dict[str, str] = {}  # path -> Location
         self.requests: list[tuple[str, dict]] = []
@@ -143,7 +147,7 @@ class SearchImitation:
         items = []
         for index in range(first, min(first + count, self.total + 1)):
             meta = {
-                "murl": self.image_url(index),
+                "murl": self.image_url(index + self.offsets["bing"]),
                 "purl": f"http://example.org/article/{index}",
                 "turl": f"https://tse2.mm.bing.net/th?id=OIP.{index}&pid=Api",
                 "t": f"Result {index}",
@@ -230,7 +234,7 @@ class SearchImitation:
         offset = int(query.get("s", "0"))
         results = []
         for index in range(offset + 1, min(offset + 100, self.total) + 1):
-            image = self.image_url(index)
+            image = self.image_url(index + self.offsets["duckduckgo"])
             if self.modes["duckduckgo"] == "thumbnails":
                 image = f"https://external-content.duckduckgo.com/iu/?u={quote(image)}"
             results.append(
@@ -253,7 +257,7 @@ class SearchImitation:
     def _google_links(self, start: int, count: int) -> str:
         links = []
         for index in range(start, min(start + count, self.total + 1)):
-            image = self.image_url(index)
+            image = self.image_url(index + self.offsets["google"])
             if self.modes["google"] == "thumbnails":
                 image = f"https://encrypted-tbn0.gstatic.com/images?q=tbn:{index}"
             href = "/imgres?" + urlencode({"imgurl": image, "imgrefurl": f"http://example.org/g/{index}"})

@@ -1,7 +1,7 @@
 """Search and download images in the foreground, without the web app or a job record.
 
     python manage.py fetch_images "red fox" --count 100 --out fox.zip \
-        [--engine bing] [--formats jpeg,png] [--min-size 800x600] [--convert-to jpeg]
+        [--engine bing|all] [--formats jpeg,png] [--min-size 800x600] [--convert-to jpeg]
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from django.core.files.storage import FileSystemStorage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from downloader.choices import AUTO, ENGINES, MAX_COUNT, MIN_COUNT
+from downloader.choices import AUTO, ENGINE_OPTIONS, MAX_COUNT, MIN_COUNT
 from downloader.management.commands._options import ProgressBar, add_filter_arguments, image_rules, summary
 
 
@@ -23,7 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("query", help="what to search for (or a page URL with --page)")
         parser.add_argument("--count", type=int, default=50, help=f"images wanted ({MIN_COUNT}-{MAX_COUNT})")
         parser.add_argument("--out", required=True, help="the zip file to write")
-        parser.add_argument("--engine", choices=(AUTO, *ENGINES), default=AUTO)
+        parser.add_argument(
+            "--engine",
+            choices=ENGINE_OPTIONS,
+            default=AUTO,
+            help="one engine (falling back to the others), auto, or all: every engine in turn",
+        )
         parser.add_argument("--page", action="store_true", help="QUERY is a page URL to extract images from")
         add_filter_arguments(parser)
 
