@@ -22,7 +22,17 @@ from django.utils.text import slugify
 from downloader.validation import EXTENSIONS
 
 MANIFEST_NAME = "manifest.csv"
-MANIFEST_COLUMNS = ("file", "source_url", "page_url", "width", "height", "format", "bytes", "sha256")
+MANIFEST_COLUMNS = (
+    "file",
+    "source_url",
+    "page_url",
+    "width",
+    "height",
+    "format",
+    "bytes",
+    "sha256",
+    "safe_search",  # the request's (empty for a page or a URL list)
+)
 
 
 @dataclass
@@ -45,10 +55,16 @@ def entry_names(stem: str, formats: Sequence[str]) -> list[str]:
 
 
 def write_archive(
-    kept: Sequence, *, name_stem: str, path: str, storage: Storage | None = None
+    kept: Sequence,
+    *,
+    name_stem: str,
+    path: str,
+    storage: Storage | None = None,
+    safe_search: str = "",
 ) -> ArchiveResult:
     """Pack ``kept`` (objects with path, source_url, page_url, width, height, format,
-    bytes, sha256) into a zip saved at ``path`` in ``storage``."""
+    bytes, sha256) into a zip saved at ``path`` in ``storage``. ``safe_search`` is the
+    search's setting, noted on every row."""
     storage = storage or default_storage
     names = entry_names(name_stem, [image.format for image in kept])
     manifest = io.StringIO()
@@ -69,6 +85,7 @@ def write_archive(
                         image.format,
                         image.bytes,
                         image.sha256,
+                        safe_search,
                     ]
                 )
             archive.writestr(MANIFEST_NAME, manifest.getvalue())

@@ -23,6 +23,12 @@ FORMAT_LABELS: dict[str, str] = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "
 FORMATS: frozenset[str] = frozenset(FORMAT_LABELS)
 FORMAT_CHOICES: list[tuple[str, str]] = list(FORMAT_LABELS.items())
 
+# Safe search, as every engine is asked for it (each in its own words, in its module).
+SAFE_SEARCH_LABELS: dict[str, str] = {"strict": "Strict", "moderate": "Moderate", "off": "Off"}
+SAFE_SEARCH: tuple[str, ...] = tuple(SAFE_SEARCH_LABELS)
+SAFE_SEARCH_CHOICES: list[tuple[str, str]] = list(SAFE_SEARCH_LABELS.items())
+SAFE_SEARCH_DEFAULT = "moderate"
+
 MIN_COUNT = 1
 MAX_COUNT = 500  # images one request may ask for
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from downloader.archive import file_stem
 from downloader.browser import open_browser
-from downloader.choices import AUTO
+from downloader.choices import AUTO, SAFE_SEARCH_DEFAULT
 from downloader.collect import Candidate, Collector, CollectResult, Counts, ImageRules, KeptImage
 from downloader.egress import EgressGuard
 from downloader.engines import extract_page_images, search
@@ -36,6 +36,7 @@ class Request:
     min_width: int = 0
     min_height: int = 0
     output_format: str | None = None
+    safe_search: str = SAFE_SEARCH_DEFAULT
 
     @property
     def subject(self) -> str:
@@ -56,7 +57,12 @@ class Request:
 
     @property
     def search_rules(self) -> SearchRules:
-        return SearchRules(formats=set(self.formats), min_width=self.min_width, min_height=self.min_height)
+        return SearchRules(
+            formats=set(self.formats),
+            min_width=self.min_width,
+            min_height=self.min_height,
+            safe_search=self.safe_search,
+        )
 
 
 OVERFETCH_FACTOR = 10

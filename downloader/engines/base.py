@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from downloader.choices import SAFE_SEARCH_DEFAULT
 from downloader.collect import Candidate
 
 __all__ = [
@@ -32,6 +33,7 @@ class SearchRules:
     formats: set[str] = field(default_factory=set)
     min_width: int = 0
     min_height: int = 0
+    safe_search: str = SAFE_SEARCH_DEFAULT  # one of downloader.choices.SAFE_SEARCH
 
 
 class EngineError(RuntimeError):

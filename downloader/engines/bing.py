@@ -27,6 +27,7 @@ RESULT_LINK = "a.iusc"  # attribute m: HTML-escaped JSON with murl (full size), 
 SEE_MORE_BUTTON = ".btn_seemore"
 CAPTCHA_MARKERS = ("#b_captcha", "form[action*='captcha']", "#bnp_hfly_cta")
 SEARCH_PATH = "/images/search"
+SAFE_SEARCH_PARAM = "adlt"  # Bing's own words: strict, moderate, off
 THUMBNAIL_MARKERS = (
     *(f"tse{n}.mm.bing.net" for n in range(1, 5)),  # Bing's thumbnail hosts
     "/th?id=",
@@ -67,7 +68,7 @@ class BingEngine(Engine):
     url_setting = "IMAGEDL_BING_URL"
 
     def results_url(self, query: str, rules: SearchRules) -> str:
-        params = {"q": query, "form": "HDRSC2", "first": "1"}
+        params = {"q": query, "form": "HDRSC2", "first": "1", SAFE_SEARCH_PARAM: rules.safe_search}
         qft = filter_param(rules)
         if qft:
             params["qft"] = qft
