@@ -19,6 +19,7 @@ from PIL import Image
 
 from downloader.dedupe import NEAR_BITS, difference_hash
 
+NOT_IMAGES = {"manifest.csv", "CREDITS.html"}  # every other entry must be an image
 EXTENSION_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "bmp": "BMP", "tif": "TIFF"}
 
 
@@ -44,7 +45,7 @@ def audit_zip(path: Path) -> Audit:
     hashes: list[int] = []
     digests: set[str] = set()
     with zipfile.ZipFile(path) as archive:
-        names = [n for n in archive.namelist() if n != "manifest.csv"]
+        names = [n for n in archive.namelist() if n not in NOT_IMAGES]
         manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
         by_file = {row["file"]: row for row in manifest}
         result.manifest_mismatches += abs(len(manifest) - len(names))

@@ -36,8 +36,10 @@ class Candidate:
     page_url: str = ""
     width: int | None = None
     height: int | None = None
-    title: str = ""
+    title: str = ""  # the engine's title, or the page's alt text
     engine: str = ""
+    rank: int = 0  # its place in the engine's results (or on the page), from 1; 0: none
+    license: str = ""  # when the engine states one
 
 
 @dataclass
@@ -51,6 +53,11 @@ class KeptImage:
     bytes: int
     sha256: str
     phash: str = ""
+    # Credits: where the candidate came from (see Candidate).
+    title: str = ""
+    engine: str = ""
+    rank: int = 0
+    license: str = ""
 
     DESCRIPTION: ClassVar[tuple[str, ...]] = (
         "source_url",
@@ -61,6 +68,10 @@ class KeptImage:
         "bytes",
         "sha256",
         "phash",
+        "title",
+        "engine",
+        "rank",
+        "license",
     )
 
     def description(self) -> dict[str, object]:
@@ -71,8 +82,9 @@ class KeptImage:
     def from_description(cls, path: Path, record: object) -> KeptImage:
         """The image at ``path`` described by ``record`` (any object with those attributes)."""
         values = {name: getattr(record, name) for name in cls.DESCRIPTION}
-        values["page_url"] = values["page_url"] or ""
-        values["phash"] = values["phash"] or ""
+        for name in ("page_url", "phash", "title", "engine", "license"):
+            values[name] = values[name] or ""  # rows stored before a column existed: None
+        values["rank"] = values["rank"] or 0
         return cls(path=path, **values)
 
 
@@ -415,6 +427,10 @@ class Collector:
             bytes=outcome.fetch.bytes,
             sha256=outcome.fetch.sha256,
             phash=outcome.check.phash,
+            title=candidate.title,
+            engine=candidate.engine,
+            rank=candidate.rank,
+            license=candidate.license,
         )
         self.kept.append(image)
         self.counts.kept += 1

@@ -139,6 +139,12 @@ class JobImage(DjangoCassandraModel):
     bytes = columns.BigInt()
     sha256 = columns.Text()
     phash = columns.Text()
+    # Credits (downloader.collect.KeptImage): the engine's title or the alt text, the
+    # engine, its rank there, a license the engine stated.
+    title = columns.Text()
+    engine = columns.Text()
+    rank = columns.Integer()
+    license = columns.Text()
 
     class Meta:
         get_pk_field = "job_id"

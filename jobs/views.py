@@ -306,7 +306,7 @@ def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
     """A small JPEG of the n-th kept image, read from the job's archive."""
     from PIL import Image
 
-    from downloader.archive import MANIFEST_NAME
+    from downloader.archive import is_image_entry
 
     try:
         job = _job_from(token, "status")
@@ -315,7 +315,7 @@ def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
     if job.status != JobStatus.DONE or not job.archive_path or not default_storage.exists(job.archive_path):
         raise Http404
     with default_storage.open(job.archive_path, "rb") as fh, zipfile.ZipFile(fh) as archive:
-        names = [n for n in archive.namelist() if n != MANIFEST_NAME]
+        names = [n for n in archive.namelist() if is_image_entry(n)]  # not the manifest, nor the credits
         if not 1 <= number <= len(names):
             raise Http404
         with archive.open(names[number - 1]) as member, Image.open(member) as img:

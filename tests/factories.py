@@ -65,7 +65,15 @@ def make_archive(subject: str, images: int = 2, size: tuple[int, int] = (300, 20
             data = encoded(n, "jpeg", *size)
             archive.writestr(name, data)
             row = [f"http://images.example/{n}.jpg", "http://example.org/page", *size, "jpeg", len(data)]
-            writer.writerow([name, *row, hashlib.sha256(data).hexdigest()])
+            credits = [
+                "",
+                "images.example",
+                "",
+                "",
+                "",
+                "",
+            ]  # title, host, engine, rank, license, safe search
+            writer.writerow([name, *row, hashlib.sha256(data).hexdigest(), *credits])
         archive.writestr(MANIFEST_NAME, manifest.getvalue())
     return out.getvalue()
 

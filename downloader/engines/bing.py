@@ -23,7 +23,8 @@ from downloader.engines.base import (
 )
 
 # --- locators ----------------------------------------------------------------------
-RESULT_LINK = "a.iusc"  # attribute m: HTML-escaped JSON with murl (full size), purl, turl
+RESULT_LINK = "a.iusc"  # attribute m: HTML-escaped JSON with murl (full size), purl, turl, t (title)
+LICENSE_KEY = "license"  # in m, when Bing states the image's license
 SEE_MORE_BUTTON = ".btn_seemore"
 CAPTCHA_MARKERS = ("#b_captcha", "form[action*='captcha']", "#bnp_hfly_cta")
 SEARCH_PATH = "/images/search"
@@ -105,7 +106,13 @@ class BingEngine(Engine):
         if not is_http_url(url) or is_thumbnail(url, THUMBNAIL_MARKERS):
             return None
         page = meta.get("purl") if is_http_url(meta.get("purl")) else ""
-        return Candidate(url=url, page_url=page, title=str(meta.get("t") or "")[:200], engine=self.name)
+        return Candidate(
+            url=url,
+            page_url=page,
+            title=str(meta.get("t") or "")[:200],
+            engine=self.name,
+            license=str(meta.get(LICENSE_KEY) or "")[:200],
+        )
 
     def _load_more(self, driver, count: int) -> bool:
         """Scroll (or click "see more") and wait until more results appear."""

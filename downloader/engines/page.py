@@ -23,7 +23,8 @@ const lazy = arguments[0], lazySets = arguments[1];
 const imgs = [];
 for (const img of document.querySelectorAll('img')) {
   const rec = {src: img.getAttribute('src') || '', current: img.currentSrc || '',
-               srcset: img.getAttribute('srcset') || '', width: img.naturalWidth || 0, lazy: [], sets: []};
+               srcset: img.getAttribute('srcset') || '', width: img.naturalWidth || 0, lazy: [], sets: [],
+               alt: img.getAttribute('alt') || ''};
   for (const a of lazy) { const v = img.getAttribute(a); if (v) rec.lazy.push(v); }
   for (const a of lazySets) { const v = img.getAttribute(a); if (v) rec.sets.push(v); }
   const pic = img.closest('picture');
@@ -65,31 +66,37 @@ def largest_from_srcset(srcset: str) -> tuple[str, float] | None:
 
 def pick_urls(collected: dict) -> list[str]:
     """Absolute http(s) URLs, one per image element (its largest), then links and metas."""
-    base = collected.get("base") or ""
-    found: list[str] = []
+    return [url for url, _ in pick_images(collected)]
 
-    def add(url: str | None) -> None:
+
+def pick_images(collected: dict) -> list[tuple[str, str]]:
+    """``pick_urls`` with each image's alt text (empty for links and metas): its title."""
+    base = collected.get("base") or ""
+    found: dict[str, str] = {}
+
+    def add(url: str | None, alt: str = "") -> None:
         if not url or url.startswith("data:"):
             return
         absolute = urljoin(base, url.strip())
         if is_http_url(absolute) and absolute not in found:
-            found.append(absolute)
+            found[absolute] = " ".join(str(alt or "").split())[:200]
 
     for meta in collected.get("metas", []):
         add(meta)
     for img in collected.get("imgs", []):
         choices = [largest_from_srcset(s) for s in [img.get("srcset", ""), *img.get("sets", [])] if s]
         choices = [c for c in choices if c]
+        alt = img.get("alt", "")
         if choices:
-            add(max(choices, key=lambda c: c[1])[0])
+            add(max(choices, key=lambda c: c[1])[0], alt)
         elif img.get("lazy"):
-            add(img["lazy"][0])
+            add(img["lazy"][0], alt)
         else:
-            add(img.get("current") or img.get("src"))
+            add(img.get("current") or img.get("src"), alt)
     for href in collected.get("links", []):
         if href and IMAGE_LINK.search(urlsplit(href).path or href):
             add(href)
-    return found
+    return list(found.items())
 
 
 def _check_public(url: str, what: str) -> None:
@@ -128,7 +135,7 @@ def extract_page_images(
         driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
         if not wait_until(lambda b=before: driver.execute_script(count_js) != b, min(wait, 2.0)):
             break
-    urls = pick_urls(driver.execute_script(COLLECT_JS, list(LAZY_ATTRIBUTES), list(LAZY_SRCSETS)))
-    emit("results_end", {"engine": "page", "found": len(urls)})
-    for url in urls[:wanted]:
-        yield Candidate(url=url, page_url=page_url, engine="page")
+    images = pick_images(driver.execute_script(COLLECT_JS, list(LAZY_ATTRIBUTES), list(LAZY_SRCSETS)))
+    emit("results_end", {"engine": "page", "found": len(images)})
+    for rank, (url, alt) in enumerate(images[:wanted], 1):
+        yield Candidate(url=url, page_url=page_url, title=alt, engine="page", rank=rank)

@@ -14,7 +14,8 @@ them and point the settings at them.
 engine shift its results (result n is image n + offset), so engines overlap in part.
 ``adult(n)`` marks result n adult: each engine leaves adult results out unless its safe
 search parameter says off (Bing ``adlt=off``, DuckDuckGo ``kp=-2``, Google ``safe=off``;
-missing means moderate, as on the real sites), and their titles say "(adult)". Requests are
+missing means moderate, as on the real sites), and their titles say "(adult)".
+``licenses(n)`` is the license Bing and DuckDuckGo state for result n (None: none). Requests are
 recorded in ``requests`` as (path, query dict).
 """
 
@@ -103,6 +104,7 @@ class SearchImitation:
         modes: dict[str, str] | None = None,
         offsets: dict[str, int] | None = None,
         adult: Callable[[int], bool] | None = None,
+        licenses: Callable[[int], str | None] | None = None,
     ) -> None:
         if not address.startswith("127."):
             raise ValueError("imitations live on 127.0.0.0/8 only")
@@ -115,6 +117,7 @@ class SearchImitation:
         # Result n of an engine is image n + its offset: engines that overlap only in part.
         self.offsets = {"bing": 0, "duckduckgo": 0, "google": 0, **(offsets or {})}
         self.adult = adult
+        self.licenses = licenses
         self.pages: dict[str, str] = {}
         self.redirects: dict[str, str] = {}  # path -> Location
         self.requests: list[tuple[str, dict]] = []
@@ -150,6 +153,10 @@ class SearchImitation:
         """The results an engine shows, in order: all, or all but the adult ones."""
         return [i for i in range(1, self.total + 1) if not (filtered and self.adult and self.adult(i))]
 
+    def _license(self, index: int) -> dict[str, str]:
+        stated = self.licenses(index) if self.licenses else None
+        return {"license": stated} if stated else {}
+
     def _title(self, index: int) -> str:
         return f"Result {index}" + (" (adult)" if self.adult and self.adult(index) else "")
 
@@ -164,6 +171,7 @@ class SearchImitation:
                 "turl": f"https://tse2.mm.bing.net/th?id=OIP.{index}&pid=Api",
                 "t": self._title(index),
                 "desc": "",
+                **self._license(index),
             }
             if self.modes["bing"] == "thumbnails":
                 meta["murl"] = meta["turl"]
@@ -261,6 +269,7 @@ class SearchImitation:
                     "url": f"http://example.org/ddg/{index}",
                     "width": 640,
                     "height": 480,
+                    **self._license(index),
                 }
             )
         body = {"results": results}
