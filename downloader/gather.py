@@ -136,5 +136,5 @@ def gather(
     with contextlib.ExitStack() as stack:  # one browser per request, always quit (then its guard)
         # A user's page decides what the browser fetches: all of it goes through the guard.
         egress = stack.enter_context(EgressGuard()) if request.page_url else None
-        driver = stack.enter_context(open_browser(egress=egress))
+        driver = stack.enter_context(open_browser(egress=egress, for_pages=bool(request.page_url)))
         return collector.run(_candidates(request, driver, on_event))

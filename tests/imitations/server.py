@@ -15,7 +15,9 @@ engine shift its results (result n is image n + offset), so engines overlap in p
 ``adult(n)`` marks result n adult: each engine leaves adult results out unless its safe
 search parameter says off (Bing ``adlt=off``, DuckDuckGo ``kp=-2``, Google ``safe=off``;
 missing means moderate, as on the real sites), and their titles say "(adult)".
-``licenses(n)`` is the license Bing and DuckDuckGo state for result n (None: none). Requests are
+``licenses(n)`` is the license Bing and DuckDuckGo state for result n (None: none).
+``robots_txt`` (with ``robots_status``) is served at /robots.txt (None: 404);
+``page_headers[path]`` are sent with that page; ``agents`` records (path, User-Agent). Requests are
 recorded in ``requests`` as (path, query dict).
 """
 
@@ -58,6 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
         imitation = self.server.imitation
         with imitation.lock:
             imitation.requests.append((parts.path, query))
+            imitation.agents.append((parts.path, self.headers.get("User-Agent", "")))
         try:
             route = {
                 "/images/search": imitation.bing_page,
@@ -73,8 +76,12 @@ class _Handler(BaseHTTPRequestHandler):
                 route = imitation.ddg_page
             if route is None and parts.path in imitation.redirects:
                 return self._send(302, "", Location=imitation.redirects[parts.path])
+            if route is None and parts.path == "/robots.txt" and imitation.robots_txt is not None:
+                return self._send(imitation.robots_status, imitation.robots_txt, "text/plain")
             if route is None and parts.path in imitation.pages:
-                return self._send(200, imitation.pages[parts.path])
+                return self._send(
+                    200, imitation.pages[parts.path], **imitation.page_headers.get(parts.path, {})
+                )
             if route is None:
                 return self._send(404, "not found")
             result = route(query)
@@ -120,6 +127,10 @@ class SearchImitation:
         self.licenses = licenses
         self.pages: dict[str, str] = {}
         self.redirects: dict[str, str] = {}  # path -> Location
+        self.page_headers: dict[str, dict[str, str]] = {}  # path -> extra headers
+        self.robots_txt: str | None = None
+        self.robots_status = 200
+        self.agents: list[tuple[str, str]] = []
         self.requests: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
         self._server = _Server((address, 0), _Handler)
