@@ -1,4 +1,5 @@
-"""The delivered zip: images stored as they are (no re-compression) plus manifest.csv.
+"""The delivered zip: images stored as they are (no re-compression), manifest.csv and
+CREDITS.html (each image with its title and a link to the page it came from).
 
 Entries are named after the query with zero-padded numbers (``red-fox_0001.jpg``).
 Written to a temporary file next to nothing personal, then saved through Django's
@@ -8,12 +9,14 @@ storage API (the local media folder by default).
 from __future__ import annotations
 
 import csv
+import html
 import io
 import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.files import File
 from django.core.files.storage import Storage, default_storage
@@ -22,7 +25,30 @@ from django.utils.text import slugify
 from downloader.validation import EXTENSIONS
 
 MANIFEST_NAME = "manifest.csv"
-MANIFEST_COLUMNS = ("file", "source_url", "page_url", "width", "height", "format", "bytes", "sha256")
+MANIFEST_COLUMNS = (
+    "file",
+    "source_url",
+    "page_url",
+    "width",
+    "height",
+    "format",
+    "bytes",
+    "sha256",
+    # Credits (added at the end: readers of the first eight columns are unchanged).
+    "title",  # the engine's title, or the page's alt text
+    "host",  # the image's host
+    "engine",  # bing, duckduckgo, google, page; empty for a URL list
+    "rank",  # its place in the engine's results (or on the page), from 1
+    "license",  # when the engine stated one
+    "safe_search",  # the request's (empty for a page or a URL list)
+)
+CREDITS_NAME = "CREDITS.html"
+NOT_IMAGES = frozenset({MANIFEST_NAME, CREDITS_NAME})  # every other entry is an image
+
+
+def is_image_entry(name: str) -> bool:
+    """True for the zip's images, False for its manifest and credits."""
+    return name not in NOT_IMAGES
 
 
 @dataclass
@@ -44,11 +70,69 @@ def entry_names(stem: str, formats: Sequence[str]) -> list[str]:
     return [f"{stem}_{n:0{digits}d}.{EXTENSIONS.get(fmt, fmt)}" for n, fmt in enumerate(formats, 1)]
 
 
+CREDITS_HEAD = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Credits</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;margin:1rem;color:#1d2330}
+li{margin:0 0 .6rem;overflow-wrap:anywhere}small{color:#5b6475}</style></head><body>
+<h1>Credits</h1>
+<p>Where each image in this archive was found. The images belong to their publishers:
+check each one's license before you reuse it.</p>
+"""
+
+
+def http_link(url: str) -> str | None:
+    """``url`` when it is an absolute http(s) link with a host, else None."""
+    if not url or any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme in ("http", "https") and parts.hostname else None
+
+
+def credits_html(names: Sequence[str], kept: Sequence, *, safe_search: str = "") -> str:
+    """CREDITS.html: each image, its title, and a link to its page (or, without one, to
+    the image). Every text is escaped; only http(s) URLs become links."""
+    esc = html.escape
+    out = [CREDITS_HEAD]
+    if safe_search:
+        out.append(f"<p>Safe search: {esc(safe_search)}.</p>\n")
+    out.append("<ol>\n")
+    for name, image in zip(names, kept, strict=True):
+        title = getattr(image, "title", "") or name
+        target = http_link(image.page_url) or http_link(image.source_url)
+        host = urlsplit(target).hostname if target else ""
+        where = (
+            f'<a href="{esc(target)}" rel="nofollow noopener noreferrer">{esc(host or target)}</a>'
+            if target
+            else "source unknown"
+        )
+        notes = [f"{esc(getattr(image, 'engine', '') or '')}"]
+        if getattr(image, "license", ""):
+            notes.append(f"license: {esc(image.license)}")
+        detail = " · ".join(note for note in notes if note)
+        out.append(
+            f'<li><a href="{esc(name)}">{esc(name)}</a>: {esc(title)}, from {where}'
+            + (f" <small>({detail})</small>" if detail else "")
+            + "</li>\n"
+        )
+    out.append("</ol>\n</body></html>\n")
+    return "".join(out)
+
+
 def write_archive(
-    kept: Sequence, *, name_stem: str, path: str, storage: Storage | None = None
+    kept: Sequence,
+    *,
+    name_stem: str,
+    path: str,
+    storage: Storage | None = None,
+    safe_search: str = "",
 ) -> ArchiveResult:
     """Pack ``kept`` (objects with path, source_url, page_url, width, height, format,
-    bytes, sha256) into a zip saved at ``path`` in ``storage``."""
+    bytes, sha256) into a zip saved at ``path`` in ``storage``. ``safe_search`` is the
+    search's setting, noted on every row."""
     storage = storage or default_storage
     names = entry_names(name_stem, [image.format for image in kept])
     manifest = io.StringIO()
@@ -69,9 +153,16 @@ def write_archive(
                         image.format,
                         image.bytes,
                         image.sha256,
+                        getattr(image, "title", ""),
+                        urlsplit(image.source_url).hostname or "",
+                        getattr(image, "engine", ""),
+                        getattr(image, "rank", 0) or "",
+                        getattr(image, "license", ""),
+                        safe_search,
                     ]
                 )
             archive.writestr(MANIFEST_NAME, manifest.getvalue())
+            archive.writestr(CREDITS_NAME, credits_html(names, kept, safe_search=safe_search))
         return fh.tell()
 
     if storage.exists(path):

@@ -122,10 +122,15 @@ def _tied_to_parent(program: str, folder: str) -> str:
 
 
 @contextlib.contextmanager
-def open_browser(*, width: int = 1366, height: int = 900, egress: EgressGuard | None = None) -> Iterator:
+def open_browser(
+    *, width: int = 1366, height: int = 900, egress: EgressGuard | None = None, for_pages: bool = False
+) -> Iterator:
     """A headless Chromium WebDriver, quit and its profile removed on exit. With
     ``egress``, every request the browser makes (loopback included) goes through that
-    guard."""
+    guard. ``for_pages``: a browser for reading a publisher's page, which names imagedl
+    in its user agent (IMAGEDL_USER_AGENT) and keeps a network log, so the page's
+    response headers can be read (``X-Robots-Tag``); search engines' pages are read
+    with the browser's own user agent."""
     from selenium import webdriver
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
@@ -142,6 +147,9 @@ def open_browser(*, width: int = 1366, height: int = 900, egress: EgressGuard | 
     options.add_argument(f"--window-size={width},{height}")
     options.add_argument(f"--user-data-dir={profile}")
     options.add_experimental_option("prefs", CHROME_PREFS)
+    if for_pages:
+        options.add_argument(f"--user-agent={settings.IMAGEDL_USER_AGENT}")
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     if egress is not None:
         options.add_argument(f"--proxy-server={egress.url}")
         options.add_argument("--proxy-bypass-list=<-loopback>")  # no implicit bypass for loopback

@@ -6,16 +6,28 @@ spells an engine name, a format or the count limit. No Django here: settings imp
 
 from __future__ import annotations
 
-AUTO = "auto"
+AUTO = "auto"  # one engine at a time, in the configured order, the next when one fails
+ALL = "all"  # every engine in turn, for more variety than one engine gives
 # Search engines, in the default fallback order, with the names users see.
 ENGINE_LABELS: dict[str, str] = {"bing": "Bing", "duckduckgo": "DuckDuckGo", "google": "Google"}
 ENGINES: tuple[str, ...] = tuple(ENGINE_LABELS)
-ENGINE_CHOICES: list[tuple[str, str]] = [(AUTO, "Automatic"), *ENGINE_LABELS.items()]
+ENGINE_CHOICES: list[tuple[str, str]] = [
+    (AUTO, "Automatic"),
+    (ALL, "All engines (more variety)"),
+    *ENGINE_LABELS.items(),
+]
+ENGINE_OPTIONS: tuple[str, ...] = tuple(value for value, _ in ENGINE_CHOICES)  # what a request may name
 
 # Formats a user may ask for (and convert to); the validator may recognise more.
 FORMAT_LABELS: dict[str, str] = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "gif": "GIF"}
 FORMATS: frozenset[str] = frozenset(FORMAT_LABELS)
 FORMAT_CHOICES: list[tuple[str, str]] = list(FORMAT_LABELS.items())
+
+# Safe search, as every engine is asked for it (each in its own words, in its module).
+SAFE_SEARCH_LABELS: dict[str, str] = {"strict": "Strict", "moderate": "Moderate", "off": "Off"}
+SAFE_SEARCH: tuple[str, ...] = tuple(SAFE_SEARCH_LABELS)
+SAFE_SEARCH_CHOICES: list[tuple[str, str]] = list(SAFE_SEARCH_LABELS.items())
+SAFE_SEARCH_DEFAULT = "moderate"
 
 MIN_COUNT = 1
 MAX_COUNT = 500  # images one request may ask for

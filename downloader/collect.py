@@ -38,8 +38,10 @@ class Candidate:
     page_url: str = ""
     width: int | None = None
     height: int | None = None
-    title: str = ""
+    title: str = ""  # the engine's title, or the page's alt text
     engine: str = ""
+    rank: int = 0  # its place in the engine's results (or on the page), from 1; 0: none
+    license: str = ""  # when the engine states one
 
 
 @dataclass
@@ -54,6 +56,11 @@ class KeptImage:
     sha256: str
     phash: str = ""
     preview: bytes = field(default=b"", repr=False)  # a small JPEG (downloader.previews)
+    # Credits: where the candidate came from (see Candidate).
+    title: str = ""
+    engine: str = ""
+    rank: int = 0
+    license: str = ""
 
     DESCRIPTION: ClassVar[tuple[str, ...]] = (
         "source_url",
@@ -64,6 +71,10 @@ class KeptImage:
         "bytes",
         "sha256",
         "phash",
+        "title",
+        "engine",
+        "rank",
+        "license",
     )
 
     def description(self) -> dict[str, object]:
@@ -74,8 +85,9 @@ class KeptImage:
     def from_description(cls, path: Path, record: object) -> KeptImage:
         """The image at ``path`` described by ``record`` (any object with those attributes)."""
         values = {name: getattr(record, name) for name in cls.DESCRIPTION}
-        values["page_url"] = values["page_url"] or ""
-        values["phash"] = values["phash"] or ""
+        for name in ("page_url", "phash", "title", "engine", "license"):
+            values[name] = values[name] or ""  # rows stored before a column existed: None
+        values["rank"] = values["rank"] or 0
         return cls(path=path, **values)
 
 
@@ -420,6 +432,10 @@ class Collector:
             sha256=outcome.fetch.sha256,
             phash=outcome.check.phash,
             preview=outcome.check.preview,
+            title=candidate.title,
+            engine=candidate.engine,
+            rank=candidate.rank,
+            license=candidate.license,
         )
         # Of two near duplicates the better one stays, whichever came first.
         verdict = self.duplicates.offer(image.sha256, image.phash, rank=_rank(image), item=image)

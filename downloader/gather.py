@@ -15,10 +15,10 @@ from pathlib import Path
 
 from downloader.archive import file_stem
 from downloader.browser import open_browser
-from downloader.choices import AUTO
+from downloader.choices import AUTO, SAFE_SEARCH_DEFAULT
 from downloader.collect import Candidate, Collector, CollectResult, Counts, ImageRules, KeptImage
 from downloader.egress import EgressGuard
-from downloader.engines import engine_order, extract_page_images, search_with_fallback
+from downloader.engines import extract_page_images, search
 from downloader.engines.base import SearchRules
 
 EventSink = Callable[[str, str, dict], None]  # (kind, message, data)
@@ -37,6 +37,7 @@ class Request:
     min_height: int = 0
     output_format: str | None = None
     min_side: int | None = None  # the junk floor; None: IMAGEDL_MIN_SIDE (--min-size sets it)
+    safe_search: str = SAFE_SEARCH_DEFAULT
 
     @property
     def subject(self) -> str:
@@ -58,7 +59,12 @@ class Request:
 
     @property
     def search_rules(self) -> SearchRules:
-        return SearchRules(formats=set(self.formats), min_width=self.min_width, min_height=self.min_height)
+        return SearchRules(
+            formats=set(self.formats),
+            min_width=self.min_width,
+            min_height=self.min_height,
+            safe_search=self.safe_search,
+        )
 
 
 OVERFETCH_FACTOR = 10
@@ -76,20 +82,21 @@ def _candidates(request: Request, driver, on_event: EventSink) -> Iterator[Candi
     overfetch = request.wanted * OVERFETCH_FACTOR + 100
     if request.page_url:
         return extract_page_images(driver, request.page_url, wanted=overfetch, on_event=engine_event)
-    order = engine_order(request.engine)
-    return search_with_fallback(order, driver, request.query, overfetch, request.search_rules, engine_event)
+    return search(request.engine, driver, request.query, overfetch, request.search_rules, engine_event)
 
 
 def describe_engine_event(kind: str, data: dict) -> str:
     engine = data.get("engine", "")
+    # With every engine at once (``all``) the others go on; otherwise the next one takes over.
+    then = "the other engines go on" if data.get("together") else "trying the next engine"
     texts = {
         "engine_started": f"Searching with {engine}",
         "page_loaded": f"Loaded the {engine or 'page'} results",
         "scrolled": f"Scrolled for more results ({data.get('found', '?')} so far)",
         "see_more_clicked": "Clicked 'see more images'",
         "results_end": f"{engine or 'The page'} has no more results",
-        "engine_failed": f"{engine} failed ({data.get('reason', 'error')}); trying the next engine",
-        "engine_exhausted": f"{engine} ran out of results; trying the next engine",
+        "engine_failed": f"{engine} failed ({data.get('reason', 'error')}); {then}",
+        "engine_exhausted": f"{engine} ran out of results; {then}",
     }
     return texts.get(kind, kind.replace("_", " "))
 
@@ -135,5 +142,5 @@ def gather(
     with contextlib.ExitStack() as stack:  # one browser per request, always quit (then its guard)
         # A user's page decides what the browser fetches: all of it goes through the guard.
         egress = stack.enter_context(EgressGuard()) if request.page_url else None
-        driver = stack.enter_context(open_browser(egress=egress))
+        driver = stack.enter_context(open_browser(egress=egress, for_pages=bool(request.page_url)))
         return collector.run(_candidates(request, driver, on_event))

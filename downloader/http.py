@@ -7,7 +7,9 @@ and the connection goes to the address that was checked, so DNS cannot change it
 answer in between; every redirect hop is checked again; connect, read and total
 timeouts; a byte cap; retries with backoff on connection errors, 5xx and 429
 (honouring Retry-After); pooled keep-alive connections; a global and a per-host
-limit on requests in flight. Bodies stream to a file, hashed on the way.
+limit on requests in flight. Bodies stream to a file, hashed on the way. A publisher
+that opts out (``X-Robots-Tag: noai`` or ``noimageai``, for every robot or for imagedl)
+is refused as ``publisher_opt_out`` before its body is read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hashlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -33,6 +35,26 @@ from downloader.deadlines import WatchedHTTPConnection, WatchedHTTPSConnection, 
 Resolver = Callable[[str, int], list[str]]
 CHUNK = 64 * 1024
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+IMAGE_ACCEPT = "image/avif,image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8,*/*;q=0.1"
+ROBOT_NAME = "imagedl"  # how X-Robots-Tag, meta robots and robots.txt address this service
+OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai"})
+# X-Robots-Tag directives that carry a value after a colon (not a robot's name).
+_VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
+
+
+def robots_tag_opts_out(values: Iterable[str]) -> bool:
+    """True when X-Robots-Tag header values ask every robot, or imagedl, for no AI use
+    (``noai``, ``noimageai``); ``otherbot: noai`` is for another robot."""
+    for value in values:
+        robot = None  # directives before any "name:" are for every robot
+        for token in value.lower().split(","):
+            token = token.strip()
+            head, colon, rest = token.partition(":")
+            if colon and head.strip() not in _VALUED_DIRECTIVES:
+                robot, token = head.strip(), rest.strip()
+            if token in OPT_OUT_DIRECTIVES and robot in (None, ROBOT_NAME):
+                return True
+    return False
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -54,6 +76,8 @@ class FetchPolicy:
     user_agent: str = "imagedl"
     # Networks allowed even when private addresses are not (e.g. an internal mirror).
     extra_allowed: tuple[str, ...] = ()
+    respect_noai: bool = True  # refuse responses whose X-Robots-Tag opts out of AI use
+    accept: str = IMAGE_ACCEPT
 
     @classmethod
     def from_settings(cls, **overrides: object) -> FetchPolicy:
@@ -67,6 +91,7 @@ class FetchPolicy:
             max_retries=settings.IMAGEDL_MAX_RETRIES,
             user_agent=settings.IMAGEDL_USER_AGENT,
             extra_allowed=tuple(settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS),
+            respect_noai=settings.IMAGEDL_RESPECT_NOAI,
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -263,6 +288,8 @@ class Fetcher:
                     raise _Retryable("http_429" if status == 429 else "http_5xx", wait)
                 if status != 200:
                     return FetchResult(False, url, f"http_{status}", status=status)
+                if self.policy.respect_noai and robots_tag_opts_out(response.headers.getlist("X-Robots-Tag")):
+                    return FetchResult(False, url, "publisher_opt_out", status=status)
                 streamed = True
                 return self._stream(response, url, current, dest, deadline, stop)
             finally:
@@ -284,7 +311,7 @@ class Fetcher:
         headers = {
             "Host": host if port in (80, 443) else f"{host}:{port}",
             "User-Agent": self.policy.user_agent,
-            "Accept": "image/avif,image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8,*/*;q=0.1",
+            "Accept": self.policy.accept,
             "Accept-Encoding": "identity",
         }
         self.connections_opened += 1

@@ -362,9 +362,13 @@ IMAGEDL_READ_TIMEOUT = env_float("IMAGEDL_READ_TIMEOUT", 10.0, minimum=0.1)
 IMAGEDL_TOTAL_TIMEOUT = env_float("IMAGEDL_TOTAL_TIMEOUT", 30.0, minimum=0.5)
 IMAGEDL_MAX_REDIRECTS = env_int("IMAGEDL_MAX_REDIRECTS", 5, minimum=0)
 IMAGEDL_MAX_RETRIES = env_int("IMAGEDL_MAX_RETRIES", 2, minimum=0)
+# Image downloads, robots.txt and the page extractor's browser say who they are and
+# where to read about it (the search engines' own pages keep the browser's agent).
 IMAGEDL_USER_AGENT = env_str(
-    "IMAGEDL_USER_AGENT", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) imagedl/0.1"
+    "IMAGEDL_USER_AGENT", f"Mozilla/5.0 (compatible; imagedl/0.1; +{IMAGEDL_BASE_URL})"
 )
+# Publishers who opt out (X-Robots-Tag or <meta name="robots"> noai / noimageai) are skipped.
+IMAGEDL_RESPECT_NOAI = env_bool("IMAGEDL_RESPECT_NOAI", True)
 IMAGEDL_EXTRA_ALLOWED_NETWORKS = env_list("IMAGEDL_EXTRA_ALLOWED_NETWORKS", [])
 
 # Search engines and the browser (downloader/engines/, downloader/browser.py)

@@ -10,7 +10,15 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from downloader.choices import AUTO, ENGINE_CHOICES, FORMAT_CHOICES, MAX_COUNT, MIN_COUNT
+from downloader.choices import (
+    AUTO,
+    ENGINE_CHOICES,
+    FORMAT_CHOICES,
+    MAX_COUNT,
+    MIN_COUNT,
+    SAFE_SEARCH_CHOICES,
+    SAFE_SEARCH_DEFAULT,
+)
 from jobs.timezones import is_valid_zone
 
 
@@ -118,6 +126,15 @@ class JobForm(forms.Form):
         label="Minimum height (px)", min_value=0, max_value=10000, initial=0, required=False
     )
     engine = forms.ChoiceField(label="Search engine", choices=ENGINE_CHOICES, initial=AUTO)
+    # Not required: a post without it (an older page, a script) gets the default.
+    safe_search = forms.ChoiceField(
+        label="Safe search",
+        choices=SAFE_SEARCH_CHOICES,
+        initial=SAFE_SEARCH_DEFAULT,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="Strict hides suggestive images too; Off shows whatever the engines find.",
+    )
 
     def clean_query(self) -> str:
         value = self.cleaned_data["query"]
@@ -165,6 +182,7 @@ class JobForm(forms.Form):
                 data["run_at"] = run_at
         data["min_width"] = data.get("min_width") or 0
         data["min_height"] = data.get("min_height") or 0
+        data["safe_search"] = data.get("safe_search") or SAFE_SEARCH_DEFAULT
         return data
 
     def _run_at(self, day: dt.date, time_of_day: dt.time, zone_name: str) -> dt.datetime | None:

@@ -18,6 +18,8 @@ import uuid
 from cassandra.cqlengine import columns
 from django_cassandra_engine.models import DjangoCassandraModel
 
+from downloader.choices import SAFE_SEARCH_DEFAULT, SAFE_SEARCH_LABELS
+
 
 class JobStatus:
     SCHEDULED = "scheduled"
@@ -50,6 +52,7 @@ class Job(DjangoCassandraModel):
     min_width = columns.Integer(default=0)
     min_height = columns.Integer(default=0)
     output_format = columns.Text()  # convert every image to this format, if set
+    safe_search = columns.Text(default=SAFE_SEARCH_DEFAULT)  # strict, moderate or off
 
     # What happened.
     status = columns.Text(default=JobStatus.SCHEDULED)
@@ -86,6 +89,11 @@ class Job(DjangoCassandraModel):
     @property
     def is_active(self) -> bool:
         return self.status in JobStatus.ACTIVE
+
+    @property
+    def safe_search_label(self) -> str:
+        """The job's safe search in words (jobs stored before it existed: the default)."""
+        return SAFE_SEARCH_LABELS.get(self.safe_search or SAFE_SEARCH_DEFAULT, SAFE_SEARCH_DEFAULT)
 
 
 class JobDay(DjangoCassandraModel):
@@ -131,6 +139,12 @@ class JobImage(DjangoCassandraModel):
     bytes = columns.BigInt()
     sha256 = columns.Text()
     phash = columns.Text()
+    # Credits (downloader.collect.KeptImage): the engine's title or the alt text, the
+    # engine, its rank there, a license the engine stated.
+    title = columns.Text()
+    engine = columns.Text()
+    rank = columns.Integer()
+    license = columns.Text()
 
     class Meta:
         get_pk_field = "job_id"

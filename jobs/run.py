@@ -27,7 +27,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from downloader.archive import write_archive
-from downloader.choices import AUTO
+from downloader.choices import ALL, AUTO, SAFE_SEARCH_DEFAULT
 from downloader.collect import CollectResult, Counts, KeptImage
 from downloader.engines.base import EngineError
 from downloader.gather import Request, gather
@@ -64,6 +64,7 @@ def request_for(job: Job) -> Request:
         min_width=job.min_width or 0,
         min_height=job.min_height or 0,
         output_format=job.output_format,
+        safe_search=job.safe_search or SAFE_SEARCH_DEFAULT,
     )
 
 
@@ -200,6 +201,7 @@ class JobRun:
         self.lease: LeaseKeeper | None = None
         self.last_progress = 0.0
         self.positions: dict[int, int] = {}  # id(image) -> its number (file and image row)
+        self.engines_started: list[str] = []
         self.resumed = self._adopt(adopt) if adopt is not None else []
         self.position = len(self.resumed)  # the last number given
 
@@ -258,7 +260,10 @@ class JobRun:
         if self.lost:
             return
         if kind == "engine_started" and data.get("engine"):
-            self._progress(engine_used=str(data["engine"]))
+            # With every engine at once, the job used each one started so far.
+            self.engines_started.append(str(data["engine"]))
+            used = self.engines_started if self.request.engine == ALL else self.engines_started[-1:]
+            self._progress(engine_used=",".join(used))
         services.job_note(self.job, kind, message, **data)
 
     def on_progress(self, counts: Counts) -> None:
@@ -321,7 +326,10 @@ class JobRun:
         if not result.kept:
             raise NothingFound(nothing_found_reason(request, result))
         archive = write_archive(
-            result.kept[: request.wanted], name_stem=request.name_stem, path=archive_path(job, self.run_id)
+            result.kept[: request.wanted],
+            name_stem=request.name_stem,
+            path=archive_path(job, self.run_id),
+            safe_search="" if request.page_url else request.safe_search,
         )
         services.job_note(job, "archive_written", f"Packed {archive.count} images ({archive.bytes} bytes)")
         if self.should_stop():

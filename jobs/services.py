@@ -20,6 +20,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from downloader.choices import SAFE_SEARCH_DEFAULT
 from jobs import records, scheduling
 from jobs.events import personal_ttl_seconds, record_event
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus
@@ -69,6 +70,7 @@ def job_submit(
     min_height: int = 0,
     engine: str = "auto",
     output_format: str | None = None,
+    safe_search: str = SAFE_SEARCH_DEFAULT,
 ) -> Job:
     """Store a validated request in Cassandra and schedule its run (forms validate first)."""
     if bool(query) == bool(page_url):
@@ -88,11 +90,12 @@ def job_submit(
         min_height=min_height,
         engine=engine,
         output_format=output_format,
+        safe_search=safe_search,
         status=JobStatus.SCHEDULED,
         first_event=(
             "scheduled",
             f"Job scheduled for {run_at:%Y-%m-%d %H:%M} UTC ({time_zone})",
-            {"count": requested_count, "engine": engine},
+            {"count": requested_count, "engine": engine, "safe_search": safe_search},
         ),
     )
     # The run and the "accepted" email are queued in one SQLite transaction (one

@@ -156,6 +156,7 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
                 min_width=data["min_width"],
                 min_height=data["min_height"],
                 engine=data["engine"],
+                safe_search=data["safe_search"],
             )
             return redirect("jobs:submitted", token=links.make_token(job.id, "status"))
     else:
@@ -334,6 +335,7 @@ def resubmit(request: HttpRequest, job: Job, token: str) -> HttpResponse:
             "min_width": job.min_width,
             "min_height": job.min_height,
             "engine": job.engine,
+            "safe_search": job.safe_search,
         },
     )
 

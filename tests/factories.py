@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from downloader.archive import MANIFEST_COLUMNS, MANIFEST_NAME, entry_names
+from downloader.archive import MANIFEST_COLUMNS, MANIFEST_NAME, entry_names, is_image_entry
 from jobs import records, services
 from jobs.models import Job, JobPurgeDue
 from tests.imagehosts import encoded
@@ -65,7 +65,15 @@ def make_archive(subject: str, images: int = 2, size: tuple[int, int] = (300, 20
             data = encoded(n, "jpeg", *size)
             archive.writestr(name, data)
             row = [f"http://images.example/{n}.jpg", "http://example.org/page", *size, "jpeg", len(data)]
-            writer.writerow([name, *row, hashlib.sha256(data).hexdigest()])
+            credits = [
+                "",
+                "images.example",
+                "",
+                "",
+                "",
+                "",
+            ]  # title, host, engine, rank, license, safe search
+            writer.writerow([name, *row, hashlib.sha256(data).hexdigest(), *credits])
         archive.writestr(MANIFEST_NAME, manifest.getvalue())
     return out.getvalue()
 
@@ -110,7 +118,7 @@ def _record_images(job: Job, data: bytes) -> None:
     if not zipfile.is_zipfile(io.BytesIO(data)):
         return
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        names = [name for name in archive.namelist() if name != MANIFEST_NAME]
+        names = [name for name in archive.namelist() if is_image_entry(name)]
         for position, name in enumerate(names, 1):
             content = archive.read(name)
             sha256 = hashlib.sha256(content).hexdigest()

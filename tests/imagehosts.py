@@ -19,6 +19,9 @@ Paths:
   /status/<code>                        that status (with Retry-After: 1 for 429/503)
   /flaky/<code>/<k>/<rest>              the code for the first k requests, then <rest>
   /file/<name>                          a file from the host's ``files`` folder (benchmark corpora)
+  /xrobots/<value>/<rest>               <rest>, sent with ``X-Robots-Tag: <value>`` (URL-quoted)
+
+``agents`` holds the User-Agent headers the host has seen.
 
 ``image_urls(hosts)`` spreads search results over hosts, for a search imitation.
 """
@@ -35,7 +38,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from PIL import Image, ImageDraw
 
@@ -126,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
+        for name, value in {**headers, **self.extra_headers}.items():
             self.send_header(name.replace("_", "-"), value)
         self.end_headers()
         self.wfile.write(body)
@@ -135,7 +138,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        self.extra_headers: dict[str, str] = {}
         with self.server.lock:
+            self.server.agents.add(self.headers.get("User-Agent", ""))
             self.server.hits[path] += 1
             count = self.server.hits[path]
             self.server.active += 1
@@ -241,6 +246,10 @@ class _Handler(BaseHTTPRequestHandler):
             code = int(path.split("/")[2])
             extra = {"Retry_After": "1"} if code in (429, 503) else {}
             return self._send(code, b"status", "text/plain", **extra)
+        if path.startswith("/xrobots/"):
+            _, _, value, rest = path.split("/", 3)
+            self.extra_headers["X-Robots-Tag"] = unquote(value)
+            return self._route("/" + rest, query, count)
         if path.startswith("/flaky/"):
             _, _, code, k, rest = path.split("/", 4)
             if count <= int(k):
@@ -260,6 +269,7 @@ class _Server(ThreadingHTTPServer):
         self.latency = latency
         self.files = files
         self.hits: Counter = Counter()
+        self.agents: set[str] = set()
         self.lock = threading.Lock()
         self.active = 0  # requests being answered now
         self.peak_active = 0
@@ -293,6 +303,11 @@ class ImageHost:
     @property
     def hits(self) -> Counter:
         return self._server.hits
+
+    @property
+    def agents(self) -> set[str]:
+        """The User-Agent headers of the requests received."""
+        return self._server.agents
 
     @property
     def peak_active(self) -> int:

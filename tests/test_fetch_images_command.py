@@ -32,7 +32,9 @@ def test_search_download_and_zip(tmp_path, start_imitation, image_host, capsys):
     assert "asked 25" in out and "kept 25" in out
     with zipfile.ZipFile(tmp_path / "fox.zip") as zf:
         names = zf.namelist()
-    assert len(names) == 26 and names[0] == "red-fox_0001.png" and names[-1] == "manifest.csv"
+    assert (
+        len(names) == 27 and names[0] == "red-fox_0001.png" and names[-2:] == ["manifest.csv", "CREDITS.html"]
+    )
 
 
 def test_bad_arguments(tmp_path):

@@ -66,4 +66,4 @@ def test_min_size_on_the_command_lowers_the_floor_for_that_run(tmp_path, capsys,
     )
     assert "kept 2" in capsys.readouterr().out
     with zipfile.ZipFile(tmp_path / "b.zip") as zf:
-        assert len(zf.namelist()) == 3  # two images and the manifest
+        assert len(zf.namelist()) == 4  # two images, the manifest and the credits

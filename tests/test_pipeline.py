@@ -31,8 +31,9 @@ def test_a_job_delivers_exactly_what_was_asked(cassandra_db, imitation):
     assert done.engine_used == "bing"
     with default_storage.open(done.archive_path, "rb") as fh, zipfile.ZipFile(fh) as zf:
         names = zf.namelist()
-        assert len(names) == 61 and names[0] == "red-fox_0001.jpg" and names[-1] == "manifest.csv"
-        for name in names[:-1]:
+        assert len(names) == 62 and names[0] == "red-fox_0001.jpg"
+        assert names[-2:] == ["manifest.csv", "CREDITS.html"]
+        for name in names[:-2]:
             with zf.open(name) as member, Image.open(member) as img:
                 img.load()
     kinds = [e.kind for e in job_events(job.id)]

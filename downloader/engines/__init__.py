@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 from django.conf import settings
 
+from downloader.choices import ALL
 from downloader.choices import ENGINES as ENGINE_NAMES
 from downloader.engines.base import Candidate, Engine, EngineError, EventCallback, SearchRules, no_events
 from downloader.engines.bing import BingEngine
@@ -18,7 +20,15 @@ ENGINES: dict[str, type[Engine]] = {
 }
 assert tuple(ENGINES) == ENGINE_NAMES, "downloader.choices lists the engines in this order"
 
-__all__ = ["ENGINES", "engine_order", "extract_page_images", "get_engine", "search_with_fallback"]
+__all__ = [
+    "ENGINES",
+    "engine_order",
+    "extract_page_images",
+    "get_engine",
+    "search",
+    "search_interleaved",
+    "search_with_fallback",
+]
 
 
 def get_engine(name: str) -> Engine:
@@ -31,6 +41,22 @@ def engine_order(preferred: str = "auto") -> list[str]:
     if preferred in ENGINES:
         order = [preferred] + [name for name in order if name != preferred]
     return order
+
+
+def search(
+    preferred: str,
+    driver,
+    query: str,
+    wanted: int,
+    rules: SearchRules,
+    on_event: EventCallback | None = None,
+) -> Iterator[Candidate]:
+    """Candidates for ``preferred``: ``all`` takes every engine in turn, any other choice
+    one engine at a time in fallback order."""
+    order = engine_order(preferred)
+    if preferred == ALL:
+        return search_interleaved(order, driver, query, wanted, rules, on_event)
+    return search_with_fallback(order, driver, query, wanted, rules, on_event)
 
 
 def search_with_fallback(
@@ -65,3 +91,87 @@ def search_with_fallback(
             continue
         if position < len(order) - 1:
             emit("engine_exhausted", {"engine": name, "found": handed_on - before})
+
+
+class _Tab:
+    """The browser as one engine sees it: its own window, switched to only when the
+    engine touches the browser (an engine handing on results it has read does not).
+    ``shared[0]`` is the window the browser is on now."""
+
+    def __init__(self, driver, handle: str, shared: list[str]) -> None:
+        self._driver = driver
+        self._handle = handle
+        self._shared = shared
+
+    def __getattr__(self, name: str) -> object:
+        if self._shared[0] != self._handle:
+            self._driver.switch_to.window(self._handle)
+            self._shared[0] = self._handle
+        return getattr(self._driver, name)
+
+
+def search_interleaved(
+    order: list[str],
+    driver,
+    query: str,
+    wanted: int,
+    rules: SearchRules,
+    on_event: EventCallback | None = None,
+) -> Iterator[Candidate]:
+    """Candidates from every engine in turn (one from each, round and round), each
+    engine in its own browser window so its results page stays where it was. An engine
+    that fails or runs dry leaves the round; the others go on. Repeats across engines
+    are handed on: the collector is the one place they are dropped."""
+    emit = on_event or no_events
+    first = driver.current_window_handle
+    shared = [first]
+    streams: list[tuple[str, Iterator[Candidate]]] = []
+    opened: list[str] = []
+    try:
+        for position, name in enumerate(order):
+            if position == 0:
+                handle = first
+            else:
+                driver.switch_to.new_window("window")
+                handle = driver.current_window_handle
+                opened.append(handle)
+                shared[0] = handle
+            tab = _Tab(driver, handle, shared)
+            streams.append(
+                (name, get_engine(name).search(tab, query, wanted=wanted, rules=rules, on_event=on_event))
+            )
+            emit("engine_started", {"engine": name})
+        handed_on = 0
+        counts = dict.fromkeys(order, 0)
+        while streams and handed_on < wanted:
+            for entry in list(streams):
+                name, stream = entry
+                try:
+                    candidate = next(stream)
+                except StopIteration:
+                    streams.remove(entry)
+                    emit("engine_exhausted", {"engine": name, "found": counts[name], "together": True})
+                    continue
+                except Exception as exc:  # one engine failing (or its browser window) ends only its turn
+                    streams.remove(entry)
+                    reason = exc.reason if isinstance(exc, EngineError) else type(exc).__name__
+                    detail = str(exc) if isinstance(exc, EngineError) else str(exc)[:200]
+                    emit(
+                        "engine_failed",
+                        {"engine": name, "reason": reason, "detail": detail, "together": True},
+                    )
+                    continue
+                counts[name] += 1
+                handed_on += 1
+                yield candidate
+                if handed_on >= wanted:
+                    return
+    finally:
+        for _, stream in streams:
+            with contextlib.suppress(Exception):
+                stream.close()
+        with contextlib.suppress(Exception):  # the browser may be gone already
+            for handle in opened:
+                driver.switch_to.window(handle)
+                driver.close()
+            driver.switch_to.window(first)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from downloader.choices import SAFE_SEARCH_DEFAULT
 from downloader.collect import Candidate
 
 __all__ = [
@@ -32,6 +34,7 @@ class SearchRules:
     formats: set[str] = field(default_factory=set)
     min_width: int = 0
     min_height: int = 0
+    safe_search: str = SAFE_SEARCH_DEFAULT  # one of downloader.choices.SAFE_SEARCH
 
 
 class EngineError(RuntimeError):
@@ -97,7 +100,8 @@ def results_loop(
     (The same URL shown twice is handed on twice; the collector drops repeats.)
 
     ``read_batch(n)`` returns the raw results after the first ``n`` already read;
-    ``to_candidate`` turns one into a Candidate or None when it is unusable;
+    ``to_candidate`` turns one into a Candidate or None when it is unusable (its rank,
+    the result's place in the engine's results, is set here);
     ``load_more(n)`` asks for more and returns True once there are more than ``n``;
     ``check`` may raise an EngineError when a batch shows a dead end (only thumbnails,
     no results at all).
@@ -105,14 +109,15 @@ def results_loop(
     tally = Tally()
     while tally.yielded < wanted:
         batch = read_batch(tally.read)
+        first_rank = tally.read + 1
         tally.read += len(batch)
-        for raw in batch:
+        for position, raw in enumerate(batch):
             candidate = to_candidate(raw)
             if candidate is None:
                 tally.unusable += 1
                 continue
             tally.yielded += 1
-            yield candidate
+            yield dataclasses.replace(candidate, rank=first_rank + position)  # its place on the engine
             if tally.yielded >= wanted:
                 return
         if check is not None:

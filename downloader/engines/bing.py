@@ -23,10 +23,12 @@ from downloader.engines.base import (
 )
 
 # --- locators ----------------------------------------------------------------------
-RESULT_LINK = "a.iusc"  # attribute m: HTML-escaped JSON with murl (full size), purl, turl
+RESULT_LINK = "a.iusc"  # attribute m: HTML-escaped JSON with murl (full size), purl, turl, t (title)
+LICENSE_KEY = "license"  # in m, when Bing states the image's license
 SEE_MORE_BUTTON = ".btn_seemore"
 CAPTCHA_MARKERS = ("#b_captcha", "form[action*='captcha']", "#bnp_hfly_cta")
 SEARCH_PATH = "/images/search"
+SAFE_SEARCH_PARAM = "adlt"  # Bing's own words: strict, moderate, off
 THUMBNAIL_MARKERS = (
     *(f"tse{n}.mm.bing.net" for n in range(1, 5)),  # Bing's thumbnail hosts
     "/th?id=",
@@ -67,7 +69,7 @@ class BingEngine(Engine):
     url_setting = "IMAGEDL_BING_URL"
 
     def results_url(self, query: str, rules: SearchRules) -> str:
-        params = {"q": query, "form": "HDRSC2", "first": "1"}
+        params = {"q": query, "form": "HDRSC2", "first": "1", SAFE_SEARCH_PARAM: rules.safe_search}
         qft = filter_param(rules)
         if qft:
             params["qft"] = qft
@@ -104,7 +106,13 @@ class BingEngine(Engine):
         if not is_http_url(url) or is_thumbnail(url, THUMBNAIL_MARKERS):
             return None
         page = meta.get("purl") if is_http_url(meta.get("purl")) else ""
-        return Candidate(url=url, page_url=page, title=str(meta.get("t") or "")[:200], engine=self.name)
+        return Candidate(
+            url=url,
+            page_url=page,
+            title=str(meta.get("t") or "")[:200],
+            engine=self.name,
+            license=str(meta.get(LICENSE_KEY) or "")[:200],
+        )
 
     def _load_more(self, driver, count: int) -> bool:
         """Scroll (or click "see more") and wait until more results appear."""

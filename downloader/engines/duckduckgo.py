@@ -25,10 +25,15 @@ from downloader.engines.base import (
 )
 
 PAGE_PATH = "/"
+LICENSE_KEY = "license"  # in a JSON result, when DuckDuckGo states the image's license
 JSON_PATH = "/i.js"
 VQD_PATTERN = re.compile(r"vqd=['\"]?([\d-]+)")
 THUMBNAIL_MARKERS = ("external-content.duckduckgo.com", "/iu/?u=", "tse1.mm.bing.net", "tse2.mm.bing.net")
 BLOCKED_STATUSES = (202, 403, 418, 429)
+# Safe search: ``kp`` on the page and its JSON (1 strict, -1 moderate, -2 off); the JSON
+# endpoint also reads ``p`` (1 filtered, -1 not).
+SAFE_SEARCH_KP = {"strict": "1", "moderate": "-1", "off": "-2"}
+SAFE_SEARCH_P = {"strict": "1", "moderate": "1", "off": "-1"}
 
 FETCH_JSON_JS = """
 const done = arguments[arguments.length - 1];
@@ -47,7 +52,9 @@ class DuckDuckGoEngine(Engine):
         self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None
     ) -> Iterator[Candidate]:
         emit = on_event or no_events
-        driver.get(f"{self.base_url()}{PAGE_PATH}?{urlencode({'q': query, 'iax': 'images', 'ia': 'images'})}")
+        kp = SAFE_SEARCH_KP[rules.safe_search]
+        page_params = {"q": query, "iax": "images", "ia": "images", "kp": kp}
+        driver.get(f"{self.base_url()}{PAGE_PATH}?{urlencode(page_params)}")
         match = VQD_PATTERN.search(driver.page_source)
         if not match:
             if "captcha" in driver.page_source.lower() or "anomaly" in driver.page_source.lower():
@@ -67,7 +74,8 @@ class DuckDuckGoEngine(Engine):
                 "q": query,
                 "vqd": match.group(1),
                 "l": "us-en",
-                "p": "1",
+                "p": SAFE_SEARCH_P[rules.safe_search],
+                "kp": kp,
                 "s": str(offset),
                 "f": f"size:{size},type:{kind},layout:,color:,license:",
             }
@@ -113,6 +121,7 @@ class DuckDuckGoEngine(Engine):
             width=_dimension(item.get("width")),
             height=_dimension(item.get("height")),
             engine=self.name,
+            license=str(item.get(LICENSE_KEY) or "")[:200],
         )
 
 

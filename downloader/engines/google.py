@@ -25,6 +25,8 @@ from downloader.engines.base import (
 )
 
 SEARCH_PATH = "/search"
+# Google has only on and off: strict and moderate both mean "active".
+SAFE_SEARCH_VALUES = {"strict": "active", "moderate": "active", "off": "off"}
 RESULT_LINK = "a[href*='/imgres?']"
 CONSENT_MARKERS = ("#W0wltc", "form[action*='consent']")
 CAPTCHA_URL_PART = "/sorry/"
@@ -49,7 +51,7 @@ class GoogleEngine(Engine):
         self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None
     ) -> Iterator[Candidate]:
         emit = on_event or no_events
-        params = {"q": query, "tbm": "isch", "hl": "en"}
+        params = {"q": query, "tbm": "isch", "hl": "en", "safe": SAFE_SEARCH_VALUES[rules.safe_search]}
         if rules.min_width >= 1000 or rules.min_height >= 1000:
             params["tbs"] = "isz:l"
         driver.get(f"{self.base_url()}{SEARCH_PATH}?{urlencode(params)}")

@@ -1,29 +1,54 @@
 """The page extractor: every image a page shows or links to, at its largest.
 
-Loads the page, scrolls until lazy loading stops adding images, then collects the
-largest candidate of every ``img`` (src, srcset, data-src, data-srcset, data-original
-and similar), ``picture`` sources, links to image files, and og:image/twitter:image.
+Asks the site's robots.txt first (through the download chokepoint; a missing or
+failing robots.txt means allowed), loads the page, and leaves it when the publisher
+opts out of AI use (``X-Robots-Tag`` or ``<meta name="robots">`` noai / noimageai,
+unless IMAGEDL_RESPECT_NOAI is off). Then scrolls until lazy loading stops adding
+images and collects the largest candidate of every ``img`` (src, srcset, data-src,
+data-srcset, data-original and similar; its alt text is its title), ``picture``
+sources, links to image files, and og:image/twitter:image.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
 from collections.abc import Iterator
-from urllib.parse import urljoin, urlsplit
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.robotparser import RobotFileParser
 
 from downloader.engines.base import Candidate, EngineError, EventCallback, is_http_url, no_events, wait_until
-from downloader.http import FetchPolicy, Refused, resolve_checked
+from downloader.http import (
+    OPT_OUT_DIRECTIVES,
+    ROBOT_NAME,
+    Fetcher,
+    FetchPolicy,
+    Refused,
+    resolve_checked,
+    robots_tag_opts_out,
+)
 
 LAZY_ATTRIBUTES = ("data-src", "data-original", "data-lazy-src", "data-url", "data-hi-res-src", "data-full")
 LAZY_SRCSETS = ("data-srcset", "data-lazy-srcset")
 IMAGE_LINK = re.compile(r"\.(jpe?g|png|webp|gif|avif|bmp)(\?|#|$)", re.IGNORECASE)
+# robots.txt: a short wait and a small cap (Google reads the first 500 KiB).
+ROBOTS_TIMEOUT = 5.0
+ROBOTS_MAX_BYTES = 512 * 1024
+ROBOTS_META_JS = """
+return Array.from(document.querySelectorAll('meta[name]'))
+  .filter(m => ['robots', arguments[0]].includes(m.getAttribute('name').toLowerCase()))
+  .map(m => m.getAttribute('content') || '');
+"""
 
 COLLECT_JS = """
 const lazy = arguments[0], lazySets = arguments[1];
 const imgs = [];
 for (const img of document.querySelectorAll('img')) {
   const rec = {src: img.getAttribute('src') || '', current: img.currentSrc || '',
-               srcset: img.getAttribute('srcset') || '', width: img.naturalWidth || 0, lazy: [], sets: []};
+               srcset: img.getAttribute('srcset') || '', width: img.naturalWidth || 0, lazy: [], sets: [],
+               alt: img.getAttribute('alt') || ''};
   for (const a of lazy) { const v = img.getAttribute(a); if (v) rec.lazy.push(v); }
   for (const a of lazySets) { const v = img.getAttribute(a); if (v) rec.sets.push(v); }
   const pic = img.closest('picture');
@@ -65,31 +90,108 @@ def largest_from_srcset(srcset: str) -> tuple[str, float] | None:
 
 def pick_urls(collected: dict) -> list[str]:
     """Absolute http(s) URLs, one per image element (its largest), then links and metas."""
-    base = collected.get("base") or ""
-    found: list[str] = []
+    return [url for url, _ in pick_images(collected)]
 
-    def add(url: str | None) -> None:
+
+def pick_images(collected: dict) -> list[tuple[str, str]]:
+    """``pick_urls`` with each image's alt text (empty for links and metas): its title."""
+    base = collected.get("base") or ""
+    found: dict[str, str] = {}
+
+    def add(url: str | None, alt: str = "") -> None:
         if not url or url.startswith("data:"):
             return
         absolute = urljoin(base, url.strip())
         if is_http_url(absolute) and absolute not in found:
-            found.append(absolute)
+            found[absolute] = " ".join(str(alt or "").split())[:200]
 
     for meta in collected.get("metas", []):
         add(meta)
     for img in collected.get("imgs", []):
         choices = [largest_from_srcset(s) for s in [img.get("srcset", ""), *img.get("sets", [])] if s]
         choices = [c for c in choices if c]
+        alt = img.get("alt", "")
         if choices:
-            add(max(choices, key=lambda c: c[1])[0])
+            add(max(choices, key=lambda c: c[1])[0], alt)
         elif img.get("lazy"):
-            add(img["lazy"][0])
+            add(img["lazy"][0], alt)
         else:
-            add(img.get("current") or img.get("src"))
+            add(img.get("current") or img.get("src"), alt)
     for href in collected.get("links", []):
         if href and IMAGE_LINK.search(urlsplit(href).path or href):
             add(href)
-    return found
+    return list(found.items())
+
+
+def robots_allows(page_url: str) -> bool:
+    """What the site's robots.txt says about imagedl reading ``page_url``, fetched
+    through the chokepoint (its address rules, a short timeout, a small cap, no
+    retries). A missing, failing or oversized robots.txt means allowed."""
+    parts = urlsplit(page_url)
+    robots_url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "/robots.txt", "", ""))
+    policy = FetchPolicy.from_settings(
+        connect_timeout=ROBOTS_TIMEOUT,
+        read_timeout=ROBOTS_TIMEOUT,
+        total_timeout=ROBOTS_TIMEOUT,
+        max_bytes=ROBOTS_MAX_BYTES,
+        max_retries=0,
+        respect_noai=False,
+        accept="text/plain,*/*;q=0.1",
+    )
+    fetcher = Fetcher(policy, concurrency=1, per_host=1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="imagedl-robots-") as folder:
+            target = Path(folder) / "robots.txt"
+            if not fetcher.fetch(robots_url, target).ok:
+                return True
+            text = target.read_bytes().decode("utf-8", errors="replace")
+    finally:
+        fetcher.close()
+    parser = RobotFileParser()
+    parser.parse(text.splitlines())
+    return parser.can_fetch(ROBOT_NAME, page_url)
+
+
+def page_robots_tags(driver, url: str) -> list[str] | None:
+    """The ``X-Robots-Tag`` values the page at ``url`` was served with, from the
+    browser's network log (``open_browser(for_pages=True)``); None without a log."""
+    try:
+        entries = driver.get_log("performance")
+    except Exception:  # a browser opened without the log
+        return None
+    wanted = url.partition("#")[0]
+    values: list[str] = []
+    for entry in entries:
+        try:
+            message = json.loads(entry["message"])["message"]
+        except (KeyError, TypeError, ValueError):
+            continue
+        params = message.get("params") or {}
+        response = params.get("response") or {}
+        if (
+            message.get("method") == "Network.responseReceived"
+            and params.get("type") == "Document"
+            and response.get("url", "").partition("#")[0] == wanted
+        ):
+            values = [  # the last answer for the page counts (a reload answers again)
+                line
+                for name, value in (response.get("headers") or {}).items()
+                if name.lower() == "x-robots-tag"
+                for line in str(value).split("\n")
+            ]
+    return values
+
+
+def meta_opts_out(contents: list[str]) -> bool:
+    """True when ``<meta name="robots">`` (or ``name="imagedl"``) contents say noai or noimageai."""
+    return any(token.strip().lower() in OPT_OUT_DIRECTIVES for text in contents for token in text.split(","))
+
+
+def _check_robots(url: str) -> None:
+    if not robots_allows(url):
+        raise EngineError(
+            "robots_disallowed", "the site's robots.txt asks robots like ours not to read that page"
+        )
 
 
 def _check_public(url: str, what: str) -> None:
@@ -116,10 +218,17 @@ def extract_page_images(
         raise EngineError("bad_url", "only http and https pages can be read")
     # The form checked the address at submission; DNS may answer otherwise by now.
     _check_public(page_url, "the page's address")
+    _check_robots(page_url)
     driver.get(page_url)
     landed = driver.current_url
     if landed != page_url and is_http_url(landed):
         _check_public(landed, "the page redirected to an address that")  # nothing is read from it
+        _check_robots(landed)
+    if settings.IMAGEDL_RESPECT_NOAI and (
+        robots_tag_opts_out(page_robots_tags(driver, landed) or [])
+        or meta_opts_out(driver.execute_script(ROBOTS_META_JS, ROBOT_NAME) or [])
+    ):
+        raise EngineError("publisher_opt_out", "the page's publisher asks not to be used for AI (noai)")
     emit("page_loaded", {"engine": "page"})
     wait = settings.IMAGEDL_SCROLL_WAIT if scroll_wait is None else scroll_wait
     count_js = "return document.querySelectorAll('img').length + document.body.scrollHeight;"
@@ -128,7 +237,7 @@ def extract_page_images(
         driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
         if not wait_until(lambda b=before: driver.execute_script(count_js) != b, min(wait, 2.0)):
             break
-    urls = pick_urls(driver.execute_script(COLLECT_JS, list(LAZY_ATTRIBUTES), list(LAZY_SRCSETS)))
-    emit("results_end", {"engine": "page", "found": len(urls)})
-    for url in urls[:wanted]:
-        yield Candidate(url=url, page_url=page_url, engine="page")
+    images = pick_images(driver.execute_script(COLLECT_JS, list(LAZY_ATTRIBUTES), list(LAZY_SRCSETS)))
+    emit("results_end", {"engine": "page", "found": len(images)})
+    for rank, (url, alt) in enumerate(images[:wanted], 1):
+        yield Candidate(url=url, page_url=page_url, title=alt, engine="page", rank=rank)

@@ -10,7 +10,14 @@ In tests, the ``start_imitation`` and ``imitation`` fixtures (tests/conftest.py)
 them and point the settings at them.
 
 ``mode`` per engine ("ok", "captcha", "consent", "thumbnails", "rate_limited",
-"changed") makes that engine misbehave the way the real one does. Requests are
+"changed") makes that engine misbehave the way the real one does. ``offsets`` per
+engine shift its results (result n is image n + offset), so engines overlap in part.
+``adult(n)`` marks result n adult: each engine leaves adult results out unless its safe
+search parameter says off (Bing ``adlt=off``, DuckDuckGo ``kp=-2``, Google ``safe=off``;
+missing means moderate, as on the real sites), and their titles say "(adult)".
+``licenses(n)`` is the license Bing and DuckDuckGo state for result n (None: none).
+``robots_txt`` (with ``robots_status``) is served at /robots.txt (None: 404);
+``page_headers[path]`` are sent with that page; ``agents`` records (path, User-Agent). Requests are
 recorded in ``requests`` as (path, query dict).
 """
 
@@ -53,6 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
         imitation = self.server.imitation
         with imitation.lock:
             imitation.requests.append((parts.path, query))
+            imitation.agents.append((parts.path, self.headers.get("User-Agent", "")))
         try:
             route = {
                 "/images/search": imitation.bing_page,
@@ -68,8 +76,12 @@ class _Handler(BaseHTTPRequestHandler):
                 route = imitation.ddg_page
             if route is None and parts.path in imitation.redirects:
                 return self._send(302, "", Location=imitation.redirects[parts.path])
+            if route is None and parts.path == "/robots.txt" and imitation.robots_txt is not None:
+                return self._send(imitation.robots_status, imitation.robots_txt, "text/plain")
             if route is None and parts.path in imitation.pages:
-                return self._send(200, imitation.pages[parts.path])
+                return self._send(
+                    200, imitation.pages[parts.path], **imitation.page_headers.get(parts.path, {})
+                )
             if route is None:
                 return self._send(404, "not found")
             result = route(query)
@@ -97,6 +109,9 @@ class SearchImitation:
         batch_latency: float = 0.0,
         see_more_after: int | None = None,
         modes: dict[str, str] | None = None,
+        offsets: dict[str, int] | None = None,
+        adult: Callable[[int], bool] | None = None,
+        licenses: Callable[[int], str | None] | None = None,
     ) -> None:
         if not address.startswith("127."):
             raise ValueError("imitations live on 127.0.0.0/8 only")
@@ -106,8 +121,16 @@ class SearchImitation:
         self.batch_latency = batch_latency
         self.see_more_after = see_more_after
         self.modes = {"bing": "ok", "duckduckgo": "ok", "google": "ok", **(modes or {})}
+        # Result n of an engine is image n + its offset: engines that overlap only in part.
+        self.offsets = {"bing": 0, "duckduckgo": 0, "google": 0, **(offsets or {})}
+        self.adult = adult
+        self.licenses = licenses
         self.pages: dict[str, str] = {}
         self.redirects: dict[str, str] = {}  # path -> Location
+        self.page_headers: dict[str, dict[str, str]] = {}  # path -> extra headers
+        self.robots_txt: str | None = None
+        self.robots_status = 200
+        self.agents: list[tuple[str, str]] = []
         self.requests: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
         self._server = _Server((address, 0), _Handler)
@@ -137,17 +160,29 @@ class SearchImitation:
         with self.lock:
             return sum(1 for p, _ in self.requests if p == path)
 
+    def _visible(self, filtered: bool) -> list[int]:
+        """The results an engine shows, in order: all, or all but the adult ones."""
+        return [i for i in range(1, self.total + 1) if not (filtered and self.adult and self.adult(i))]
+
+    def _license(self, index: int) -> dict[str, str]:
+        stated = self.licenses(index) if self.licenses else None
+        return {"license": stated} if stated else {}
+
+    def _title(self, index: int) -> str:
+        return f"Result {index}" + (" (adult)" if self.adult and self.adult(index) else "")
+
     # --- Bing ----------------------------------------------------------------------
 
-    def _bing_items(self, first: int, count: int) -> str:
+    def _bing_items(self, first: int, count: int, filtered: bool = True) -> str:
         items = []
-        for index in range(first, min(first + count, self.total + 1)):
+        for index in self._visible(filtered)[first - 1 : first - 1 + count]:
             meta = {
-                "murl": self.image_url(index),
+                "murl": self.image_url(index + self.offsets["bing"]),
                 "purl": f"http://example.org/article/{index}",
                 "turl": f"https://tse2.mm.bing.net/th?id=OIP.{index}&pid=Api",
-                "t": f"Result {index}",
+                "t": self._title(index),
                 "desc": "",
+                **self._license(index),
             }
             if self.modes["bing"] == "thumbnails":
                 meta["murl"] = meta["turl"]
@@ -162,19 +197,21 @@ class SearchImitation:
     def bing_page(self, query: dict):
         if self.modes["bing"] == "captcha":
             return 200, "<html><body><div id='b_captcha'>Please solve the challenge</div></body></html>"
-        first_batch = self._bing_items(1, self.batch)
+        adlt = query.get("adlt", "moderate")
+        filtered = adlt != "off"
+        first_batch = self._bing_items(1, self.batch, filtered)
         script = f"""
 <script>
 (function() {{
-  const q = {json.dumps(query.get("q", ""))};
+  const q = {json.dumps(query.get("q", ""))}, adlt = {json.dumps(adlt)};
   let next = {self.batch + 1}, loading = false, seeMoreClicked = false;
-  const total = {self.total}, seeMoreAfter = {self.see_more_after or 0};
+  const total = {len(self._visible(filtered))}, seeMoreAfter = {self.see_more_after or 0};
   const button = document.querySelector('.btn_seemore');
   function load() {{
     if (loading || next > total) return;
     if (seeMoreAfter && next > seeMoreAfter && !seeMoreClicked) {{ button.style.display = 'block'; return; }}
     loading = true;
-    fetch('/images/async?q=' + encodeURIComponent(q) + '&first=' + next + '&count=35&async=1')
+    fetch('/images/async?q=' + encodeURIComponent(q) + '&first=' + next + '&count=35&async=1&adlt=' + adlt)
       .then(r => r.text()).then(fragment => {{
         const ul = document.createElement('ul');
         ul.className = 'dgControl_list';
@@ -204,7 +241,8 @@ class SearchImitation:
         if self.batch_latency:
             time.sleep(self.batch_latency)
         first = int(query.get("first", "1"))
-        return 200, self._bing_items(first, int(query.get("count", self.batch)))
+        filtered = query.get("adlt", "moderate") != "off"
+        return 200, self._bing_items(first, int(query.get("count", self.batch)), filtered)
 
     # --- DuckDuckGo ----------------------------------------------------------------
 
@@ -228,32 +266,34 @@ class SearchImitation:
         if query.get("vqd") != "4-3141592653":
             return 403, json.dumps({"error": "bad vqd"})
         offset = int(query.get("s", "0"))
+        visible = self._visible(filtered=query.get("kp", "-1") != "-2")
         results = []
-        for index in range(offset + 1, min(offset + 100, self.total) + 1):
-            image = self.image_url(index)
+        for index in visible[offset : offset + 100]:
+            image = self.image_url(index + self.offsets["duckduckgo"])
             if self.modes["duckduckgo"] == "thumbnails":
                 image = f"https://external-content.duckduckgo.com/iu/?u={quote(image)}"
             results.append(
                 {
                     "image": image,
                     "thumbnail": f"https://tse1.mm.bing.net/th?id={index}",
-                    "title": f"r{index}",
+                    "title": self._title(index),
                     "url": f"http://example.org/ddg/{index}",
                     "width": 640,
                     "height": 480,
+                    **self._license(index),
                 }
             )
         body = {"results": results}
-        if offset + 100 < self.total:
+        if offset + 100 < len(visible):
             body["next"] = "i.js?" + urlencode({"q": query.get("q", ""), "s": offset + 100})
         return 200, json.dumps(body)
 
     # --- Google ----------------------------------------------------------------------
 
-    def _google_links(self, start: int, count: int) -> str:
+    def _google_links(self, start: int, count: int, filtered: bool = True) -> str:
         links = []
-        for index in range(start, min(start + count, self.total + 1)):
-            image = self.image_url(index)
+        for index in self._visible(filtered)[start - 1 : start - 1 + count]:
+            image = self.image_url(index + self.offsets["google"])
             if self.modes["google"] == "thumbnails":
                 image = f"https://encrypted-tbn0.gstatic.com/images?q=tbn:{index}"
             href = "/imgres?" + urlencode({"imgurl": image, "imgrefurl": f"http://example.org/g/{index}"})
@@ -266,22 +306,24 @@ class SearchImitation:
             return 302, "", {"Location": "/sorry/index?continue=x"}
         if mode == "consent":
             return 200, "<html><body><div id='W0wltc' role='button'>Reject all</div></body></html>"
+        safe = query.get("safe", "active")
+        filtered = safe != "off"
         if query.get("async") == "1":
             if self.batch_latency:
                 time.sleep(self.batch_latency)
-            return 200, self._google_links(int(query.get("start", "1")), 20)
+            return 200, self._google_links(int(query.get("start", "1")), 20, filtered)
         script = f"""<script>
-let next = 21, loading = false; const total = {self.total};
+let next = 21, loading = false; const total = {len(self._visible(filtered))};
 window.addEventListener('scroll', () => {{
   if (loading || next > total) return;
   if (window.innerHeight + window.scrollY < document.body.scrollHeight - 300) return;
   loading = true;
-  fetch('/search?tbm=isch&async=1&start=' + next).then(r => r.text()).then(t => {{
+  fetch('/search?tbm=isch&async=1&safe={quote(safe)}&start=' + next).then(r => r.text()).then(t => {{
     const d = document.createElement('div'); d.innerHTML = t; document.getElementById('more').appendChild(d);
     next += 20; loading = false; }});
 }});
 </script>"""
         return 200, (
-            f"<html><head>{PAGE_STYLE}</head><body><div id='islrg'>{self._google_links(1, 20)}</div>"
+            f"<html><head>{PAGE_STYLE}</head><body><div id='islrg'>{self._google_links(1, 20, filtered)}</div>"
             f"<div id='more'></div>{script}</body></html>"
         )

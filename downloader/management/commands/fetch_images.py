@@ -1,7 +1,8 @@
 """Search and download images in the foreground, without the web app or a job record.
 
     python manage.py fetch_images "red fox" --count 100 --out fox.zip \
-        [--engine bing] [--formats jpeg,png] [--min-size 800x600] [--convert-to jpeg]
+        [--engine bing|all] [--safe-search strict|moderate|off]
+        [--formats jpeg,png] [--min-size 800x600] [--convert-to jpeg]
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from pathlib import Path
 from django.core.files.storage import FileSystemStorage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from downloader.choices import AUTO, ENGINES, MAX_COUNT, MIN_COUNT
+from downloader.choices import (
+    AUTO,
+    ENGINE_OPTIONS,
+    MAX_COUNT,
+    MIN_COUNT,
+    SAFE_SEARCH,
+    SAFE_SEARCH_DEFAULT,
+)
 from downloader.management.commands._options import ProgressBar, add_filter_arguments, image_rules, summary
 
 
@@ -23,7 +31,18 @@ class Command(BaseCommand):
         parser.add_argument("query", help="what to search for (or a page URL with --page)")
         parser.add_argument("--count", type=int, default=50, help=f"images wanted ({MIN_COUNT}-{MAX_COUNT})")
         parser.add_argument("--out", required=True, help="the zip file to write")
-        parser.add_argument("--engine", choices=(AUTO, *ENGINES), default=AUTO)
+        parser.add_argument(
+            "--engine",
+            choices=ENGINE_OPTIONS,
+            default=AUTO,
+            help="one engine (falling back to the others), auto, or all: every engine in turn",
+        )
+        parser.add_argument(
+            "--safe-search",
+            choices=SAFE_SEARCH,
+            default=SAFE_SEARCH_DEFAULT,
+            help=f"the engines' adult filter (default {SAFE_SEARCH_DEFAULT})",
+        )
         parser.add_argument("--page", action="store_true", help="QUERY is a page URL to extract images from")
         add_filter_arguments(parser)
 
@@ -54,6 +73,7 @@ class Command(BaseCommand):
                 name_stem=request.name_stem,
                 storage=FileSystemStorage(location=str(out.parent)),
                 path=out.name,
+                safe_search="" if request.page_url else request.safe_search,
             )
         self.stdout.write(summary(result, archive.count, out, archive.bytes))
 
@@ -77,4 +97,5 @@ class Command(BaseCommand):
             min_height=rules.min_height,
             min_side=rules.min_side,
             output_format=rules.output_format,
+            safe_search=options["safe_search"],
         )

@@ -1,0 +1,59 @@
+"""The form's controls from issue 14 in a real Chromium: safe search (radio buttons) and
+the engine "all", chosen by keyboard alone; the pages at desktop and 360 px widths
+(screenshots under var/screenshots/, or IMAGEDL_SCREENSHOT_DIR)."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from downloader.browser import open_browser
+from jobs import links, records
+from tests.test_browser_pages import Tabber, press, settle, shoot
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
+
+
+@pytest.fixture
+def chromium(cassandra_db):
+    with open_browser(width=1280, height=900) as driver:
+        yield driver
+
+
+def checked(driver, name: str) -> str:
+    return driver.execute_script(f"return document.querySelector('input[name={name}]:checked').value")
+
+
+@pytest.mark.screenshots
+def test_safe_search_and_all_engines_by_keyboard_and_on_a_phone(chromium, live_server):
+    chromium.get(live_server.url + "/")
+    assert checked(chromium, "safe_search") == "moderate"  # on by default
+    chromium.execute_script("document.querySelector('#job-form details').open = true")
+    shoot(chromium, "home-safe-search")  # nothing sticks out at 360 px (shoot checks)
+    chromium.execute_script("document.querySelector('#job-form details').open = false")
+
+    tab = Tabber(chromium)
+    tab.to("#id_query")
+    press(chromium, "snowy owl")
+    tab.to("input[name=safe_search]")  # Tab enters the group at its checked button
+    assert chromium.switch_to.active_element.get_attribute("value") == "moderate"
+    press(chromium, Keys.ARROW_LEFT)  # arrows move within the group, and choose
+    assert checked(chromium, "safe_search") == "strict"
+    tab.to("#id_email")
+    press(chromium, "ada@example.org")
+    tab.to("#job-form summary")
+    press(chromium, Keys.ENTER)  # opens the optional filters
+    tab.to("#id_engine")
+    press(chromium, Keys.ARROW_DOWN)  # Automatic -> All engines
+    assert chromium.find_element(By.ID, "id_engine").get_attribute("value") == "all"
+    tab.to("#job-form button[type=submit]")
+    press(chromium, Keys.ENTER)
+
+    settle(chromium, 10).until(lambda d: "/submitted" in d.current_url)
+    token = chromium.current_url.rstrip("/").split("/")[-2]
+    job = records.get_job(links.read_token(token, "status"))
+    assert (job.query, job.safe_search, job.engine) == ("snowy owl", "strict", "all")
+    chromium.get(live_server.url + f"/jobs/{token}/")
+    assert chromium.find_element(By.ID, "safe-search").text == "Strict"
+    shoot(chromium, "status-safe-search")

@@ -1,0 +1,153 @@
+"""Credits in every zip: manifest.csv keeps its columns and gains title, host, engine,
+rank, license and safe search; CREDITS.html links each image to its page, escaped."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import FileSystemStorage
+from django.core.management import call_command
+
+from downloader.archive import MANIFEST_COLUMNS, write_archive
+from downloader.browser import open_browser
+from downloader.collect import KeptImage
+from downloader.engines.page import extract_page_images
+from jobs import links, records
+from jobs.run import run_job
+from tests.factories import make_done_job, make_job, stored_archive
+from tests.imagehosts import encoded
+
+FIRST_COLUMNS = ("file", "source_url", "page_url", "width", "height", "format", "bytes", "sha256")
+HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+
+
+def read_zip(data: bytes) -> tuple[list[str], list[dict], str]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        rows = list(csv.DictReader(io.StringIO(zf.read("manifest.csv").decode())))
+        return zf.namelist(), rows, zf.read("CREDITS.html").decode()
+
+
+def hrefs(page: str) -> list[str]:
+    return re.findall(r'href="([^"]*)"', page)
+
+
+def kept_image(path: Path, n: int, **fields: object) -> KeptImage:
+    data = encoded(n, "jpeg", 200, 150)
+    path.write_bytes(data)
+    values = dict(
+        source_url=f"http://img.example/{n}.jpg",
+        page_url=f"https://pages.example/{n}",
+        width=200,
+        height=150,
+        format="jpeg",
+        bytes=len(data),
+        sha256="0" * 64,
+    )
+    return KeptImage(path=path, **{**values, **fields})
+
+
+def test_the_manifest_keeps_its_columns_and_credits_are_escaped_with_only_http_links(tmp_path):
+    assert MANIFEST_COLUMNS[:8] == FIRST_COLUMNS
+    assert MANIFEST_COLUMNS[8:] == ("title", "host", "engine", "rank", "license", "safe_search")
+    kept = [
+        kept_image(tmp_path / "1", 1, title="Red fox", engine="bing", rank=3, license="CC BY 4.0"),
+        kept_image(tmp_path / "2", 2, title=HOSTILE, engine="page", rank=1, page_url="javascript:alert(3)"),
+        kept_image(tmp_path / "3", 3, source_url="http://img.example/3.jpg", page_url="data:text/html,<b>"),
+    ]
+    storage = FileSystemStorage(location=str(tmp_path / "media"))
+    archive = write_archive(kept, name_stem="red fox", path="a.zip", storage=storage, safe_search="strict")
+    names, rows, page = read_zip(Path(storage.path(archive.path)).read_bytes())
+    assert names == [
+        "red-fox_0001.jpg",
+        "red-fox_0002.jpg",
+        "red-fox_0003.jpg",
+        "manifest.csv",
+        "CREDITS.html",
+    ]
+    assert [row["title"] for row in rows] == ["Red fox", HOSTILE, ""]
+    assert [row["host"] for row in rows] == ["img.example"] * 3
+    assert [(row["engine"], row["rank"], row["license"]) for row in rows][:2] == [
+        ("bing", "3", "CC BY 4.0"),
+        ("page", "1", ""),
+    ]
+    assert {row["safe_search"] for row in rows} == {"strict"}
+
+    assert "<script" not in page and "<img" not in page  # the title's markup is text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    links_out = [h for h in hrefs(page) if h not in names]
+    assert links_out == ["https://pages.example/1", "http://img.example/2.jpg", "http://img.example/3.jpg"]
+    assert "CC BY 4.0" in page and "Safe search: strict" in page
+
+
+@pytest.mark.browser
+@pytest.mark.imitation(total=40, licenses=lambda i: "CC0" if i % 2 else None)
+@pytest.mark.django_db(databases=["default", "cassandra"])
+def test_a_job_zip_credits_every_image_with_the_engines_title_rank_and_license(cassandra_db, imitation):
+    job = make_job(requested_count=10, engine="bing")
+    assert run_job(job.id) == "done: 10"
+    done = records.get_job(job.id)
+    names, rows, page = read_zip(stored_archive(done))
+    assert names[-2:] == ["manifest.csv", "CREDITS.html"] and len(names) == 12
+    by_rank = {int(row["rank"]): row for row in rows}
+    # Ten distinct results of Bing's, at their places (downloads finish in any order).
+    assert len(by_rank) == 10 and set(by_rank) <= set(range(1, 41))
+    for rank, row in by_rank.items():
+        assert row["source_url"] == imitation.image_url(rank)
+        assert (row["title"], row["engine"]) == (f"Result {rank}", "bing")
+        assert row["license"] == ("CC0" if rank % 2 else "")
+        assert row["host"] == imitation.image_url(rank).split("/")[2].split(":")[0]
+        assert f'href="http://example.org/article/{rank}"' in page
+    stored = {row.rank: row for row in records.job_images(job.id)}  # what a resumed run adopts
+    assert (
+        all(
+            (row.title, row.engine, row.license) == (f"Result {rank}", "bing", "CC0" if rank % 2 else "")
+            for rank, row in stored.items()
+        )
+        and len(stored) == 10
+    )
+
+
+@pytest.mark.browser
+def test_the_page_extractor_takes_each_images_alt_text_as_its_title(start_imitation):
+    site = start_imitation(scroll_wait=0.5)
+    site.pages["/gallery"] = (
+        '<img src="/a.jpg" alt="A  fox\n in snow"><img src="/b.jpg"><a href="/c.png">c</a>'
+    )
+    with open_browser() as driver:
+        found = list(extract_page_images(driver, site.base + "/gallery", wanted=10))
+    assert [(c.title, c.rank, c.engine) for c in found] == [
+        ("A fox in snow", 1, "page"),
+        ("", 2, "page"),
+        ("", 3, "page"),
+    ]
+
+
+def test_download_urls_zips_carry_credits_too(image_host, tmp_path, capsys):
+    listing = tmp_path / "urls.txt"
+    listing.write_text(
+        f"{image_host.url('/img/1.jpeg')},https://example.org/one\n{image_host.url('/img/2.jpeg')},javascript:x\n"
+    )
+    call_command("download_urls", str(listing), "--out", str(tmp_path / "out.zip"), "--no-progress")
+    names, rows, page = read_zip((tmp_path / "out.zip").read_bytes())
+    assert len(names) == 4 and len(rows) == 2
+    assert [h for h in hrefs(page) if h not in names] == [
+        "https://example.org/one",
+        image_host.url("/img/2.jpeg"),
+    ]
+
+
+@pytest.mark.django_db(databases=["default", "cassandra"])
+def test_thumbnails_count_images_only(cassandra_db, client, tmp_path):
+    kept = [kept_image(tmp_path / str(n), n) for n in (1, 2)]
+    storage = FileSystemStorage(location=str(tmp_path / "media"))
+    archive = write_archive(kept, name_stem="owls", path="owls.zip", storage=storage)
+    job = make_done_job(images=2, archive=Path(storage.path(archive.path)).read_bytes(), query="owls")
+    token = links.make_token(job.id, "status")
+    assert client.get(f"/jobs/{token}/thumb/2.jpg").status_code == 200
+    assert client.get(f"/jobs/{token}/thumb/3.jpg").status_code == 404  # the manifest is no image
+    assert client.get(f"/jobs/{token}/thumb/4.jpg").status_code == 404  # nor are the credits
