@@ -145,6 +145,8 @@ def start_worker(worker_env, cassandra_db):
         env = dict(worker_env)
         if imitation is not None:  # its searches go to the imitation
             env.update((name, str(value)) for name, value in imitation.engine_settings().items())
+        # The worker lets in the servers this test started, and nothing else private.
+        env["IMAGEDL_EXTRA_ALLOWED_NETWORKS"] = ",".join(settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS)
         proc = _start_worker({**env, **extra}, settings.TEST_DIR)
         started.append(proc)
         return proc
@@ -171,14 +173,23 @@ def _options(request: pytest.FixtureRequest, marker: str, **defaults: object) ->
     return {**defaults, **(found.kwargs if found else {})}
 
 
+def allow_address(settings, address: str) -> None:
+    """Let the address guards in this process (and workers started later) reach one
+    server of the test: its exact address, as an operator would allow a mirror."""
+    network = f"{address}/32"
+    if network not in settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS:
+        settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS = [*settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS, network]
+
+
 @pytest.fixture
-def start_image_host():
+def start_image_host(settings):
     """``start_image_host(latency=0.0, address=None, files=None)``: a started
     ``ImageHost`` (``files``: a folder it serves under /file/)."""
     started: list[ImageHost] = []
 
     def start(*, latency: float = 0.0, address: str | None = None, files: Path | None = None) -> ImageHost:
         host = ImageHost(address or next(_addresses), latency=latency, files=files).start()
+        allow_address(settings, host.address)
         started.append(host)
         return host
 
@@ -220,6 +231,7 @@ def start_imitation(settings):
         **options: object,
     ) -> SearchImitation:
         server = SearchImitation(address or next(_addresses), image_url=image_url, **options).start()
+        allow_address(settings, server.address)
         started.append(server)
         for name, value in server.engine_settings(scroll_wait).items():
             setattr(settings, name, value)

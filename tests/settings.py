@@ -23,8 +23,11 @@ CACHES = {
         "LOCATION": str(TEST_DIR / "cache"),
     }
 }
-# Tests stand up image hosts and search-engine imitations on 127.0.0.0/8.
-IMAGEDL_ALLOW_PRIVATE_NETWORKS = True
+# Tests stand up image hosts and search-engine imitations on 127.0.0.0/8, and the
+# address guards run as in production: only the exact addresses of the servers a test
+# started are let in (the fixtures in conftest.py add them to the allowed networks).
+IMAGEDL_ALLOW_PRIVATE_NETWORKS = False
+IMAGEDL_EXTRA_ALLOWED_NETWORKS: list[str] = []
 # ...and Chromium must reach nothing else, not even the services it calls on its own.
 IMAGEDL_BROWSER_LOOPBACK_ONLY = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
