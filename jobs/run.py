@@ -79,14 +79,14 @@ def run_job(job_id: uuid.UUID | str, retry: int = 0, run_id: str = "", stepped_b
     this run stepped back, its id (to resume its own lease), and why.
     """
     try:
-        return _claim_and_run(job_id, run_id, stepped_back)
+        return _claim_and_run(job_id, retry, run_id, stepped_back)
     except Exception as exc:
         if not is_transient(exc):
             raise
         return step_back(str(job_id), retry, run_id, exc)
 
 
-def _claim_and_run(job_id: uuid.UUID | str, run_id: str, stepped_back: str) -> str:
+def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_back: str) -> str:
     job = services.job_get(job_id)
     if job is None:
         return "missing"
@@ -113,7 +113,13 @@ def _claim_and_run(job_id: uuid.UUID | str, run_id: str, stepped_back: str) -> s
     earlier = job.run_id
     if not services.job_start_attempt(job, run_id=own):
         return f"skipped: {job.status} (claimed by another run)"
-    return JobRun(job, adopt=earlier).execute()
+    try:
+        return JobRun(job, adopt=earlier).execute()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        # The retry resumes this run (``job.run_id`` now): its attempt is not counted again.
+        return step_back(str(job.id), retry, str(job.run_id), exc)
 
 
 def step_back(job_id: str, retry: int, run_id: str, exc: BaseException) -> str:
