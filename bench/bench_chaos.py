@@ -40,6 +40,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import io
+import logging
 import os
 import random
 import shutil
@@ -102,18 +104,44 @@ def bench_env(native_port: int, storage_port: int, mail_port: int, q_workers: in
         IMAGEDL_TRANSIENT_BACKOFF_SECONDS="2",
         IMAGEDL_RETENTION_MINUTES="600",  # nothing is purged while it is counted
         IMAGEDL_LOG_LEVEL="INFO",
+        IMAGEDL_BENCH_CHAOS=uuid.uuid4().hex,  # marks the browsers its workers start
     )
 
 
 def cassandra_node(env: dict[str, str], action: str) -> None:
-    subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "devtools.cassandra_node", action],
         cwd=ROOT,
         env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL if action == "stop" else None,
+        capture_output=True,
+        text=True,
     )
+    if result.returncode != 0:
+        raise RuntimeError(f"cassandra_node {action} failed:\n{result.stdout}{result.stderr}")
+
+
+def quiet(server: object) -> None:
+    """No traceback on stderr for a connection a killed worker left half-open."""
+    server._server.handle_error = lambda request, client_address: None  # type: ignore[attr-defined]
+
+
+def leftover_browsers(marker: str, workers: list[Worker]) -> int:
+    """Chromium and chromedriver processes started by this benchmark's workers that
+    are not in a live worker's process group (left behind by a killed one)."""
+    live = {w.proc.pid for w in workers if w.proc.poll() is None}
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+            environ = (entry / "environ").read_bytes()
+            pgid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
+        except (OSError, ValueError, IndexError):
+            continue
+        if name.startswith("chrom") and marker.encode() in environ and pgid not in live:
+            count += 1
+    return count
 
 
 # --- mails, timed ---------------------------------------------------------------------
@@ -231,7 +259,17 @@ class Chaos:
         self.workers.append(worker)
         return worker
 
+    def until_busy(self, browsers_running: int, timeout: float = 30) -> None:
+        """Wait (at most ``timeout``) until jobs are running: a fault then hits work in
+        progress rather than idle workers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(browsers(w.proc.pid) for w in self.workers if w.proc.poll() is None) >= browsers_running:
+                return
+            time.sleep(0.5)
+
     def kill_worker(self) -> None:
+        self.until_busy(1)
         alive = [w for w in self.workers if w.proc.poll() is None]
         busy = [w for w in alive if browsers(w.proc.pid)]
         victim = self.rng.choice(busy or alive)
@@ -269,6 +307,7 @@ class Chaos:
         )
 
     def cassandra_stop(self) -> None:
+        self.until_busy(2)
         cassandra_node(self.env, "stop")
         self.note("Cassandra node stopped (SIGTERM, clean shutdown)")
 
@@ -342,7 +381,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--q-workers", type=int, default=2, help="django-q2 processes per worker")
     parser.add_argument("--latency", type=float, default=0.2, help="image hosts' delay per response (s)")
-    parser.add_argument("--spread", type=float, default=30, help="seconds between the four run times")
+    parser.add_argument("--spread", type=float, default=40, help="seconds between the four run times")
     parser.add_argument("--outage", type=float, default=30, help="seconds Cassandra stays stopped")
     parser.add_argument("--deadline", type=float, default=900, help="seconds to wait for every job")
     parser.add_argument("--settle", type=float, default=45, help="seconds to wait for late copies after")
@@ -373,17 +412,21 @@ def main() -> None:
         import django
 
         django.setup()
+        logging.getLogger("cassandra").setLevel(logging.CRITICAL)  # the outage is on purpose
         from django.conf import settings
         from django.core.management import call_command
 
-        call_command("migrate", verbosity=0)
-        call_command("sync_cassandra", verbosity=0)
+        with contextlib.redirect_stdout(io.StringIO()):
+            call_command("migrate", verbosity=0)
+            call_command("sync_cassandra", verbosity=0)
 
         hosts = [ImageHost(address, latency=args.latency).start() for address in HOSTS]
         for index in range(1, 61):  # warm the hosts' image cache
             encoded(30_000 + index, "jpeg", 400 + (index % 7) * 20, 300 + (index % 5) * 20, 85, True, False)
         imitation = SearchImitation(IMITATION, image_url=image_url_for(hosts), total=200, batch_latency=0.1)
         imitation.start()
+        for server in (*hosts, imitation):
+            quiet(server)
         chaos.env = env = {**env, **{k: str(v) for k, v in imitation.engine_settings(2.0).items()}}
         for _ in range(2):
             chaos.add_worker()
@@ -407,7 +450,7 @@ def main() -> None:
             (15, 0, chaos.kill_worker),
             (30, 0, lambda: chaos.copy_tasks(8)),
             (45, 0, chaos.cassandra_stop),
-            (45 + args.outage, 0, chaos.cassandra_start),
+            (0, args.outage, chaos.cassandra_start),
             (0, 10, lambda: chaos.copy_tasks(8)),
             (0, 20, chaos.kill_worker),
             (0, 15, lambda: chaos.copy_tasks(8)),
@@ -524,7 +567,12 @@ def report(submitted: list[Submitted], mails: list[Mail], chaos: Chaos) -> None:
         "recovery events         : "
         + ", ".join(f"{k} {events[k]}" for k in ("requeued", "resumed", "stepped_back", "email_delayed"))
     )
-    print(f"task copies' results    : {dict(sorted(copies.items()))} ({chaos.copies} enqueued)")
+    not_run = chaos.copies - sum(copies.values())
+    print(
+        f"task copies' results    : {dict(sorted(copies.items()))} ({chaos.copies} enqueued"
+        + (f"; {not_run} not run: taken by a killed worker or still queued)" if not_run else ")")
+    )
+    print(f"browsers left behind    : {leftover_browsers(chaos.env['IMAGEDL_BENCH_CHAOS'], chaos.workers)}")
     if unsent_rows:
         print(f"outbox rows not done    : {unsent_rows}")
     met = len(exactly_once) == len(submitted) and not lost and not duplicates

@@ -90,6 +90,8 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
     job = services.job_get(job_id)
     if job is None:
         return "missing"
+    if job.status not in JobStatus.ACTIVE:  # (a late copy of a retry says nothing on a finished job)
+        return f"skipped: {job.status}"
     if stepped_back:  # recorded now that Cassandra answers again
         services.job_note(
             job,
@@ -98,8 +100,6 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
             level="warning",
             error=stepped_back,
         )
-    if job.status not in JobStatus.ACTIVE:
-        return f"skipped: {job.status}"
     own = uuid.UUID(run_id) if run_id else None
     lease = aware_utc(job.lease_until)
     if job.run_id not in (None, own) and lease is not None and lease > timezone.now():
