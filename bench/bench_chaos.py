@@ -478,6 +478,7 @@ def main() -> None:
         chaos.note(f"counted after {args.settle:.0f} s more for late copies")
         report(submitted, mail.mails, chaos)
     finally:
+        print("stopping the workers, the servers and the Cassandra node", flush=True)
         for worker in chaos.workers:
             stop_worker(worker)
         if imitation is not None:
