@@ -70,6 +70,7 @@ bench: deps cassandra
 	$(PY) bench/bench_download.py
 	$(PY) bench/bench_job.py
 	$(PY) bench/bench_web.py
+	$(PY) bench/bench_chaos.py
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -81,17 +81,19 @@ def run_job(job_id: uuid.UUID | str, retry: int = 0, run_id: str = "", stepped_b
     this run stepped back, its id (to resume its own lease), and why.
     """
     try:
-        return _claim_and_run(job_id, run_id, stepped_back)
+        return _claim_and_run(job_id, retry, run_id, stepped_back)
     except Exception as exc:
         if not is_transient(exc):
             raise
         return step_back(str(job_id), retry, run_id, exc)
 
 
-def _claim_and_run(job_id: uuid.UUID | str, run_id: str, stepped_back: str) -> str:
+def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_back: str) -> str:
     job = services.job_get(job_id)
     if job is None:
         return "missing"
+    if job.status not in JobStatus.ACTIVE:  # (a late copy of a retry says nothing on a finished job)
+        return f"skipped: {job.status}"
     if stepped_back:  # recorded now that Cassandra answers again
         services.job_note(
             job,
@@ -100,8 +102,6 @@ def _claim_and_run(job_id: uuid.UUID | str, run_id: str, stepped_back: str) -> s
             level="warning",
             error=stepped_back,
         )
-    if job.status not in JobStatus.ACTIVE:
-        return f"skipped: {job.status}"
     own = uuid.UUID(run_id) if run_id else None
     lease = aware_utc(job.lease_until)
     if job.run_id not in (None, own) and lease is not None and lease > timezone.now():
@@ -115,7 +115,13 @@ def _claim_and_run(job_id: uuid.UUID | str, run_id: str, stepped_back: str) -> s
     earlier = job.run_id
     if not services.job_start_attempt(job, run_id=own):
         return f"skipped: {job.status} (claimed by another run)"
-    return JobRun(job, adopt=earlier).execute()
+    try:
+        return JobRun(job, adopt=earlier).execute()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        # The retry resumes this run (``job.run_id`` now): its attempt is not counted again.
+        return step_back(str(job.id), retry, str(job.run_id), exc)
 
 
 def step_back(job_id: str, retry: int, run_id: str, exc: BaseException) -> str:

@@ -321,7 +321,8 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     A lightweight transaction from the run id seen on ``job`` (none, or one whose lease
     ran out) to a new one, with a lease expiry; ``job.run_id`` is then this run's id,
     which every later write of the run is conditional on. ``run_id`` resumes a run that
-    stepped back after a transient failure (its attempt is not counted again).
+    stepped back after a transient failure: its attempt is not counted again, and it
+    still gets a new id, so a second delivery of the same retry task finds the job taken.
     """
     lease = aware_utc(job.lease_until)
     own = run_id is not None and job.run_id == run_id
@@ -332,7 +333,7 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     attempt = (job.attempts or 0) + (0 if own else 1)
     changes: dict[str, object] = {
         "status": JobStatus.RUNNING,
-        "run_id": run_id if own else uuid.uuid4(),
+        "run_id": uuid.uuid4(),
         "lease_until": _lease_until(),
         "attempts": attempt,
     }

@@ -201,3 +201,36 @@ def test_a_run_steps_back_when_cassandra_does_not_answer(cassandra_db, settings,
     assert retry.func == "jobs.tasks.job_run" and "NoHostAvailable" in retry.args
     settings.IMAGEDL_TRANSIENT_RETRIES = 3
     assert run_job(job_id, 3).startswith("gave up after 3 retries")
+
+
+def test_a_run_that_steps_back_mid_job_resumes_as_the_same_attempt(cassandra_db, monkeypatch):
+    """Cassandra gone in the middle of a run: the retry resumes that run without counting
+    an interruption (a worker killed later must not push the job over its attempt limit),
+    and a second delivery of the same retry task finds the job taken."""
+    import ast
+
+    from cassandra.cluster import NoHostAvailable
+
+    from jobs import run
+
+    job = make_job(run_in=NOW)
+
+    def unreachable(*args, **kwargs):
+        raise NoHostAvailable(
+            "Unable to connect to any servers", {"127.0.0.1:9042": ConnectionRefusedError()}
+        )
+
+    monkeypatch.setattr(run, "gather", unreachable)
+    assert run_job(str(job.id)).startswith("retry in")
+    first = records.get_job(job.id)
+    assert first.attempts == 1
+    args = ast.literal_eval(Schedule.objects.get(name=f"job-{job.id}-retry-1").args)
+    assert args == (str(job.id), 1, str(first.run_id), "NoHostAvailable")
+    resumed_by = []
+    monkeypatch.setattr(run.JobRun, "execute", lambda self: resumed_by.append(self.job.run_id) or "ran")
+    assert run_job(*args) == "ran"
+    resumed = records.get_job(job.id)
+    assert (resumed.attempts, resumed.status) == (1, JobStatus.RUNNING)
+    assert resumed.run_id == resumed_by[0] != first.run_id
+    assert run_job(*args) == "skipped: another run holds the job"
+    assert len(resumed_by) == 1
