@@ -6,7 +6,8 @@ and ``mail_pending`` partitions and queues again:
 - a running job whose run's lease ran out (its worker died, or its task was lost);
 - a scheduled job more than ``IMAGEDL_REAPER_GRACE_SECONDS`` past its time with no
   live lease (its task was lost, or the scheduler was down);
-- a mail not sent that long after it was queued, or whose sender's claim ran out.
+- a mail not sent that long after it was queued, or whose sender's claim ran out;
+- the outcome mail of a job that finished just before its worker died.
 
 A copy of a task that was only late is harmless: the lease and the outbox let one win.
 A job over its attempt limit is failed, with its mail, by the run the reaper queues.
@@ -23,8 +24,8 @@ from django.utils import timezone
 
 from jobs import records, scheduling
 from jobs.events import record_event
-from jobs.models import JobActive, JobMail, JobStatus, MailPending, MailState
-from jobs.outbox import queue_send
+from jobs.models import Job, JobActive, JobMail, JobStatus, MailPending, MailState
+from jobs.outbox import email_enqueue, queue_send
 from jobs.utc import aware_utc
 
 logger = logging.getLogger("imagedl.jobs")
@@ -45,6 +46,7 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
     for row in list(JobActive.objects.filter(bucket="all").limit(None)):
         job = records.get_job(row.job_id)
         if job is None or job.status not in JobStatus.ACTIVE:
+            summary.mails += _queue_lost_outcome_mail(job)
             row.delete()
             summary.cleared += 1
             continue
@@ -64,6 +66,21 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
     if summary.runs or summary.mails:
         logger.warning("reaper: queued %d runs and %d mails again", summary.runs, summary.mails)
     return summary
+
+
+OUTCOME_MAILS = {JobStatus.DONE: "ready", JobStatus.FAILED: "failed"}
+
+
+def _queue_lost_outcome_mail(job: Job | None) -> int:
+    """A job that finished but whose worker died before its outcome mail was queued:
+    queue it now (1), else nothing (0)."""
+    kind = OUTCOME_MAILS.get(job.status) if job is not None else None
+    if kind is None or not job.email:
+        return 0
+    if JobMail.objects.filter(job_id=job.id, generation=job.generation or 1, kind=kind).first() is not None:
+        return 0
+    email_enqueue(job, kind)
+    return 1
 
 
 def _mail_needs_sending(pending: MailPending, now: dt.datetime, grace: dt.timedelta) -> bool:

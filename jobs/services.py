@@ -404,8 +404,10 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
     record_event(
         job.id, "done", f"{kept} images ready ({archive_bytes} bytes)", kept=kept, bytes=archive_bytes
     )
-    _due_for_purge(job)
+    # The mail first: until the job leaves job_active, the reaper finds a finished job
+    # whose outcome mail was never queued (a worker that died in between) and queues it.
     email_enqueue(job, "ready")
+    _due_for_purge(job)
     return True
 
 
@@ -424,8 +426,8 @@ def job_fail(job: Job, reason: str) -> bool:
     ):
         return False
     record_event(job.id, "failed", reason, level="error")
-    _due_for_purge(job)
     email_enqueue(job, "failed")
+    _due_for_purge(job)
     return True
 
 

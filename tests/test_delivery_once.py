@@ -234,3 +234,17 @@ def test_a_run_that_steps_back_mid_job_resumes_as_the_same_attempt(cassandra_db,
     assert resumed.run_id == resumed_by[0] != first.run_id
     assert run_job(*args) == "skipped: another run holds the job"
     assert len(resumed_by) == 1
+
+
+def test_an_outcome_mail_lost_with_its_worker_is_queued_by_the_reaper(cassandra_db):
+    job = make_job(run_in=NOW)
+    services.job_start_attempt(job)
+    # The run delivered (its conditional write landed) and its worker died before the
+    # "ready" mail was queued: the job row says done, the outbox has no such mail.
+    assert records.change_status(job, JobStatus.DONE, only_from=(JobStatus.RUNNING,), run_is=job.run_id)
+    assert not JobMail.objects.filter(job_id=job.id, kind="ready").first()
+    OrmQ.objects.all().delete()
+    summary = jobs_reap(now=dt.datetime.now(dt.UTC))
+    assert summary.cleared == 1 and f"email-ready-{job.id}" in _queued()
+    assert JobMail.objects.filter(job_id=job.id, generation=1, kind="ready").first().state == MailState.PENDING
+    assert jobs_reap(now=dt.datetime.now(dt.UTC)).cleared == 0  # once
