@@ -246,5 +246,7 @@ def test_an_outcome_mail_lost_with_its_worker_is_queued_by_the_reaper(cassandra_
     OrmQ.objects.all().delete()
     summary = jobs_reap(now=dt.datetime.now(dt.UTC))
     assert summary.cleared == 1 and f"email-ready-{job.id}" in _queued()
-    assert JobMail.objects.filter(job_id=job.id, generation=1, kind="ready").first().state == MailState.PENDING
+    assert (
+        JobMail.objects.filter(job_id=job.id, generation=1, kind="ready").first().state == MailState.PENDING
+    )
     assert jobs_reap(now=dt.datetime.now(dt.UTC)).cleared == 0  # once
