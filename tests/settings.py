@@ -1,7 +1,13 @@
-"""Settings for the test suite: the real settings with test-only storage and mail."""
+"""Settings for the test suite: the real settings with test-only storage and mail, on
+the suite's own Cassandra node (tests/suite_node.py)."""
 
-from imagedl_site.settings import *  # noqa: F403
-from imagedl_site.settings import EMAIL_HOST, VAR_DIR
+from tests import suite_node
+
+# Before the project's settings read CASSANDRA_PORT: the suite's node, its own ports.
+suite_node.configure_environment()
+
+from imagedl_site.settings import *  # noqa: E402, F403
+from imagedl_site.settings import EMAIL_HOST, VAR_DIR  # noqa: E402
 
 TEST_DIR = VAR_DIR / "test"
 MEDIA_ROOT = TEST_DIR / "media"
