@@ -103,7 +103,7 @@ def test_node_killed_mid_run_and_restarted_never_leaves_the_job_active(
 ):
     # One download at a time per host, half a second each: the run is in the middle of
     # its downloads (kept images, progress, lease renewals) when the node dies.
-    start_worker(imitation, **env_for(mailserver.port, IMAGEDL_PER_HOST_CONNECTIONS="1"))
+    worker = start_worker(imitation, **env_for(mailserver.port, IMAGEDL_PER_HOST_CONNECTIONS="1"))
     job = grace_job(requested_count=30)
     assert wait_for(lambda: (records.get_job(job.id).downloaded_count or 0) >= 5, timeout=120)
     assert records.get_job(job.id).status == JobStatus.RUNNING
@@ -119,13 +119,16 @@ def test_node_killed_mid_run_and_restarted_never_leaves_the_job_active(
     finished = records.get_job(job.id)
     kinds = [e.kind for e in job_events(job.id)]
     if status == JobStatus.DONE:
-        mailserver.wait_for("grace@example.org", "are ready", timeout=120)
+        # Every mail, including those whose tasks ran while the node was down.
+        for subject in ("scheduled", "has started", "are ready"):
+            mailserver.wait_for("grace@example.org", subject, timeout=120)
         assert finished.downloaded_count == 30
         assert len([n for n in _zip_names(finished) if n.endswith(".jpg")]) == 30
         assert kinds.count("done") == 1
     else:
         mailserver.wait_for("grace@example.org", "could not finish", timeout=120)
-    # Stays finished: nothing runs it again afterwards.
+    # Stays finished: nothing runs it again afterwards; the worker is still serving.
     time.sleep(5)
     assert _status(job.id) == status
+    assert worker.poll() is None
     print(f"outcome: {status}, attempts {finished.attempts}, events {kinds}")
