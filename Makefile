@@ -18,14 +18,15 @@ run: deps
 	$(MAKE) --no-print-directory setup && \
 	exec $(PY) -m devtools.run_all --port $(PORT) $$([ "$$was_up" = 0 ] && echo --stop-node)
 
-test: deps cassandra
+# The suite starts a Cassandra node of its own (tests/suite_node.py), not this one.
+test: deps
 	$(PY) manage.py collectstatic --noinput -v0
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # A test run keeps its screenshots under var/screenshots/; this refreshes the README's
 # docs/screenshots/ on purpose, from the browser tests marked `screenshots`.
-screenshots: deps cassandra
+screenshots: deps
 	$(PY) manage.py collectstatic --noinput -v0
 	IMAGEDL_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest -m screenshots $(PYTEST_ARGS)
 
@@ -53,8 +54,10 @@ cassandra: deps
 	@if [ -z "$$CASSANDRA_HOSTS" ]; then $(PY) -m devtools.cassandra_node start; \
 	else echo "CASSANDRA_HOSTS is set: no local node started"; fi
 
+# Stops this clone's node and the test suite's (kept with IMAGEDL_TEST_KEEP_NODE=1).
 cassandra-stop:
 	$(PY) -m devtools.cassandra_node stop
+	IMAGEDL_CASSANDRA_DATA=var/test-cassandra $(PY) -m devtools.cassandra_node stop
 
 setup: deps cassandra
 	$(PY) manage.py migrate --noinput -v0

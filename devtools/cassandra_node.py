@@ -31,8 +31,6 @@ from pathlib import Path
 CASSANDRA_VERSION = "5.0.8"
 ROOT = Path(__file__).resolve().parent.parent
 POM = Path(__file__).resolve().parent / "cassandra" / "pom.xml"
-NATIVE_PORT = int(os.environ.get("CASSANDRA_PORT") or 9042)
-STORAGE_PORT = int(os.environ.get("IMAGEDL_CASSANDRA_STORAGE_PORT") or 7010)
 HEAP = os.environ.get("IMAGEDL_CASSANDRA_HEAP") or "768M"
 READY_TIMEOUT = float(os.environ.get("IMAGEDL_CASSANDRA_READY_TIMEOUT") or 180)
 
@@ -49,6 +47,16 @@ _STARTED: dict[Path, subprocess.Popen] = {}
 
 def data_root() -> Path:
     return Path(os.environ.get("IMAGEDL_CASSANDRA_DATA") or ROOT / "var" / "cassandra")
+
+
+# Read when used, not when imported: the test suite chooses its node's ports in its
+# settings, and a process may import this module before or after that.
+def native_port() -> int:
+    return int(os.environ.get("CASSANDRA_PORT") or 9042)
+
+
+def storage_port() -> int:
+    return int(os.environ.get("IMAGEDL_CASSANDRA_STORAGE_PORT") or 7010)
 
 
 class NodeError(RuntimeError):
@@ -125,6 +133,7 @@ def java_binary() -> str:
 @dataclass(frozen=True)
 class Node:
     index: int  # 1-based
+    root: Path | None = None  # the data folder; None: data_root() when used
 
     @property
     def address(self) -> str:
@@ -132,7 +141,7 @@ class Node:
 
     @property
     def home(self) -> Path:
-        return data_root() / f"node{self.index}"
+        return (self.root or data_root()) / f"node{self.index}"
 
     @property
     def pid_file(self) -> Path:
@@ -173,8 +182,8 @@ seed_provider:
       - seeds: "{seeds}"
 listen_address: {self.address}
 rpc_address: {self.address}
-native_transport_port: {NATIVE_PORT}
-storage_port: {STORAGE_PORT}
+native_transport_port: {native_port()}
+storage_port: {storage_port()}
 start_native_transport: true
 auto_bootstrap: {"false" if self.index == 1 else "true"}
 auto_snapshot: false
@@ -309,11 +318,12 @@ cdc_raw_directory: {self.home / "cdc_raw"}
         if answers_cql(self.address, timeout=2):
             # Another checkout's node (or a system Cassandra) already serves this
             # address; a second JVM could not bind the port anyway.
-            log(f"a Cassandra node not started from here already answers on {self.address}; using it")
+            where = f"{self.address}:{native_port()}"
+            log(f"a Cassandra node not started from here already answers on {where}; using it")
             return False
         fetch_runtime()
         conf = self.write_config(seeds)
-        log(f"starting node {self.index} on {self.address}:{NATIVE_PORT} (data in {self.home})")
+        log(f"starting node {self.index} on {self.address}:{native_port()} (data in {self.home})")
         with open(self.out_file, "ab") as out:
             process = subprocess.Popen(
                 self.command(conf),
@@ -375,9 +385,12 @@ cdc_raw_directory: {self.home / "cdc_raw"}
         return "\n".join(chunks) or "(no log written)"
 
 
-def answers_cql(address: str, port: int = NATIVE_PORT, timeout: float = 3.0) -> bool:
-    """True if a driver session at address:port answers a query on system.local."""
+def answers_cql(address: str, port: int | None = None, timeout: float = 3.0) -> bool:
+    """True if a driver session at address:port (the native port by default) answers a
+    query on system.local."""
     import socket
+
+    port = native_port() if port is None else port
 
     try:
         with socket.create_connection((address, port), timeout=timeout):
@@ -489,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("no local node has been created")
             for node, pid, ok in rows:
                 state = "answering" if ok else ("starting or stuck" if pid else "stopped")
-                print(f"node{node.index} {node.address}:{NATIVE_PORT} pid={pid or '-'} {state}")
+                print(f"node{node.index} {node.address}:{native_port()} pid={pid or '-'} {state}")
     except NodeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

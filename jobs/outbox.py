@@ -22,6 +22,7 @@ from django.utils import timezone
 from jobs import records, scheduling
 from jobs.events import record_event
 from jobs.models import Job, JobMail, MailPending, MailState
+from jobs.transient import is_transient
 from jobs.utc import aware_utc, naive_utc
 
 logger = logging.getLogger("imagedl.jobs")
@@ -31,6 +32,7 @@ BLOCKED_REASONS = {
     "suppressed": "the address asked never to be emailed again",
     "daily_cap": "the address had its day's share of emails",
 }
+MAX_STEP_BACK_DELAY = 300  # seconds, as a job's run
 
 
 def _generation(job: Job) -> int:
@@ -70,12 +72,32 @@ def queue_send(job_id: uuid.UUID, kind: str, generation: int, attempt: int = 1, 
         scheduling.schedule_once(name, scheduling.EMAIL_TASK, args, run_at)
 
 
-def email_send(job_id: str, kind: str, attempt: int = 1, generation: int = 0) -> str:
+def email_send(job_id: str, kind: str, attempt: int = 1, generation: int = 0, stepped_back: int = 0) -> str:
     """Send one email at most once; while the mail server is down, try again later.
 
     A finished job never fails because of mail: after the last try the event log says
-    the email could not be sent, and the status page still has the link.
+    the email could not be sent, and the status page still has the link. While
+    Cassandra does not answer, the send steps back like a job's run (the same retries
+    and doubling delay; ``stepped_back`` counts them), then it is left to the reaper.
     """
+    try:
+        return _email_send(job_id, kind, attempt, generation)
+    except Exception as exc:
+        if not is_transient(exc) or stepped_back >= settings.IMAGEDL_TRANSIENT_RETRIES:
+            raise
+        error = type(exc).__name__
+        delay = min(settings.IMAGEDL_TRANSIENT_BACKOFF_SECONDS * 2**stepped_back, MAX_STEP_BACK_DELAY)
+        logger.warning("job=%s: %s; the %s email is queued again in %d s", job_id, error, kind, delay)
+        scheduling.schedule_once(
+            f"email-{kind}-{job_id}-{attempt}-back-{stepped_back + 1}",
+            scheduling.EMAIL_TASK,
+            (job_id, kind, attempt, generation, stepped_back + 1),
+            timezone.now() + dt.timedelta(seconds=delay),
+        )
+        return f"retry in {delay}s ({error})"
+
+
+def _email_send(job_id: str, kind: str, attempt: int, generation: int) -> str:
     from jobs.emails import email_blocked, send_job_email
 
     job = records.get_job(job_id)

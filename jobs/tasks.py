@@ -14,11 +14,12 @@ def job_run(job_id: str, retry: int = 0, run_id: str = "", stepped_back: str = "
     return run_job(job_id, retry, run_id, stepped_back)
 
 
-def email_send(job_id: str, kind: str, attempt: int = 1, generation: int = 0) -> str:
-    """Send one of a job's emails, once (retried later while the mail server is down)."""
+def email_send(job_id: str, kind: str, attempt: int = 1, generation: int = 0, stepped_back: int = 0) -> str:
+    """Send one of a job's emails, once (retried later while the mail server or
+    Cassandra is down)."""
     from jobs.outbox import email_send
 
-    return email_send(job_id, kind, attempt, generation)
+    return email_send(job_id, kind, attempt, generation, stepped_back)
 
 
 def purge_due() -> str:

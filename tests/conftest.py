@@ -1,7 +1,9 @@
 """Test fixtures shared by every test file.
 
-The suite runs against a real Cassandra node: the project's local node (started here
-if it is not running) unless CASSANDRA_HOSTS points elsewhere. Django's test database
+The suite runs against a real Cassandra node: a node of its own (tests/suite_node.py:
+its own data folder and ports, started when the session starts and stopped when it
+ends), never the node ``make run`` uses, unless CASSANDRA_HOSTS points elsewhere.
+``suite_cassandra`` is that node, for tests that stop or kill it. Django's test database
 set-up creates the test keyspace ``test_<CASSANDRA_KEYSPACE>`` and syncs the tables
 into it; ``cassandra_db`` truncates them before each test that uses it.
 
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import suite_node
 from tests.imagehosts import ImageHost, image_urls
 from tests.imitations import SearchImitation
 from tests.mailserver import MailServer
@@ -46,10 +49,36 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if not os.environ.get("CASSANDRA_HOSTS"):
-        from devtools import cassandra_node
+    if suite_node.own_node():
+        suite_node.start()
 
-        cassandra_node.start(1)
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures (the test keyspace) are torn down
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if suite_node.own_node() and not os.environ.get("IMAGEDL_TEST_KEEP_NODE"):
+        _close_cassandra_sessions()
+        suite_node.stop()
+
+
+def _close_cassandra_sessions() -> None:
+    """Shut this process's driver sessions down before their node stops (else they keep
+    trying to reconnect while the interpreter exits)."""
+    from cassandra.cqlengine import connection
+
+    for name in list(connection._connections):
+        with contextlib.suppress(Exception):
+            connection.unregister_connection(name)
+
+
+@pytest.fixture
+def suite_cassandra():
+    """The suite's own node (``devtools.cassandra_node.Node``), for tests that stop or
+    kill it: afterwards it is started again if it is down, and this process's session
+    answers again, before the next test."""
+    if not suite_node.own_node():
+        pytest.skip("stops the suite's own node (CASSANDRA_HOSTS is set)")
+    yield suite_node.node()
+    suite_node.ensure_up()
 
 
 @pytest.fixture(scope="session")

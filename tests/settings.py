@@ -1,7 +1,14 @@
-"""Settings for the test suite: the real settings with test-only storage and mail."""
+"""Settings for the test suite: the real settings with test-only storage and mail, on
+the suite's own Cassandra node (tests/suite_node.py)."""
 
-from imagedl_site.settings import *  # noqa: F403
-from imagedl_site.settings import EMAIL_HOST, VAR_DIR
+from tests import suite_node
+
+# Before the project's settings read CASSANDRA_PORT: the suite's node, its own ports.
+suite_node.configure_environment()
+
+from imagedl_site.env import env_list  # noqa: E402
+from imagedl_site.settings import *  # noqa: E402, F403
+from imagedl_site.settings import EMAIL_HOST, VAR_DIR  # noqa: E402
 
 TEST_DIR = VAR_DIR / "test"
 MEDIA_ROOT = TEST_DIR / "media"
@@ -27,7 +34,9 @@ CACHES = {
 # address guards run as in production: only the exact addresses of the servers a test
 # started are let in (the fixtures in conftest.py add them to the allowed networks).
 IMAGEDL_ALLOW_PRIVATE_NETWORKS = False
-IMAGEDL_EXTRA_ALLOWED_NETWORKS: list[str] = []
+# Empty in the pytest process; a worker it starts gets that test's servers through the
+# environment (start_worker), which must therefore be read here too.
+IMAGEDL_EXTRA_ALLOWED_NETWORKS: list[str] = env_list("IMAGEDL_EXTRA_ALLOWED_NETWORKS", [])
 # ...and Chromium must reach nothing else, not even the services it calls on its own.
 IMAGEDL_BROWSER_LOOPBACK_ONLY = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,7 +1,8 @@
 """``cassandra_node start --nodes 2`` makes one real two-node cluster on loopback.
 
-Runs on its own ports and data folder (9142/7110, a temporary directory), beside the
-suite's node, and stops both nodes at the end.
+Runs on its own data folder (a temporary directory) and two free ports of its own
+(tests/suite_node.free_ports), beside the suite's node and any other clone's, and stops
+both nodes at the end.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ from cassandra.cluster import Cluster
 from cassandra.io.asyncioreactor import AsyncioConnection
 from cassandra.query import SimpleStatement
 
+from tests.suite_node import free_ports
+
 ROOT = Path(__file__).resolve().parent.parent
-PORT = 9142
 
 
 @pytest.fixture
 def two_nodes(tmp_path):
+    native, storage = free_ports(2, addresses=("127.0.0.1", "127.0.0.2"))
     env = dict(
         os.environ,
         IMAGEDL_CASSANDRA_DATA=str(tmp_path / "cluster"),
-        CASSANDRA_PORT=str(PORT),
-        IMAGEDL_CASSANDRA_STORAGE_PORT="7110",
+        CASSANDRA_PORT=str(native),
+        IMAGEDL_CASSANDRA_STORAGE_PORT=str(storage),
     )
     env.pop("CASSANDRA_HOSTS", None)
 
@@ -44,21 +47,22 @@ def two_nodes(tmp_path):
     try:
         started = node_command("start", "--nodes", "2")
         assert started.returncode == 0, started.stderr
-        yield started.stdout.strip().splitlines()[-1].split(",")
+        yield native, started.stdout.strip().splitlines()[-1].split(",")
     finally:
         node_command("stop")
 
 
-def _session(address: str):
-    cluster = Cluster([address], port=PORT, connection_class=AsyncioConnection, protocol_version=5)
+def _session(address: str, port: int):
+    cluster = Cluster([address], port=port, connection_class=AsyncioConnection, protocol_version=5)
     return cluster, cluster.connect()
 
 
 def test_two_nodes_form_one_cluster_that_replicates(two_nodes):
-    assert two_nodes == ["127.0.0.1", "127.0.0.2"]
-    cluster, session = _session("127.0.0.1")
+    port, addresses = two_nodes
+    assert addresses == ["127.0.0.1", "127.0.0.2"]
+    cluster, session = _session("127.0.0.1", port)
     try:
-        assert sorted(host.address for host in cluster.metadata.all_hosts()) == two_nodes
+        assert sorted(host.address for host in cluster.metadata.all_hosts()) == addresses
         assert all(host.is_up for host in cluster.metadata.all_hosts())
         session.execute(
             "CREATE KEYSPACE pair WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 2}"
@@ -71,7 +75,7 @@ def test_two_nodes_form_one_cluster_that_replicates(two_nodes):
     finally:
         cluster.shutdown()
     # Read back through the other node, asking every replica: both hold the row.
-    cluster, session = _session("127.0.0.2")
+    cluster, session = _session("127.0.0.2", port)
     try:
         row = session.execute(
             SimpleStatement("SELECT v FROM pair.t WHERE k = 1", consistency_level=ConsistencyLevel.ALL),

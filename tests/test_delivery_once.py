@@ -250,3 +250,24 @@ def test_an_outcome_mail_lost_with_its_worker_is_queued_by_the_reaper(cassandra_
         JobMail.objects.filter(job_id=job.id, generation=1, kind="ready").first().state == MailState.PENDING
     )
     assert jobs_reap(now=dt.datetime.now(dt.UTC)).cleared == 0  # once
+
+
+def test_a_mail_steps_back_when_cassandra_does_not_answer(cassandra_db, settings, monkeypatch):
+    import ast
+
+    from cassandra.cluster import NoHostAvailable
+
+    settings.IMAGEDL_TRANSIENT_BACKOFF_SECONDS = 4
+    job_id = str(uuid.uuid4())
+
+    def unreachable(job_id):
+        raise NoHostAvailable("Unable to complete the operation against any hosts", {})
+
+    monkeypatch.setattr(records, "get_job", unreachable)
+    assert outbox.email_send(job_id, "ready", 1, 1, 2) == "retry in 16s (NoHostAvailable)"
+    retry = Schedule.objects.get(name=f"email-ready-{job_id}-1-back-3")
+    assert retry.func == "jobs.tasks.email_send"
+    assert ast.literal_eval(retry.args) == (job_id, "ready", 1, 1, 3)
+    settings.IMAGEDL_TRANSIENT_RETRIES = 3
+    with pytest.raises(NoHostAvailable):  # then it is the reaper's
+        outbox.email_send(job_id, "ready", 1, 1, 3)

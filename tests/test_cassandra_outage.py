@@ -1,0 +1,134 @@
+"""Cassandra going away under a real worker: stopped before a job's run time and back a
+minute later, or killed outright in the middle of a run. The job is delivered (or
+fails, with its mail) once the node is back; it is never left active.
+
+Only the suite's own node is stopped and killed (tests/suite_node.py); the
+``suite_cassandra`` fixture starts it again if a test left it down and waits until this
+process's session answers before the next test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import signal
+import time
+import zipfile
+from functools import partial
+
+import pytest
+
+from jobs import records
+from jobs.events import job_events
+from jobs.models import JobStatus
+from tests import suite_node
+from tests.factories import NOW, make_job, stored_archive
+from tests.waiting import wait_for
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
+
+grace_job = partial(make_job, email="grace@example.org", query="red fox", run_in=NOW)
+
+
+def env_for(mail_port: int, **extra: str) -> dict[str, str]:
+    """A worker that steps back quickly: 3 s, then 6, 12, 24, 48, 96 (plus up to 30 s of
+    django-q2's scheduler), with a reaper that queues again after 30 s."""
+    return {
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(mail_port),
+        "IMAGEDL_BASE_URL": "http://testserver",
+        "IMAGEDL_Q_WORKERS": "1",
+        "IMAGEDL_LEASE_SECONDS": "9",
+        "IMAGEDL_TRANSIENT_RETRIES": "6",
+        "IMAGEDL_TRANSIENT_BACKOFF_SECONDS": "3",
+        "IMAGEDL_REAPER_GRACE_SECONDS": "30",
+        "IMAGEDL_EMAIL_RETRY_SECONDS": "5",
+        **extra,
+    }
+
+
+def _status(job_id) -> str | None:
+    """The job's status, or None while this process's session does not answer yet."""
+    try:
+        return records.get_job(job_id).status
+    except Exception:
+        return None
+
+
+def _zip_names(job) -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(stored_archive(job))) as archive:
+        return archive.namelist()
+
+
+@pytest.mark.imitation(total=100)
+def test_node_stopped_before_the_run_time_and_back_later_delivers_the_job(
+    start_worker, imitation, mailserver, suite_cassandra
+):
+    start_worker(imitation, **env_for(mailserver.port))
+    job = grace_job(requested_count=10, run_in=dt.timedelta(seconds=25))
+    mailserver.wait_for("grace@example.org", "scheduled", timeout=60)  # sent before the outage
+
+    suite_node.stop()  # a clean stop (SIGTERM), as an operator or a deploy does
+    stopped = time.monotonic()
+    assert dt.datetime.now(dt.UTC) < job.run_at, "the node stopped after the run time"
+    assert not suite_node.node().pid()
+    # Past the run time, and past django-q2's scheduler (it wakes every 30 s): the run
+    # finds no Cassandra and steps back, again and again.
+    time.sleep(max(0.0, (job.run_at - dt.datetime.now(dt.UTC)).total_seconds()) + 35)
+    time.sleep(max(0.0, stopped + 75 - time.monotonic()))  # 75 s without Cassandra
+    down_for = time.monotonic() - stopped
+    assert 60 <= down_for <= 90, down_for
+
+    suite_node.ensure_up()  # started again; this process's session answers again
+    assert wait_for(lambda: _status(job.id) == JobStatus.DONE, timeout=300, interval=2), _status(job.id)
+    ready = mailserver.wait_for("grace@example.org", "are ready", timeout=120)
+    assert "10 images" in str(ready["Subject"])
+    done = records.get_job(job.id)
+    assert done.downloaded_count == 10 and done.attempts == 1
+    assert len([n for n in _zip_names(done) if n.endswith(".jpg")]) == 10
+    kinds = [e.kind for e in job_events(job.id)]
+    assert "stepped_back" in kinds and kinds.index("stepped_back") < kinds.index("started"), kinds
+    assert kinds.count("done") == 1
+
+
+@pytest.mark.image_hosts(count=2, latency=0.5)
+@pytest.mark.imitation(total=200)
+def test_node_killed_mid_run_and_restarted_never_leaves_the_job_active(
+    start_worker, imitation, mailserver, suite_cassandra
+):
+    # One download at a time per host, half a second each: the run is in the middle of
+    # its downloads (kept images, progress, lease renewals) when the node dies.
+    worker = start_worker(imitation, **env_for(mailserver.port, IMAGEDL_PER_HOST_CONNECTIONS="1"))
+    job = grace_job(requested_count=30)
+    assert wait_for(lambda: (records.get_job(job.id).downloaded_count or 0) >= 5, timeout=120)
+    assert records.get_job(job.id).status == JobStatus.RUNNING
+
+    os.kill(suite_cassandra.pid(), signal.SIGKILL)  # a crash: no drain, commit log replay
+    assert wait_for(lambda: suite_cassandra.pid() is None, timeout=20, interval=0.1)
+    time.sleep(10)  # the run notices while the node is down
+    suite_node.ensure_up()
+
+    final = wait_for(lambda: _status(job.id) in (JobStatus.DONE, JobStatus.FAILED), timeout=300, interval=2)
+    status = _status(job.id)
+    assert final, f"left {status}: {[e.kind for e in job_events(job.id)]}"
+    finished = records.get_job(job.id)
+    kinds = [e.kind for e in job_events(job.id)]
+    if status == JobStatus.DONE:
+        # Every mail, including those whose tasks ran while the node was down.
+        for subject in ("scheduled", "has started", "are ready"):
+            mailserver.wait_for("grace@example.org", subject, timeout=120)
+        assert finished.downloaded_count == 30
+        assert len([n for n in _zip_names(finished) if n.endswith(".jpg")]) == 30
+        assert kinds.count("done") == 1
+    else:
+        mailserver.wait_for("grace@example.org", "could not finish", timeout=120)
+    # Stays finished: nothing runs it again afterwards; the worker is still serving.
+    time.sleep(5)
+    assert _status(job.id) == status
+    assert worker.poll() is None
+    print(f"outcome: {status}, attempts {finished.attempts}, events {kinds}")
