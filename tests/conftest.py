@@ -49,8 +49,28 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    _stop_workers_left_behind()
     if suite_node.own_node():
         suite_node.start()
+
+
+def _stop_workers_left_behind() -> None:
+    """Kill worker processes an earlier session of this clone left running (a session
+    killed outright never stops them): they would take this session's tasks, and they
+    hold the test database the session is about to delete."""
+    from django.conf import settings
+
+    marker = f"DATABASE_URL=sqlite:///{settings.TEST_DIR / 'test.sqlite3'}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environ:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 @pytest.hookimpl(trylast=True)  # after the session's fixtures (the test keyspace) are torn down
