@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.audit import audit_zip  # noqa: E402
 from bench.corpus import realistic_corpus  # noqa: E402
+from downloader.archive import is_image_entry  # noqa: E402
 from tests.imagehosts import ImageHost, encoded  # noqa: E402
 
 HOSTS = [f"127.0.0.{n}" for n in range(61, 69)]
@@ -231,7 +232,7 @@ def bench_corpus(
     out = work / f"ours-{label}.zip"
     ours, peak_kb, cpu, summary = run_download_urls(url_file, out, args.per_host, concurrency)
     with zipfile.ZipFile(out) as zf:
-        kept = len(zf.namelist()) - 1
+        kept = sum(1 for name in zf.namelist() if is_image_entry(name))  # not the manifest, nor the credits
     print(
         f"download_urls: {ours:.2f} s, {kept / ours:.1f} images/s, {ours / floor_latency:.2f}x the floor, "
         f"peak RSS {peak_kb / 1024:.0f} MB, CPU {cpu:.1f} s ({cpu / max(kept, 1) * 1000:.1f} ms/image); "
