@@ -13,9 +13,10 @@ import html
 import io
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from django.core.files import File
@@ -143,28 +144,29 @@ def write_archive(
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
             for name, image in zip(names, kept, strict=True):
                 archive.write(Path(image.path), arcname=name)
-                writer.writerow(
-                    [
-                        name,
-                        image.source_url,
-                        image.page_url,
-                        image.width,
-                        image.height,
-                        image.format,
-                        image.bytes,
-                        image.sha256,
-                        getattr(image, "title", ""),
-                        urlsplit(image.source_url).hostname or "",
-                        getattr(image, "engine", ""),
-                        getattr(image, "rank", 0) or "",
-                        getattr(image, "license", ""),
-                        safe_search,
-                    ]
-                )
+                writer.writerow(_manifest_row(name, image, safe_search))
             archive.writestr(MANIFEST_NAME, manifest.getvalue())
             archive.writestr(CREDITS_NAME, credits_html(names, kept, safe_search=safe_search))
         return fh.tell()
 
+    saved, size = _save(storage, path, pack)
+    return ArchiveResult(path=saved, bytes=size, count=len(kept))
+
+
+def _manifest_row(name: str, image: object, safe_search: str) -> list[object]:
+    """One image's manifest row: its own attributes, by column name, and the rest."""
+    source_url = str(getattr(image, "source_url", ""))
+    derived = {
+        "file": name,
+        "host": urlsplit(source_url).hostname or "",
+        "rank": getattr(image, "rank", 0) or "",
+        "safe_search": safe_search,
+    }
+    return [derived[c] if c in derived else getattr(image, c, "") for c in MANIFEST_COLUMNS]
+
+
+def _save(storage: Storage, path: str, pack: Callable[[BinaryIO], int]) -> tuple[str, int]:
+    """Write the zip with ``pack`` and save it at ``path``; its stored path and size."""
     if storage.exists(path):
         storage.delete(path)
     try:
@@ -179,9 +181,8 @@ def write_archive(
         with open(partial, "wb") as fh:
             size = pack(fh)
         partial.replace(target)
-        return ArchiveResult(path=path, bytes=size, count=len(kept))
+        return path, size
     with tempfile.TemporaryFile(suffix=".zip") as tmp:
         size = pack(tmp)
         tmp.seek(0)
-        saved = storage.save(path, File(tmp, name=Path(path).name))
-    return ArchiveResult(path=saved, bytes=size, count=len(kept))
+        return storage.save(path, File(tmp, name=Path(path).name)), size

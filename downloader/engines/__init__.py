@@ -59,6 +59,13 @@ def search(
     return search_with_fallback(order, driver, query, wanted, rules, on_event)
 
 
+def _failure(name: str, exc: Exception) -> dict:
+    """The ``engine_failed`` event's data: an EngineError's reason, else the error's type."""
+    if isinstance(exc, EngineError):
+        return {"engine": name, "reason": exc.reason, "detail": str(exc)}
+    return {"engine": name, "reason": type(exc).__name__, "detail": str(exc)[:200]}
+
+
 def search_with_fallback(
     order: list[str],
     driver,
@@ -83,11 +90,8 @@ def search_with_fallback(
                 yield candidate
                 if handed_on >= wanted:
                     return
-        except EngineError as exc:
-            emit("engine_failed", {"engine": name, "reason": exc.reason, "detail": str(exc)})
-            continue
-        except Exception as exc:  # a browser error on one engine must not end the search
-            emit("engine_failed", {"engine": name, "reason": type(exc).__name__, "detail": str(exc)[:200]})
+        except Exception as exc:  # one engine failing (a browser error too) must not end the search
+            emit("engine_failed", _failure(name, exc))
             continue
         if position < len(order) - 1:
             emit("engine_exhausted", {"engine": name, "found": handed_on - before})
@@ -110,6 +114,18 @@ class _Tab:
         return getattr(self._driver, name)
 
 
+def _tabs(driver, order: list[str], opened: list[str]) -> Iterator[tuple[str, _Tab]]:
+    """One window per engine: the first engine keeps the browser's window, each other
+    gets a new one (its handle added to ``opened``)."""
+    shared = [driver.current_window_handle]
+    for position, name in enumerate(order):
+        if position > 0:
+            driver.switch_to.new_window("window")
+            opened.append(driver.current_window_handle)
+            shared[0] = driver.current_window_handle
+        yield name, _Tab(driver, shared[0], shared)
+
+
 def search_interleaved(
     order: list[str],
     driver,
@@ -124,19 +140,10 @@ def search_interleaved(
     are handed on: the collector is the one place they are dropped."""
     emit = on_event or no_events
     first = driver.current_window_handle
-    shared = [first]
     streams: list[tuple[str, Iterator[Candidate]]] = []
     opened: list[str] = []
     try:
-        for position, name in enumerate(order):
-            if position == 0:
-                handle = first
-            else:
-                driver.switch_to.new_window("window")
-                handle = driver.current_window_handle
-                opened.append(handle)
-                shared[0] = handle
-            tab = _Tab(driver, handle, shared)
+        for name, tab in _tabs(driver, order, opened):
             streams.append(
                 (name, get_engine(name).search(tab, query, wanted=wanted, rules=rules, on_event=on_event))
             )
@@ -154,12 +161,7 @@ def search_interleaved(
                     continue
                 except Exception as exc:  # one engine failing (or its browser window) ends only its turn
                     streams.remove(entry)
-                    reason = exc.reason if isinstance(exc, EngineError) else type(exc).__name__
-                    detail = str(exc) if isinstance(exc, EngineError) else str(exc)[:200]
-                    emit(
-                        "engine_failed",
-                        {"engine": name, "reason": reason, "detail": detail, "together": True},
-                    )
+                    emit("engine_failed", {**_failure(name, exc), "together": True})
                     continue
                 counts[name] += 1
                 handed_on += 1
