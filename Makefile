@@ -10,7 +10,7 @@ PORT ?= 8000
 APT_PACKAGES := chromium chromium-driver openjdk-17-jre-headless maven
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test screenshots deps system-deps venv cassandra cassandra-stop setup lint format bench clean
+.PHONY: run test screenshots deps system-deps venv cassandra cassandra-stop cluster cluster-stop setup lint format bench clean
 
 # The local node is stopped on exit only if this command started it.
 run: deps
@@ -58,6 +58,14 @@ cassandra: deps
 cassandra-stop:
 	$(PY) -m devtools.cassandra_node stop
 	IMAGEDL_CASSANDRA_DATA=var/test-cassandra $(PY) -m devtools.cassandra_node stop
+
+# Several machines' worth on this one, in the background (README "Running on several
+# machines"): three Cassandra nodes, PostgreSQL, Redis, s3proxy, two workers, two webs.
+cluster: deps
+	$(PY) -m devtools.cluster up
+
+cluster-stop:
+	$(PY) -m devtools.cluster down
 
 setup: deps cassandra
 	$(PY) manage.py migrate --noinput -v0
