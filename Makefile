@@ -7,10 +7,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-APT_PACKAGES := chromium chromium-driver openjdk-17-jre-headless maven
+APT_PACKAGES := chromium chromium-driver openjdk-17-jre-headless maven postgresql redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test screenshots deps system-deps venv cassandra cassandra-stop cluster cluster-stop setup lint format bench clean
+.PHONY: run test screenshots deps system-deps stop-system-engines venv cassandra cassandra-stop cluster cluster-stop setup lint format bench clean
 
 # The local node is stopped on exit only if this command started it.
 run: deps
@@ -32,6 +32,7 @@ screenshots: deps
 
 deps: system-deps venv
 	$(PY) -m devtools.cassandra_node fetch >/dev/null
+	$(PY) -m devtools.s3proxy fetch >/dev/null
 
 # Installs only the Debian packages that are missing (one apt-get update, if any).
 system-deps:
@@ -39,8 +40,18 @@ system-deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  $(MAKE) --no-print-directory stop-system-engines; \
 	fi; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { $(SUDO) apt-get update -qq; DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv; }
+
+# The postgresql and redis-server packages may start a system-wide server (Debian's
+# "main" cluster on 5432, Redis on 6379): the project runs instances of its own
+# (devtools/postgres.py, devtools/redis_server.py), so those are stopped, not used.
+stop-system-engines:
+	@command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | awk '$$4 == "online" {print $$1, $$2}' | \
+	  while read ver name; do echo "stopping the system PostgreSQL cluster $$ver/$$name"; $(SUDO) pg_ctlcluster $$ver $$name stop || true; done; \
+	pid=$$(cat /run/redis/redis-server.pid 2>/dev/null) && [ -n "$$pid" ] && kill -0 $$pid 2>/dev/null && \
+	  { echo "stopping the system redis-server"; $(SUDO) service redis-server stop >/dev/null 2>&1 || $(SUDO) kill $$pid; }; true
 
 venv: $(VENV)/.installed
 

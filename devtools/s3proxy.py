@@ -1,0 +1,190 @@
+"""A private S3-compatible server for development, tests and the local cluster: s3proxy.
+
+s3proxy has no Debian package, so it comes from Maven Central as `org.gaul:s3proxy`
+(the way devtools/cassandra_node.py gets Cassandra): Maven resolves it and its runtime
+dependencies once into a cache folder (~/.cache/imagedl/s3proxy-<version>, or
+IMAGEDL_S3PROXY_CACHE), and the server runs on the machine's JDK 17. Its objects are
+files under the instance folder (the jclouds "filesystem" provider); requests must be
+signed (AWS v2 or v4) with the identity and credential given.
+
+The instance folder holds s3proxy.properties, data/ (one sub-folder per bucket),
+s3proxy.pid and s3proxy.log. Standard library only.
+
+    python -m devtools.s3proxy fetch
+    python -m devtools.s3proxy start|stop|status --dir D --port P [--host H]
+        [--identity I --credential C]   (default: AWS_ACCESS_KEY_ID and
+        AWS_SECRET_ACCESS_KEY, else a pair made once and kept in D/keys.json)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from devtools.cassandra_node import java_binary
+from devtools.service import Service, cli
+
+S3PROXY_VERSION = "2.6.0"
+POM = Path(__file__).resolve().parent / "s3proxy-runtime" / "pom.xml"
+HEAP = os.environ.get("IMAGEDL_S3PROXY_HEAP") or "256M"
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "imagedl" / f"s3proxy-{S3PROXY_VERSION}"
+    return Path(os.environ.get("IMAGEDL_S3PROXY_CACHE") or default)
+
+
+def lib_dir() -> Path:
+    return cache_dir() / "lib"
+
+
+def runtime_ready() -> bool:
+    return (lib_dir() / f"s3proxy-{S3PROXY_VERSION}.jar").exists()
+
+
+def fetch() -> Path:
+    """Resolve s3proxy and its runtime dependencies into the cache (once); the lib folder."""
+    if runtime_ready():
+        return lib_dir()
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise RuntimeError("s3: Maven (mvn) is not installed; run `make deps` or apt-get install maven")
+    print(f"[s3proxy] fetching s3proxy {S3PROXY_VERSION} from Maven Central", file=sys.stderr, flush=True)
+    partial = cache_dir() / "lib.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "package",
+        f"-Ds3proxy.version={S3PROXY_VERSION}",
+        f"-Dlib.dir={partial}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    # Maven writes target/ next to the pom; it holds nothing we need.
+    shutil.rmtree(POM.parent / "target", ignore_errors=True)
+    if result.returncode != 0:
+        raise RuntimeError("s3: Maven could not fetch s3proxy:\n" + (result.stdout + result.stderr)[-3000:])
+    shutil.rmtree(lib_dir(), ignore_errors=True)
+    partial.rename(lib_dir())
+    return lib_dir()
+
+
+class S3Proxy(Service):
+    name = "s3proxy"
+
+    def __init__(
+        self,
+        directory: Path | str,
+        port: int,
+        identity: str,
+        credential: str,
+        host: str = "127.0.0.1",
+    ) -> None:
+        super().__init__(directory, port, host)
+        self.identity = identity
+        self.credential = credential
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.directory / "s3proxy.properties"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    def prepare(self) -> None:
+        fetch()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Written at each start (it holds the credential: owner only).
+        fd = os.open(self.properties_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(
+                "# Written by devtools/s3proxy.py at each start.\n"
+                f"s3proxy.endpoint={self.url}\n"
+                "s3proxy.authorization=aws-v2-or-v4\n"
+                f"s3proxy.identity={self.identity}\n"
+                f"s3proxy.credential={self.credential}\n"
+                "jclouds.provider=filesystem\n"
+                f"jclouds.filesystem.basedir={self.data_dir}\n"
+            )
+
+    def command(self) -> list[str]:
+        return [
+            java_binary(),
+            f"-Xmx{HEAP}",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            f"{lib_dir()}/*",
+            "org.gaul.s3proxy.Main",
+            "--properties",
+            str(self.properties_file),
+        ]
+
+    def markers(self) -> list[bytes]:
+        return [b"org.gaul.s3proxy.Main", str(self.properties_file).encode()]
+
+    def answering(self) -> bool:
+        """True if the server answers HTTP (an unsigned GET / is refused with 403)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/", timeout=2):  # noqa: S310 - http://host:port
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except (OSError, ValueError):
+            return False
+
+
+def stored_keys(directory: Path) -> tuple[str, str]:
+    """An identity and credential made once for this folder (kept in keys.json, 0600)."""
+    path = Path(directory) / "keys.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = {"identity": "imagedl-" + secrets.token_hex(6), "credential": secrets.token_urlsafe(30)}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(keys, out)
+    keys = json.loads(path.read_text())
+    return keys["identity"], keys["credential"]
+
+
+def _from_args(args) -> S3Proxy:
+    identity, credential = args.identity, args.credential
+    if not (identity and credential):
+        identity, credential = stored_keys(args.dir)
+    return S3Proxy(args.dir, args.port, identity, credential, args.host)
+
+
+def _keys(parser) -> None:
+    parser.add_argument("--identity", default=os.environ.get("AWS_ACCESS_KEY_ID"))
+    parser.add_argument("--credential", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fetch"]:
+        try:
+            print(fetch())
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    return cli("s3proxy", _from_args, argv, extra=_keys)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
