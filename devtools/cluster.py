@@ -20,24 +20,25 @@ web-1..2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from devtools import cassandra_node
+from devtools.app_process import AppProcess
 from devtools.postgres import Postgres
-from devtools.processes import Managed
 from devtools.redis_server import RedisServer
 from devtools.s3proxy import S3Proxy
+from devtools.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 NODES = 3
@@ -149,8 +150,10 @@ class Layout:
     def s3(self) -> S3Proxy:
         return S3Proxy(self.root / "s3", self.ports["s3"], self.s3_identity, self.s3_credential)
 
-    def managed(self, name: str) -> Managed:
-        return Managed(name, self.root / "run")
+    def app(self, name: str) -> AppProcess:
+        kind, index = name.rsplit("-", 1)
+        port = self.ports["web"][int(index) - 1] if kind == "web" else 0
+        return AppProcess(self.root / name, name, kind, self.app_env(name), port)
 
     def web_url(self, index: int) -> str:
         return f"http://127.0.0.1:{self.ports['web'][index - 1]}"
@@ -259,114 +262,38 @@ def _index(name: str) -> int:
     return int(name.rsplit("-", 1)[1])
 
 
+def part(layout: Layout, name: str) -> Service:
+    """The server of a part other than a Cassandra node."""
+    if name in SERVICES:
+        return getattr(layout, name)()
+    if name.startswith(("worker-", "web-")) and name in names():
+        return layout.app(name)
+    raise ClusterError(f"no part named {name!r}; names: {', '.join(names())}")
+
+
 def part_pid(layout: Layout, name: str) -> int | None:
     if name.startswith("cassandra-"):
         return layout.node(_index(name)).pid()
-    if name in SERVICES:
-        return getattr(layout, name)().pid()
-    return layout.managed(name).pid()
+    return part(layout, name).pid()
 
 
 def part_answers(layout: Layout, name: str) -> bool:
     if name.startswith("cassandra-"):
         node = layout.node(_index(name))
         return node.pid() is not None and cassandra_node.answers_cql(node.address, timeout=2)
-    if name in SERVICES:
-        return getattr(layout, name)().answering()
-    if name.startswith("web-"):
-        return layout.managed(name).pid() is not None and web_health(layout, _index(name)) is not None
-    return worker_running(layout, name)
-
-
-def web_health(layout: Layout, index: int) -> dict | None:
-    """/healthz of one web process (its JSON, even when it says 503), or None."""
-    try:
-        with urllib.request.urlopen(layout.web_url(index) + "/healthz", timeout=5) as answer:
-            return json.loads(answer.read())
-    except urllib.error.HTTPError as answer:
-        try:
-            return json.loads(answer.read())
-        except ValueError:
-            return None
-    except (OSError, ValueError):
-        return None
-
-
-def worker_running(layout: Layout, name: str) -> bool:
-    """Its process lives and django-q2 said, since it started, that it runs."""
-    process = layout.managed(name)
-    if process.pid() is None:
-        return False
-    text = process.log_since(_started_at(layout, name))
-    return "Q Cluster" in text and "running." in text
-
-
-def _started_at(layout: Layout, name: str) -> int:
-    try:
-        return int((layout.root / "run" / f"{name}.offset").read_text())
-    except (FileNotFoundError, ValueError):
-        return 0
-
-
-def app_command(layout: Layout, name: str) -> list[str]:
-    python = sys.executable
-    if name.startswith("worker-"):
-        return [python, "manage.py", "qcluster"]
-    return [
-        python,
-        "-m",
-        "gunicorn",
-        "imagedl_site.wsgi",
-        "--bind",
-        f"127.0.0.1:{layout.ports['web'][_index(name) - 1]}",
-        "--workers",
-        os.environ.get("IMAGEDL_CLUSTER_WEB_WORKERS", "2"),
-        "--threads",
-        "4",
-        "--timeout",
-        "60",
-        "--access-logfile",
-        "-",
-    ]
-
-
-def start_app(layout: Layout, name: str) -> None:
-    process = layout.managed(name)
-    if process.pid() is None:
-        (layout.root / "run").mkdir(parents=True, exist_ok=True)
-        (layout.root / "run" / f"{name}.offset").write_text(str(process.log_offset()))
-        (layout.root / name).mkdir(parents=True, exist_ok=True)
-        process.start(app_command(layout, name), layout.app_env(name), cwd=ROOT)
-        log(f"{name} started (pid {process.pid()}, log {process.log_file})")
-
-
-def wait_answers(layout: Layout, name: str, timeout: float = READY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if part_answers(layout, name):
-            return
-        if not name.startswith("cassandra-") and name not in SERVICES and part_pid(layout, name) is None:
-            tail = layout.managed(name).log_tail()
-            raise ClusterError(f"{name} exited while starting; last lines of its log:\n{tail}")
-        time.sleep(0.5)
-    raise ClusterError(f"{name} did not answer within {timeout:.0f}s")
+    return part(layout, name).answering()
 
 
 def start_part(layout: Layout, name: str) -> None:
     """Start one part (if it is not running) and wait until it answers."""
     layout.use_node_ports()
     try:
-        if name.startswith("cassandra-"):
+        if name.startswith("cassandra-") and name in names():
             node = layout.node(_index(name))
             node.start(seeds="127.0.0.1")
             node.wait_ready()
-        elif name in SERVICES:
-            getattr(layout, name)().start()
-        elif name in names():
-            start_app(layout, name)
-            wait_answers(layout, name)
         else:
-            raise ClusterError(f"no part named {name!r}; names: {', '.join(names())}")
+            part(layout, name).start(timeout=READY_TIMEOUT)
     except ClusterError:
         raise
     except Exception as exc:
@@ -374,16 +301,18 @@ def start_part(layout: Layout, name: str) -> None:
 
 
 def kill_part(layout: Layout, name: str) -> bool:
+    """SIGKILL the part's process and its process group at once."""
     pid = part_pid(layout, name)
     if pid is None:
         return False
-    if name.startswith("cassandra-") or name in SERVICES:
-        from devtools.processes import signal_group, wait_gone
-
-        signal_group(pid, 9)
-        wait_gone(pid, 20)
-    else:
-        layout.managed(name).kill()
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while part_pid(layout, name) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
     log(f"{name} (pid {pid}) killed")
     return True
 
@@ -392,9 +321,7 @@ def stop_part(layout: Layout, name: str) -> bool:
     layout.use_node_ports()
     if name.startswith("cassandra-"):
         return layout.node(_index(name)).stop()
-    if name in SERVICES:
-        return getattr(layout, name)().stop()
-    return layout.managed(name).stop()
+    return part(layout, name).stop()
 
 
 # --- the commands ------------------------------------------------------------------------
@@ -423,7 +350,7 @@ def up(root: Path, free_ports: bool = False) -> dict:
         services = {name: pool.submit(start_part, layout, name) for name in SERVICES}
         for index in range(1, NODES + 1):
             start_part(layout, f"cassandra-{index}")
-        for name, future in services.items():
+        for future in services.values():
             future.result()
     log("databases answer; preparing them")
     manage(layout, "migrate", "--noinput", "-v0")
@@ -431,10 +358,9 @@ def up(root: Path, free_ports: bool = False) -> dict:
     manage(layout, "ensure_storage", "-v0")
     manage(layout, "collectstatic", "--noinput", "-v0")
     apps = [*(f"worker-{i}" for i in range(1, WORKERS + 1)), *(f"web-{i}" for i in range(1, WEBS + 1))]
-    for name in apps:
-        start_app(layout, name)
-    for name in apps:
-        wait_answers(layout, name)
+    with ThreadPoolExecutor(max_workers=len(apps)) as pool:
+        for future in [pool.submit(start_part, layout, name) for name in apps]:
+            future.result()
     wait_queue_seen(layout)
     return {
         "web": [layout.web_url(i) for i in range(1, WEBS + 1)],
@@ -452,7 +378,7 @@ def wait_queue_seen(layout: Layout, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     report: dict | None = None
     while time.monotonic() < deadline:
-        reports = [web_health(layout, i) for i in range(1, WEBS + 1)]
+        reports = [layout.app(f"web-{i}").health() for i in range(1, WEBS + 1)]
         if all(r and r.get("ok") and r["components"]["queue"].get("clusters", 0) >= WORKERS for r in reports):
             return
         report = next((r for r in reports if not (r and r.get("ok"))), reports[0])
@@ -476,7 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "status", "down", "kill", "start"])
     parser.add_argument("name", nargs="?", help="the part, for kill and start")
     parser.add_argument("--root", type=Path, default=ROOT / "var" / "cluster")
-    parser.add_argument("--free-ports", action="store_true", help="at the first up: free ports, not fixed ones")
+    parser.add_argument(
+        "--free-ports", action="store_true", help="at the first up: free ports, not fixed ones"
+    )
     args = parser.parse_args(argv)
     root = args.root.resolve()
     try:

@@ -240,7 +240,10 @@ def test_a_killed_worker_leaves_the_job_to_the_other(cluster):
         assert cluster.status()[killed]["pid"] is None  # the other worker delivered it
         assert cluster.job_state(cluster.web[1], status_path)["status"] == "done"
         time.sleep(5)
-        assert len([m for m in cluster.mail.messages_to("cy@example.org") if "are ready" in str(m["Subject"])]) == 1
+        assert (
+            len([m for m in cluster.mail.messages_to("cy@example.org") if "are ready" in str(m["Subject"])])
+            == 1
+        )
     finally:
         for host in cluster.hosts:
             host.latency = 0.05
