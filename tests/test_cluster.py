@@ -10,25 +10,24 @@ The test process itself reads nothing from the cluster's databases.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
-import re
+import os
 import shutil
 import subprocess
 import sys
 import time
 import zipfile
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.imagehosts import ImageHost, image_urls
 from tests.imitations.server import SearchImitation
-from tests.mailserver import MailServer, text_body
+from tests.mailserver import MailServer
 from tests.waiting import wait_for
+from tests.web_client import WebClient, download_path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_ROOT = ROOT / "var" / "test-cluster"
@@ -51,8 +50,6 @@ def cluster_command(*args: str, timeout: float = 600) -> subprocess.CompletedPro
 
 
 def cluster_env(imitation: SearchImitation, mail: MailServer) -> dict[str, str]:
-    import os
-
     allowed = [f"{a}/32" for a in (*HOST_ADDRESSES, IMITATION_ADDRESS)]
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("IMAGEDL_", "CASSANDRA_", "EMAIL_"))},
@@ -92,43 +89,18 @@ class Cluster:
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
-    def submit(self, web: str, email: str, count: int, query: str = "red fox") -> str:
+    def submit(self, web: str, email: str, count: int) -> str:
         """Submit the form of ``web`` as a browser would; the status page's path."""
-        browser = requests.Session()
-        form = browser.get(web + "/", timeout=30)
-        assert form.status_code == 200
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
-        now = dt.datetime.now(dt.UTC)
-        answer = browser.post(
-            web + "/",
-            data={
-                "csrfmiddlewaretoken": token,
-                "query": query,
-                "count": str(count),
-                "email": email,
-                "run_date": now.strftime("%Y-%m-%d"),
-                "run_time": now.strftime("%H:%M"),
-                "time_zone": "UTC",
-                "engine": "bing",
-                "safe_search": "moderate",
-            },
-            allow_redirects=False,
-            timeout=30,
-        )
-        assert answer.status_code == 302, answer.text[:2000]
-        return re.sub(r"submitted$", "", urlsplit(answer.headers["Location"]).path)
+        return WebClient(web).submit_ok(email, count)
 
     def job_state(self, web: str, status_path: str) -> dict:
-        answer = requests.get(web + status_path + "status.json", timeout=30)
-        return answer.json() if answer.status_code == 200 else {}
+        return WebClient(web).state(status_path)
 
     def ready_mail(self, email: str, timeout: float = 240):
         return self.mail.wait_for(email, "are ready", timeout=timeout)
 
     def download(self, web: str, message) -> tuple[requests.Response, bytes]:
-        match = re.search(r"Download them \(one click\):\s*(http\S+)", text_body(message))
-        assert match, text_body(message)
-        answer = requests.get(web + urlsplit(match.group(1)).path, allow_redirects=False, timeout=60)
+        answer = requests.get(web + download_path(message), allow_redirects=False, timeout=60)
         if answer.status_code in (302, 303, 307):
             location = answer.headers["Location"]
             assert location.startswith(self.info["s3"]), location  # a presigned URL of the bucket
