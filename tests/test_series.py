@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import threading
 import zoneinfo
 from urllib.parse import urlsplit
@@ -321,3 +322,56 @@ def test_a_stopped_series_is_purged_after_the_retention(cassandra_db, settings):
 
 def aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def test_the_form_offers_repeat_and_a_weekly_post_makes_a_series(cassandra_db, client):
+    from django.core.cache import cache
+
+    from tests.test_web_pages import good_post
+
+    cache.clear()
+    home = client.get("/").content.decode()
+    for value in ("never", "day", "week"):
+        assert f'name="repeat" value="{value}"' in home
+    assert re.search(r'name="repeat" value="never"[^>]*checked', home)  # the default
+    response = client.post("/", good_post(repeat="week", count="30"))
+    assert response.status_code == 302
+    submitted = client.get(response["Location"])
+    assert b"Run 1 of a recurring series" in submitted.content
+    series_link = re.search(r'href="(/series/[^"]+/)"', submitted.content.decode()).group(1)
+    page = client.get(series_link)
+    assert page.status_code == 200 and b"every " in page.content and b"Europe/Paris" in page.content
+    (series,) = list(Series.objects.all())
+    assert series.every == "week" and series.requested_count == 30 and series.weekday is not None
+    # Without repeat (or "never") a post makes one job, no series.
+    client.post("/", good_post(email="kai@example.org"))
+    client.post("/", good_post(email="kim@example.org", repeat="never"))
+    assert len(list(Series.objects.all())) == 1
+    assert client.post("/", good_post(repeat="hourly")).status_code == 200  # refused, with a message
+    assert len(list(Series.objects.all())) == 1
+
+
+def test_the_admin_lists_series_and_stops_or_runs_one_now(cassandra_db, admin_client):
+    job = deliver(submit())
+    series = series_get(job.series_id)
+    listing = admin_client.get("/admin/jobs/series/")
+    assert listing.status_code == 200 and str(series.id)[:8] in listing.content.decode()
+    detail_url = f"/admin/jobs/series/{series.id}/change/"
+    detail = admin_client.get(detail_url)
+    assert detail.status_code == 200 and b"Run now" in detail.content and b"series-runs" in detail.content
+    assert admin_client.post(detail_url, {"action": "run_now"}).status_code == 302
+    pending = records.get_job(series.next_job_id)
+    assert aware(pending.run_at) <= dt.datetime.now(dt.UTC)
+    admin_client.post(detail_url, {"action": "stop"})
+    stopped = series_get(series.id)
+    assert stopped.status == SeriesStatus.STOPPED and stopped.stop_reason == "operator"
+    from django.contrib.admin.models import LogEntry
+
+    assert [e.change_message for e in LogEntry.objects.order_by("id")] == [
+        "Run now: queued to run now",
+        "Stop: stopped",
+    ]
+
+
+def test_only_staff_see_the_series_admin(cassandra_db, client):
+    assert client.get("/admin/jobs/series/").status_code == 302  # to the login page

@@ -5,6 +5,7 @@ local time that does not exist (moved on by the jump) or happens twice (the firs
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -42,10 +43,10 @@ def test_a_daily_series_keeps_its_wall_clock_time_across_the_change(zone, start,
     runs = daily_runs(start, 5, time_zone=zone, local_time=wall)
     assert [run.astimezone(ZoneInfo(zone)).strftime("%H:%M") for run in runs] == [wall] * 5
     # One day apart on the calendar, so one of the gaps is 23 h or 25 h in UTC.
-    gaps = {(b - a) for a, b in zip(runs, runs[1:], strict=False)}
+    gaps = {(b - a) for a, b in itertools.pairwise(runs)}
     assert len(gaps) == 2 and dt.timedelta(hours=24) in gaps
     dates = [run.astimezone(ZoneInfo(zone)).date() for run in runs]
-    assert all((b - a).days == 1 for a, b in zip(dates, dates[1:], strict=False))
+    assert all((b - a).days == 1 for a, b in itertools.pairwise(dates))
 
 
 def test_paris_0900_is_0800_utc_in_winter_and_0700_in_summer():
