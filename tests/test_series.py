@@ -375,3 +375,13 @@ def test_the_admin_lists_series_and_stops_or_runs_one_now(cassandra_db, admin_cl
 
 def test_only_staff_see_the_series_admin(cassandra_db, client):
     assert client.get("/admin/jobs/series/").status_code == 302  # to the login page
+
+
+def test_purge_jobs_purges_stopped_series_past_retention(cassandra_db, capsys):
+    from django.core.management import call_command
+
+    job = deliver(submit())
+    series_stop(series_get(job.series_id))
+    call_command("purge_jobs", "--older-than", "0m")
+    assert "1 stopped series" in capsys.readouterr().out
+    assert series_get(job.series_id).purged_at is not None
