@@ -49,10 +49,15 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
         if job is None or job.status not in JobStatus.ACTIVE:
             summary.mails += _queue_lost_outcome_mail(job)
             if job is not None and job.series_id is not None:
-                # Its end step may not have run (the worker died): it is idempotent.
+                # Its end step may not have run (the worker died, or the step failed):
+                # it is idempotent. Should it fail again, the row stays for the next pass.
                 from jobs.series import series_run_ended
 
-                series_run_ended(job)
+                try:
+                    series_run_ended(job)
+                except Exception as exc:
+                    logger.warning("reaper: job=%s series step failed (%s)", job.id, type(exc).__name__)
+                    continue
             row.delete()
             summary.cleared += 1
             continue

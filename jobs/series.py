@@ -52,6 +52,7 @@ STOP_REASONS = {
     "user": "you stopped it",
     "operator": "an operator stopped it",
     "unsubscribed": "the address asked never to be emailed again",
+    "not_scheduled": "its first run could not be scheduled",
 }
 MAILED_STOPS = ("max_runs", "nothing_new")
 REPAIR_AFTER = dt.timedelta(seconds=60)  # a next job left half-made this long is made again
@@ -146,7 +147,11 @@ def series_submit(*, every: str, run_at: dt.datetime, time_zone: str, **request:
     )
     _renew(series, **personal)
     SeriesList.create(bucket="all", created_at=series.created_at, series_id=series.id)
-    job = _create_run_job(series, 1, run_at)
+    try:
+        job = _create_run_job(series, 1, run_at)
+    except Exception:
+        series_stop(series, reason="not_scheduled", by="system")
+        raise
     assert job is not None  # a new series' first run cannot exist yet
     return job
 
@@ -350,7 +355,12 @@ def series_run_now(series: Series, *, by: str = "operator") -> str:
         return "not run: no pending run"
     if pending.status != JobStatus.SCHEDULED:
         return f"not run: its run is {pending.status}"
-    services.job_reschedule(pending, _now(), by=by)
+    now = _now()
+    # The run happens now instead of at its time: the run after it comes at the next
+    # local occurrence after now, not after the time it replaced.
+    if not _write_if(series, {"next_run_at": now}, runs_scheduled=series.runs_scheduled):
+        return "not run: the series changed meanwhile"
+    services.job_reschedule(pending, now, by=by)
     return "queued to run now"
 
 

@@ -154,8 +154,7 @@ def job_cancel(job: Job, *, by: str = "user") -> bool:
         "Cancelled while running; stopping at the next step" if was_running else "Cancelled before the run",
         by=by,
     )
-    _series_run_ended(job)
-    _due_for_purge(job)
+    _due_for_purge(job, still_active=not _series_run_ended(job))
     return True
 
 
@@ -274,21 +273,32 @@ def jobs_purge_due(
     return summary
 
 
-def _series_run_ended(job: Job) -> None:
-    if job.series_id is not None:
-        from jobs.series import series_run_ended
+def _series_run_ended(job: Job) -> bool:
+    """The end step of a series' run (``jobs.series``); False when it failed (it is
+    logged, and the reaper repeats it: the job stays in job_active)."""
+    if job.series_id is None:
+        return True
+    from jobs.series import series_run_ended
 
+    try:
         series_run_ended(job)
+    except Exception as exc:
+        error = type(exc).__name__
+        logger.warning("job=%s: the series step failed (%s); the reaper repeats it", job.id, error)
+        return False
+    return True
 
 
-def _due_for_purge(job: Job) -> None:
-    """A finished job: due for purge after the retention, and no longer active."""
+def _due_for_purge(job: Job, *, still_active: bool = False) -> None:
+    """A finished job: due for purge after the retention, and no longer active (unless
+    ``still_active``: a step of its end is left to the reaper)."""
     finished = aware_utc(job.finished_at) or _now()
     due = finished + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
     _drop_purge_row(job)
     JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
     records.update_job(job, purge_due_at=due)
-    _no_longer_active(job)
+    if not still_active:
+        _no_longer_active(job)
 
 
 def _drop_purge_row(job: Job) -> None:
@@ -436,10 +446,9 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
     # The mail first: until the job leaves job_active, the reaper finds a finished job
     # whose outcome mail was never queued (a worker that died in between) and queues it.
     email_enqueue(job, "ready")
-    # A series' next run, before the job leaves job_active: the reaper repeats this
-    # step for a finished job still listed there (the step is idempotent).
-    _series_run_ended(job)
-    _due_for_purge(job)
+    # A series' next run, before the job leaves job_active: when the step fails the job
+    # stays listed there and the reaper repeats it (the step is idempotent).
+    _due_for_purge(job, still_active=not _series_run_ended(job))
     return True
 
 
@@ -459,8 +468,7 @@ def job_fail(job: Job, reason: str) -> bool:
         return False
     record_event(job.id, "failed", reason, level="error")
     email_enqueue(job, "failed")
-    _series_run_ended(job)
-    _due_for_purge(job)
+    _due_for_purge(job, still_active=not _series_run_ended(job))
     return True
 
 

@@ -180,6 +180,23 @@ def test_a_next_run_lost_between_the_two_writes_is_made_by_the_reaper(cassandra_
     assert remade is not None and remade.status == JobStatus.SCHEDULED and schedules_named(remade.id) == 1
 
 
+def test_a_failing_end_step_is_left_to_the_reaper(cassandra_db, monkeypatch):
+    import jobs.series
+
+    def broken(job) -> None:
+        raise ConnectionError("Cassandra went away")
+
+    monkeypatch.setattr(jobs.series, "series_run_ended", broken)
+    job = deliver(submit())  # delivered all the same
+    assert records.get_job(job.id).status == JobStatus.DONE
+    assert series_get(job.series_id).runs_scheduled == 1
+    assert jobs_reap().cleared == 0  # still broken: the job stays listed for the next pass
+    monkeypatch.undo()
+    assert jobs_reap().cleared == 1
+    series = series_get(job.series_id)
+    assert series.runs_scheduled == 2 and records.get_job(series.next_job_id).status == JobStatus.SCHEDULED
+
+
 def test_history_is_kept_per_series_and_method_version(cassandra_db):
     job = deliver(submit())
     rows = list(SeriesImage.objects.filter(series_id=job.series_id))
@@ -303,6 +320,10 @@ def test_run_now_moves_the_pending_run_to_now(cassandra_db):
     assert series_run_now(series) == "queued to run now"
     pending = records.get_job(series.next_job_id)
     assert aware(pending.run_at) <= dt.datetime.now(dt.UTC)
+    deliver(pending, first=10)
+    # The run after it: the next local occurrence after now, not after the time it replaced.
+    series = series_get(series.id)
+    assert aware(series.next_run_at) - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1)
     series_stop(series)
     assert series_run_now(series_get(series.id)) == "not run: the series has stopped"
 
