@@ -27,6 +27,8 @@ from downloader.validation import ImageRules, Validation, convert_file, validate
 
 __all__ = ["Candidate", "CollectResult", "Collector", "Counts", "ImageRules", "KeptImage", "collect_images"]
 
+ALREADY_DELIVERED = "already_delivered"  # the reason for a copy of an image delivered before
+
 # progress(kind, **info): kinds "found", "kept", "rejected", "replaced" (image= takes
 # replaced='s place in the result: a better copy of the same picture; replaced= is deleted)
 Progress = Callable[..., None]
@@ -253,6 +255,7 @@ class Collector:
         should_stop: Callable[[], bool] | None = None,
         already_kept: Iterable[KeptImage] = (),
         fetcher: Fetcher | None = None,
+        delivered: DuplicateFilter | None = None,
     ) -> None:
         from django.conf import settings
 
@@ -269,6 +272,9 @@ class Collector:
         self.resumed = len(self.kept)
         self.counts = Counts(kept=self.resumed)
         self.duplicates = DuplicateFilter()
+        # Images delivered before (a recurring series): a copy of one, exact or near,
+        # is rejected as ``already_delivered`` and the run goes on to the next candidate.
+        self.delivered = delivered
         self.seen_urls: set[str] = set()
         for image in self.kept:
             self.duplicates.offer(image.sha256, image.phash, rank=_rank(image), item=image)
@@ -437,6 +443,10 @@ class Collector:
             rank=candidate.rank,
             license=candidate.license,
         )
+        if self.delivered is not None and self.delivered.match(image.sha256, image.phash):
+            outcome.path.unlink(missing_ok=True)
+            self._reject(ALREADY_DELIVERED, candidate.url)
+            return
         # Of two near duplicates the better one stays, whichever came first.
         verdict = self.duplicates.offer(image.sha256, image.phash, rank=_rank(image), item=image)
         if verdict.reason:

@@ -35,6 +35,10 @@ from typing import Any
 from PIL import Image, ImageChops, ImageStat
 
 SIGNATURE_PREFIX = "t16:"
+# The signature method's version: stored with signatures that outlive a run (a
+# series' delivered images), so a later change of method never compares across
+# versions. Change it whenever ``signature`` or the limits below change.
+SIGNATURE_METHOD = "t16-scan14-confirm8-v1"
 SIDE = 16  # the stored thumbnail
 SCAN_SIDE = 8  # the thumbnail scanned against every kept image
 SCAN_LIMIT = 14  # mean absolute difference per channel, 0-255
@@ -199,10 +203,34 @@ class DuplicateFilter:
             self._entries[slot] = entry
             return Verdict(replaces=match.item)
 
+    def match(self, sha256: str, phash: str) -> str | None:
+        """``duplicate_exact``/``duplicate_near`` when the image repeats one remembered,
+        else None; remembers nothing (a read-only question)."""
+        thumb = thumbnail(phash) if phash else None
+        with self._lock:
+            if sha256 in self._sha:
+                return "duplicate_exact"
+            if thumb is None:
+                return None
+            for candidate in self._scan.near(_scan_tile(thumb), self.scan_limit):
+                if aligned_difference(thumb, self._entries[candidate].thumb) <= self.confirm_limit:
+                    return "duplicate_near"
+        return None
+
+    def remember_sha(self, sha256: str) -> None:
+        """Remember an exact copy only (a signature of another method's version)."""
+        with self._lock:
+            self._sha.add(sha256)
+
     def check_and_add(self, sha256: str, phash: str) -> str | None:
         """``duplicate_exact``/``duplicate_near``, or None after remembering it (the
         first copy wins: no ranks)."""
         return self.offer(sha256, phash).reason
+
+    def __len__(self) -> int:
+        """How many distinct images (by sha256) it remembers."""
+        with self._lock:
+            return len(self._sha)
 
     def seen_sha(self, sha256: str) -> bool:
         with self._lock:

@@ -9,7 +9,7 @@ in ``jobs.run``, ``manage.py fetch_images``) follow it through callbacks.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from downloader.archive import file_stem
 from downloader.browser import open_browser
 from downloader.choices import AUTO, SAFE_SEARCH_DEFAULT
 from downloader.collect import Candidate, Collector, CollectResult, Counts, ImageRules, KeptImage
+from downloader.dedupe import SIGNATURE_METHOD, DuplicateFilter
 from downloader.egress import EgressGuard
 from downloader.engines import extract_page_images, search
 from downloader.engines.base import SearchRules
@@ -70,7 +71,7 @@ class Request:
 OVERFETCH_FACTOR = 10
 
 
-def _candidates(request: Request, driver, on_event: EventSink) -> Iterator[Candidate]:
+def _candidates(request: Request, driver, on_event: EventSink, extra: int = 0) -> Iterator[Candidate]:
     """Candidate URLs, lazily, from the page extractor or the engines in fallback order."""
 
     def engine_event(kind: str, data: dict) -> None:
@@ -79,7 +80,8 @@ def _candidates(request: Request, driver, on_event: EventSink) -> Iterator[Candi
     # Candidates are drawn lazily, only while the collector needs more, so the engines
     # may offer many more than wanted (most results can be junk); the bound only ends
     # a search whose results never pass.
-    overfetch = request.wanted * OVERFETCH_FACTOR + 100
+    # Images delivered before (``extra``) come back from the engines and are skipped.
+    overfetch = request.wanted * OVERFETCH_FACTOR + 100 + extra
     if request.page_url:
         return extract_page_images(driver, request.page_url, wanted=overfetch, on_event=engine_event)
     return search(request.engine, driver, request.query, overfetch, request.search_rules, engine_event)
@@ -101,6 +103,18 @@ def describe_engine_event(kind: str, data: dict) -> str:
     return texts.get(kind, kind.replace("_", " "))
 
 
+def delivered_filter(rows: Iterable[tuple[str, str, str]]) -> DuplicateFilter:
+    """A filter that remembers delivered images, from ``(sha256, signature, method)``
+    rows: every sha256 counts; a signature only under today's method
+    (``SIGNATURE_METHOD``): another version's signatures are not comparable."""
+    remembered = DuplicateFilter()
+    for sha256, phash, method in rows:
+        if method == SIGNATURE_METHOD and phash:
+            remembered.check_and_add(sha256, phash)
+        remembered.remember_sha(sha256)
+    return remembered
+
+
 def gather(
     request: Request,
     workdir: Path,
@@ -111,13 +125,16 @@ def gather(
     on_replaced: Callable[[KeptImage, KeptImage], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     already_kept: list[KeptImage] | None = None,
+    delivered: DuplicateFilter | None = None,
 ) -> CollectResult:
     """Search and download until ``request.wanted`` valid, unique images are kept.
 
     ``on_progress(counts)`` follows every candidate found, kept or rejected;
     ``on_kept(image)`` sees each image as it is kept, ``on_replaced(image, replaced)``
     each better copy that takes a kept one's place; ``already_kept`` are images an
-    earlier attempt validated (they count, and their URLs are not fetched again).
+    earlier attempt validated (they count, and their URLs are not fetched again);
+    ``delivered`` remembers images delivered before (``delivered_filter``): copies of
+    them are rejected as ``already_delivered`` and more candidates are drawn instead.
     """
     already = list(already_kept or [])
     if len(already) >= request.wanted:
@@ -138,9 +155,11 @@ def gather(
         progress=progress,
         should_stop=should_stop,
         already_kept=already,
+        delivered=delivered,
     )
     with contextlib.ExitStack() as stack:  # one browser per request, always quit (then its guard)
         # A user's page decides what the browser fetches: all of it goes through the guard.
         egress = stack.enter_context(EgressGuard()) if request.page_url else None
         driver = stack.enter_context(open_browser(egress=egress, for_pages=bool(request.page_url)))
-        return collector.run(_candidates(request, driver, on_event))
+        extra = len(delivered) if delivered is not None else 0
+        return collector.run(_candidates(request, driver, on_event, extra))

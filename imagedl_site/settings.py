@@ -256,6 +256,10 @@ IMAGEDL_REAPER_GRACE_SECONDS = env_int("IMAGEDL_REAPER_GRACE_SECONDS", 120, mini
 # IMAGEDL_TRANSIENT_BACKOFF_SECONDS (doubling, at most 5 min), this many times.
 IMAGEDL_TRANSIENT_RETRIES = env_int("IMAGEDL_TRANSIENT_RETRIES", 6, minimum=0)
 IMAGEDL_TRANSIENT_BACKOFF_SECONDS = env_int("IMAGEDL_TRANSIENT_BACKOFF_SECONDS", 10, minimum=1)
+# A recurring series stops by itself after this many runs, or after this many runs in
+# a row that delivered nothing new.
+IMAGEDL_SERIES_MAX_RUNS = env_int("IMAGEDL_SERIES_MAX_RUNS", 52, minimum=1)
+IMAGEDL_SERIES_MAX_EMPTY_RUNS = env_int("IMAGEDL_SERIES_MAX_EMPTY_RUNS", 3, minimum=1)
 
 # --- Background jobs (django-q2) ---------------------------------------------------
 

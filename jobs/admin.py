@@ -222,3 +222,6 @@ class JobAdmin(admin.ModelAdmin):
 admin.site.register(Job, JobAdmin)
 admin.site.site_header = "imagedl operations"
 admin.site.site_title = "imagedl admin"
+
+# Recurring series have their own pages (registered on import).
+from jobs import series_admin  # noqa: E402, F401

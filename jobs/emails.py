@@ -2,7 +2,8 @@
 
 ``templates/emails/<kind>-subject.txt``, ``<kind>-body.txt`` and ``<kind>-body.html``.
 Links in them are signed (see ``jobs.links``). Every email carries a "never email me
-again" link and the ``List-Unsubscribe`` headers of RFC 8058 (see ``jobs.suppression``).
+again" link and the ``List-Unsubscribe`` headers of RFC 8058 (see ``jobs.suppression``);
+a recurring series' mails also a "stop these" link, which ``List-Unsubscribe`` names.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from jobs.models import Job
 from jobs.services import download_expires_at
 from jobs.suppression import is_suppressed, mail_allowed_today, unsubscribe_url
 
-KINDS = ("accepted", "started", "ready", "failed")
+KINDS = ("accepted", "started", "ready", "failed", "series_stopped")
 
 
 def _context(job: Job) -> dict:
@@ -36,6 +37,24 @@ def _context(job: Job) -> dict:
         "size_text": human_bytes(job.archive_bytes or 0),
         "base_url": settings.IMAGEDL_BASE_URL,
         "unsubscribe_url": unsubscribe_url(job.email) if job.email else None,
+        **_series_context(job),
+    }
+
+
+def _series_context(job: Job) -> dict:
+    """A series' run: its page, its "stop these" link (also the List-Unsubscribe
+    target), its rhythm and, once stopped, why."""
+    from jobs.series import rhythm_text, series_get, stop_reason_text
+
+    series = series_get(job.series_id) if job.series_id else None
+    if series is None:
+        return {"series": None, "stop_url": None}
+    return {
+        "series": series,
+        "series_url": links.series_url(series.id),
+        "stop_url": links.series_stop_url(series.id),
+        "series_rhythm": rhythm_text(series),
+        "stop_reason": stop_reason_text(series),
     }
 
 
@@ -50,7 +69,8 @@ def build_email(job: Job, kind: str) -> EmailMultiAlternatives:
     html = render_to_string(f"emails/{kind}-body.html", context)
     headers = {
         # RFC 8058: a mail client's one-click unsubscribe is a POST to this URL.
-        "List-Unsubscribe": f"<{context['unsubscribe_url']}>",
+        # A series' mails point at its "stop these" link instead (one-click POST too).
+        "List-Unsubscribe": f"<{context['stop_url'] or context['unsubscribe_url']}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [job.email], headers=headers)

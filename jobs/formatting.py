@@ -23,11 +23,16 @@ def human_bytes(size: int) -> str:
 
 def in_job_zone(job: Job, value: dt.datetime | None) -> dt.datetime | None:
     """A stored (naive UTC) or aware datetime as wall-clock time in the user's zone."""
+    return in_zone(job.time_zone, value)
+
+
+def in_zone(time_zone: str | None, value: dt.datetime | None) -> dt.datetime | None:
+    """A stored (naive UTC) or aware datetime as naive wall-clock time in ``time_zone``."""
     aware = aware_utc(value)
     if aware is None:
         return None
     try:
-        zone = zoneinfo.ZoneInfo(job.time_zone or "UTC")
+        zone = zoneinfo.ZoneInfo(time_zone or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         zone = zoneinfo.ZoneInfo("UTC")
     # Naive wall-clock time: Django's |date filter would turn an aware value back

@@ -41,6 +41,9 @@ class ZoneSelect(forms.Select):
         )
 
 
+REPEAT_NEVER = "never"
+REPEAT_CHOICES = [(REPEAT_NEVER, "Never"), ("day", "Every day"), ("week", "Every week")]
+
 PAST_GRACE = dt.timedelta(minutes=2)  # a time this recent means "now"
 
 URL_PROBLEMS = {
@@ -136,6 +139,17 @@ class JobForm(forms.Form):
         help_text="Strict hides suggestive images too; Off shows whatever the engines find.",
     )
 
+    # Not required: a post without it (an older page, a script) runs once.
+    repeat = forms.ChoiceField(
+        label="Repeat",
+        choices=REPEAT_CHOICES,
+        initial=REPEAT_NEVER,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="Run again every day or week at this time in your time zone; each delivery "
+        "leaves out the images sent before. Every email has a link to stop it.",
+    )
+
     def clean_query(self) -> str:
         value = self.cleaned_data["query"]
         if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
@@ -183,6 +197,7 @@ class JobForm(forms.Form):
         data["min_width"] = data.get("min_width") or 0
         data["min_height"] = data.get("min_height") or 0
         data["safe_search"] = data.get("safe_search") or SAFE_SEARCH_DEFAULT
+        data["repeat"] = data.get("repeat") or REPEAT_NEVER
         return data
 
     def _run_at(self, day: dt.date, time_of_day: dt.time, zone_name: str) -> dt.datetime | None:

@@ -74,3 +74,30 @@ def download_url(job_id: uuid.UUID, expires_at: dt.datetime) -> str:
 
 def resubmit_url(job_id: uuid.UUID) -> str:
     return absolute(reverse("jobs:resubmit", args=[make_token(job_id, "resubmit")]))
+
+
+# --- a recurring series' links -------------------------------------------------------
+# They name the series, not a job, and carry no expiry of their own: they work while
+# the series' data is kept (the view answers "gone" once it is purged).
+SERIES_SALT = "imagedl.series.v1"
+
+
+def make_series_token(series_id: uuid.UUID) -> str:
+    return signing.dumps({"s": series_id.hex}, salt=SERIES_SALT, compress=True)
+
+
+def read_series_token(token: str) -> uuid.UUID:
+    """The series id a token names, or raise LinkError("invalid")."""
+    try:
+        payload = signing.loads(token, salt=SERIES_SALT)
+        return uuid.UUID(hex=str(payload["s"]))
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise LinkError("invalid") from None
+
+
+def series_url(series_id: uuid.UUID) -> str:
+    return absolute(reverse("jobs:series", args=[make_series_token(series_id)]))
+
+
+def series_stop_url(series_id: uuid.UUID) -> str:
+    return absolute(reverse("jobs:series_stop", args=[make_series_token(series_id)]))

@@ -78,6 +78,12 @@ class Job(DjangoCassandraModel):
     lease_until = columns.DateTime()
     generation = columns.Integer(default=1)
 
+    # A run of a recurring series (``Series``): its id and the run's number (from 1),
+    # and how many images found again were left out (already delivered to the series).
+    series_id = columns.UUID()
+    series_run = columns.Integer()
+    already_delivered = columns.Integer(default=0)
+
     class Meta:
         get_pk_field = "id"
 
@@ -252,3 +258,128 @@ class EmailSuppression(DjangoCassandraModel):
 
     class Meta:
         get_pk_field = "address_hash"
+
+
+class SeriesStatus:
+    ACTIVE = "active"
+    STOPPED = "stopped"
+
+
+class SeriesEvery:
+    DAY = "day"
+    WEEK = "week"
+
+    DAYS = {DAY: 1, WEEK: 7}
+
+
+class Series(DjangoCassandraModel):
+    """A recurring request: run again every day or week at the same wall-clock time in
+    its zone, delivering only images not delivered to it before (``jobs.series``).
+
+    Personal cells (email, query, page URL) carry a TTL renewed at each run; the row
+    is purged IMAGEDL_RETENTION_MINUTES after the series stops. ``runs_scheduled`` is
+    the number of the newest run created: moving it on is the lightweight transaction
+    that lets one caller, and only one, create the next run's job."""
+
+    __table_name__ = "series"
+
+    id = columns.UUID(primary_key=True, default=uuid.uuid4)
+    created_at = columns.DateTime(required=True)
+    email = columns.Text()
+    query = columns.Text()
+    page_url = columns.Text()
+    engine = columns.Text(default="auto")
+    requested_count = columns.Integer(required=True)
+    formats = columns.Set(columns.Text)
+    min_width = columns.Integer(default=0)
+    min_height = columns.Integer(default=0)
+    output_format = columns.Text()
+    safe_search = columns.Text(default=SAFE_SEARCH_DEFAULT)
+    # When: every day or week, at this wall-clock time ("HH:MM") in this zone; a weekly
+    # series on this weekday (0 Monday .. 6 Sunday).
+    every = columns.Text(default=SeriesEvery.DAY)
+    time_zone = columns.Text(default="UTC")
+    local_time = columns.Text(required=True)
+    weekday = columns.Integer()
+
+    status = columns.Text(default=SeriesStatus.ACTIVE)
+    runs_scheduled = columns.Integer(default=1)  # the newest run's number
+    runs_done = columns.Integer(default=0)  # runs that ended (delivered or failed)
+    empty_runs = columns.Integer(default=0)  # runs in a row with nothing new
+    delivered_total = columns.Integer(default=0)
+    next_job_id = columns.UUID()  # the newest run's job
+    next_run_at = columns.DateTime()  # its time (UTC)
+    stop_reason = columns.Text()  # user, max_runs, nothing_new, unsubscribed, operator
+    stopped_at = columns.DateTime()
+    last_delivery_at = columns.DateTime()
+    purge_due_at = columns.DateTime()
+    purged_at = columns.DateTime()
+
+    class Meta:
+        get_pk_field = "id"
+
+    @property
+    def subject(self) -> str:
+        return self.query or self.page_url or ""
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == SeriesStatus.ACTIVE
+
+
+class SeriesRun(DjangoCassandraModel):
+    """A series' runs in order: which job each one is (for its status page)."""
+
+    __table_name__ = "series_run"
+
+    series_id = columns.UUID(partition_key=True)
+    run = columns.Integer(primary_key=True, clustering_order="ASC")
+    job_id = columns.UUID()
+    run_at = columns.DateTime()
+
+    class Meta:
+        get_pk_field = "series_id"
+
+
+class SeriesImage(DjangoCassandraModel):
+    """What a series delivered: sha256 and the near-duplicate signature, under the
+    signature method's version (``downloader.dedupe.SIGNATURE_METHOD``). A later run
+    compares its images with the rows of the current version only (sha256 with all)."""
+
+    __table_name__ = "series_image"
+
+    series_id = columns.UUID(partition_key=True)
+    method = columns.Text(primary_key=True, clustering_order="ASC")
+    sha256 = columns.Text(primary_key=True, clustering_order="ASC")
+    phash = columns.Text()
+    run = columns.Integer()
+
+    class Meta:
+        get_pk_field = "series_id"
+
+
+class SeriesList(DjangoCassandraModel):
+    """Every series, newest first (one small partition): the admin's list. Rows hold no
+    personal data; a purged series' row goes with it."""
+
+    __table_name__ = "series_list"
+
+    bucket = columns.Text(partition_key=True, default="all")
+    created_at = columns.DateTime(primary_key=True, clustering_order="DESC")
+    series_id = columns.UUID(primary_key=True, clustering_order="ASC")
+
+    class Meta:
+        get_pk_field = "bucket"
+
+
+class SeriesPurgeDue(DjangoCassandraModel):
+    """Stopped series by the time their data is due for deletion (as ``JobPurgeDue``)."""
+
+    __table_name__ = "series_purge_due"
+
+    bucket = columns.Text(partition_key=True, default="all")
+    due_at = columns.DateTime(primary_key=True, clustering_order="ASC")
+    series_id = columns.UUID(primary_key=True, clustering_order="ASC")
+
+    class Meta:
+        get_pk_field = "bucket"

@@ -51,6 +51,24 @@ def email_enqueue(job: Job, kind: str) -> None:
     queue_send(job.id, kind, generation)
 
 
+def email_enqueue_once(job: Job, kind: str) -> bool:
+    """Like ``email_enqueue``, for a step that may run more than once (a series' end
+    step, repaired by the reaper): the outbox row is written only if it is not there
+    yet (a lightweight transaction), and only then is the send queued."""
+    from cassandra.cqlengine.query import LWTException
+
+    generation = _generation(job)
+    try:
+        JobMail.if_not_exists().create(
+            job_id=job.id, generation=generation, kind=kind, state=MailState.PENDING, queued_at=timezone.now()
+        )
+    except LWTException:
+        return False
+    MailPending.create(bucket="all", job_id=job.id, generation=generation, kind=kind)
+    queue_send(job.id, kind, generation)
+    return True
+
+
 def _add_row(job_id: uuid.UUID, generation: int, kind: str) -> None:
     from cassandra.cqlengine.query import LWTException
 

@@ -7,7 +7,8 @@ and ``mail_pending`` partitions and queues again:
 - a scheduled job more than ``IMAGEDL_REAPER_GRACE_SECONDS`` past its time with no
   live lease (its task was lost, or the scheduler was down);
 - a mail not sent that long after it was queued, or whose sender's claim ran out;
-- the outcome mail of a job that finished just before its worker died.
+- the outcome mail of a job that finished just before its worker died, and, for a
+  run of a recurring series, its end step (the series' next run; ``jobs.series``).
 
 A copy of a task that was only late is harmless: the lease and the outbox let one win.
 A job over its attempt limit is failed, with its mail, by the run the reaper queues.
@@ -47,6 +48,16 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
         job = records.get_job(row.job_id)
         if job is None or job.status not in JobStatus.ACTIVE:
             summary.mails += _queue_lost_outcome_mail(job)
+            if job is not None and job.series_id is not None:
+                # Its end step may not have run (the worker died, or the step failed):
+                # it is idempotent. Should it fail again, the row stays for the next pass.
+                from jobs.series import series_run_ended
+
+                try:
+                    series_run_ended(job)
+                except Exception as exc:
+                    logger.warning("reaper: job=%s series step failed (%s)", job.id, type(exc).__name__)
+                    continue
             row.delete()
             summary.cleared += 1
             continue

@@ -20,13 +20,19 @@ from jobs.utc import aware_utc, naive_utc, utc_day
 PERSONAL_FIELDS = ("email", "query", "page_url")
 
 
-def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: object) -> Job:
+def create_job(
+    *, first_event: tuple[str, str, dict] | None = None, claim: bool = False, **fields: object
+) -> Job | None:
     """Insert a job, its listing rows and (optionally) its first event as one logged
     batch of prepared writes: all of them land or none does. (Table and column names
     in the CQL come from the models; every value is a bound parameter.)
 
     Personal fields get their own insert with a TTL, so only those cells expire.
     ``first_event`` is ``(kind, message, data)`` for jobs.events.
+
+    ``claim`` (with a given ``id``): first insert the row's key in a lightweight
+    transaction (``IF NOT EXISTS``) and write nothing more, returning None, when a job
+    with that id exists already: two callers creating one job make it once.
     """
     from cassandra.query import UNSET_VALUE
 
@@ -38,6 +44,8 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
     personal = {name: fields.pop(name) for name in PERSONAL_FIELDS if name in fields}
     job = Job(created_at=now, **fields)
     job.validate()
+    if claim and not _claim_id(job):
+        return None
     columns = [name for name in Job._columns if name not in PERSONAL_FIELDS]
     values = [naive_utc(getattr(job, name)) for name in columns]
     table = Job.column_family_name()
@@ -80,6 +88,16 @@ def create_job(*, first_event: tuple[str, str, dict] | None = None, **fields: ob
     if first_event is not None:
         log_event(job.id, kind, message, **data)
     return job
+
+
+def _claim_id(job: Job) -> bool:
+    from jobs.cassandra import execute, prepared
+
+    result = execute(
+        prepared(f"INSERT INTO {Job.column_family_name()} (id, created_at) VALUES (?, ?) IF NOT EXISTS"),  # noqa: S608
+        (job.id, naive_utc(job.created_at)),
+    )
+    return bool(result.was_applied)
 
 
 def get_job(job_id: uuid.UUID | str) -> Job | None:

@@ -28,9 +28,10 @@ from django.utils import timezone
 
 from downloader.archive import write_archive
 from downloader.choices import ALL, AUTO, SAFE_SEARCH_DEFAULT
-from downloader.collect import CollectResult, Counts, KeptImage
+from downloader.collect import ALREADY_DELIVERED, CollectResult, Counts, KeptImage
+from downloader.dedupe import DuplicateFilter
 from downloader.engines.base import EngineError
-from downloader.gather import Request, gather
+from downloader.gather import Request, delivered_filter, gather
 from jobs import scheduling, services
 from jobs.events import log_job_error
 from jobs.models import Job, JobStatus
@@ -241,6 +242,7 @@ class JobRun:
                 on_replaced=self.on_replaced,
                 should_stop=self.should_stop,
                 already_kept=self.resumed,
+                delivered=self._delivered_before(),
             )
             return self._deliver(result)
         except JobCancelled:
@@ -259,6 +261,14 @@ class JobRun:
             log_job_error(job.id, exc)  # no message, no locals: they can quote URLs and queries
             services.job_fail(job, plain_failure(exc))
             return "failed: error"
+
+    def _delivered_before(self) -> DuplicateFilter | None:
+        """For a run of a recurring series: what the series delivered before (skipped)."""
+        if self.job.series_id is None:
+            return None
+        from jobs.series import series_history
+
+        return delivered_filter(series_history(self.job.series_id))
 
     # -- callbacks from the download ------------------------------------------------
 
@@ -341,7 +351,11 @@ class JobRun:
         if self.should_stop():
             default_storage.delete(archive.path)
             raise JobCancelled
-        self._progress(found_count=result.found, rejected_count=sum(result.rejected.values()))
+        self._progress(
+            found_count=result.found,
+            rejected_count=sum(result.rejected.values()),
+            already_delivered=result.rejected.get(ALREADY_DELIVERED, 0),
+        )
         if not services.job_complete(
             job, archive_path=archive.path, archive_bytes=archive.bytes, kept=archive.count
         ):
@@ -368,6 +382,12 @@ def nothing_found_reason(request: Request, result: CollectResult) -> str:
         return (
             f"We could not find any images {where}. "
             "The search engines may be blocking us, or there are no results."
+        )
+    again = result.rejected.get(ALREADY_DELIVERED, 0)
+    if again:
+        return (
+            f"Nothing new this time: {again} of the {result.found} images we found were delivered "
+            "to you before, and none of the others passed our checks."
         )
     top = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in Counter(result.rejected).most_common(3))
     return f"We found {result.found} images, but none passed our checks ({top})."

@@ -71,14 +71,28 @@ def job_submit(
     engine: str = "auto",
     output_format: str | None = None,
     safe_search: str = SAFE_SEARCH_DEFAULT,
-) -> Job:
-    """Store a validated request in Cassandra and schedule its run (forms validate first)."""
+    job_id: uuid.UUID | None = None,
+    series_id: uuid.UUID | None = None,
+    series_run: int | None = None,
+) -> Job | None:
+    """Store a validated request in Cassandra and schedule its run (forms validate first).
+
+    ``job_id`` makes the job with that id, once: None comes back when it exists
+    already (a series' next run created twice). ``series_id`` and ``series_run`` mark
+    a run of a recurring series (``jobs.series``)."""
     if bool(query) == bool(page_url):
         raise ValueError("give exactly one of query and page_url")
     if run_at.tzinfo is None:
         raise ValueError("run_at must be timezone-aware")
     run_at = aware_utc(run_at)
+    extra: dict[str, object] = {}
+    if job_id is not None:
+        extra["id"] = job_id
+    if series_id is not None:
+        extra.update(series_id=series_id, series_run=series_run)
     job = records.create_job(
+        claim=job_id is not None,
+        **extra,
         email=email,
         query=query or None,
         page_url=page_url or None,
@@ -98,13 +112,16 @@ def job_submit(
             {"count": requested_count, "engine": engine, "safe_search": safe_search},
         ),
     )
+    if job is None:
+        return None  # made already, by another caller
     # The run and the "accepted" email are queued in one SQLite transaction (one
     # commit). Should that fail, the stored job says so instead of waiting forever,
     # and its personal data goes at the usual retention (the user saw an error page).
     try:
         with transaction.atomic():
             _enqueue_run(job)
-            email_enqueue(job, "accepted")
+            if (series_run or 1) == 1:  # a series' later runs: its last "ready" mail said when
+                email_enqueue(job, "accepted")
     except Exception:
         records.change_status(
             job,
@@ -137,7 +154,7 @@ def job_cancel(job: Job, *, by: str = "user") -> bool:
         "Cancelled while running; stopping at the next step" if was_running else "Cancelled before the run",
         by=by,
     )
-    _due_for_purge(job)
+    _due_for_purge(job, still_active=not _series_run_ended(job))
     return True
 
 
@@ -216,6 +233,7 @@ class PurgeSummary:
     archives: int = 0
     bytes: int = 0
     job_ids: list[uuid.UUID] = field(default_factory=list)
+    series: int = 0  # stopped recurring series purged (jobs.series)
 
 
 def jobs_purge_due(
@@ -249,17 +267,38 @@ def jobs_purge_due(
         if not dry_run:
             job_purge(job)
             row.delete()
+    from jobs.series import series_purge_due
+
+    summary.series = series_purge_due(cutoff, dry_run=dry_run)
     return summary
 
 
-def _due_for_purge(job: Job) -> None:
-    """A finished job: due for purge after the retention, and no longer active."""
+def _series_run_ended(job: Job) -> bool:
+    """The end step of a series' run (``jobs.series``); False when it failed (it is
+    logged, and the reaper repeats it: the job stays in job_active)."""
+    if job.series_id is None:
+        return True
+    from jobs.series import series_run_ended
+
+    try:
+        series_run_ended(job)
+    except Exception as exc:
+        error = type(exc).__name__
+        logger.warning("job=%s: the series step failed (%s); the reaper repeats it", job.id, error)
+        return False
+    return True
+
+
+def _due_for_purge(job: Job, *, still_active: bool = False) -> None:
+    """A finished job: due for purge after the retention, and no longer active (unless
+    ``still_active``: a step of its end is left to the reaper)."""
     finished = aware_utc(job.finished_at) or _now()
     due = finished + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
     _drop_purge_row(job)
     JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
     records.update_job(job, purge_due_at=due)
-    _no_longer_active(job)
+    if not still_active:
+        _no_longer_active(job)
 
 
 def _drop_purge_row(job: Job) -> None:
@@ -342,7 +381,7 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     if not records.write_if(job, changes, status_in=JobStatus.ACTIVE, run_is=job.run_id):
         return 0
     record_event(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
-    if attempt == 1 and not own:
+    if attempt == 1 and not own and (job.series_run or 1) == 1:
         email_enqueue(job, "started")
     return attempt
 
@@ -356,8 +395,8 @@ def job_renew_lease(job: Job) -> bool:
 
 def job_record_progress(job: Job, **counters: int | str) -> bool:
     """Write progress counters (found_count, downloaded_count, rejected_count,
-    engine_used) while the run ``job.run_id`` owns the job; False when it does not."""
-    allowed = {"found_count", "downloaded_count", "rejected_count", "engine_used"}
+    engine_used, already_delivered) while the run ``job.run_id`` owns the job; False when it does not."""
+    allowed = {"found_count", "downloaded_count", "rejected_count", "engine_used", "already_delivered"}
     unknown = set(counters) - allowed
     if unknown:
         raise ValueError(f"not progress fields: {sorted(unknown)}")
@@ -407,7 +446,9 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
     # The mail first: until the job leaves job_active, the reaper finds a finished job
     # whose outcome mail was never queued (a worker that died in between) and queues it.
     email_enqueue(job, "ready")
-    _due_for_purge(job)
+    # A series' next run, before the job leaves job_active: when the step fails the job
+    # stays listed there and the reaper repeats it (the step is idempotent).
+    _due_for_purge(job, still_active=not _series_run_ended(job))
     return True
 
 
@@ -427,7 +468,7 @@ def job_fail(job: Job, reason: str) -> bool:
         return False
     record_event(job.id, "failed", reason, level="error")
     email_enqueue(job, "failed")
-    _due_for_purge(job)
+    _due_for_purge(job, still_active=not _series_run_ended(job))
     return True
 
 

@@ -27,7 +27,10 @@ def purge_due() -> str:
     from jobs.services import jobs_purge_due
 
     summary = jobs_purge_due()
-    return f"purged {summary.jobs} jobs, {summary.archives} archives, {summary.bytes} bytes"
+    return (
+        f"purged {summary.jobs} jobs, {summary.archives} archives, {summary.bytes} bytes, "
+        f"{summary.series} stopped series"
+    )
 
 
 def reap() -> str:

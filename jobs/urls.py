@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import views
+from jobs import series_views, views
 
 app_name = "jobs"
 
@@ -15,4 +15,6 @@ urlpatterns = [
     path("jobs/<str:token>/thumb/<int:number>.jpg", views.thumbnail, name="thumbnail"),
     path("jobs/<str:token>/resubmit", views.resubmit, name="resubmit"),
     path("unsubscribe/<str:token>", views.unsubscribe, name="unsubscribe"),
+    path("series/<str:token>/", series_views.series_status, name="series"),
+    path("series/<str:token>/stop", series_views.series_stop, name="series_stop"),
 ]

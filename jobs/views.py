@@ -29,7 +29,7 @@ from jobs import links, records, services
 from jobs.estimate import estimate_model, estimate_seconds
 from jobs.events import job_events
 from jobs.formatting import human_bytes, in_job_zone
-from jobs.forms import JobForm
+from jobs.forms import REPEAT_NEVER, JobForm
 from jobs.health import health_report
 from jobs.mailboxes import mailbox_key
 from jobs.models import Job, JobImage, JobStatus
@@ -145,19 +145,25 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
             data = form.cleaned_data
             if not allow("email", mailbox_key(data["email"]), configured_rate("email")):
                 return _too_many(request, "email")
-            job = services.job_submit(
-                email=data["email"],
-                query=data["query"],
-                page_url=data["page_url"],
-                requested_count=data["count"],
-                run_at=data["run_at"],
-                time_zone=data["time_zone"],
-                formats=set(data["formats"]),
-                min_width=data["min_width"],
-                min_height=data["min_height"],
-                engine=data["engine"],
-                safe_search=data["safe_search"],
-            )
+            request_fields = {
+                "email": data["email"],
+                "query": data["query"],
+                "page_url": data["page_url"],
+                "requested_count": data["count"],
+                "run_at": data["run_at"],
+                "time_zone": data["time_zone"],
+                "formats": set(data["formats"]),
+                "min_width": data["min_width"],
+                "min_height": data["min_height"],
+                "engine": data["engine"],
+                "safe_search": data["safe_search"],
+            }
+            if data["repeat"] != REPEAT_NEVER:
+                from jobs.series import series_submit
+
+                job = series_submit(every=data["repeat"], **request_fields)
+            else:
+                job = services.job_submit(**request_fields)
             return redirect("jobs:submitted", token=links.make_token(job.id, "status"))
     else:
         initial = initial or {}
@@ -196,6 +202,9 @@ def _job_context(job: Job, token: str) -> dict:
         "percent": _percent(job),
         "can_cancel": job.status in JobStatus.ACTIVE,
         "estimate": estimate_seconds(job.requested_count),
+        "series_url": reverse("jobs:series", args=[links.make_series_token(job.series_id)])
+        if job.series_id
+        else None,
         "thumbs": list(range(1, min(job.downloaded_count or 0, 24) + 1))
         if job.status == JobStatus.DONE
         else [],

@@ -57,3 +57,39 @@ def test_safe_search_and_all_engines_by_keyboard_and_on_a_phone(chromium, live_s
     chromium.get(live_server.url + f"/jobs/{token}/")
     assert chromium.find_element(By.ID, "safe-search").text == "Strict"
     shoot(chromium, "status-safe-search")
+
+
+@pytest.mark.screenshots
+def test_repeat_by_keyboard_and_the_series_page_on_a_phone(chromium, live_server):
+    from jobs.series import series_get
+
+    chromium.get(live_server.url + "/")
+    assert checked(chromium, "repeat") == "never"  # runs once unless asked
+    tab = Tabber(chromium)
+    tab.to("#id_query")
+    press(chromium, "snowy owl")
+    tab.to("input[name=repeat]")  # Tab enters the group at its checked button
+    press(chromium, Keys.ARROW_RIGHT)  # Never -> Every day
+    press(chromium, Keys.ARROW_RIGHT)  # -> Every week
+    assert checked(chromium, "repeat") == "week"
+    shoot(chromium, "home-repeat")
+    tab.to("#id_email")
+    press(chromium, "ada@example.org")
+    tab.to("#job-form button[type=submit]")
+    press(chromium, Keys.ENTER)
+
+    settle(chromium, 10).until(lambda d: "/submitted" in d.current_url)
+    token = chromium.current_url.rstrip("/").split("/")[-2]
+    job = records.get_job(links.read_token(token, "status"))
+    series = series_get(job.series_id)
+    assert series.every == "week" and job.series_run == 1
+    chromium.find_element(By.CSS_SELECTOR, "#series-link a").click()
+    settle(chromium, 10).until(lambda d: "/series/" in d.current_url)
+    assert "Next run" in chromium.find_element(By.ID, "series-next").text
+    shoot(chromium, "series")
+    tab = Tabber(chromium)
+    tab.to("#stop button")  # the Stop button, by keyboard
+    press(chromium, Keys.ENTER)
+    settle(chromium, 10).until(lambda d: d.find_elements(By.ID, "series-stopped"))
+    assert not series_get(series.id).is_active
+    shoot(chromium, "series-stopped")

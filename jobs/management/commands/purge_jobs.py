@@ -1,4 +1,5 @@
-"""Delete the archives, images and personal data of jobs past retention.
+"""Delete the archives, images and personal data of jobs past retention (and the
+history and personal data of recurring series stopped that long ago).
 
     python manage.py purge_jobs [--dry-run] [--older-than 90m|2h|7d]
 
@@ -39,7 +40,8 @@ class Command(BaseCommand):
         summary = jobs_purge_due(older_than=older, dry_run=options["dry_run"])
         verb = "would purge" if options["dry_run"] else "purged"
         self.stdout.write(
-            f"{verb} {summary.jobs} job(s), {summary.archives} archive(s), {human_bytes(summary.bytes)}"
+            f"{verb} {summary.jobs} job(s), {summary.archives} archive(s), {human_bytes(summary.bytes)}, "
+            f"{summary.series} stopped series"
         )
         if options["verbosity"] > 1:
             for job_id in summary.job_ids:

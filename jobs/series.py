@@ -1,0 +1,415 @@
+"""Recurring series: run again every day or week, delivering only what is new.
+
+A series (``Series``) is the request and its rhythm; each run is an ordinary job
+(``Job.series_id``, ``Job.series_run``) with a deterministic id
+(``run_job_id(series, n)``). When a run ends (delivered, failed or cancelled),
+``series_run_ended`` records what it delivered in the series' history
+(``SeriesImage``), counts the run, and either stops the series (after
+IMAGEDL_SERIES_MAX_RUNS runs, or IMAGEDL_SERIES_MAX_EMPTY_RUNS runs in a row with
+nothing new, with a mail saying so) or creates the next run's job at the next local
+occurrence of the series' time (``jobs.recurrence``).
+
+The step runs at least once, possibly more (a task handed out twice, the reaper
+repeating it for a job whose worker died): moving ``runs_scheduled`` from n to n + 1
+is a lightweight transaction only one caller wins, and the next job is created with
+``IF NOT EXISTS`` on its deterministic id, so however often the step runs there is one
+next job, one schedule and one mail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+from django.conf import settings
+from django.utils import timezone
+
+from downloader.dedupe import SIGNATURE_METHOD
+from jobs import records, services
+from jobs.events import personal_ttl_seconds, record_event
+from jobs.models import (
+    Job,
+    JobStatus,
+    Series,
+    SeriesEvery,
+    SeriesImage,
+    SeriesList,
+    SeriesPurgeDue,
+    SeriesRun,
+    SeriesStatus,
+)
+from jobs.recurrence import next_run_after
+from jobs.utc import aware_utc, naive_utc
+
+logger = logging.getLogger("imagedl.jobs")
+
+PERSONAL = ("email", "query", "page_url")
+# Why a series stopped, in words (its page, the admin). The first two send a mail.
+STOP_REASONS = {
+    "max_runs": "it ran {max_runs} times, the most a series runs",
+    "nothing_new": "{max_empty} runs in a row found nothing new",
+    "user": "you stopped it",
+    "operator": "an operator stopped it",
+    "unsubscribed": "the address asked never to be emailed again",
+    "not_scheduled": "its first run could not be scheduled",
+}
+MAILED_STOPS = ("max_runs", "nothing_new")
+REPAIR_AFTER = dt.timedelta(seconds=60)  # a next job left half-made this long is made again
+
+
+def _now() -> dt.datetime:
+    return timezone.now()
+
+
+def run_job_id(series_id: uuid.UUID, run: int) -> uuid.UUID:
+    """The id of a series' n-th run: the same whoever computes it."""
+    return uuid.uuid5(series_id, f"run-{run}")
+
+
+def series_ttl_seconds(every: str) -> int:
+    """The TTL of a series' personal cells, renewed at each run: a period between runs
+    plus the personal-data TTL."""
+    return SeriesEvery.DAYS.get(every, 7) * 86400 + personal_ttl_seconds()
+
+
+def history_ttl_seconds(every: str) -> int:
+    """Delivered-image rows (hashes, no text) live at most the longest life of a series;
+    the purge deletes them with it."""
+    longest = (settings.IMAGEDL_SERIES_MAX_RUNS + 1) * SeriesEvery.DAYS.get(every, 7) * 86400
+    return longest + personal_ttl_seconds()
+
+
+def series_get(series_id: uuid.UUID | str | None) -> Series | None:
+    if series_id is None:
+        return None
+    try:
+        key = series_id if isinstance(series_id, uuid.UUID) else uuid.UUID(str(series_id))
+    except ValueError:
+        return None
+    return Series.objects.filter(id=key).first()
+
+
+def stop_reason_text(series: Series) -> str:
+    template = STOP_REASONS.get(series.stop_reason or "", series.stop_reason or "")
+    return template.format(
+        max_runs=settings.IMAGEDL_SERIES_MAX_RUNS, max_empty=settings.IMAGEDL_SERIES_MAX_EMPTY_RUNS
+    )
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def rhythm_text(series: Series) -> str:
+    """ "every day at 09:00 (Europe/Paris)", "every Monday at ..."."""
+    if series.every == SeriesEvery.WEEK and series.weekday is not None:
+        when = f"every {WEEKDAYS[series.weekday]}"
+    else:
+        when = "every day"
+    return f"{when} at {series.local_time} ({series.time_zone})"
+
+
+# --- submit ------------------------------------------------------------------------
+
+
+def series_submit(*, every: str, run_at: dt.datetime, time_zone: str, **request: object) -> Job:
+    """A recurring request: the series and its first run (at ``run_at``, aware), whose
+    local time (and weekday, for a weekly series) every later run keeps. ``request``
+    is what ``services.job_submit`` takes (email, query or page_url, count, filters)."""
+    if every not in SeriesEvery.DAYS:
+        raise ValueError(f"unknown repeat {every!r}")
+    if run_at.tzinfo is None:
+        raise ValueError("run_at must be timezone-aware")
+    import zoneinfo
+
+    local = run_at.astimezone(zoneinfo.ZoneInfo(time_zone))
+    now = _now()
+    personal = {name: request.pop(name, None) or None for name in PERSONAL}
+    series_id = uuid.uuid4()
+    series = Series.create(
+        id=series_id,
+        created_at=naive_utc(now),
+        engine=request.get("engine", "auto"),
+        requested_count=request["requested_count"],
+        formats=set(request.get("formats") or ()),
+        min_width=request.get("min_width", 0),
+        min_height=request.get("min_height", 0),
+        output_format=request.get("output_format"),
+        safe_search=request.get("safe_search") or "moderate",
+        every=every,
+        time_zone=time_zone,
+        local_time=f"{local:%H:%M}",
+        weekday=local.weekday() if every == SeriesEvery.WEEK else None,
+        status=SeriesStatus.ACTIVE,
+        runs_scheduled=1,
+        next_job_id=run_job_id(series_id, 1),
+        next_run_at=naive_utc(aware_utc(run_at)),
+    )
+    _renew(series, **personal)
+    SeriesList.create(bucket="all", created_at=series.created_at, series_id=series.id)
+    try:
+        job = _create_run_job(series, 1, run_at)
+    except Exception:
+        series_stop(series, reason="not_scheduled", by="system")
+        raise
+    assert job is not None  # a new series' first run cannot exist yet
+    return job
+
+
+def _renew(series: Series, **personal: object) -> None:
+    """Write (or write again) the series' personal cells with a fresh TTL."""
+    values = {name: personal.get(name, getattr(series, name)) for name in PERSONAL}
+    Series.objects(id=series.id).ttl(series_ttl_seconds(series.every)).update(**values)
+    for name, value in values.items():
+        setattr(series, name, value)
+
+
+def _create_run_job(series: Series, run: int, run_at: dt.datetime) -> Job | None:
+    """The job of the series' run ``run`` (None when it exists already)."""
+    if not series.email or not series.subject:
+        return None  # its personal data expired: nothing to run for
+    job_id = run_job_id(series.id, run)
+    SeriesRun.create(series_id=series.id, run=run, job_id=job_id, run_at=naive_utc(aware_utc(run_at)))
+    return services.job_submit(
+        job_id=job_id,
+        series_id=series.id,
+        series_run=run,
+        email=series.email,
+        query=series.query or "",
+        page_url=series.page_url or "",
+        requested_count=series.requested_count,
+        run_at=aware_utc(run_at),
+        time_zone=series.time_zone,
+        formats=set(series.formats or ()),
+        min_width=series.min_width or 0,
+        min_height=series.min_height or 0,
+        engine=series.engine or "auto",
+        output_format=series.output_format,
+        safe_search=series.safe_search or "moderate",
+    )
+
+
+# --- conditional writes ------------------------------------------------------------
+
+
+def _write_if(series: Series, changes: dict[str, object], *, runs_scheduled: int | None = None) -> bool:
+    """Write non-personal columns while the series is active (and, given, while its
+    newest run is ``runs_scheduled``): a lightweight transaction."""
+    from jobs.cassandra import execute, prepared
+
+    conditions = ["status = ?"]
+    values: list[object] = [SeriesStatus.ACTIVE]
+    if runs_scheduled is not None:
+        conditions.append("runs_scheduled = ?")
+        values.append(runs_scheduled)
+    names = list(changes)
+    cql = (
+        f"UPDATE {Series.column_family_name()} SET {', '.join(f'{n} = ?' for n in names)} "  # noqa: S608
+        f"WHERE id = ? IF {' AND '.join(conditions)}"
+    )
+    result = execute(prepared(cql), (*(naive_utc(v) for v in changes.values()), series.id, *values))
+    if not result.was_applied:
+        return False
+    for name, value in changes.items():
+        setattr(series, name, naive_utc(value))
+    return True
+
+
+# --- the end of a run --------------------------------------------------------------
+
+
+def series_run_ended(job: Job) -> None:
+    """The end step of a series' run (idempotent): remember what it delivered, count
+    it, then stop the series or make sure its next run's job exists."""
+    series = series_get(job.series_id)
+    if series is None or series.purged_at is not None:
+        return
+    run = job.series_run or 0
+    if series.is_active and series.runs_scheduled == run:
+        if job.status == JobStatus.DONE:
+            _remember_delivered(series, job)
+        if not _advance(series, job):
+            series = series_get(series.id) or series  # another caller moved it on
+    if not series.is_active:
+        _finish_stop(series, job)
+        return
+    _ensure_next_job(series)
+
+
+def _remember_delivered(series: Series, job: Job) -> None:
+    """The delivered images' hashes, from the image rows of the run the job names."""
+    ttl = history_ttl_seconds(series.every)
+    for image in records.job_images(job.id, limit=10_000):
+        if image.sha256:
+            SeriesImage.ttl(ttl).create(
+                series_id=series.id,
+                method=SIGNATURE_METHOD,
+                sha256=image.sha256,
+                phash=image.phash or "",
+                run=job.series_run,
+            )
+
+
+def _advance(series: Series, job: Job) -> bool:
+    """Count the run and move the series on (to its next run, or stopped) in one
+    lightweight transaction; False when another caller did it first."""
+    from jobs.suppression import is_suppressed
+
+    now = _now()
+    counted = job.status in (JobStatus.DONE, JobStatus.FAILED)  # a cancelled run is skipped
+    delivered = (job.downloaded_count or 0) if job.status == JobStatus.DONE else 0
+    runs_done = (series.runs_done or 0) + (1 if counted else 0)
+    empty = 0 if delivered else (series.empty_runs or 0) + (1 if counted else 0)
+    changes: dict[str, object] = {
+        "runs_done": runs_done,
+        "empty_runs": empty,
+        "delivered_total": (series.delivered_total or 0) + delivered,
+    }
+    if delivered:
+        changes["last_delivery_at"] = now
+    reason = None
+    if runs_done >= settings.IMAGEDL_SERIES_MAX_RUNS:
+        reason = "max_runs"
+    elif empty >= settings.IMAGEDL_SERIES_MAX_EMPTY_RUNS:
+        reason = "nothing_new"
+    elif series.email and is_suppressed(series.email):
+        reason = "unsubscribed"
+    if reason is not None:
+        changes.update(status=SeriesStatus.STOPPED, stop_reason=reason, stopped_at=now, next_run_at=None)
+    else:
+        after = max(now, aware_utc(series.next_run_at) or now)
+        next_at = next_run_after(
+            after,
+            every=series.every,
+            time_zone=series.time_zone,
+            local_time=series.local_time,
+            weekday=series.weekday,
+        )
+        run = (job.series_run or 0) + 1
+        changes.update(runs_scheduled=run, next_job_id=run_job_id(series.id, run), next_run_at=next_at)
+    if not _write_if(series, changes, runs_scheduled=job.series_run):
+        return False
+    if reason is None:
+        _renew(series)  # its personal data lives while it is active
+        record_event(
+            job.id, "series_next", f"Next run of the series: {changes['next_run_at']:%Y-%m-%d %H:%M} UTC"
+        )
+    else:
+        record_event(job.id, "series_stopped", f"The series stopped: {reason}", reason=reason)
+    return True
+
+
+def _ensure_next_job(series: Series) -> None:
+    """Make the newest run's job unless it exists (a caller that died after moving the
+    series on left it unmade; a row half-made that long ago is written again)."""
+    if series.next_job_id is None or series.next_run_at is None:
+        return
+    existing = records.get_job(series.next_job_id)
+    if existing is not None:
+        half_made = existing.status is None and aware_utc(existing.created_at) < _now() - REPAIR_AFTER
+        if not half_made:
+            return
+        existing.delete()
+    _create_run_job(series, series.runs_scheduled, aware_utc(series.next_run_at))
+
+
+def _finish_stop(series: Series, job: Job | None) -> None:
+    """After a stop: due for purge after the retention, and the user told (once) when
+    the series stopped by itself."""
+    if series.purge_due_at is None and series.stopped_at is not None:
+        due = aware_utc(series.stopped_at) + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
+        SeriesPurgeDue.create(bucket="all", due_at=due, series_id=series.id)
+        Series.objects(id=series.id).update(purge_due_at=naive_utc(due))
+        series.purge_due_at = naive_utc(due)
+    if job is not None and series.stop_reason in MAILED_STOPS and job.email:
+        from jobs.outbox import email_enqueue_once
+
+        email_enqueue_once(job, "series_stopped")
+
+
+# --- what users and operators do ---------------------------------------------------
+
+
+def series_stop(series: Series, *, reason: str = "user", by: str = "user") -> bool:
+    """Stop a series: no more runs; its pending run is cancelled. False when it had
+    stopped already."""
+    now = _now()
+    if not _write_if(series, {"status": SeriesStatus.STOPPED, "stop_reason": reason, "stopped_at": now}):
+        return False
+    series.status = SeriesStatus.STOPPED
+    pending = records.get_job(series.next_job_id) if series.next_job_id else None
+    if pending is not None and pending.status in JobStatus.ACTIVE:
+        services.job_cancel(pending, by=by)
+    _finish_stop(series, None)
+    logger.info("series=%s stopped reason=%s", series.id, reason)
+    return True
+
+
+def series_run_now(series: Series, *, by: str = "operator") -> str:
+    """Move the series' pending run to now. Returns what happened, in words."""
+    if not series.is_active:
+        return "not run: the series has stopped"
+    _ensure_next_job(series)
+    pending = records.get_job(series.next_job_id) if series.next_job_id else None
+    if pending is None:
+        return "not run: no pending run"
+    if pending.status != JobStatus.SCHEDULED:
+        return f"not run: its run is {pending.status}"
+    now = _now()
+    # The run happens now instead of at its time: the run after it comes at the next
+    # local occurrence after now, not after the time it replaced.
+    if not _write_if(series, {"next_run_at": now}, runs_scheduled=series.runs_scheduled):
+        return "not run: the series changed meanwhile"
+    services.job_reschedule(pending, now, by=by)
+    return "queued to run now"
+
+
+def series_history(series_id: uuid.UUID) -> list[tuple[str, str, str]]:
+    """What the series delivered: ``(sha256, signature, method)`` rows."""
+    rows = SeriesImage.objects.filter(series_id=series_id).limit(None)
+    return [(row.sha256, row.phash or "", row.method) for row in rows]
+
+
+def series_runs(series_id: uuid.UUID) -> list[tuple[SeriesRun, Job | None]]:
+    """The series' runs, newest first, each with its job (None once gone)."""
+    rows = list(SeriesRun.objects.filter(series_id=series_id).limit(None))
+    jobs = {job.id: job for job in Job.objects.filter(id__in=[r.job_id for r in rows])} if rows else {}
+    return [(row, jobs.get(row.job_id)) for row in reversed(rows)]
+
+
+def series_list(limit: int = 200) -> list[Series]:
+    """The newest series (the admin's list), from the one small listing partition."""
+    rows = list(SeriesList.objects.filter(bucket="all").limit(limit))
+    found = {s.id: s for s in Series.objects.filter(id__in=[r.series_id for r in rows])} if rows else {}
+    return [found[r.series_id] for r in rows if r.series_id in found]
+
+
+# --- purge -------------------------------------------------------------------------
+
+
+def series_purge(series: Series, *, by: str = "retention") -> None:
+    """Delete a stopped series' history, runs and personal data; keep an anonymous
+    record. An active series is stopped first."""
+    if series.is_active:
+        series_stop(series, reason="operator", by=by)
+    SeriesImage.objects.filter(series_id=series.id).delete()
+    SeriesRun.objects.filter(series_id=series.id).delete()
+    SeriesList.objects(bucket="all", created_at=series.created_at, series_id=series.id).delete()
+    Series.objects(id=series.id).update(email=None, query=None, page_url=None, purged_at=_now())
+    logger.info("series=%s purged by=%s", series.id, by.split(":")[0])
+
+
+def series_purge_due(cutoff: dt.datetime, *, dry_run: bool = False) -> int:
+    """Purge every stopped series due by ``cutoff``; returns how many."""
+    count = 0
+    for row in list(SeriesPurgeDue.objects.filter(bucket="all", due_at__lte=cutoff).limit(None)):
+        series = series_get(row.series_id)
+        if series is None or series.purged_at is not None or series.is_active:
+            if not dry_run:
+                row.delete()
+            continue
+        count += 1
+        if not dry_run:
+            series_purge(series)
+            row.delete()
+    return count

@@ -1,0 +1,408 @@
+"""Recurring series through jobs.series and the web, against the real Cassandra node:
+the series and its runs, the idempotent end step (one next job however often it
+runs), the delivered-image history, auto-stop, the stop link (RFC 8058 one-click
+too), the series page, the emails and the purge. (A series run by a real worker:
+test_series_end_to_end.py.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import threading
+import zoneinfo
+from urllib.parse import urlsplit
+
+import pytest
+from django.core import mail
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django_q.models import Schedule
+
+from downloader.dedupe import SIGNATURE_METHOD
+from downloader.gather import delivered_filter
+from jobs import links, outbox, records, services
+from jobs.emails import build_email
+from jobs.events import job_events
+from jobs.models import JobActive, JobMail, JobStatus, Series, SeriesImage, SeriesStatus
+from jobs.reaper import jobs_reap
+from jobs.series import (
+    run_job_id,
+    series_get,
+    series_history,
+    series_purge_due,
+    series_run_ended,
+    series_run_now,
+    series_stop,
+    series_submit,
+)
+from tests.factories import make_archive
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+
+
+def submit(every: str = "day", run_in: dt.timedelta = dt.timedelta(hours=1), **fields: object):
+    values = {
+        "email": "lin@example.org",
+        "query": "red fox",
+        "requested_count": 2,
+        "time_zone": "Europe/Paris",
+        "run_at": dt.datetime.now(dt.UTC) + run_in,
+        **fields,
+    }
+    return series_submit(every=every, **values)
+
+
+def deliver(job, images: int = 2, first: int = 1):
+    """Run the job through the services as a worker would, keeping ``images`` images
+    (numbered from ``first``: distinct pictures), and deliver it."""
+    job = records.get_job(job.id)
+    assert services.job_start_attempt(job)
+    data = make_archive(job.query, images)
+    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(data))
+    for position in range(1, images + 1):
+        content = f"image {first + position}".encode()
+        services.job_add_image(
+            job,
+            position,
+            file_name=f"{position}.jpg",
+            sha256=hashlib.sha256(content).hexdigest(),
+            phash="",
+            width=300,
+            height=200,
+            format="jpeg",
+            bytes=len(content),
+            source_url=f"http://images.example/{first + position}",
+        )
+    assert services.job_complete(job, archive_path=path, archive_bytes=len(data), kept=images)
+    return records.get_job(job.id)
+
+
+def fail(job, reason: str = "Nothing new this time."):
+    job = records.get_job(job.id)
+    assert services.job_start_attempt(job)
+    assert services.job_fail(job, reason)
+    return records.get_job(job.id)
+
+
+def schedules_named(job_id) -> int:
+    return Schedule.objects.filter(name=f"job-{job_id}").count()
+
+
+def test_a_repeating_submission_makes_a_series_and_its_first_run(cassandra_db):
+    job = submit("week", run_in=dt.timedelta(days=2))
+    series = series_get(job.series_id)
+    assert series is not None and series.status == SeriesStatus.ACTIVE
+    assert job.series_run == 1 and job.id == run_job_id(series.id, 1) == series.next_job_id
+    local = records.get_job(job.id).run_at.replace(tzinfo=dt.UTC).astimezone(PARIS)
+    assert series.local_time == f"{local:%H:%M}" and series.weekday == local.weekday()
+    assert series.email == "lin@example.org" and series.query == "red fox"
+    assert schedules_named(job.id) == 1
+
+
+def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):
+    job = deliver(submit())
+    series = series_get(job.series_id)
+    assert series.runs_scheduled == 2 and series.runs_done == 1 and series.delivered_total == 2
+    second = records.get_job(run_job_id(series.id, 2))
+    assert second is not None and second.series_run == 2 and second.status == JobStatus.SCHEDULED
+    # The same wall-clock time in Paris, on a later day.
+    first_local = aware(job.run_at).astimezone(PARIS)
+    second_local = aware(second.run_at).astimezone(PARIS)
+    assert f"{second_local:%H:%M}" == f"{first_local:%H:%M}" and second_local.date() > first_local.date()
+    assert schedules_named(second.id) == 1
+
+    # The step again, then eight copies at once (a task handed out twice, the reaper).
+    series_run_ended(records.get_job(job.id))
+    barrier = threading.Barrier(8)
+
+    def again() -> None:
+        barrier.wait()
+        series_run_ended(records.get_job(job.id))
+
+    threads = [threading.Thread(target=again) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    series = series_get(series.id)
+    assert series.runs_scheduled == 2 and series.runs_done == 1
+    assert schedules_named(second.id) == 1
+    assert records.get_job(run_job_id(series.id, 3)) is None
+    assert len(series_history(series.id)) == 2
+
+
+def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
+    job = deliver(submit())
+    series = series_get(job.series_id)
+    second = records.get_job(series.next_job_id)
+    # Back to the moment before the end step: the series on run 1, no second job.
+    second.delete()
+    JobActive.objects(bucket="all", job_id=second.id).delete()
+    Schedule.objects.filter(name=f"job-{second.id}").delete()
+    Series.objects(id=series.id).update(
+        runs_scheduled=1, runs_done=0, delivered_total=0, next_job_id=job.id, next_run_at=job.run_at
+    )
+    barrier = threading.Barrier(8)
+
+    def end() -> None:
+        barrier.wait()
+        series_run_ended(records.get_job(job.id))
+
+    threads = [threading.Thread(target=end) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    series = series_get(series.id)
+    assert series.runs_scheduled == 2 and series.runs_done == 1 and series.delivered_total == 2
+    assert records.get_job(run_job_id(series.id, 2)).status == JobStatus.SCHEDULED
+    assert schedules_named(run_job_id(series.id, 2)) == 1
+    assert records.get_job(run_job_id(series.id, 3)) is None
+    events = [e.kind for e in job_events(job.id)]
+    assert events.count("series_next") == 2  # the first end step, and one winner of the race
+
+
+def test_a_next_run_lost_between_the_two_writes_is_made_by_the_reaper(cassandra_db):
+    job = deliver(submit())
+    series = series_get(job.series_id)
+    second = records.get_job(series.next_job_id)
+    # As if the worker died after moving the series on and before making the job:
+    # no job row, no schedule, and the finished run still listed as active.
+    second.delete()
+    JobActive.objects(bucket="all", job_id=second.id).delete()
+    Schedule.objects.filter(name=f"job-{second.id}").delete()
+    JobActive.create(bucket="all", job_id=job.id)
+    jobs_reap()
+    remade = records.get_job(series.next_job_id)
+    assert remade is not None and remade.status == JobStatus.SCHEDULED and schedules_named(remade.id) == 1
+
+
+def test_a_failing_end_step_is_left_to_the_reaper(cassandra_db, monkeypatch):
+    import jobs.series
+
+    def broken(job) -> None:
+        raise ConnectionError("Cassandra went away")
+
+    monkeypatch.setattr(jobs.series, "series_run_ended", broken)
+    job = deliver(submit())  # delivered all the same
+    assert records.get_job(job.id).status == JobStatus.DONE
+    assert series_get(job.series_id).runs_scheduled == 1
+    assert jobs_reap().cleared == 0  # still broken: the job stays listed for the next pass
+    monkeypatch.undo()
+    assert jobs_reap().cleared == 1
+    series = series_get(job.series_id)
+    assert series.runs_scheduled == 2 and records.get_job(series.next_job_id).status == JobStatus.SCHEDULED
+
+
+def test_history_is_kept_per_series_and_method_version(cassandra_db):
+    job = deliver(submit())
+    rows = list(SeriesImage.objects.filter(series_id=job.series_id))
+    assert len(rows) == 2 and {row.method for row in rows} == {SIGNATURE_METHOD}
+    other = deliver(submit(email="kai@example.org"), first=1)  # the same pictures, another series
+    assert len(series_history(other.series_id)) == 2  # its own history, not shared
+    from PIL import Image
+
+    from downloader.dedupe import signature
+
+    red = signature(Image.new("RGB", (64, 64), (200, 30, 30)))
+    # A signature of another method's version is not compared; its sha256 still is.
+    remembered = delivered_filter([("a" * 64, red, "old-method"), ("b" * 64, red, SIGNATURE_METHOD)])
+    assert remembered.match("a" * 64, "") == "duplicate_exact"
+    assert remembered.match("c" * 64, red) == "duplicate_near"
+    only_old = delivered_filter([("a" * 64, red, "old-method")])
+    assert only_old.match("c" * 64, red) is None
+
+
+def test_three_runs_in_a_row_with_nothing_new_stop_the_series_with_one_mail(cassandra_db, settings):
+    job = deliver(submit())
+    series = series_get(job.series_id)
+    for run in (2, 3, 4):
+        last = fail(records.get_job(run_job_id(series.id, run)))
+    series = series_get(series.id)
+    assert series.status == SeriesStatus.STOPPED and series.stop_reason == "nothing_new"
+    assert series.runs_done == 4 and series.empty_runs == 3
+    assert records.get_job(run_job_id(series.id, 5)) is None
+    assert series.purge_due_at is not None
+    series_run_ended(last)  # the step again: still one mail
+    rows = [row for row in JobMail.objects.filter(job_id=last.id) if row.kind == "series_stopped"]
+    assert len(rows) == 1
+    mail.outbox.clear()
+    assert outbox.email_send(str(last.id), "series_stopped", 1, 1) == "sent"
+    assert outbox.email_send(str(last.id), "series_stopped", 1, 1) == "skipped: sent"
+    assert len(mail.outbox) == 1
+    assert "have stopped" in mail.outbox[0].subject
+    assert "3 runs in a row found nothing new" in mail.outbox[0].body
+
+
+def test_a_delivery_resets_the_count_of_empty_runs(cassandra_db):
+    job = deliver(submit())
+    series = series_get(job.series_id)
+    fail(records.get_job(run_job_id(series.id, 2)))
+    fail(records.get_job(run_job_id(series.id, 3)))
+    deliver(records.get_job(run_job_id(series.id, 4)), first=10)
+    fail(records.get_job(run_job_id(series.id, 5)))
+    series = series_get(series.id)
+    assert series.is_active and series.empty_runs == 1 and series.runs_done == 5
+
+
+def test_a_series_stops_after_its_most_runs(cassandra_db, settings):
+    settings.IMAGEDL_SERIES_MAX_RUNS = 2
+    job = deliver(submit())
+    second = deliver(records.get_job(run_job_id(job.series_id, 2)), first=10)
+    series = series_get(job.series_id)
+    assert series.status == SeriesStatus.STOPPED and series.stop_reason == "max_runs"
+    assert records.get_job(run_job_id(series.id, 3)) is None
+    assert any(row.kind == "series_stopped" for row in JobMail.objects.filter(job_id=second.id))
+
+
+def test_the_stop_link_stops_the_series_and_cancels_its_next_run(cassandra_db, client):
+    job = deliver(submit())
+    series = series_get(job.series_id)
+    pending = series.next_job_id
+    stop = urlsplit(links.series_stop_url(series.id)).path
+    page = client.get(stop)  # a mail scanner following the link stops nothing
+    assert page.status_code == 302 and series_get(series.id).is_active
+    response = client.post(stop, {"List-Unsubscribe": "One-Click"})  # RFC 8058 one-click
+    assert response.status_code == 302
+    series = series_get(series.id)
+    assert series.status == SeriesStatus.STOPPED and series.stop_reason == "user"
+    assert records.get_job(pending).status == JobStatus.CANCELLED
+    assert schedules_named(pending) == 0
+    assert records.get_job(run_job_id(series.id, 3)) is None  # the cancel made no next run
+    assert not series_stop(series)  # stopped already
+    assert not any(row.kind == "series_stopped" for row in JobMail.objects.filter(job_id=job.id))
+    status = client.get(urlsplit(links.series_url(series.id)).path)
+    assert (
+        status.status_code == 200 and b"has stopped" in status.content and b"you stopped it" in status.content
+    )
+
+
+def test_the_series_page_shows_the_next_run_in_the_users_zone_and_past_deliveries(cassandra_db, client):
+    job = deliver(submit())
+    series = series_get(job.series_id)
+    response = client.get(urlsplit(links.series_url(series.id)).path)
+    assert response.status_code == 200
+    body = response.content.decode()
+    next_local = aware(series.next_run_at).astimezone(PARIS)
+    assert f"{next_local:%H:%M}" in body and "Europe/Paris" in body
+    assert "Run 1" in body and "2 new images" in body and "/download" in body and 'id="stop"' in body
+    assert client.get("/series/not-a-token/").status_code == 404
+    forged = links.make_token(job.id, "status")  # a job's token opens no series
+    assert client.get(f"/series/{forged}/").status_code == 404
+
+
+def test_series_mails_carry_the_stop_link_and_count_the_new_images(cassandra_db):
+    job = deliver(submit())
+    records.update_job(job, already_delivered=7)
+    message = build_email(records.get_job(job.id), "ready")
+    stop_url = links.series_stop_url(job.series_id)
+    assert message.extra_headers["List-Unsubscribe"] == f"<{stop_url}>"
+    assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "new images are ready" in message.subject
+    assert "All 2 are new: 7 images found again were left out" in message.body
+    assert f"Stop these deliveries: {stop_url}" in message.body
+    assert "/unsubscribe/" in message.body  # "never email me again" stays
+    html = message.alternatives[0][0]
+    assert stop_url in html and "/unsubscribe/" in html
+    # A one-off job's mail is as before.
+    from tests.factories import make_done_job
+
+    single = build_email(make_done_job(), "ready")
+    assert "/unsubscribe/" in single.extra_headers["List-Unsubscribe"] and "Stop these" not in single.body
+
+
+def test_run_now_moves_the_pending_run_to_now(cassandra_db):
+    job = deliver(submit())
+    series = series_get(job.series_id)
+    assert series_run_now(series) == "queued to run now"
+    pending = records.get_job(series.next_job_id)
+    assert aware(pending.run_at) <= dt.datetime.now(dt.UTC)
+    deliver(pending, first=10)
+    # The run after it: the next local occurrence after now, not after the time it replaced.
+    series = series_get(series.id)
+    assert aware(series.next_run_at) - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1)
+    series_stop(series)
+    assert series_run_now(series_get(series.id)) == "not run: the series has stopped"
+
+
+def test_a_stopped_series_is_purged_after_the_retention(cassandra_db, settings):
+    job = deliver(submit())
+    series = series_get(job.series_id)
+    series_stop(series)
+    assert series_purge_due(dt.datetime.now(dt.UTC)) == 0  # not yet
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES + 1)
+    summary = services.jobs_purge_due(now=later)
+    assert summary.series == 1
+    purged = series_get(series.id)
+    assert purged.purged_at is not None and purged.email is None and purged.query is None
+    assert series_history(series.id) == []
+
+
+def aware(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def test_the_form_offers_repeat_and_a_weekly_post_makes_a_series(cassandra_db, client):
+    from django.core.cache import cache
+
+    from tests.test_web_pages import good_post
+
+    cache.clear()
+    home = client.get("/").content.decode()
+    for value in ("never", "day", "week"):
+        assert f'name="repeat" value="{value}"' in home
+    assert re.search(r'name="repeat" value="never"[^>]*checked', home)  # the default
+    response = client.post("/", good_post(repeat="week", count="30"))
+    assert response.status_code == 302
+    submitted = client.get(response["Location"])
+    assert b"Run 1 of a recurring series" in submitted.content
+    series_link = re.search(r'href="(/series/[^"]+/)"', submitted.content.decode()).group(1)
+    page = client.get(series_link)
+    assert page.status_code == 200 and b"every " in page.content and b"Europe/Paris" in page.content
+    (series,) = list(Series.objects.all())
+    assert series.every == "week" and series.requested_count == 30 and series.weekday is not None
+    # Without repeat (or "never") a post makes one job, no series.
+    client.post("/", good_post(email="kai@example.org"))
+    client.post("/", good_post(email="kim@example.org", repeat="never"))
+    assert len(list(Series.objects.all())) == 1
+    assert client.post("/", good_post(repeat="hourly")).status_code == 200  # refused, with a message
+    assert len(list(Series.objects.all())) == 1
+
+
+def test_the_admin_lists_series_and_stops_or_runs_one_now(cassandra_db, admin_client):
+    job = deliver(submit())
+    series = series_get(job.series_id)
+    listing = admin_client.get("/admin/jobs/series/")
+    assert listing.status_code == 200 and str(series.id)[:8] in listing.content.decode()
+    detail_url = f"/admin/jobs/series/{series.id}/change/"
+    detail = admin_client.get(detail_url)
+    assert detail.status_code == 200 and b"Run now" in detail.content and b"series-runs" in detail.content
+    assert admin_client.post(detail_url, {"action": "run_now"}).status_code == 302
+    pending = records.get_job(series.next_job_id)
+    assert aware(pending.run_at) <= dt.datetime.now(dt.UTC)
+    admin_client.post(detail_url, {"action": "stop"})
+    stopped = series_get(series.id)
+    assert stopped.status == SeriesStatus.STOPPED and stopped.stop_reason == "operator"
+    from django.contrib.admin.models import LogEntry
+
+    assert [e.change_message for e in LogEntry.objects.order_by("id")] == [
+        "Run now: queued to run now",
+        "Stop: stopped",
+    ]
+
+
+def test_only_staff_see_the_series_admin(cassandra_db, client):
+    assert client.get("/admin/jobs/series/").status_code == 302  # to the login page
+
+
+def test_purge_jobs_purges_stopped_series_past_retention(cassandra_db, capsys):
+    from django.core.management import call_command
+
+    job = deliver(submit())
+    series_stop(series_get(job.series_id))
+    call_command("purge_jobs", "--older-than", "0m")
+    assert "1 stopped series" in capsys.readouterr().out
+    assert series_get(job.series_id).purged_at is not None
