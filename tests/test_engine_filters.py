@@ -213,3 +213,56 @@ def test_fetch_images_refuses_an_unknown_filter(tmp_path):
 
     with pytest.raises(CommandError, match="--colour 'mauve'"):
         call_command("fetch_images", "x", "--out", str(tmp_path / "a.zip"), "--colour", "mauve")
+
+
+# --- the job: stored, run, shown, mailed -------------------------------------------------
+
+
+@pytest.mark.browser
+@HONEST
+@pytest.mark.django_db(databases=["default", "cassandra"])
+def test_a_job_keeps_its_filters_and_says_what_an_engine_could_not_apply(cassandra_db, imitation, client):
+    from jobs import links, records
+    from jobs.emails import build_email
+    from jobs.events import job_events
+    from jobs.run import run_job
+    from tests.factories import make_job, stored_archive
+
+    job = make_job(requested_count=5, engine="google", filters=Filters(layout="wide", license="public"))
+    assert records.get_job(job.id).filters == Filters(layout="wide", license="public")
+    assert run_job(job.id) == "done: 5"
+    done = records.get_job(job.id)
+    said = "Google could not apply: license (public domain)"
+    assert done.filters_unapplied == said
+    assert said in [event.message for event in job_events(done.id, limit=100)]  # the job log
+    page = client.get(f"/jobs/{links.make_token(done.id, 'status')}/").content.decode()
+    assert '<dd id="filters">License: Public domain; Layout: Wide</dd>' in page
+    assert f'<dd id="filters-unapplied">{said}</dd>' in page
+    mail = build_email(done, "ready")
+    assert f"- {said}" in mail.body and f"<li>{said}</li>" in mail.alternatives[0][0]
+    rows = manifest_rows(stored_archive(done))
+    assert {row["filters"] for row in rows} == {"license=public;layout=wide"}
+    assert all(int(row["width"]) > int(row["height"]) for row in rows)
+
+
+@pytest.mark.django_db(databases=["default", "cassandra"])
+def test_the_form_stores_the_filters_and_the_resubmit_link_keeps_them(cassandra_db, client):
+    from django.core.cache import cache
+
+    from jobs import links, records
+    from tests.test_web_pages import good_post
+
+    cache.clear()  # the rate limits
+    response = client.post("/", good_post(filter_layout="wide", filter_colour="red", filter_freshness="week"))
+    assert response.status_code == 302
+    job = records.get_job(links.read_token(response["Location"].rstrip("/").split("/")[-2], "status"))
+    assert job.filters == Filters(colour="red", layout="wide", freshness="week")
+    again = client.get(f"/jobs/{links.make_token(job.id, 'resubmit')}/resubmit").content.decode()
+    assert '<option value="wide" selected>' in again and '<option value="red" selected>' in again
+    plain = client.post("/", good_post())  # none asked: none stored
+    assert (
+        records.get_job(links.read_token(plain["Location"].rstrip("/").split("/")[-2], "status")).filters
+        == Filters()
+    )
+    bad = client.post("/", good_post(filter_layout="round")).content.decode()
+    assert "not one of the available choices" in bad
