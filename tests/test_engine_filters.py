@@ -266,3 +266,26 @@ def test_the_form_stores_the_filters_and_the_resubmit_link_keeps_them(cassandra_
     )
     bad = client.post("/", good_post(filter_layout="round")).content.decode()
     assert "not one of the available choices" in bad
+
+
+@pytest.mark.browser
+@HONEST
+def test_engine_all_passes_the_filters_to_every_engine(driver, imitation):
+    from downloader.choices import ALL
+    from downloader.engines import search
+    from downloader.gather import describe_engine_event
+
+    events = []
+    rules = SearchRules(filters=Filters(layout="square", license="public"))
+    found = list(search(ALL, driver, "x", 100, rules, lambda kind, data: events.append((kind, data))))
+    assert {engine for engine, _ in imitation.asked} == {"bing", "duckduckgo", "google"}
+    for engine, asked in imitation.asked:
+        assert asked == (
+            {"layout": "square"} if engine == "google" else {"layout": "square", "license": "public"}
+        )
+    squares = {imitation.image_url(i) for i in range(1, 31) if shape_of(i) == "square"}
+    assert {c.url for c in found} == squares
+    unapplied = [data for kind, data in events if kind == "filters_unapplied"]
+    assert [describe_engine_event("filters_unapplied", data) for data in unapplied] == [
+        "Google could not apply: license (public domain)"
+    ]
