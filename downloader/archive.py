@@ -42,6 +42,7 @@ MANIFEST_COLUMNS = (
     "rank",  # its place in the engine's results (or on the page), from 1
     "license",  # when the engine stated one
     "safe_search",  # the request's (empty for a page or a URL list)
+    "filters",  # the request's engine filters, "layout=wide;license=cc" (empty: none)
 )
 CREDITS_NAME = "CREDITS.html"
 NOT_IMAGES = frozenset({MANIFEST_NAME, CREDITS_NAME})  # every other entry is an image
@@ -93,13 +94,15 @@ def http_link(url: str) -> str | None:
     return url if parts.scheme in ("http", "https") and parts.hostname else None
 
 
-def credits_html(names: Sequence[str], kept: Sequence, *, safe_search: str = "") -> str:
+def credits_html(names: Sequence[str], kept: Sequence, *, safe_search: str = "", filters: str = "") -> str:
     """CREDITS.html: each image, its title, and a link to its page (or, without one, to
     the image). Every text is escaped; only http(s) URLs become links."""
     esc = html.escape
     out = [CREDITS_HEAD]
     if safe_search:
         out.append(f"<p>Safe search: {esc(safe_search)}.</p>\n")
+    if filters:
+        out.append(f"<p>Engine filters: {esc(filters)}.</p>\n")
     out.append("<ol>\n")
     for name, image in zip(names, kept, strict=True):
         title = getattr(image, "title", "") or name
@@ -130,10 +133,11 @@ def write_archive(
     path: str,
     storage: Storage | None = None,
     safe_search: str = "",
+    filters: str = "",
 ) -> ArchiveResult:
     """Pack ``kept`` (objects with path, source_url, page_url, width, height, format,
-    bytes, sha256) into a zip saved at ``path`` in ``storage``. ``safe_search`` is the
-    search's setting, noted on every row."""
+    bytes, sha256) into a zip saved at ``path`` in ``storage``. ``safe_search`` and
+    ``filters`` (``Filters.as_text()``) are the search's settings, noted on every row."""
     storage = storage or default_storage
     names = entry_names(name_stem, [image.format for image in kept])
     manifest = io.StringIO()
@@ -144,23 +148,26 @@ def write_archive(
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
             for name, image in zip(names, kept, strict=True):
                 archive.write(Path(image.path), arcname=name)
-                writer.writerow(_manifest_row(name, image, safe_search))
+                writer.writerow(_manifest_row(name, image, {"safe_search": safe_search, "filters": filters}))
             archive.writestr(MANIFEST_NAME, manifest.getvalue())
-            archive.writestr(CREDITS_NAME, credits_html(names, kept, safe_search=safe_search))
+            archive.writestr(
+                CREDITS_NAME, credits_html(names, kept, safe_search=safe_search, filters=filters)
+            )
         return fh.tell()
 
     saved, size = _save(storage, path, pack)
     return ArchiveResult(path=saved, bytes=size, count=len(kept))
 
 
-def _manifest_row(name: str, image: object, safe_search: str) -> list[object]:
-    """One image's manifest row: its own attributes, by column name, and the rest."""
+def _manifest_row(name: str, image: object, request: dict[str, str]) -> list[object]:
+    """One image's manifest row: its own attributes, by column name, and the rest
+    (``request``: the columns every row shares)."""
     source_url = str(getattr(image, "source_url", ""))
     derived = {
         "file": name,
         "host": urlsplit(source_url).hostname or "",
         "rank": getattr(image, "rank", 0) or "",
-        "safe_search": safe_search,
+        **request,
     }
     return [derived[c] if c in derived else getattr(image, c, "") for c in MANIFEST_COLUMNS]
 

@@ -1,10 +1,14 @@
-"""The choices a download request is made of, in one place: engines, formats, the count.
+"""The choices a download request is made of, in one place: engines, formats, safe search,
+engine filters, the count.
 
 The form, the commands, the settings and the engines all read these; nothing else
 spells an engine name, a format or the count limit. No Django here: settings import it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 AUTO = "auto"  # one engine at a time, in the configured order, the next when one fails
 ALL = "all"  # every engine in turn, for more variety than one engine gives
@@ -28,6 +32,105 @@ SAFE_SEARCH_LABELS: dict[str, str] = {"strict": "Strict", "moderate": "Moderate"
 SAFE_SEARCH: tuple[str, ...] = tuple(SAFE_SEARCH_LABELS)
 SAFE_SEARCH_CHOICES: list[tuple[str, str]] = list(SAFE_SEARCH_LABELS.items())
 SAFE_SEARCH_DEFAULT = "moderate"
+
+# The dominant colours every engine offers (Bing, DuckDuckGo and Google share this list).
+DOMINANT_COLOURS: tuple[str, ...] = (
+    "red",
+    "orange",
+    "yellow",
+    "green",
+    "teal",
+    "blue",
+    "purple",
+    "pink",
+    "brown",
+    "black",
+    "gray",
+    "white",
+)
+
+# Engine filters: each kind's values (its names users see), "" meaning any. Each engine
+# module says how it asks for them (and which it cannot); downloader.validation checks
+# what the pixels can tell (layout, animated) after the download.
+FILTER_VALUES: dict[str, dict[str, str]] = {
+    "license": {"cc": "Creative Commons", "public": "Public domain"},
+    "colour": {
+        "color": "Colour",
+        "bw": "Black and white",
+        **{name: name.capitalize() for name in DOMINANT_COLOURS},
+    },
+    "layout": {"square": "Square", "wide": "Wide", "tall": "Tall"},
+    "size": {"large": "Large", "wallpaper": "Wallpaper"},
+    "type": {"photo": "Photo", "clipart": "Clip art", "line": "Line drawing", "animated": "Animated"},
+    "freshness": {"day": "Past day", "week": "Past week", "month": "Past month"},
+}
+FILTER_KINDS: tuple[str, ...] = tuple(FILTER_VALUES)
+FILTER_LABELS: dict[str, str] = {
+    "license": "License",
+    "colour": "Colour",
+    "layout": "Layout",
+    "size": "Size",
+    "type": "Type",
+    "freshness": "Freshness",
+}
+ANY = "any"  # what a command line may say for "no filter"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """One request's engine filters; "" is any. Build them with ``parse_filters``."""
+
+    license: str = ""
+    colour: str = ""
+    layout: str = ""
+    size: str = ""
+    type: str = ""
+    freshness: str = ""
+
+    def chosen(self) -> dict[str, str]:
+        """The filters set, kind -> value, in FILTER_KINDS order."""
+        return {kind: getattr(self, kind) for kind in FILTER_KINDS if getattr(self, kind)}
+
+    def __bool__(self) -> bool:
+        return bool(self.chosen())
+
+    def as_text(self) -> str:
+        """``"layout=wide;license=cc"`` (the manifest's column), "" when none is set."""
+        return ";".join(f"{kind}={value}" for kind, value in self.chosen().items())
+
+    @classmethod
+    def from_stored(cls, values: Mapping[str, str | None]) -> Filters:
+        """Filters read back from storage, kind -> value: a kind or value no longer
+        offered counts as any."""
+        return cls(**{k: v for k, v in values.items() if k in FILTER_VALUES and v in FILTER_VALUES[k]})
+
+    def describe(self) -> str:
+        """``"Layout: Wide; Freshness: Past week"``, or "" when none is set."""
+        return "; ".join(f"{FILTER_LABELS[k]}: {FILTER_VALUES[k][v]}" for k, v in self.chosen().items())
+
+
+def parse_filter(kind: str, text: str | None) -> str:
+    """One filter's value from user text (any case; "", "any" or None: no filter);
+    raises ValueError naming the choices."""
+    value = (text or "").strip().lower()
+    if kind == "colour":
+        value = {"colour": "color", "grey": "gray", "black-and-white": "bw", "blackandwhite": "bw"}.get(
+            value, value
+        )
+    if value in ("", ANY):
+        return ""
+    if value not in FILTER_VALUES[kind]:
+        raise ValueError(f"{kind} {text!r}: choose from {', '.join(FILTER_VALUES[kind])}")
+    return value
+
+
+def parse_filters(values: Mapping[str, str | None]) -> Filters:
+    """Filters from ``{kind: text}`` (missing kinds: any); raises ValueError."""
+    unknown = set(values) - set(FILTER_KINDS)
+    if unknown:
+        raise ValueError(f"unknown filters: {', '.join(sorted(unknown))}")
+    return Filters(**{kind: parse_filter(kind, values.get(kind)) for kind in FILTER_KINDS})
+
 
 MIN_COUNT = 1
 MAX_COUNT = 500  # images one request may ask for

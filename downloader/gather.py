@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from downloader.archive import file_stem
 from downloader.browser import open_browser
-from downloader.choices import AUTO, SAFE_SEARCH_DEFAULT
+from downloader.choices import AUTO, ENGINE_LABELS, SAFE_SEARCH_DEFAULT, Filters
 from downloader.collect import Candidate, Collector, CollectResult, Counts, ImageRules, KeptImage
 from downloader.dedupe import SIGNATURE_METHOD, DuplicateFilter
 from downloader.egress import EgressGuard
@@ -39,6 +39,7 @@ class Request:
     output_format: str | None = None
     min_side: int | None = None  # the junk floor; None: IMAGEDL_MIN_SIDE (--min-size sets it)
     safe_search: str = SAFE_SEARCH_DEFAULT
+    filters: Filters = field(default_factory=Filters)  # engine filters (a page is not filtered)
 
     @property
     def subject(self) -> str:
@@ -56,6 +57,9 @@ class Request:
             min_height=self.min_height,
             min_side=self.min_side,
             output_format=self.output_format,
+            # What the pixels can check of the engine filters, for searches only.
+            layout="" if self.page_url else self.filters.layout,
+            animated=not self.page_url and self.filters.type == "animated",
         )
 
     @property
@@ -65,6 +69,7 @@ class Request:
             min_width=self.min_width,
             min_height=self.min_height,
             safe_search=self.safe_search,
+            filters=self.filters,
         )
 
 
@@ -99,6 +104,7 @@ def describe_engine_event(kind: str, data: dict) -> str:
         "results_end": f"{engine or 'The page'} has no more results",
         "engine_failed": f"{engine} failed ({data.get('reason', 'error')}); {then}",
         "engine_exhausted": f"{engine} ran out of results; {then}",
+        "filters_unapplied": unapplied_text(data),
     }
     return texts.get(kind, kind.replace("_", " "))
 
@@ -113,6 +119,12 @@ def delivered_filter(rows: Iterable[tuple[str, str, str]]) -> DuplicateFilter:
             remembered.check_and_add(sha256, phash)
         remembered.remember_sha(sha256)
     return remembered
+
+
+def unapplied_text(data: dict) -> str:
+    """``"Bing could not apply: freshness"`` from a ``filters_unapplied`` event's data."""
+    engine = str(data.get("engine", ""))
+    return f"{ENGINE_LABELS.get(engine, engine)} could not apply: {', '.join(data.get('filters') or ())}"
 
 
 def gather(

@@ -2,7 +2,9 @@
 
 The real format comes from the bytes. A file is rejected with a short reason code:
 ``html``, ``svg``, ``not_an_image``, ``truncated``, ``too_many_pixels``,
-``too_small``, ``format_not_allowed``, ``decode_timeout``. Also computes the
+``too_small``, ``format_not_allowed``, ``decode_timeout``, ``filter_mismatch`` (the
+layout or "animated" filter asked for, where the pixels tell; see ``layout_of``). Also
+computes the
 signature used by de-duplication, and converts to one output format when asked.
 
 JPEGs are decoded at a reduced scale (``draft``: 1/2 to 1/8 by the DCT itself), which
@@ -59,6 +61,26 @@ class ImageRules:
     max_pixels: int = 0  # 0: settings.IMAGEDL_MAX_PIXELS
     min_side: int | None = None
     max_seconds: float = 0  # 0: settings.IMAGEDL_VALIDATION_SECONDS
+    # The engine filters the pixels can check (downloader.choices.Filters): a layout
+    # ("" any), and whether only animated images (more than one frame) may pass.
+    layout: str = ""
+    animated: bool = False
+
+
+# An image is square when its long side is at most this much longer than its short one
+# (1000 x 1090 is square, 1000 x 1110 is tall); otherwise it is wide or tall.
+SQUARE_TOLERANCE = 1.1
+
+
+def layout_of(width: int, height: int) -> str:
+    """The layout the pixel size shows: square, wide or tall (see SQUARE_TOLERANCE)."""
+    if max(width, height) <= SQUARE_TOLERANCE * min(width, height):
+        return "square"
+    return "wide" if width > height else "tall"
+
+
+def _wrong_layout(rules: ImageRules, width: int, height: int) -> bool:
+    return bool(rules.layout) and layout_of(width, height) != rules.layout
 
 
 @dataclass
@@ -231,6 +253,12 @@ def validate_file(path: Path, rules: ImageRules) -> Validation:
                     return Validation(False, "format_not_allowed", fmt, width, height)
                 if width < min_width or height < min_height:
                     return Validation(False, "too_small", fmt, width, height)
+                # Of the types only "animated" shows in the pixels: a photo, clip art or
+                # line drawing is never rejected for its frames (or anything else).
+                if _wrong_layout(rules, width, height) or (
+                    rules.animated and not getattr(img, "is_animated", False)
+                ):
+                    return Validation(False, "filter_mismatch", fmt, width, height)
                 if fmt == "jpeg":
                     img.draft(img.mode, _draft_size(width, height))
                 held.grow(img.size[0] * img.size[1] * (WEBP_COST if fmt == "webp" else 1))
@@ -313,6 +341,8 @@ def _validate_still_webp(
         return Validation(False, "format_not_allowed", "webp", width, height)
     if width < min_width or height < min_height:
         return Validation(False, "too_small", "webp", width, height)
+    if rules.animated or _wrong_layout(rules, width, height):  # a still WebP, one frame
+        return Validation(False, "filter_mismatch", "webp", width, height)
     data = path.read_bytes()
     alpha = data[12:16] == b"VP8L" or (data[12:16] == b"VP8X" and bool(data[20] & 0x10))
     lib = _libwebp()

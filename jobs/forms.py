@@ -13,11 +13,15 @@ from django.utils import timezone
 from downloader.choices import (
     AUTO,
     ENGINE_CHOICES,
+    FILTER_KINDS,
+    FILTER_LABELS,
+    FILTER_VALUES,
     FORMAT_CHOICES,
     MAX_COUNT,
     MIN_COUNT,
     SAFE_SEARCH_CHOICES,
     SAFE_SEARCH_DEFAULT,
+    Filters,
 )
 from jobs.timezones import is_valid_zone
 
@@ -67,6 +71,17 @@ def check_public_url(value: str) -> str | None:
     except Refused as exc:
         return URL_PROBLEMS.get(exc.reason, URL_PROBLEMS["bad_url"])
     return None
+
+
+def _filter_field(kind: str, help_text: str = "") -> forms.ChoiceField:
+    """A select for one engine filter: "Any", then its values (not required: a post
+    without it, from an older page or a script, means any)."""
+    return forms.ChoiceField(
+        label=FILTER_LABELS[kind],
+        choices=[("", "Any"), *FILTER_VALUES[kind].items()],
+        required=False,
+        help_text=help_text,
+    )
 
 
 class JobForm(forms.Form):
@@ -150,6 +165,14 @@ class JobForm(forms.Form):
         "leaves out the images sent before. Every email has a link to stop it.",
     )
 
+    # The engine filters, one select per kind ("" is any): filter_license, filter_colour, ...
+    filter_license = _filter_field("license", "Where the engine knows the license.")
+    filter_colour = _filter_field("colour")
+    filter_layout = _filter_field("layout", "Checked on the pixels too.")
+    filter_size = _filter_field("size")
+    filter_type = _filter_field("type", "Animated is checked on the frames too.")
+    filter_freshness = _filter_field("freshness", "How recently the engine found it.")
+
     def clean_query(self) -> str:
         value = self.cleaned_data["query"]
         if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
@@ -198,6 +221,7 @@ class JobForm(forms.Form):
         data["min_height"] = data.get("min_height") or 0
         data["safe_search"] = data.get("safe_search") or SAFE_SEARCH_DEFAULT
         data["repeat"] = data.get("repeat") or REPEAT_NEVER
+        data["filters"] = Filters(**{kind: data.get(f"filter_{kind}") or "" for kind in FILTER_KINDS})
         return data
 
     def _run_at(self, day: dt.date, time_of_day: dt.time, zone_name: str) -> dt.datetime | None:

@@ -18,7 +18,7 @@ import uuid
 from cassandra.cqlengine import columns
 from django_cassandra_engine.models import DjangoCassandraModel
 
-from downloader.choices import SAFE_SEARCH_DEFAULT, SAFE_SEARCH_LABELS
+from downloader.choices import FILTER_KINDS, SAFE_SEARCH_DEFAULT, SAFE_SEARCH_LABELS, Filters
 
 
 class JobStatus:
@@ -53,10 +53,20 @@ class Job(DjangoCassandraModel):
     min_height = columns.Integer(default=0)
     output_format = columns.Text()  # convert every image to this format, if set
     safe_search = columns.Text(default=SAFE_SEARCH_DEFAULT)  # strict, moderate or off
+    # Engine filters (downloader.choices.FILTER_VALUES), one column per kind; empty: any.
+    filter_license = columns.Text()
+    filter_colour = columns.Text()
+    filter_layout = columns.Text()
+    filter_size = columns.Text()
+    filter_type = columns.Text()
+    filter_freshness = columns.Text()
 
     # What happened.
     status = columns.Text(default=JobStatus.SCHEDULED)
     engine_used = columns.Text()
+    # What an engine could not apply of the filters: "Google could not apply: freshness"
+    # (one line per engine).
+    filters_unapplied = columns.Text()
     found_count = columns.Integer(default=0)
     downloaded_count = columns.Integer(default=0)
     rejected_count = columns.Integer(default=0)
@@ -100,6 +110,20 @@ class Job(DjangoCassandraModel):
     def safe_search_label(self) -> str:
         """The job's safe search in words (jobs stored before it existed: the default)."""
         return SAFE_SEARCH_LABELS.get(self.safe_search or SAFE_SEARCH_DEFAULT, SAFE_SEARCH_DEFAULT)
+
+    @property
+    def filters(self) -> Filters:
+        """The job's engine filters (a value no longer offered counts as any)."""
+        return Filters.from_stored({kind: getattr(self, f"filter_{kind}") for kind in FILTER_KINDS})
+
+    @property
+    def filters_unapplied_lines(self) -> list[str]:
+        return [line for line in (self.filters_unapplied or "").splitlines() if line]
+
+
+def filter_columns(filters: Filters) -> dict[str, str | None]:
+    """The Job columns that store ``filters`` (None: not set, so nothing is written)."""
+    return {f"filter_{kind}": getattr(filters, kind) or None for kind in FILTER_KINDS}
 
 
 class JobDay(DjangoCassandraModel):
@@ -295,6 +319,7 @@ class Series(DjangoCassandraModel):
     min_height = columns.Integer(default=0)
     output_format = columns.Text()
     safe_search = columns.Text(default=SAFE_SEARCH_DEFAULT)
+    filter_values = columns.Map(columns.Text, columns.Text)  # engine filters, kind -> value
     # When: every day or week, at this wall-clock time ("HH:MM") in this zone; a weekly
     # series on this weekday (0 Monday .. 6 Sunday).
     every = columns.Text(default=SeriesEvery.DAY)
@@ -325,6 +350,11 @@ class Series(DjangoCassandraModel):
     @property
     def is_active(self) -> bool:
         return self.status == SeriesStatus.ACTIVE
+
+    @property
+    def filters(self) -> Filters:
+        """The engine filters every run of the series asks for."""
+        return Filters.from_stored(self.filter_values or {})
 
 
 class SeriesRun(DjangoCassandraModel):

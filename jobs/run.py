@@ -66,6 +66,7 @@ def request_for(job: Job) -> Request:
         min_height=job.min_height or 0,
         output_format=job.output_format,
         safe_search=job.safe_search or SAFE_SEARCH_DEFAULT,
+        filters=job.filters,
     )
 
 
@@ -209,6 +210,7 @@ class JobRun:
         self.last_progress = 0.0
         self.positions: dict[int, int] = {}  # id(image) -> its number (file and image row)
         self.engines_started: list[str] = []
+        self.unapplied: list[str] = []  # "Bing could not apply: freshness", one per engine
         self.resumed = self._adopt(adopt) if adopt is not None else []
         self.position = len(self.resumed)  # the last number given
 
@@ -280,6 +282,9 @@ class JobRun:
             self.engines_started.append(str(data["engine"]))
             used = self.engines_started if self.request.engine == ALL else self.engines_started[-1:]
             self._progress(engine_used=",".join(used))
+        if kind == "filters_unapplied" and message not in self.unapplied:
+            self.unapplied.append(message)
+            self._progress(filters_unapplied="\n".join(self.unapplied))
         services.job_note(self.job, kind, message, **data)
 
     def on_progress(self, counts: Counts) -> None:
@@ -346,6 +351,7 @@ class JobRun:
             name_stem=request.name_stem,
             path=archive_path(job, self.run_id),
             safe_search="" if request.page_url else request.safe_search,
+            filters="" if request.page_url else request.filters.as_text(),
         )
         services.job_note(job, "archive_written", f"Packed {archive.count} images ({archive.bytes} bytes)")
         if self.should_stop():

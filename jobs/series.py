@@ -136,6 +136,7 @@ def series_submit(*, every: str, run_at: dt.datetime, time_zone: str, **request:
         min_height=request.get("min_height", 0),
         output_format=request.get("output_format"),
         safe_search=request.get("safe_search") or "moderate",
+        filter_values=request["filters"].chosen() if request.get("filters") else {},
         every=every,
         time_zone=time_zone,
         local_time=f"{local:%H:%M}",
@@ -186,6 +187,7 @@ def _create_run_job(series: Series, run: int, run_at: dt.datetime) -> Job | None
         engine=series.engine or "auto",
         output_format=series.output_format,
         safe_search=series.safe_search or "moderate",
+        filters=series.filters,
     )
 
 

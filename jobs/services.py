@@ -20,10 +20,10 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from downloader.choices import SAFE_SEARCH_DEFAULT
+from downloader.choices import SAFE_SEARCH_DEFAULT, Filters
 from jobs import records, scheduling
 from jobs.events import personal_ttl_seconds, record_event
-from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus
+from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
 from jobs.outbox import email_enqueue, email_withdraw
 from jobs.utc import aware_utc
 from jobs.workdir import remove_workdir
@@ -71,6 +71,7 @@ def job_submit(
     engine: str = "auto",
     output_format: str | None = None,
     safe_search: str = SAFE_SEARCH_DEFAULT,
+    filters: Filters | None = None,
     job_id: uuid.UUID | None = None,
     series_id: uuid.UUID | None = None,
     series_run: int | None = None,
@@ -105,11 +106,17 @@ def job_submit(
         engine=engine,
         output_format=output_format,
         safe_search=safe_search,
+        **filter_columns(filters or Filters()),
         status=JobStatus.SCHEDULED,
         first_event=(
             "scheduled",
             f"Job scheduled for {run_at:%Y-%m-%d %H:%M} UTC ({time_zone})",
-            {"count": requested_count, "engine": engine, "safe_search": safe_search},
+            {
+                "count": requested_count,
+                "engine": engine,
+                "safe_search": safe_search,
+                "filters": (filters or Filters()).as_text(),
+            },
         ),
     )
     if job is None:
@@ -395,8 +402,16 @@ def job_renew_lease(job: Job) -> bool:
 
 def job_record_progress(job: Job, **counters: int | str) -> bool:
     """Write progress counters (found_count, downloaded_count, rejected_count,
-    engine_used, already_delivered) while the run ``job.run_id`` owns the job; False when it does not."""
-    allowed = {"found_count", "downloaded_count", "rejected_count", "engine_used", "already_delivered"}
+    engine_used, already_delivered, filters_unapplied) while the run ``job.run_id`` owns the
+    job; False when it does not."""
+    allowed = {
+        "found_count",
+        "downloaded_count",
+        "rejected_count",
+        "engine_used",
+        "already_delivered",
+        "filters_unapplied",
+    }
     unknown = set(counters) - allowed
     if unknown:
         raise ValueError(f"not progress fields: {sorted(unknown)}")

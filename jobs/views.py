@@ -157,6 +157,7 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
                 "min_height": data["min_height"],
                 "engine": data["engine"],
                 "safe_search": data["safe_search"],
+                "filters": data["filters"],
             }
             if data["repeat"] != REPEAT_NEVER:
                 from jobs.series import series_submit
@@ -345,6 +346,7 @@ def resubmit(request: HttpRequest, job: Job, token: str) -> HttpResponse:
             "min_height": job.min_height,
             "engine": job.engine,
             "safe_search": job.safe_search,
+            **{f"filter_{kind}": value for kind, value in job.filters.chosen().items()},
         },
     )
 

@@ -72,7 +72,8 @@ def make_archive(subject: str, images: int = 2, size: tuple[int, int] = (300, 20
                 "",
                 "",
                 "",
-            ]  # title, host, engine, rank, license, safe search
+                "",
+            ]  # title, host, engine, rank, license, safe search, filters
             writer.writerow([name, *row, hashlib.sha256(data).hexdigest(), *credits])
         archive.writestr(MANIFEST_NAME, manifest.getvalue())
     return out.getvalue()

@@ -7,6 +7,7 @@ response, and counts the requests it receives per path.
 Paths:
   /img/<seed>.<fmt>?w=W&h=H[&noise=1]   a distinct image (jpeg, png, webp, gif)
   /same/<seed>.<fmt>?w=W&h=H&q=Q         the same picture as /img/<seed> re-encoded/resized
+  /anim/<seed>.<fmt>?w=W&h=H&frames=N    an animated gif, png or webp of N frames (default 3)
   /html.jpg, /svg.png                   markup served as an image
   /truncated.jpg                        a JPEG cut in half
   /bomb.png                             a small PNG that declares 40000x40000 pixels
@@ -92,6 +93,17 @@ def encoded(
     return buf.getvalue()
 
 
+@lru_cache(maxsize=256)
+def animated(seed: int, fmt: str, width: int, height: int, frames: int = 3) -> bytes:
+    """An animated image of ``frames`` distinct frames (GIF, APNG or WebP)."""
+    images = [picture(seed * 1000 + n, width, height) for n in range(max(frames, 1))]
+    if fmt == "gif":
+        images = [img.convert("P") for img in images]
+    buf = io.BytesIO()
+    images[0].save(buf, SAVE[fmt], save_all=True, append_images=images[1:], duration=100, loop=0)
+    return buf.getvalue()
+
+
 def bomb_png(width: int = 40000, height: int = 40000) -> bytes:
     """A valid-looking PNG header declaring a huge image, with a tiny body."""
     import struct
@@ -168,6 +180,12 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 return self._send(404, b"not found", "text/plain")
             return self._send(200, body, CONTENT_TYPES.get(name.rsplit(".", 1)[-1], "image/jpeg"))
+        if path.startswith("/anim/"):
+            seed_text, _, fmt = path.rsplit("/", 1)[1].partition(".")
+            if fmt not in ("gif", "png", "webp"):
+                return self._send(404)
+            body = animated(int(seed_text), fmt, width, height, int(query.get("frames", 3)))
+            return self._send(200, body, CONTENT_TYPES[fmt])
         if path.startswith(("/img/", "/same/")):
             name = path.rsplit("/", 1)[1]
             seed_text, _, fmt = name.partition(".")

@@ -93,3 +93,42 @@ def test_repeat_by_keyboard_and_the_series_page_on_a_phone(chromium, live_server
     settle(chromium, 10).until(lambda d: d.find_elements(By.ID, "series-stopped"))
     assert not series_get(series.id).is_active
     shoot(chromium, "series-stopped")
+
+
+@pytest.mark.screenshots
+def test_engine_filters_by_keyboard_and_on_a_phone(chromium, live_server):
+    chromium.get(live_server.url + "/")
+    chromium.execute_script("document.querySelector('#job-form details').open = true")
+    shoot(chromium, "home-engine-filters")  # six selects; nothing sticks out at 360 px (shoot checks)
+    chromium.execute_script("document.querySelector('#job-form details').open = false")
+
+    tab = Tabber(chromium)
+    tab.to("#id_query")
+    press(chromium, "red fox")
+    tab.to("#id_email")
+    press(chromium, "ada@example.org")
+    tab.to("#job-form summary")
+    press(chromium, Keys.ENTER)  # opens the filters
+    tab.to("#id_filter_license")
+    press(chromium, Keys.ARROW_DOWN)  # Any -> Creative Commons
+    tab.to("#id_filter_layout")
+    press(chromium, Keys.ARROW_DOWN, Keys.ARROW_DOWN)  # Any -> Square -> Wide
+    tab.to("#id_filter_freshness")
+    press(chromium, Keys.END)  # the last: Past month
+    values = {
+        kind: chromium.find_element(By.ID, f"id_filter_{kind}").get_attribute("value")
+        for kind in ("license", "colour", "layout", "freshness")
+    }
+    assert values == {"license": "cc", "colour": "", "layout": "wide", "freshness": "month"}
+    tab.to("#job-form button[type=submit]")
+    press(chromium, Keys.ENTER)
+
+    settle(chromium, 10).until(lambda d: "/submitted" in d.current_url)
+    token = chromium.current_url.rstrip("/").split("/")[-2]
+    job = records.get_job(links.read_token(token, "status"))
+    assert (job.filter_license, job.filter_layout, job.filter_freshness) == ("cc", "wide", "month")
+    chromium.get(live_server.url + f"/jobs/{token}/")
+    assert chromium.find_element(By.ID, "filters").text == (
+        "License: Creative Commons; Layout: Wide; Freshness: Past month"
+    )
+    shoot(chromium, "status-engine-filters")

@@ -53,7 +53,7 @@ def kept_image(path: Path, n: int, **fields: object) -> KeptImage:
 
 def test_the_manifest_keeps_its_columns_and_credits_are_escaped_with_only_http_links(tmp_path):
     assert MANIFEST_COLUMNS[:8] == FIRST_COLUMNS
-    assert MANIFEST_COLUMNS[8:] == ("title", "host", "engine", "rank", "license", "safe_search")
+    assert MANIFEST_COLUMNS[8:] == ("title", "host", "engine", "rank", "license", "safe_search", "filters")
     kept = [
         kept_image(tmp_path / "1", 1, title="Red fox", engine="bing", rank=3, license="CC BY 4.0"),
         kept_image(tmp_path / "2", 2, title=HOSTILE, engine="page", rank=1, page_url="javascript:alert(3)"),

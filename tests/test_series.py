@@ -19,6 +19,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django_q.models import Schedule
 
+from downloader.choices import Filters
 from downloader.dedupe import SIGNATURE_METHOD
 from downloader.gather import delivered_filter
 from jobs import links, outbox, records, services
@@ -100,6 +101,15 @@ def test_a_repeating_submission_makes_a_series_and_its_first_run(cassandra_db):
     assert series.local_time == f"{local:%H:%M}" and series.weekday == local.weekday()
     assert series.email == "lin@example.org" and series.query == "red fox"
     assert schedules_named(job.id) == 1
+
+
+def test_every_run_of_a_series_asks_for_its_engine_filters(cassandra_db):
+    chosen = Filters(license="cc", layout="wide", freshness="week")
+    job = deliver(submit(filters=chosen))
+    series = series_get(job.series_id)
+    assert series.filters == chosen and records.get_job(job.id).filters == chosen
+    second = records.get_job(run_job_id(series.id, 2))
+    assert second.filters == chosen
 
 
 def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from downloader.choices import SAFE_SEARCH_DEFAULT
+from downloader.choices import FILTER_VALUES, SAFE_SEARCH_DEFAULT, Filters
 from downloader.collect import Candidate
 
 __all__ = [
@@ -19,9 +19,12 @@ __all__ = [
     "EngineBlocked",
     "EngineError",
     "EventCallback",
+    "FilterWords",
     "SearchRules",
     "Tally",
+    "engine_filters",
     "no_events",
+    "report_unapplied",
     "results_loop",
     "wait_until",
 ]
@@ -35,6 +38,35 @@ class SearchRules:
     min_width: int = 0
     min_height: int = 0
     safe_search: str = SAFE_SEARCH_DEFAULT  # one of downloader.choices.SAFE_SEARCH
+    filters: Filters = field(default_factory=Filters)
+
+
+# An engine's own words for the filters it has: kind -> value -> its URL parameter piece.
+FilterWords = dict[str, dict[str, str]]
+
+
+def engine_filters(filters: Filters, words: FilterWords) -> tuple[dict[str, str], list[str]]:
+    """The engine's words for the filters it can apply (kind -> word), and what it cannot,
+    in words users read: the kind ("freshness") when the engine has no such filter at
+    all, else the kind and value ("license (public domain)")."""
+    applied: dict[str, str] = {}
+    unapplied: list[str] = []
+    for kind, value in filters.chosen().items():
+        word = words.get(kind, {}).get(value)
+        if word:
+            applied[kind] = word
+        elif words.get(kind):
+            unapplied.append(f"{kind} ({FILTER_VALUES[kind][value].lower()})")
+        else:
+            unapplied.append(kind)
+    return applied, unapplied
+
+
+def report_unapplied(emit: EventCallback, engine: str, unapplied: list[str]) -> None:
+    """Tell the caller which filters ``engine`` could not apply (an event it records and
+    shows: "Google could not apply: license (public domain)")."""
+    if unapplied:
+        emit("filters_unapplied", {"engine": engine, "filters": list(unapplied)})
 
 
 class EngineError(RuntimeError):

@@ -9,15 +9,19 @@ import json
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
+from downloader.choices import DOMINANT_COLOURS
 from downloader.engines.base import (
     Candidate,
     Engine,
     EngineBlocked,
     EventCallback,
+    FilterWords,
     SearchRules,
+    engine_filters,
     is_http_url,
     is_thumbnail,
     no_events,
+    report_unapplied,
     results_loop,
     wait_until,
 )
@@ -29,6 +33,28 @@ SEE_MORE_BUTTON = ".btn_seemore"
 CAPTCHA_MARKERS = ("#b_captcha", "form[action*='captcha']", "#bnp_hfly_cta")
 SEARCH_PATH = "/images/search"
 SAFE_SEARCH_PARAM = "adlt"  # Bing's own words: strict, moderate, off
+# The filters, each a ``+filterui:`` piece of ``qft``; Bing has every one.
+FILTER_WORDS: FilterWords = {
+    "license": {"cc": "+filterui:licenseType-Any", "public": "+filterui:license-L1"},
+    "colour": {
+        "color": "+filterui:color2-color",
+        "bw": "+filterui:color2-bw",
+        **{name: f"+filterui:color2-FGcls_{name.upper()}" for name in DOMINANT_COLOURS},
+    },
+    "layout": {name: f"+filterui:aspect-{name}" for name in ("square", "wide", "tall")},
+    "size": {name: f"+filterui:imagesize-{name}" for name in ("large", "wallpaper")},
+    "type": {
+        "photo": "+filterui:photo-photo",
+        "clipart": "+filterui:photo-clipart",
+        "line": "+filterui:photo-linedrawing",
+        "animated": "+filterui:photo-animatedgif",
+    },
+    "freshness": {  # age in minutes
+        "day": "+filterui:age-lt1440",
+        "week": "+filterui:age-lt10080",
+        "month": "+filterui:age-lt43200",
+    },
+}
 THUMBNAIL_MARKERS = (
     *(f"tse{n}.mm.bing.net" for n in range(1, 5)),  # Bing's thumbnail hosts
     "/th?id=",
@@ -52,13 +78,15 @@ BLOCKED_JS = "return arguments[0].some(sel => document.querySelector(sel) !== nu
 
 
 def filter_param(rules: SearchRules) -> str:
-    """Bing's qft filter string for the request's rules."""
-    parts = []
-    if rules.min_width >= 1 or rules.min_height >= 1:
+    """Bing's qft filter string for the request's rules (its filters first)."""
+    applied, _ = engine_filters(rules.filters, FILTER_WORDS)
+    parts = list(applied.values())
+    # A size filter stands for the minimum size too (that is still checked on the bytes).
+    if "size" not in applied and (rules.min_width >= 1 or rules.min_height >= 1):
         parts.append(f"+filterui:imagesize-custom_{max(rules.min_width, 1)}_{max(rules.min_height, 1)}")
     # Bing filters by kind, not by file format: only "animated GIF" maps onto a format
     # ("transparent" would drop every opaque PNG). Formats are checked on the bytes.
-    if rules.formats == {"gif"}:
+    if "type" not in applied and rules.formats == {"gif"}:
         parts.append("+filterui:photo-animatedgif")
     return "".join(parts)
 
@@ -86,6 +114,7 @@ class BingEngine(Engine):
         ):
             raise EngineBlocked("captcha", "Bing asked for a CAPTCHA")
         emit("page_loaded", {"engine": self.name})
+        report_unapplied(emit, self.name, engine_filters(rules.filters, FILTER_WORDS)[1])
         yield from results_loop(
             engine=self.name,
             wanted=wanted,

@@ -10,17 +10,21 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
+from downloader.choices import DOMINANT_COLOURS
 from downloader.engines.base import (
     Candidate,
     Engine,
     EngineBlocked,
     EngineError,
     EventCallback,
+    FilterWords,
     SearchRules,
     Tally,
+    engine_filters,
     is_http_url,
     is_thumbnail,
     no_events,
+    report_unapplied,
     results_loop,
 )
 
@@ -34,6 +38,35 @@ BLOCKED_STATUSES = (202, 403, 418, 429)
 # endpoint also reads ``p`` (1 filtered, -1 not).
 SAFE_SEARCH_KP = {"strict": "1", "moderate": "-1", "off": "-2"}
 SAFE_SEARCH_P = {"strict": "1", "moderate": "1", "off": "-1"}
+# The filters, each a ``slot:Value`` of the JSON's ``f`` (DuckDuckGo has every one; its
+# types are photo, clipart, gif, transparent and line).
+FILTER_WORDS: FilterWords = {
+    "license": {"cc": "license:Any", "public": "license:Public"},
+    "colour": {
+        "color": "color:color",
+        "bw": "color:Monochrome",
+        **{name: f"color:{name.capitalize()}" for name in DOMINANT_COLOURS},
+    },
+    "layout": {name: f"layout:{name.capitalize()}" for name in ("square", "wide", "tall")},
+    "size": {name: f"size:{name.capitalize()}" for name in ("large", "wallpaper")},
+    "type": {"photo": "type:photo", "clipart": "type:clipart", "line": "type:line", "animated": "type:gif"},
+    "freshness": {name: f"time:{name.capitalize()}" for name in ("day", "week", "month")},
+}
+F_SLOTS = ("time", "size", "type", "layout", "color", "license")  # the order of ``f``
+
+
+def filter_param(rules: SearchRules) -> tuple[str, list[str]]:
+    """The JSON's ``f`` for the request's rules, and the filters it could not apply."""
+    applied, unapplied = engine_filters(rules.filters, FILTER_WORDS)
+    slots = dict.fromkeys(F_SLOTS, "")
+    slots.update(word.split(":", 1) for word in applied.values())
+    if not slots["size"] and (rules.min_width >= 1000 or rules.min_height >= 1000):
+        slots["size"] = "Large"
+    # Only gif is a file format among the types. Formats are checked on the bytes anyway.
+    if not slots["type"] and rules.formats == {"gif"}:
+        slots["type"] = "gif"
+    return ",".join(f"{slot}:{value}" for slot, value in slots.items()), unapplied
+
 
 FETCH_JSON_JS = """
 const done = arguments[arguments.length - 1];
@@ -61,10 +94,8 @@ class DuckDuckGoEngine(Engine):
                 raise EngineBlocked("captcha", "DuckDuckGo showed a challenge page")
             raise EngineError("no_token", "no vqd token on the DuckDuckGo results page")
         emit("page_loaded", {"engine": self.name})
-        size = "Large" if (rules.min_width >= 1000 or rules.min_height >= 1000) else ""
-        # DuckDuckGo's types are photo, clipart, gif, transparent and line: only gif is
-        # a file format. Formats are checked on the bytes anyway.
-        kind = "gif" if rules.formats == {"gif"} else ""
+        f_param, unapplied = filter_param(rules)
+        report_unapplied(emit, self.name, unapplied)
         has_next = True
 
         def read_page(offset: int) -> list:
@@ -77,7 +108,7 @@ class DuckDuckGoEngine(Engine):
                 "p": SAFE_SEARCH_P[rules.safe_search],
                 "kp": kp,
                 "s": str(offset),
-                "f": f"size:{size},type:{kind},layout:,color:,license:",
+                "f": f_param,
             }
             status, body = driver.execute_async_script(FETCH_JSON_JS, f"{JSON_PATH}?{urlencode(params)}")
             if status in BLOCKED_STATUSES:

@@ -9,17 +9,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
+from downloader.choices import DOMINANT_COLOURS
 from downloader.engines.base import (
     Candidate,
     Engine,
     EngineBlocked,
     EngineError,
     EventCallback,
+    FilterWords,
     SearchRules,
     Tally,
+    engine_filters,
     is_http_url,
     is_thumbnail,
     no_events,
+    report_unapplied,
     results_loop,
     wait_until,
 )
@@ -27,6 +31,25 @@ from downloader.engines.base import (
 SEARCH_PATH = "/search"
 # Google has only on and off: strict and moderate both mean "active".
 SAFE_SEARCH_VALUES = {"strict": "active", "moderate": "active", "off": "off"}
+# The filters, each a piece of ``tbs`` (joined by commas). Google's usage rights know
+# Creative Commons but not public domain, and its sizes stop at "large" (no wallpaper).
+FILTER_WORDS: FilterWords = {
+    "license": {"cc": "il:cl"},
+    "colour": {
+        "color": "ic:color",
+        "bw": "ic:gray",
+        **{name: f"ic:specific,isc:{name}" for name in DOMINANT_COLOURS},
+    },
+    "layout": {"square": "iar:s", "wide": "iar:w", "tall": "iar:t"},
+    "size": {"large": "isz:l"},
+    "type": {
+        "photo": "itp:photo",
+        "clipart": "itp:clipart",
+        "line": "itp:lineart",
+        "animated": "itp:animated",
+    },
+    "freshness": {"day": "qdr:d", "week": "qdr:w", "month": "qdr:m"},
+}
 RESULT_LINK = "a[href*='/imgres?']"
 CONSENT_MARKERS = ("#W0wltc", "form[action*='consent']")
 CAPTCHA_URL_PART = "/sorry/"
@@ -52,14 +75,18 @@ class GoogleEngine(Engine):
     ) -> Iterator[Candidate]:
         emit = on_event or no_events
         params = {"q": query, "tbm": "isch", "hl": "en", "safe": SAFE_SEARCH_VALUES[rules.safe_search]}
-        if rules.min_width >= 1000 or rules.min_height >= 1000:
-            params["tbs"] = "isz:l"
+        applied, unapplied = engine_filters(rules.filters, FILTER_WORDS)
+        if "size" not in applied and (rules.min_width >= 1000 or rules.min_height >= 1000):
+            applied["size"] = "isz:l"
+        if applied:
+            params["tbs"] = ",".join(applied.values())
         driver.get(f"{self.base_url()}{SEARCH_PATH}?{urlencode(params)}")
         if CAPTCHA_URL_PART in driver.current_url:
             raise EngineBlocked("captcha", "Google asked for a CAPTCHA")
         if driver.execute_script(BLOCKED_JS, list(CONSENT_MARKERS)) or "consent." in driver.current_url:
             raise EngineBlocked("consent", "Google showed a consent wall")
         emit("page_loaded", {"engine": self.name})
+        report_unapplied(emit, self.name, unapplied)
         page_url = driver.current_url
 
         def to_candidate(href: object) -> Candidate | None:

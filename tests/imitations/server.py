@@ -16,6 +16,12 @@ engine shift its results (result n is image n + offset), so engines overlap in p
 search parameter says off (Bing ``adlt=off``, DuckDuckGo ``kp=-2``, Google ``safe=off``;
 missing means moderate, as on the real sites), and their titles say "(adult)".
 ``licenses(n)`` is the license Bing and DuckDuckGo state for result n (None: none).
+``traits(n)`` is what each engine believes of result n, ``{kind: value}`` in
+downloader.choices' terms (``{"layout": "wide", "type": "animated", "license": "cc"}``):
+when a request carries filters (Bing ``qft``, Google ``tbs``, DuckDuckGo ``f``, read by
+tests/imitations/filters.py) only results whose traits match every filter are shown,
+and a result shown for a license filter states that license (unless ``licenses`` says).
+``asked`` records each engine's filters as read: (engine, {kind: value}).
 ``robots_txt`` (with ``robots_status``) is served at /robots.txt (None: 404);
 ``page_headers[path]`` are sent with that page; ``agents`` records (path, User-Agent). Requests are
 recorded in ``requests`` as (path, query dict).
@@ -30,6 +36,8 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+from tests.imitations.filters import bing_filters, ddg_filters, google_filters
 
 PAGE_STYLE = "<style>body{margin:0;font:14px sans-serif} li,.r{height:110px;list-style:none}</style>"
 
@@ -112,6 +120,7 @@ class SearchImitation:
         offsets: dict[str, int] | None = None,
         adult: Callable[[int], bool] | None = None,
         licenses: Callable[[int], str | None] | None = None,
+        traits: Callable[[int], dict[str, str]] | None = None,
     ) -> None:
         if not address.startswith("127."):
             raise ValueError("imitations live on 127.0.0.0/8 only")
@@ -125,6 +134,8 @@ class SearchImitation:
         self.offsets = {"bing": 0, "duckduckgo": 0, "google": 0, **(offsets or {})}
         self.adult = adult
         self.licenses = licenses
+        self.traits = traits
+        self.asked: list[tuple[str, dict[str, str]]] = []
         self.pages: dict[str, str] = {}
         self.redirects: dict[str, str] = {}  # path -> Location
         self.page_headers: dict[str, dict[str, str]] = {}  # path -> extra headers
@@ -160,12 +171,30 @@ class SearchImitation:
         with self.lock:
             return sum(1 for p, _ in self.requests if p == path)
 
-    def _visible(self, filtered: bool) -> list[int]:
-        """The results an engine shows, in order: all, or all but the adult ones."""
-        return [i for i in range(1, self.total + 1) if not (filtered and self.adult and self.adult(i))]
+    def _visible(self, filtered: bool, asked: dict[str, str] | None = None) -> list[int]:
+        """The results an engine shows, in order: all, or all but the adult ones, and of
+        those only the ones whose traits match the filters ``asked``."""
+        return [
+            i
+            for i in range(1, self.total + 1)
+            if not (filtered and self.adult and self.adult(i)) and self._matches(i, asked)
+        ]
 
-    def _license(self, index: int) -> dict[str, str]:
+    def _matches(self, index: int, asked: dict[str, str] | None) -> bool:
+        if not asked or self.traits is None:
+            return True
+        traits = self.traits(index)
+        return all(traits.get(kind) == value for kind, value in asked.items())
+
+    def _note(self, engine: str, asked: dict[str, str]) -> dict[str, str]:
+        with self.lock:
+            self.asked.append((engine, asked))
+        return asked
+
+    def _license(self, index: int, asked: dict[str, str] | None = None) -> dict[str, str]:
         stated = self.licenses(index) if self.licenses else None
+        if not stated and asked and asked.get("license"):
+            stated = {"cc": "CC BY-SA 4.0", "public": "Public domain"}[asked["license"]]
         return {"license": stated} if stated else {}
 
     def _title(self, index: int) -> str:
@@ -173,16 +202,16 @@ class SearchImitation:
 
     # --- Bing ----------------------------------------------------------------------
 
-    def _bing_items(self, first: int, count: int, filtered: bool = True) -> str:
+    def _bing_items(self, first: int, count: int, filtered: bool = True, asked: dict | None = None) -> str:
         items = []
-        for index in self._visible(filtered)[first - 1 : first - 1 + count]:
+        for index in self._visible(filtered, asked)[first - 1 : first - 1 + count]:
             meta = {
                 "murl": self.image_url(index + self.offsets["bing"]),
                 "purl": f"http://example.org/article/{index}",
                 "turl": f"https://tse2.mm.bing.net/th?id=OIP.{index}&pid=Api",
                 "t": self._title(index),
                 "desc": "",
-                **self._license(index),
+                **self._license(index, asked),
             }
             if self.modes["bing"] == "thumbnails":
                 meta["murl"] = meta["turl"]
@@ -199,19 +228,20 @@ class SearchImitation:
             return 200, "<html><body><div id='b_captcha'>Please solve the challenge</div></body></html>"
         adlt = query.get("adlt", "moderate")
         filtered = adlt != "off"
-        first_batch = self._bing_items(1, self.batch, filtered)
+        asked = self._note("bing", bing_filters(query.get("qft", "")))
+        first_batch = self._bing_items(1, self.batch, filtered, asked)
         script = f"""
 <script>
 (function() {{
-  const q = {json.dumps(query.get("q", ""))}, adlt = {json.dumps(adlt)};
+  const q = {json.dumps(query.get("q", ""))}, adlt = {json.dumps(adlt)}, qft = {json.dumps(query.get("qft", ""))};
   let next = {self.batch + 1}, loading = false, seeMoreClicked = false;
-  const total = {len(self._visible(filtered))}, seeMoreAfter = {self.see_more_after or 0};
+  const total = {len(self._visible(filtered, asked))}, seeMoreAfter = {self.see_more_after or 0};
   const button = document.querySelector('.btn_seemore');
   function load() {{
     if (loading || next > total) return;
     if (seeMoreAfter && next > seeMoreAfter && !seeMoreClicked) {{ button.style.display = 'block'; return; }}
     loading = true;
-    fetch('/images/async?q=' + encodeURIComponent(q) + '&first=' + next + '&count=35&async=1&adlt=' + adlt)
+    fetch('/images/async?q=' + encodeURIComponent(q) + '&first=' + next + '&count=35&async=1&adlt=' + adlt + '&qft=' + encodeURIComponent(qft))
       .then(r => r.text()).then(fragment => {{
         const ul = document.createElement('ul');
         ul.className = 'dgControl_list';
@@ -242,7 +272,8 @@ class SearchImitation:
             time.sleep(self.batch_latency)
         first = int(query.get("first", "1"))
         filtered = query.get("adlt", "moderate") != "off"
-        return 200, self._bing_items(first, int(query.get("count", self.batch)), filtered)
+        asked = bing_filters(query.get("qft", ""))
+        return 200, self._bing_items(first, int(query.get("count", self.batch)), filtered, asked)
 
     # --- DuckDuckGo ----------------------------------------------------------------
 
@@ -266,7 +297,8 @@ class SearchImitation:
         if query.get("vqd") != "4-3141592653":
             return 403, json.dumps({"error": "bad vqd"})
         offset = int(query.get("s", "0"))
-        visible = self._visible(filtered=query.get("kp", "-1") != "-2")
+        asked = self._note("duckduckgo", ddg_filters(query.get("f", "")))
+        visible = self._visible(query.get("kp", "-1") != "-2", asked)
         results = []
         for index in visible[offset : offset + 100]:
             image = self.image_url(index + self.offsets["duckduckgo"])
@@ -280,7 +312,7 @@ class SearchImitation:
                     "url": f"http://example.org/ddg/{index}",
                     "width": 640,
                     "height": 480,
-                    **self._license(index),
+                    **self._license(index, asked),
                 }
             )
         body = {"results": results}
@@ -290,9 +322,9 @@ class SearchImitation:
 
     # --- Google ----------------------------------------------------------------------
 
-    def _google_links(self, start: int, count: int, filtered: bool = True) -> str:
+    def _google_links(self, start: int, count: int, filtered: bool = True, asked: dict | None = None) -> str:
         links = []
-        for index in self._visible(filtered)[start - 1 : start - 1 + count]:
+        for index in self._visible(filtered, asked)[start - 1 : start - 1 + count]:
             image = self.image_url(index + self.offsets["google"])
             if self.modes["google"] == "thumbnails":
                 image = f"https://encrypted-tbn0.gstatic.com/images?q=tbn:{index}"
@@ -308,22 +340,24 @@ class SearchImitation:
             return 200, "<html><body><div id='W0wltc' role='button'>Reject all</div></body></html>"
         safe = query.get("safe", "active")
         filtered = safe != "off"
+        tbs = query.get("tbs", "")
         if query.get("async") == "1":
             if self.batch_latency:
                 time.sleep(self.batch_latency)
-            return 200, self._google_links(int(query.get("start", "1")), 20, filtered)
+            return 200, self._google_links(int(query.get("start", "1")), 20, filtered, google_filters(tbs))
+        asked = self._note("google", google_filters(tbs))
         script = f"""<script>
-let next = 21, loading = false; const total = {len(self._visible(filtered))};
+let next = 21, loading = false; const total = {len(self._visible(filtered, asked))};
 window.addEventListener('scroll', () => {{
   if (loading || next > total) return;
   if (window.innerHeight + window.scrollY < document.body.scrollHeight - 300) return;
   loading = true;
-  fetch('/search?tbm=isch&async=1&safe={quote(safe)}&start=' + next).then(r => r.text()).then(t => {{
+  fetch('/search?tbm=isch&async=1&safe={quote(safe)}&tbs={quote(tbs)}&start=' + next).then(r => r.text()).then(t => {{
     const d = document.createElement('div'); d.innerHTML = t; document.getElementById('more').appendChild(d);
     next += 20; loading = false; }});
 }});
 </script>"""
         return 200, (
-            f"<html><head>{PAGE_STYLE}</head><body><div id='islrg'>{self._google_links(1, 20, filtered)}</div>"
+            f"<html><head>{PAGE_STYLE}</head><body><div id='islrg'>{self._google_links(1, 20, filtered, asked)}</div>"
             f"<div id='more'></div>{script}</body></html>"
         )

@@ -2,6 +2,8 @@
 
     python manage.py fetch_images "red fox" --count 100 --out fox.zip \
         [--engine bing|all] [--safe-search strict|moderate|off]
+        [--license cc|public] [--colour color|bw|red|...] [--layout square|wide|tall]
+        [--size large|wallpaper] [--type photo|clipart|line|animated] [--freshness day|week|month]
         [--formats jpeg,png] [--min-size 800x600] [--convert-to jpeg]
 """
 
@@ -16,10 +18,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from downloader.choices import (
     AUTO,
     ENGINE_OPTIONS,
+    FILTER_KINDS,
+    FILTER_VALUES,
     MAX_COUNT,
     MIN_COUNT,
     SAFE_SEARCH,
     SAFE_SEARCH_DEFAULT,
+    parse_filters,
 )
 from downloader.management.commands._options import ProgressBar, add_filter_arguments, image_rules, summary
 
@@ -43,6 +48,15 @@ class Command(BaseCommand):
             default=SAFE_SEARCH_DEFAULT,
             help=f"the engines' adult filter (default {SAFE_SEARCH_DEFAULT})",
         )
+        for kind in FILTER_KINDS:  # the engine filters: --license, --colour, ...
+            names = [f"--{kind}", "--color"] if kind == "colour" else [f"--{kind}"]
+            parser.add_argument(
+                *names,
+                dest=f"filter_{kind}",
+                default="",
+                metavar=kind.upper(),
+                help=f"engine filter: {', '.join(FILTER_VALUES[kind])} (default any)",
+            )
         parser.add_argument("--page", action="store_true", help="QUERY is a page URL to extract images from")
         add_filter_arguments(parser)
 
@@ -74,6 +88,7 @@ class Command(BaseCommand):
                 storage=FileSystemStorage(location=str(out.parent)),
                 path=out.name,
                 safe_search="" if request.page_url else request.safe_search,
+                filters="" if request.page_url else request.filters.as_text(),
             )
         self.stdout.write(summary(result, archive.count, out, archive.bytes))
 
@@ -87,6 +102,12 @@ class Command(BaseCommand):
         if not query:
             raise CommandError("the query is empty")
         rules = image_rules(options)
+        try:
+            filters = parse_filters({kind: options[f"filter_{kind}"] for kind in FILTER_KINDS})
+        except ValueError as exc:
+            raise CommandError(f"--{exc}") from None
+        if filters and options["page"]:
+            raise CommandError("engine filters apply to searches, not to --page")
         return Request(
             wanted=count,
             query="" if options["page"] else query,
@@ -98,4 +119,5 @@ class Command(BaseCommand):
             min_side=rules.min_side,
             output_format=rules.output_format,
             safe_search=options["safe_search"],
+            filters=filters,
         )
