@@ -23,7 +23,6 @@ from collections import Counter
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from downloader.archive import write_archive
@@ -31,7 +30,7 @@ from downloader.choices import ALL, AUTO, SAFE_SEARCH_DEFAULT
 from downloader.collect import CollectResult, Counts, KeptImage
 from downloader.engines.base import EngineError
 from downloader.gather import Request, gather
-from jobs import scheduling, services
+from jobs import scheduling, services, storage
 from jobs.events import log_job_error
 from jobs.models import Job, JobStatus
 from jobs.transient import is_transient
@@ -335,11 +334,13 @@ class JobRun:
             result.kept[: request.wanted],
             name_stem=request.name_stem,
             path=archive_path(job, self.run_id),
+            storage=storage.outputs(),
+            scratch=storage.scratch_folder(self.workdir),
             safe_search="" if request.page_url else request.safe_search,
         )
         services.job_note(job, "archive_written", f"Packed {archive.count} images ({archive.bytes} bytes)")
         if self.should_stop():
-            default_storage.delete(archive.path)
+            storage.delete(archive.path)
             raise JobCancelled
         self._progress(found_count=result.found, rejected_count=sum(result.rejected.values()))
         if not services.job_complete(
