@@ -148,8 +148,8 @@ def download_response(path: str, filename: str) -> HttpResponse:
 
 def _stream(path: str, filename: str) -> StreamingHttpResponse:
     """The object's bytes as they come from the bucket (never held whole in memory)."""
-    storage = outputs()
-    body = storage.bucket.Object(storage._normalize_name(path)).get()
+    client = outputs().connection.meta.client
+    body = client.get_object(Bucket=settings.IMAGEDL_S3_BUCKET, Key=path)
     response = StreamingHttpResponse(_chunks(body["Body"]), content_type="application/zip")
     response["Content-Length"] = str(body["ContentLength"])
     response["Content-Disposition"] = content_disposition_header(True, filename)

@@ -222,6 +222,12 @@ def _engine_dir(name: str) -> Path:
     return Path(settings.VAR_DIR) / "test-engines" / name
 
 
+def _fresh(server) -> None:
+    """No data of an earlier session (nor its server, if it was left running)."""
+    server.stop()
+    shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """A PostgreSQL of the suite's own (devtools.postgres.Postgres); ``.url`` is its
@@ -242,6 +248,7 @@ def redis_server():
     from tests.mailserver import free_port
 
     server = RedisServer(_engine_dir("redis"), free_port())
+    _fresh(server)
     server.start()
     yield server
     server.stop()
@@ -254,6 +261,7 @@ def s3_server():
     from tests.mailserver import free_port
 
     server = S3Proxy(_engine_dir("s3proxy"), free_port(), "suite-identity", "suite-credential-0123456789")
+    _fresh(server)
     server.start()
     yield server
     server.stop()

@@ -128,10 +128,10 @@ def test_previews_are_served_from_the_bucket_and_the_purge_deletes_everything(
 
 
 def test_ensure_storage_creates_the_bucket_once(s3_settings, settings):
-    settings.IMAGEDL_S3_BUCKET = "made-by-ensure-storage"
+    settings.IMAGEDL_S3_BUCKET = f"made-{s3_settings['IMAGEDL_S3_BUCKET']}"
     out = io.StringIO()
     call_command("ensure_storage", stdout=out)
-    assert "made-by-ensure-storage" in out.getvalue() and "created" in out.getvalue()
+    assert f"bucket {settings.IMAGEDL_S3_BUCKET} at " in out.getvalue() and "created" in out.getvalue()
     call_command("ensure_storage", stdout=out)
     assert out.getvalue().rstrip().endswith("exists")
     assert storage.outputs().listdir("")[1] == []
