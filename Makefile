@@ -81,6 +81,7 @@ cluster-stop:
 setup: deps cassandra
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py sync_cassandra -v0
+	$(PY) manage.py ensure_storage -v0
 	$(PY) manage.py collectstatic --noinput -v0
 
 # Benchmarks print figures (see README). Installs wrk and img2dataset (its own venv).

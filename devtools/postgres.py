@@ -188,6 +188,12 @@ class Postgres(Service):
     def record_pid(self, process: subprocess.Popen) -> None:
         pass  # the server writes data/postmaster.pid
 
+    def recorded_port(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().splitlines()[3])  # its fourth line
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
     # --- role and database ----------------------------------------------------------------
 
     def psql(self, sql: str, **variables: str) -> str:

@@ -71,8 +71,9 @@ class RedisServer(Service):
         ]
 
     def markers(self) -> list[bytes]:
-        # redis-server rewrites its process title to "redis-server HOST:PORT".
-        return [b"redis-server", f"{self.host}:{self.port}".encode()]
+        # redis-server rewrites its process title to "redis-server HOST:PORT" (the port
+        # it was started with, which the pid file records).
+        return [b"redis-server", f"{self.host}:{self.recorded_port() or self.port}".encode()]
 
     def answering(self) -> bool:
         return ping(self.host, self.port)

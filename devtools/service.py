@@ -90,6 +90,13 @@ class Service:
         except (FileNotFoundError, ValueError, IndexError):
             return None
 
+    def recorded_port(self) -> int | None:
+        """The port the last started instance of this folder was given."""
+        try:
+            return int(self.pid_file.read_text().split()[1])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
     def pid(self) -> int | None:
         """The server's pid if it runs (whoever started it), else None."""
         process = _STARTED.get(self.pid_file)
@@ -125,15 +132,18 @@ class Service:
         return process
 
     def record_pid(self, process: subprocess.Popen) -> None:
-        self.pid_file.write_text(f"{process.pid}\n")
+        self.pid_file.write_text(f"{process.pid}\n{self.port}\n")
 
     def start(self, timeout: float = 60) -> None:
         """Start the server unless it runs, and wait until it answers.
 
         Raises RuntimeError naming the part, with the tail of its log, if it exits,
         does not answer within `timeout` seconds (it is then stopped), or if something
-        else already holds the port.
+        else already holds the port. An instance of this folder running on another port
+        is stopped first.
         """
+        if self.pid() is not None and self.recorded_port() not in (None, self.port):
+            self.stop()
         if self.pid() is None:
             if port_open(self.host, self.port):
                 raise RuntimeError(

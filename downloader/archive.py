@@ -134,10 +134,13 @@ def write_archive(
     storage: Storage | None = None,
     safe_search: str = "",
     filters: str = "",
+    scratch: Path | None = None,
 ) -> ArchiveResult:
     """Pack ``kept`` (objects with path, source_url, page_url, width, height, format,
     bytes, sha256) into a zip saved at ``path`` in ``storage``. ``safe_search`` and
-    ``filters`` (``Filters.as_text()``) are the search's settings, noted on every row."""
+    ``filters`` (``Filters.as_text()``) are the search's settings, noted on every row.
+    A storage with no local path (a bucket) gets the zip built first in the folder
+    ``scratch`` (else a temporary file), then stored."""
     storage = storage or default_storage
     names = entry_names(name_stem, [image.format for image in kept])
     manifest = io.StringIO()
@@ -155,7 +158,7 @@ def write_archive(
             )
         return fh.tell()
 
-    saved, size = _save(storage, path, pack)
+    saved, size = _save(storage, path, pack, scratch)
     return ArchiveResult(path=saved, bytes=size, count=len(kept))
 
 
@@ -172,7 +175,9 @@ def _manifest_row(name: str, image: object, request: dict[str, str]) -> list[obj
     return [derived[c] if c in derived else getattr(image, c, "") for c in MANIFEST_COLUMNS]
 
 
-def _save(storage: Storage, path: str, pack: Callable[[BinaryIO], int]) -> tuple[str, int]:
+def _save(
+    storage: Storage, path: str, pack: Callable[[BinaryIO], int], scratch: Path | None = None
+) -> tuple[str, int]:
     """Write the zip with ``pack`` and save it at ``path``; its stored path and size."""
     if storage.exists(path):
         storage.delete(path)
@@ -189,6 +194,15 @@ def _save(storage: Storage, path: str, pack: Callable[[BinaryIO], int]) -> tuple
             size = pack(fh)
         partial.replace(target)
         return path, size
+    if scratch is not None:
+        built = Path(scratch) / (Path(path).name + ".partial")
+        try:
+            with open(built, "w+b") as fh:
+                size = pack(fh)
+                fh.seek(0)
+                return storage.save(path, File(fh, name=Path(path).name)), size
+        finally:
+            built.unlink(missing_ok=True)
     with tempfile.TemporaryFile(suffix=".zip") as tmp:
         size = pack(tmp)
         tmp.seek(0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
 from cassandra.io.asyncioreactor import AsyncioConnection
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
@@ -16,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from downloader import choices
 from imagedl_site.env import (
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
@@ -45,6 +47,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    # First: its sync_cassandra (which also alters the keyspace's replication) overrides
+    # django-cassandra-engine's; it has no templates or static files of its own.
+    "jobs",
     "django_cassandra_engine",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -54,7 +59,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_q",
-    "jobs",
     "downloader",
 ]
 
@@ -144,6 +148,15 @@ if not CASSANDRA_KEYSPACE.replace("_", "").isalnum() or len(CASSANDRA_KEYSPACE) 
     )
 CASSANDRA_REPLICATION = parse_replication(env_str("CASSANDRA_REPLICATION", "SimpleStrategy:1"))
 CASSANDRA_FALLBACK_ORDER_BY_PYTHON = False
+# The data centre whose nodes this process talks to (empty: the driver takes the first
+# contact point's); reads and writes at CASSANDRA_CONSISTENCY, lightweight transactions
+# (the conditional writes that guard a run's lease) at LOCAL_SERIAL.
+CASSANDRA_LOCAL_DC = env_str("CASSANDRA_LOCAL_DC", "")
+CASSANDRA_CONSISTENCY = env_choice(
+    "CASSANDRA_CONSISTENCY",
+    "LOCAL_QUORUM",
+    ("LOCAL_QUORUM", "QUORUM", "LOCAL_ONE", "ONE", "ALL", "EACH_QUORUM"),
+)
 
 DATABASES = {
     "default": _relational_database(env_str("DATABASE_URL")),
@@ -171,7 +184,11 @@ DATABASES = {
                 "reconnection_policy": ExponentialReconnectionPolicy(base_delay=0.5, max_delay=10.0),
                 "execution_profiles": {
                     EXEC_PROFILE_DEFAULT: ExecutionProfile(
-                        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+                        load_balancing_policy=TokenAwarePolicy(
+                            DCAwareRoundRobinPolicy(local_dc=CASSANDRA_LOCAL_DC or None)
+                        ),
+                        consistency_level=getattr(ConsistencyLevel, CASSANDRA_CONSISTENCY),
+                        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
                         request_timeout=env_float("CASSANDRA_QUERY_TIMEOUT", 10.0, minimum=0.1),
                     )
                 },
@@ -196,6 +213,7 @@ STATIC_ROOT = Path(env_str("IMAGEDL_STATIC_ROOT", str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(env_str("IMAGEDL_MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media-not-served/"  # archives are only reachable through signed links
 STORAGES = {
+    # Archives and previews go through jobs/storage.py: this disk, or the S3 bucket below.
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": env_str(
@@ -204,6 +222,18 @@ STORAGES = {
         )
     },
 }
+
+# Archives and previews in an S3-compatible bucket (django-storages' S3 backend) when
+# IMAGEDL_S3_BUCKET is set: web processes then share no disk with workers.
+IMAGEDL_S3_BUCKET = env_str("IMAGEDL_S3_BUCKET", "")
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL", "")  # empty: Amazon S3 itself
+AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID", "")  # empty: boto3 finds credentials itself
+AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY", "")
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME", "us-east-1")
+# The download link redirects to a presigned URL of the object (users must reach
+# AWS_S3_ENDPOINT_URL), or, off, the web process streams the object itself.
+IMAGEDL_S3_REDIRECT = env_bool("IMAGEDL_S3_REDIRECT", True)
+IMAGEDL_S3_URL_SECONDS = env_int("IMAGEDL_S3_URL_SECONDS", 300, minimum=10, maximum=7 * 24 * 3600)
 
 # --- Email -------------------------------------------------------------------------
 
@@ -278,6 +308,15 @@ Q_CLUSTER = {
     "poll": 1,
     "sync": env_bool("IMAGEDL_Q_SYNC", False),
 }
+# Redis as the broker and the shared cache when REDIS_URL is set (redis://host:port/db).
+# The broker takes tasks with no lease: a task whose worker dies is gone, and the
+# reaper (jobs/reaper.py) queues its job again once the run's lease runs out.
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://")
+    del Q_CLUSTER["orm"]  # django-q2 prefers the ORM broker while "orm" is set
+    Q_CLUSTER["redis"] = REDIS_URL
 
 # --- Logging -----------------------------------------------------------------------
 
@@ -331,13 +370,34 @@ SECURE_HSTS_SECONDS = env_int("IMAGEDL_HSTS_SECONDS", 31_536_000 if _https else 
 # --- Cache (shared between web and worker processes: django-q2 cluster stats, rate
 # limits) ---------------------------------------------------------------------------
 
-CACHES = {
-    "default": {
-        # jobs.cache.FileCache: Django's file cache that never culls a live rate-limit counter.
-        "BACKEND": env_str("IMAGEDL_CACHE_BACKEND", "jobs.cache.FileCache"),
-        "LOCATION": env_str("IMAGEDL_CACHE_LOCATION", str(VAR_DIR / "cache")),
+
+def _redis_cache_url(broker_url: str) -> str:
+    """The broker's Redis server, the next database number: clearing the cache empties
+    its whole database, and must not take the queue with it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(broker_url)
+    number = parts.path.strip("/") or "0"
+    if not number.isdigit():
+        raise ImproperlyConfigured(f"REDIS_URL={broker_url!r}: the path must be a database number")
+    return urlunsplit(parts._replace(path=f"/{int(number) + 1}"))
+
+
+if REDIS_URL and not env_str("IMAGEDL_CACHE_BACKEND"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("REDIS_CACHE_URL", _redis_cache_url(REDIS_URL)),
+        }
     }
-}
+else:
+    CACHES = {
+        "default": {
+            # jobs.cache.FileCache: Django's file cache that never culls a live rate-limit counter.
+            "BACKEND": env_str("IMAGEDL_CACHE_BACKEND", "jobs.cache.FileCache"),
+            "LOCATION": env_str("IMAGEDL_CACHE_LOCATION", str(VAR_DIR / "cache")),
+        }
+    }
 
 # --- Download engine (downloader/: fetching, validation, archives) ------------------
 # (owned by the download-engine work; keep every IMAGEDL_* download setting here)

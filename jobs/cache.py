@@ -6,8 +6,8 @@ few hundred clients handed everyone a fresh allowance. Here counters get file na
 their own (``rl-<md5>.djcache``); a cull first deletes what has expired and then a
 random share of the other entries only. ``clear()`` still removes everything (tests).
 
-With more than one machine use Redis instead (``IMAGEDL_CACHE_BACKEND=
-django.core.cache.backends.redis.RedisCache``), with an eviction policy that spares
+With more than one machine use Redis instead (``REDIS_URL`` switches the cache to
+``django.core.cache.backends.redis.RedisCache``), with an eviction policy that spares
 keys whose TTL has not run out (``noeviction`` or ``volatile-ttl``).
 """
 

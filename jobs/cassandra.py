@@ -105,3 +105,72 @@ def ensure_session(**_signal_kwargs: object) -> None:
     if conn.session is None:
         with conn.lazy_connect_lock:  # another thread is connecting: wait for it
             pass
+
+
+# --- keyspace replication (manage.py sync_cassandra) ----------------------------------------
+#
+# ``SimpleStrategy:N`` has always made the keyspace the driver's way (cqlengine's
+# create_keyspace_simple): NetworkTopologyStrategy with N replicas in every data centre.
+# A keyspace meets it when it has N replicas everywhere (either class); it is altered
+# to that form. ``NetworkTopologyStrategy:dc1=3,...`` must match data centre by centre.
+
+
+def keyspace_replication(keyspace: str) -> dict[str, str] | None:
+    """The keyspace's replication as Cassandra states it (short class name, factors as
+    text), or None when the keyspace does not exist."""
+    row = execute(
+        "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,)
+    ).one()
+    if row is None:
+        return None
+    replication = dict(row["replication"] if isinstance(row, dict) else row.replication)
+    strategy = str(replication.pop("class")).rsplit(".", 1)[-1]
+    return {"class": strategy, **{str(k): str(v) for k, v in replication.items()}}
+
+
+def _factors(replication: dict[str, str]) -> dict[str, int]:
+    return {k: int(v) for k, v in replication.items() if k != "class" and str(v).isdigit()}
+
+
+def _wanted_factors(current: dict[str, str], replication: dict[str, object]) -> dict[str, int]:
+    """Replicas per data centre the setting asks for, in the terms of ``current``."""
+    if replication.get("strategy_class", "SimpleStrategy") == "SimpleStrategy":
+        factor = int(replication.get("replication_factor", 1))  # type: ignore[arg-type]
+        return {name: factor for name in _factors(current)} or {"replication_factor": factor}
+    return {str(k): int(v) for k, v in replication.items() if k != "strategy_class"}  # type: ignore[arg-type]
+
+
+def align_replication(keyspace: str, replication: dict[str, object]) -> str:
+    """Alter an existing keyspace whose replication differs from ``replication`` (a
+    parsed CASSANDRA_REPLICATION). Returns what was done, in words for the operator (""
+    when nothing changed or the keyspace does not exist). When a data centre gets more
+    replicas, they hold nothing until a full repair runs: the words say so."""
+    current = keyspace_replication(keyspace)
+    if current is None:
+        return ""
+    before, after = _factors(current), _wanted_factors(current, replication)
+    simple = replication.get("strategy_class", "SimpleStrategy") == "SimpleStrategy"
+    if before == after and (simple or current["class"] == "NetworkTopologyStrategy"):
+        return ""
+    # Data centre by data centre: in an ALTER, NetworkTopologyStrategy's
+    # replication_factor shorthand only fills in data centres not listed yet.
+    options = {"class": "NetworkTopologyStrategy", **{k: str(v) for k, v in after.items()}}
+    words = [keyspace, *options.keys(), *options.values()]
+    if not all(word.replace("_", "").replace("-", "").isalnum() for word in words):
+        raise ValueError(f"unexpected keyspace name or replication: {keyspace!r} {options!r}")
+    cql_map = ", ".join(f"'{k}': '{v}'" for k, v in options.items())
+    execute(f'ALTER KEYSPACE "{keyspace}" WITH replication = {{{cql_map}}}', timeout=60)
+    now = keyspace_replication(keyspace) or options
+    done = f"keyspace {keyspace}: replication {_describe(current)} -> {_describe(now)}"
+    spread = before.get("replication_factor")
+    if any(factor > before.get(name, spread or 0) for name, factor in _factors(now).items()):
+        done += (
+            "; the new replicas hold no data yet: run a full repair on every node "
+            f"(nodetool repair -full {keyspace}) before relying on them"
+        )
+    return done
+
+
+def _describe(replication: dict[str, str]) -> str:
+    factors = ",".join(f"{k}={v}" for k, v in replication.items() if k != "class")
+    return f"{replication['class']}:{factors}"

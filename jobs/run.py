@@ -23,7 +23,6 @@ from collections import Counter
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from downloader.archive import write_archive
@@ -32,7 +31,7 @@ from downloader.collect import ALREADY_DELIVERED, CollectResult, Counts, KeptIma
 from downloader.dedupe import DuplicateFilter
 from downloader.engines.base import EngineError
 from downloader.gather import Request, delivered_filter, gather
-from jobs import scheduling, services
+from jobs import scheduling, services, storage
 from jobs.events import log_job_error
 from jobs.models import Job, JobStatus
 from jobs.transient import is_transient
@@ -350,12 +349,14 @@ class JobRun:
             result.kept[: request.wanted],
             name_stem=request.name_stem,
             path=archive_path(job, self.run_id),
+            storage=storage.outputs(),
+            scratch=storage.scratch_folder(self.workdir),
             safe_search="" if request.page_url else request.safe_search,
             filters="" if request.page_url else request.filters.as_text(),
         )
         services.job_note(job, "archive_written", f"Packed {archive.count} images ({archive.bytes} bytes)")
         if self.should_stop():
-            default_storage.delete(archive.path)
+            storage.delete(archive.path)
             raise JobCancelled
         self._progress(
             found_count=result.found,

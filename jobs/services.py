@@ -15,13 +15,11 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
 from downloader.choices import SAFE_SEARCH_DEFAULT, Filters
-from jobs import records, scheduling
+from jobs import records, scheduling, storage
 from jobs.events import personal_ttl_seconds, record_event
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
 from jobs.outbox import email_enqueue, email_withdraw
@@ -320,18 +318,15 @@ def _no_longer_active(job: Job) -> None:
 
 
 def _delete_outputs(job: Job) -> None:
-    if job.archive_path and default_storage.exists(job.archive_path):
-        default_storage.delete(job.archive_path)
-    folder = preview_folder(job.id)
-    if default_storage.exists(folder):
-        for name in default_storage.listdir(folder)[1]:
-            default_storage.delete(f"{folder}/{name}")
+    if job.archive_path:
+        storage.delete(job.archive_path)
+    storage.delete_folder(preview_folder(job.id))
     remove_workdir(job.id)
     JobImage.objects.filter(job_id=job.id).delete()
 
 
 def preview_folder(job_id: uuid.UUID) -> str:
-    """Where a job's image previews are stored (Django's default storage)."""
+    """Where a job's image previews are stored (jobs.storage.outputs())."""
     return f"previews/{job_id.hex}"
 
 
@@ -420,9 +415,7 @@ def job_record_progress(job: Job, **counters: int | str) -> bool:
 
 def job_add_preview(job: Job, sha256: str, preview: bytes) -> None:
     """Store the small JPEG the worker made of a kept image (the web serves it as it is)."""
-    path = preview_path(job.id, sha256)
-    if preview and not default_storage.exists(path):
-        default_storage.save(path, ContentFile(preview))
+    storage.save_preview(preview_path(job.id, sha256), preview)
 
 
 def job_add_image(job: Job, position: int, **fields: object) -> JobImage:
@@ -452,8 +445,7 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
         error=None,
     )
     if not applied:
-        if default_storage.exists(archive_path):
-            default_storage.delete(archive_path)
+        storage.delete(archive_path)
         return False
     record_event(
         job.id, "done", f"{kept} images ready ({archive_bytes} bytes)", kept=kept, bytes=archive_bytes

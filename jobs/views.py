@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import io
 import ipaddress
 import json
 import logging
@@ -14,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 from cassandra.util import datetime_from_uuid1
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -25,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from downloader.addresses import is_loopback
-from jobs import links, records, services
+from jobs import links, records, services, storage
 from jobs.estimate import estimate_model, estimate_seconds
 from jobs.events import job_events
 from jobs.formatting import human_bytes, in_job_zone
@@ -301,12 +301,11 @@ def download(request: HttpRequest, job: Job, token: str) -> HttpResponse:
         if job.purged_at:
             return _link_problem_page(request, "gone")  # 410: gone for good
         return _link_problem_page(request, "not_ready", status=409)
-    if not job.archive_path or not default_storage.exists(job.archive_path):
+    if not job.archive_path or not storage.exists(job.archive_path):
         return _link_problem_page(request, "gone")
     from downloader.archive import file_stem  # not at import: the web needs it only here
 
-    name = f"{file_stem(job.subject)}.zip"
-    return FileResponse(default_storage.open(job.archive_path, "rb"), as_attachment=True, filename=name)
+    return storage.download_response(job.archive_path, f"{file_stem(job.subject)}.zip")
 
 
 @require_GET
@@ -321,9 +320,10 @@ def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
         raise Http404
     row = JobImage.objects.filter(job_id=job.id, run_id=job.run_id, position=number).first()
     path = services.preview_path(job.id, row.sha256) if row is not None and row.sha256 else None
-    if path is None or not default_storage.exists(path):
+    data = storage.preview_bytes(path) if path is not None else None
+    if data is None:
         raise Http404
-    response = FileResponse(default_storage.open(path, "rb"), content_type="image/jpeg")
+    response = FileResponse(io.BytesIO(data), content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
 

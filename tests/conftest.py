@@ -211,6 +211,81 @@ def worker(start_worker):
     return start_worker()
 
 
+# --- engines of several machines: PostgreSQL, Redis, S3 (devtools starters) ----------
+# Started on first use, once per session, in var/test-engines/ on free ports; stopped
+# when the session ends.
+
+
+def _engine_dir(name: str) -> Path:
+    from django.conf import settings
+
+    return Path(settings.VAR_DIR) / "test-engines" / name
+
+
+def _fresh(server) -> None:
+    """No data of an earlier session (nor its server, if it was left running)."""
+    server.stop()
+    shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL of the suite's own (devtools.postgres.Postgres); ``.url`` is its
+    DATABASE_URL (role and database imagedl)."""
+    from devtools.postgres import Postgres
+    from tests.mailserver import free_port
+
+    server = Postgres(_engine_dir("postgres"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A Redis of the suite's own (devtools.redis_server.RedisServer); ``.url`` is a REDIS_URL."""
+    from devtools.redis_server import RedisServer
+    from tests.mailserver import free_port
+
+    server = RedisServer(_engine_dir("redis"), free_port())
+    _fresh(server)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An s3proxy of the suite's own (devtools.s3proxy.S3Proxy); ``s3_settings`` turns it on."""
+    from devtools.s3proxy import S3Proxy
+    from tests.mailserver import free_port
+
+    server = S3Proxy(_engine_dir("s3proxy"), free_port(), "suite-identity", "suite-credential-0123456789")
+    _fresh(server)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(s3_server, settings):
+    """Archives and previews in a fresh bucket of ``s3_server`` for this test, in this
+    process (``settings``) and, through the returned environment, in workers it starts."""
+    from jobs import storage
+
+    env = {
+        "IMAGEDL_S3_BUCKET": f"test-{time.monotonic_ns()}",
+        "AWS_S3_ENDPOINT_URL": s3_server.url,
+        "AWS_ACCESS_KEY_ID": s3_server.identity,
+        "AWS_SECRET_ACCESS_KEY": s3_server.credential,
+        "AWS_S3_REGION_NAME": "us-east-1",
+    }
+    for name, value in env.items():
+        setattr(settings, name, value)
+    assert storage.ensure_bucket()
+    return env
+
+
 # --- servers on loopback ------------------------------------------------------------
 
 # 127.0.0.2-99 are left to tests that need a fixed address (allow-lists).

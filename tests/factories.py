@@ -20,10 +20,9 @@ import zipfile
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 
 from downloader.archive import MANIFEST_COLUMNS, MANIFEST_NAME, entry_names, is_image_entry
-from jobs import records, services
+from jobs import records, services, storage
 from jobs.models import Job, JobPurgeDue
 from tests.imagehosts import encoded
 
@@ -92,14 +91,14 @@ def make_done_job(
     """A job that ran and delivered ``images`` images, as read back from the store.
 
     Submitted with ``make_job`` to run now (``requested_count`` defaults to ``images``), its zip
-    (``make_archive``, or the bytes of ``archive``) saved in default_storage at
+    (``make_archive``, or the bytes of ``archive``) saved in ``jobs.storage.outputs()`` at
     ``archives/<id>.zip``, then started, given its ``found``/``rejected`` counters if
     any, and completed through ``jobs.services``.
     """
     fields.setdefault("requested_count", images)
     job = make_job(run_in=run_in, **fields)
     data = archive if archive is not None else make_archive(job.query or job.page_url, images, image_size)
-    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(data))
+    path = storage.outputs().save(f"archives/{job.id.hex}.zip", ContentFile(data))
     services.job_start_attempt(job)
     _record_images(job, data)
     progress = {k: v for k, v in (("found_count", found), ("rejected_count", rejected)) if v is not None}
@@ -141,7 +140,7 @@ def _record_images(job: Job, data: bytes) -> None:
 
 def stored_archive(job: Job) -> bytes:
     """The bytes of a finished job's zip as stored."""
-    with default_storage.open(job.archive_path, "rb") as fh:
+    with storage.outputs().open(job.archive_path, "rb") as fh:
         return fh.read()
 
 

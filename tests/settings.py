@@ -8,7 +8,7 @@ suite_node.configure_environment()
 
 from imagedl_site.env import env_list  # noqa: E402
 from imagedl_site.settings import *  # noqa: E402, F403
-from imagedl_site.settings import EMAIL_HOST, VAR_DIR  # noqa: E402
+from imagedl_site.settings import EMAIL_HOST, REDIS_URL, VAR_DIR  # noqa: E402
 
 TEST_DIR = VAR_DIR / "test"
 MEDIA_ROOT = TEST_DIR / "media"
@@ -24,12 +24,13 @@ EMAIL_BACKEND = (
     if EMAIL_HOST
     else "django.core.mail.backends.locmem.EmailBackend"
 )
-CACHES = {
-    "default": {
-        "BACKEND": "jobs.cache.FileCache",
-        "LOCATION": str(TEST_DIR / "cache"),
+if not REDIS_URL:  # a worker started with REDIS_URL keeps the Redis cache it implies
+    CACHES = {
+        "default": {
+            "BACKEND": "jobs.cache.FileCache",
+            "LOCATION": str(TEST_DIR / "cache"),
+        }
     }
-}
 # Tests stand up image hosts and search-engine imitations on 127.0.0.0/8, and the
 # address guards run as in production: only the exact addresses of the servers a test
 # started are let in (the fixtures in conftest.py add them to the allowed networks).

@@ -144,3 +144,19 @@ def test_the_command_line_starts_and_stops(tmp_path):
     assert '"up": true' in run("status")
     assert "stopped" in run("stop")
     assert '"up": false' in run("status")
+
+
+def test_a_folder_started_on_another_port_moves_there(tmp_path):
+    import redis
+
+    first = RedisServer(tmp_path / "redis", free_port())
+    first.start()
+    redis.Redis.from_url(first.url).set("kept", b"yes")
+    second = RedisServer(tmp_path / "redis", free_port())
+    try:
+        second.start()  # the instance on the old port is stopped, the data comes along
+        assert not first.answering() and second.answering()
+        assert redis.Redis.from_url(second.url).get("kept") == b"yes"
+    finally:
+        second.stop()
+    assert not second.answering() and second.pid() is None

@@ -108,6 +108,9 @@ def test_real_settings_read_the_environment():
         ({"IMAGEDL_BASE_URL": "imagedl.example"}, "IMAGEDL_BASE_URL='imagedl.example' must start with http"),
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL='mysql://x/y': scheme must be"),
         ({"CASSANDRA_KEYSPACE": "drop table;"}, "CASSANDRA_KEYSPACE='drop table;'"),
+        ({"CASSANDRA_CONSISTENCY": "MOST"}, "CASSANDRA_CONSISTENCY='MOST' must be one of"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL='localhost:6379' must start with redis://"),
+        ({"REDIS_URL": "redis://h:6379/queue"}, "the path must be a database number"),
     ],
 )
 def test_real_settings_refuse_bad_values_with_a_clear_message(env, message):
@@ -115,3 +118,53 @@ def test_real_settings_refuse_bad_values_with_a_clear_message(env, message):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert message in result.stderr
+
+
+SCALE_OUT = (
+    "import json, imagedl_site.settings as s;"
+    "from cassandra.cluster import EXEC_PROFILE_DEFAULT as D;"
+    "p = s.DATABASES['cassandra']['OPTIONS']['connection']['execution_profiles'][D];"
+    "print(json.dumps({'dc': p.load_balancing_policy._child_policy.local_dc,"
+    " 'cl': p.consistency_level, 'serial': p.serial_consistency_level,"
+    " 'broker': sorted(k for k in ('orm', 'redis') if k in s.Q_CLUSTER),"
+    " 'cache': s.CACHES['default'], 'bucket': s.IMAGEDL_S3_BUCKET, 'redirect': s.IMAGEDL_S3_REDIRECT}))"
+)
+
+
+def _scale_out_settings(**env: str) -> dict:
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("IMAGEDL_", "CASSANDRA_", "EMAIL_", "REDIS_", "AWS_", "DATABASE_URL"))
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", SCALE_OUT], cwd=ROOT, env={**environ, **env}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    return json.loads(result.stdout)
+
+
+def test_one_machine_by_default_several_with_redis_s3_and_a_local_data_centre():
+    from cassandra import ConsistencyLevel
+
+    alone = _scale_out_settings()
+    assert alone["broker"] == ["orm"] and alone["cache"]["BACKEND"] == "jobs.cache.FileCache"
+    assert alone["bucket"] == "" and alone["dc"] is None
+    assert alone["cl"] == ConsistencyLevel.LOCAL_QUORUM and alone["serial"] == ConsistencyLevel.LOCAL_SERIAL
+
+    several = _scale_out_settings(
+        REDIS_URL="redis://redis.internal:6379/2",
+        IMAGEDL_S3_BUCKET="imagedl-archives",
+        IMAGEDL_S3_REDIRECT="0",
+        CASSANDRA_LOCAL_DC="dc2",
+        CASSANDRA_CONSISTENCY="QUORUM",
+    )
+    assert several["broker"] == ["redis"]  # "orm" dropped: django-q2 would prefer it
+    assert several["cache"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://redis.internal:6379/3",  # the next database: the broker's is never flushed
+    }
+    assert several["bucket"] == "imagedl-archives" and several["redirect"] is False
+    assert several["dc"] == "dc2" and several["cl"] == ConsistencyLevel.QUORUM

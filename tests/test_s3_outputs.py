@@ -1,0 +1,145 @@
+"""Archives and previews in an S3 bucket (IMAGEDL_S3_BUCKET) on a real s3proxy: the
+worker uploads, the web redirects to a presigned URL or streams, the purge deletes, and
+nothing of a job is left on the local disk."""
+
+from __future__ import annotations
+
+import io
+import urllib.request
+import zipfile
+from functools import partial
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from jobs import links, records, services, storage
+from jobs.links import download_url
+from jobs.models import JobStatus
+from jobs.run import run_job
+from jobs.services import download_expires_at
+from tests.factories import NOW, make_done_job, make_job, stored_archive
+from tests.waiting import wait_for
+
+grace_job = partial(make_job, email="grace@example.org", query="red fox", run_in=NOW)
+
+
+def bucket_keys(prefix: str = "") -> list[str]:
+    client = storage.outputs().connection.meta.client
+    listing = client.list_objects_v2(Bucket=settings.IMAGEDL_S3_BUCKET, Prefix=prefix)
+    return sorted(entry["Key"] for entry in listing.get("Contents", ()))
+
+
+def zip_images(data: bytes) -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return [name for name in archive.namelist() if name not in ("manifest.csv", "CREDITS.html")]
+
+
+def local_outputs(job_id) -> list[Path]:
+    media = Path(settings.MEDIA_ROOT)
+    return [*media.glob(f"archives/{job_id.hex}*"), *media.glob(f"previews/{job_id.hex}/*")]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.imitation(total=60)
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_job_through_a_worker_lands_in_the_bucket_and_the_link_redirects_to_it(
+    client, s3_settings, start_worker, imitation, mailserver
+):
+    start_worker(
+        imitation,
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(mailserver.port),
+        IMAGEDL_BASE_URL="http://testserver",
+        **s3_settings,
+    )
+    job = grace_job(requested_count=12)
+    assert wait_for(lambda: records.get_job(job.id).status == JobStatus.DONE, timeout=180, interval=1)
+    done = records.get_job(job.id)
+    assert bucket_keys(f"archives/{job.id.hex}") == [done.archive_path]
+    assert len(bucket_keys(f"previews/{job.id.hex}/")) == 12
+    assert local_outputs(job.id) == []  # nothing of it on the worker's disk, work folder gone
+    assert not (Path(settings.MEDIA_ROOT) / "work" / job.id.hex).exists()
+
+    response = client.get(urlsplit(download_url(job.id, download_expires_at(done))).path)
+    assert response.status_code == 302 and response["Cache-Control"] == "no-store"
+    presigned = response["Location"]
+    assert presigned.startswith(f"{settings.AWS_S3_ENDPOINT_URL}/{settings.IMAGEDL_S3_BUCKET}/archives/")
+    assert "X-Amz-Expires=300" in presigned and "X-Amz-Signature=" in presigned
+    with urllib.request.urlopen(presigned, timeout=30) as answer:  # the user's browser, from the bucket
+        assert 'filename="red-fox.zip"' in answer.headers["Content-Disposition"]
+        data = answer.read()
+    assert len(zip_images(data)) == 12 and len(data) == done.archive_bytes
+    # Without the signature the bucket refuses: the objects are private.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(presigned.split("?")[0], timeout=30)
+    assert refused.value.code == 403
+
+
+@pytest.mark.django_db(databases=["default", "cassandra"])
+def test_stream_mode_sends_the_object_through_the_web(client, cassandra_db, s3_settings, settings):
+    settings.IMAGEDL_S3_REDIRECT = False
+    done = make_done_job(images=3)
+    assert bucket_keys("archives/") == [done.archive_path]
+    response = client.get(urlsplit(download_url(done.id, download_expires_at(done))).path)
+    assert response.status_code == 200 and response.streaming
+    assert 'attachment; filename="red-fox.zip"' == response["Content-Disposition"]
+    data = b"".join(response.streaming_content)
+    assert data == stored_archive(done) and int(response["Content-Length"]) == len(data)
+    assert len(zip_images(data)) == 3
+
+
+@pytest.mark.django_db(databases=["default", "cassandra"])
+def test_the_link_of_an_object_gone_from_the_bucket_says_gone(client, cassandra_db, s3_settings):
+    done = make_done_job(images=1)
+    storage.outputs().delete(done.archive_path)
+    response = client.get(urlsplit(download_url(done.id, download_expires_at(done))).path)
+    assert response.status_code == 410
+
+
+@pytest.mark.browser
+@pytest.mark.imitation(total=30)
+@pytest.mark.django_db(databases=["default", "cassandra"])
+def test_previews_are_served_from_the_bucket_and_the_purge_deletes_everything(
+    client, cassandra_db, s3_settings, imitation
+):
+    job = make_job(requested_count=4)
+    assert run_job(job.id) == "done: 4"
+    done = records.get_job(job.id)
+    rows = records.job_images(job.id)
+    token = links.make_token(done.id, "status")
+    for row in rows:
+        response = client.get(f"/jobs/{token}/thumb/{row.position}.jpg")
+        assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+        stored = storage.outputs().open(services.preview_path(job.id, row.sha256)).read()
+        assert b"".join(response.streaming_content) == stored
+    assert client.get(f"/jobs/{token}/thumb/5.jpg").status_code == 404
+    assert local_outputs(job.id) == []
+    assert len(bucket_keys(f"previews/{job.id.hex}/")) == 4 and bucket_keys("archives/") == [
+        done.archive_path
+    ]
+
+    services.job_purge(done)
+    assert bucket_keys(f"previews/{job.id.hex}/") == [] and bucket_keys("archives/") == []
+    assert client.get(f"/jobs/{token}/thumb/1.jpg").status_code == 404
+
+
+def test_ensure_storage_creates_the_bucket_once(s3_settings, settings):
+    settings.IMAGEDL_S3_BUCKET = f"made-{s3_settings['IMAGEDL_S3_BUCKET']}"
+    out = io.StringIO()
+    call_command("ensure_storage", stdout=out)
+    assert f"bucket {settings.IMAGEDL_S3_BUCKET} at " in out.getvalue() and "created" in out.getvalue()
+    call_command("ensure_storage", stdout=out)
+    assert out.getvalue().rstrip().endswith("exists")
+    assert storage.outputs().listdir("")[1] == []
+
+
+def test_ensure_storage_with_local_disk_does_nothing(settings):
+    settings.IMAGEDL_S3_BUCKET = ""
+    out = io.StringIO()
+    call_command("ensure_storage", stdout=out)
+    assert "local disk" in out.getvalue()
+    assert storage.outputs() is storage.default_storage
