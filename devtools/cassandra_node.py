@@ -437,29 +437,30 @@ def start(nodes: int = 1) -> list[str]:
     if nodes < 1 or nodes > 9:
         raise NodeError("--nodes must be between 1 and 9")
     fetch_runtime()
-    seeds = "127.0.0.1"
-    addresses = []
     # One at a time: a joining node must see the previous ones up.
-    for index in range(1, nodes + 1):
-        node = Node(index)
-        started = node.start(seeds)
-        t0 = time.monotonic()
-        try:
-            node.wait_ready()
-        except NodeExited as exc:
-            if not started:
-                raise
-            # Seen once under a loaded test run: a joining node's JVM gone at once,
-            # with nothing in its log. One more try, saying so.
-            log(f"{exc}\nstarting node {index} once more")
-            node.start(seeds)
-            node.wait_ready()
-        if started:
-            log(f"node {index} answers CQL after {time.monotonic() - t0:.1f}s")
-        else:
-            log(f"node {index} already running (pid {node.pid()})")
-        addresses.append(node.address)
-    return addresses
+    return [start_node(Node(index)) for index in range(1, nodes + 1)]
+
+
+def start_node(node: Node, seeds: str = "127.0.0.1") -> str:
+    """Start one node unless it runs, wait until it answers CQL; its address."""
+    started = node.start(seeds)
+    t0 = time.monotonic()
+    try:
+        node.wait_ready()
+    except NodeExited as exc:
+        if not started:
+            raise
+        # Seen under loaded test runs: a joining node's JVM gone at once (nothing in
+        # its log), or "Unable to contact any seeds" while the seed was busy. One more
+        # try, saying so.
+        log(f"{exc}\nstarting node {node.index} once more")
+        node.start(seeds)
+        node.wait_ready()
+    if started:
+        log(f"node {node.index} answers CQL after {time.monotonic() - t0:.1f}s")
+    else:
+        log(f"node {node.index} already running (pid {node.pid()})")
+    return node.address
 
 
 def stop() -> int:

@@ -289,9 +289,7 @@ def start_part(layout: Layout, name: str) -> None:
     layout.use_node_ports()
     try:
         if name.startswith("cassandra-") and name in names():
-            node = layout.node(_index(name))
-            node.start(seeds="127.0.0.1")
-            node.wait_ready()
+            cassandra_node.start_node(layout.node(_index(name)))
         else:
             part(layout, name).start(timeout=READY_TIMEOUT)
     except ClusterError:
