@@ -2,10 +2,10 @@
 
 The real format comes from the bytes. A file is rejected with a short reason code:
 ``html``, ``svg``, ``not_an_image``, ``truncated``, ``too_many_pixels``,
-``too_small``, ``format_not_allowed``, ``decode_timeout``, ``filter_mismatch`` (the
-layout or "animated" filter asked for, where the pixels tell; see ``layout_of``). Also
-computes the
-signature used by de-duplication, and converts to one output format when asked.
+``too_small``, ``format_not_allowed``, ``decode_timeout``, ``filter_mismatch`` (not the
+layout, or not animated, when a search's engine filters asked for it: see ``layout_of``).
+Also computes the signature used by de-duplication, and converts to one output format
+when asked.
 
 JPEGs are decoded at a reduced scale (``draft``: 1/2 to 1/8 by the DCT itself), which
 still reads and entropy-decodes every byte, so truncated and corrupt files fail as

@@ -289,3 +289,25 @@ def test_engine_all_passes_the_filters_to_every_engine(driver, imitation):
     assert [describe_engine_event("filters_unapplied", data) for data in unapplied] == [
         "Google could not apply: license (public domain)"
     ]
+
+
+@pytest.mark.browser
+@LYING_WIDE
+@pytest.mark.django_db(databases=["default", "cassandra"])
+def test_a_job_whose_images_all_mismatch_fails_and_its_mail_says_what_was_not_applied(
+    cassandra_db, image_hosts, imitation
+):
+    from jobs import records
+    from jobs.emails import build_email
+    from jobs.run import run_job
+    from tests.factories import make_job
+
+    host = image_hosts[0]
+    imitation.image_url = lambda i: host.url(f"/img/{900 + i}.jpeg?w=300&h=300")  # all square
+    job = make_job(requested_count=5, engine="google", filters=Filters(layout="wide", license="public"))
+    assert run_job(job.id) == "failed: nothing found"
+    failed = records.get_job(job.id)
+    assert "20 filter mismatch" in failed.error
+    mail = build_email(failed, "failed")
+    assert "- Google could not apply: license (public domain)" in mail.body
+    assert "Filters asked for: License: Public domain; Layout: Wide." in mail.body
