@@ -10,13 +10,12 @@ A pid counts only while the process carries this process's marker in its environ
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from devtools.service import _STARTED, Service
+from devtools.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "IMAGEDL_CLUSTER_PART"
@@ -83,20 +82,12 @@ class AppProcess(Service):
         size = self.log_file.stat().st_size if self.log_file.exists() else 0
         self.offset_file.write_text(str(size))
 
-    def launch(self) -> subprocess.Popen:
+    def environment(self) -> dict[str, str]:
         name, value = self.marker.decode().split("=", 1)
-        with open(self.log_file, "ab") as out:
-            process = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its group holds gunicorn's workers or Chromium
-                cwd=ROOT,
-                env={**self.env, name: value},
-            )
-        _STARTED[self.pid_file] = process
-        return process
+        return {**self.env, name: value}
+
+    def working_directory(self) -> Path:
+        return ROOT
 
     def answering(self) -> bool:
         if self.pid() is None:

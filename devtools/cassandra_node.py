@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools import maven
+
 CASSANDRA_VERSION = "5.0.8"
 ROOT = Path(__file__).resolve().parent.parent
 POM = Path(__file__).resolve().parent / "cassandra" / "pom.xml"
@@ -87,30 +89,11 @@ def fetch_runtime() -> Path:
     """Resolve cassandra-all and its runtime dependencies into the cache (once)."""
     if runtime_ready():
         return lib_dir()
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise NodeError("Maven (mvn) is not installed; run `make deps` or apt-get install maven")
     log(f"fetching cassandra-all {CASSANDRA_VERSION} and its dependencies from Maven Central")
-    partial = cache_dir() / "lib.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    cmd = [
-        mvn,
-        "-q",
-        "-B",
-        "-f",
-        str(POM),
-        "package",
-        f"-Dcassandra.version={CASSANDRA_VERSION}",
-        f"-Dlib.dir={partial}",
-        f"-DbuildDirectory={cache_dir() / 'build'}",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise NodeError("Maven could not fetch Cassandra:\n" + (result.stdout + result.stderr)[-3000:])
-    shutil.rmtree(lib_dir(), ignore_errors=True)
-    partial.rename(lib_dir())
-    # Maven writes target/ next to the pom; it holds nothing we need.
-    shutil.rmtree(POM.parent / "target", ignore_errors=True)
+    try:
+        maven.resolve(POM, {"cassandra.version": CASSANDRA_VERSION}, lib_dir(), "Cassandra")
+    except maven.MavenError as exc:
+        raise NodeError(str(exc)) from exc
     return lib_dir()
 
 

@@ -21,13 +21,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from devtools import maven
 from devtools.cassandra_node import java_binary
 from devtools.service import Service, cli
 
@@ -53,29 +52,11 @@ def fetch() -> Path:
     """Resolve s3proxy and its runtime dependencies into the cache (once); the lib folder."""
     if runtime_ready():
         return lib_dir()
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise RuntimeError("s3: Maven (mvn) is not installed; run `make deps` or apt-get install maven")
     print(f"[s3proxy] fetching s3proxy {S3PROXY_VERSION} from Maven Central", file=sys.stderr, flush=True)
-    partial = cache_dir() / "lib.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    cmd = [
-        mvn,
-        "-q",
-        "-B",
-        "-f",
-        str(POM),
-        "package",
-        f"-Ds3proxy.version={S3PROXY_VERSION}",
-        f"-Dlib.dir={partial}",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    # Maven writes target/ next to the pom; it holds nothing we need.
-    shutil.rmtree(POM.parent / "target", ignore_errors=True)
-    if result.returncode != 0:
-        raise RuntimeError("s3: Maven could not fetch s3proxy:\n" + (result.stdout + result.stderr)[-3000:])
-    shutil.rmtree(lib_dir(), ignore_errors=True)
-    partial.rename(lib_dir())
+    try:
+        maven.resolve(POM, {"s3proxy.version": S3PROXY_VERSION}, lib_dir(), "s3proxy")
+    except maven.MavenError as exc:
+        raise RuntimeError(f"s3: {exc}") from exc
     return lib_dir()
 
 

@@ -118,6 +118,13 @@ class Service:
 
     # --- life -------------------------------------------------------------------------
 
+    def environment(self) -> dict[str, str] | None:
+        """The server's environment (None: this process's)."""
+        return None
+
+    def working_directory(self) -> Path:
+        return self.directory
+
     def launch(self) -> subprocess.Popen:
         with open(self.log_file, "ab") as out:
             process = subprocess.Popen(
@@ -126,7 +133,8 @@ class Service:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives the caller; Ctrl-C does not reach it
-                cwd=self.directory,
+                cwd=self.working_directory(),
+                env=self.environment(),
             )
         _STARTED[self.pid_file] = process
         return process

@@ -48,6 +48,22 @@ def prepared(cql: str) -> PreparedStatement:
     return statement
 
 
+def update_if(
+    table: str, key: object, changes: dict[str, object], conditions: Sequence[tuple[str, Sequence[object]]]
+):
+    """``UPDATE table SET changes WHERE id = key IF conditions``: a lightweight
+    transaction. ``conditions`` are CQL clauses with ``?`` and their values, e.g.
+    ``("status IN (?, ?)", ("a", "b"))``; names and clauses come from code, never from
+    users. The result says ``was_applied`` (and, when not, the row's current values)."""
+    if not conditions:
+        raise ValueError("a conditional write needs a condition")
+    assignments = ", ".join(f"{name} = ?" for name in changes)
+    clauses = " AND ".join(clause for clause, _ in conditions)
+    cql = f"UPDATE {table} SET {assignments} WHERE id = ? IF {clauses}"  # noqa: S608
+    values = (*changes.values(), key, *(value for _, values in conditions for value in values))
+    return execute(prepared(cql), values)
+
+
 def write_together(statements: Sequence[tuple[str, Sequence[object]]], timeout: float | None = None) -> None:
     """Apply several prepared writes as one logged batch: all of them or none."""
     if len(statements) == 1:

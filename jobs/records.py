@@ -142,33 +142,23 @@ def write_if(
     """Write non-personal columns of the job in a lightweight transaction, only while
     its status is one of ``status_in`` (when given) and its run is ``run_is`` (when
     given; None means no run yet)."""
-    from jobs.cassandra import execute, prepared
+    from jobs.cassandra import update_if
 
     if any(name in PERSONAL_FIELDS for name in changes):
         raise ValueError("personal fields are written with their TTL, not here")
-    if not status_in and run_is is ANY_RUN:
-        raise ValueError("a conditional write needs a condition")
-    conditions: list[str] = []
-    condition_values: list[object] = []
+    conditions: list[tuple[str, tuple[object, ...]]] = []
     if status_in:
         sources = tuple(dict.fromkeys(status_in))
-        conditions.append(f"status IN ({', '.join('?' * len(sources))})")
-        condition_values.extend(sources)
+        conditions.append((f"status IN ({', '.join('?' * len(sources))})", sources))
     if run_is is not ANY_RUN:
-        conditions.append("run_id = ?")
-        condition_values.append(run_is)
-    names = list(changes)
-    cql = (
-        f"UPDATE {Job.column_family_name()} SET {', '.join(f'{n} = ?' for n in names)} "  # noqa: S608
-        f"WHERE id = ? IF {' AND '.join(conditions)}"
-    )
-    values = [naive_utc(v) for v in changes.values()]
-    result = execute(prepared(cql), (*values, job.id, *condition_values))
+        conditions.append(("run_id = ?", (run_is,)))
+    values = {name: naive_utc(value) for name, value in changes.items()}
+    result = update_if(Job.column_family_name(), job.id, values, conditions)
     if not result.was_applied:
         row = result.one() or {}
         job.status = row.get("status", job.status)  # (never the run: it stays the caller's own)
         return False
-    for name, value in zip(names, values, strict=True):
+    for name, value in values.items():
         setattr(job, name, value)
     if "status" in changes:
         JobByDay.objects(day=utc_day(job.created_at), created_at=job.created_at, job_id=job.id).update(

@@ -197,23 +197,17 @@ def _create_run_job(series: Series, run: int, run_at: dt.datetime) -> Job | None
 def _write_if(series: Series, changes: dict[str, object], *, runs_scheduled: int | None = None) -> bool:
     """Write non-personal columns while the series is active (and, given, while its
     newest run is ``runs_scheduled``): a lightweight transaction."""
-    from jobs.cassandra import execute, prepared
+    from jobs.cassandra import update_if
 
-    conditions = ["status = ?"]
-    values: list[object] = [SeriesStatus.ACTIVE]
+    conditions: list[tuple[str, tuple[object, ...]]] = [("status = ?", (SeriesStatus.ACTIVE,))]
     if runs_scheduled is not None:
-        conditions.append("runs_scheduled = ?")
-        values.append(runs_scheduled)
-    names = list(changes)
-    cql = (
-        f"UPDATE {Series.column_family_name()} SET {', '.join(f'{n} = ?' for n in names)} "  # noqa: S608
-        f"WHERE id = ? IF {' AND '.join(conditions)}"
-    )
-    result = execute(prepared(cql), (*(naive_utc(v) for v in changes.values()), series.id, *values))
+        conditions.append(("runs_scheduled = ?", (runs_scheduled,)))
+    values = {name: naive_utc(value) for name, value in changes.items()}
+    result = update_if(Series.column_family_name(), series.id, values, conditions)
     if not result.was_applied:
         return False
-    for name, value in changes.items():
-        setattr(series, name, naive_utc(value))
+    for name, value in values.items():
+        setattr(series, name, value)
     return True
 
 

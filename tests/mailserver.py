@@ -17,6 +17,17 @@ from aiosmtpd.controller import Controller
 from tests.waiting import wait_for
 
 
+def worker_mail_env(port: int, **extra: str) -> dict[str, str]:
+    """A worker's environment that mails the test server on 127.0.0.1:``port``, with
+    links to http://testserver (the test client's host), plus ``extra``."""
+    return {
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(port),
+        "IMAGEDL_BASE_URL": "http://testserver",
+        **extra,
+    }
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))

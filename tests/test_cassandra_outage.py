@@ -24,6 +24,7 @@ from jobs.events import job_events
 from jobs.models import JobStatus
 from tests import suite_node
 from tests.factories import NOW, make_job, stored_archive
+from tests.mailserver import worker_mail_env
 from tests.waiting import wait_for
 
 pytestmark = [
@@ -38,18 +39,16 @@ grace_job = partial(make_job, email="grace@example.org", query="red fox", run_in
 def env_for(mail_port: int, **extra: str) -> dict[str, str]:
     """A worker that steps back quickly: 3 s, then 6, 12, 24, 48, 96 (plus up to 30 s of
     django-q2's scheduler), with a reaper that queues again after 30 s."""
-    return {
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(mail_port),
-        "IMAGEDL_BASE_URL": "http://testserver",
-        "IMAGEDL_Q_WORKERS": "1",
-        "IMAGEDL_LEASE_SECONDS": "9",
-        "IMAGEDL_TRANSIENT_RETRIES": "6",
-        "IMAGEDL_TRANSIENT_BACKOFF_SECONDS": "3",
-        "IMAGEDL_REAPER_GRACE_SECONDS": "30",
-        "IMAGEDL_EMAIL_RETRY_SECONDS": "5",
+    return worker_mail_env(
+        mail_port,
+        IMAGEDL_Q_WORKERS="1",
+        IMAGEDL_LEASE_SECONDS="9",
+        IMAGEDL_TRANSIENT_RETRIES="6",
+        IMAGEDL_TRANSIENT_BACKOFF_SECONDS="3",
+        IMAGEDL_REAPER_GRACE_SECONDS="30",
+        IMAGEDL_EMAIL_RETRY_SECONDS="5",
         **extra,
-    }
+    )
 
 
 def _status(job_id) -> str | None:

@@ -28,6 +28,7 @@ from jobs.links import download_url
 from jobs.models import JobMail, JobStatus, MailState
 from jobs.services import download_expires_at
 from tests.factories import NOW, make_done_job, make_job
+from tests.mailserver import worker_mail_env
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__")]
@@ -37,14 +38,7 @@ SUBJECTS = {"accepted": "scheduled", "started": "has started", "ready": "are rea
 
 
 def env_for(mail_port: int, **extra: str) -> dict[str, str]:
-    return {
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(mail_port),
-        "IMAGEDL_BASE_URL": "http://testserver",
-        "IMAGEDL_Q_WORKERS": "1",
-        "IMAGEDL_LEASE_SECONDS": "9",
-        **extra,
-    }
+    return worker_mail_env(mail_port, IMAGEDL_Q_WORKERS="1", IMAGEDL_LEASE_SECONDS="9", **extra)
 
 
 def _task_results(job_id: uuid.UUID, func: str) -> list[str]:

@@ -20,7 +20,7 @@ from jobs.events import job_events
 from jobs.models import JobStatus
 from tests.conftest import stop_worker
 from tests.factories import NOW, make_job
-from tests.mailserver import MailServer, free_port, html_body, text_body
+from tests.mailserver import MailServer, free_port, html_body, text_body, worker_mail_env
 from tests.waiting import wait_for
 
 pytestmark = [
@@ -35,15 +35,6 @@ grace_job = partial(
 )
 
 
-def env_for(mail_port: int, **extra: str) -> dict[str, str]:
-    return {
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(mail_port),
-        "IMAGEDL_BASE_URL": "http://testserver",
-        **extra,
-    }
-
-
 def link_in(message, label_pattern: str) -> str:
     match = re.search(label_pattern + r"\s*(http\S+)", text_body(message))
     assert match, text_body(message)
@@ -51,7 +42,7 @@ def link_in(message, label_pattern: str) -> str:
 
 
 def test_submit_run_email_and_download(client, start_worker, imitation, mailserver):
-    start_worker(imitation, **env_for(mailserver.port))
+    start_worker(imitation, **worker_mail_env(mailserver.port))
     job = grace_job(requested_count=40)
 
     accepted = mailserver.wait_for("grace@example.org", "scheduled")
@@ -81,7 +72,7 @@ def test_submit_run_email_and_download(client, start_worker, imitation, mailserv
 
 
 def test_a_future_job_waits_for_its_time(start_worker, imitation, mailserver):
-    start_worker(imitation, **env_for(mailserver.port))
+    start_worker(imitation, **worker_mail_env(mailserver.port))
     job = grace_job(requested_count=5, run_in=dt.timedelta(hours=2), time_zone="Asia/Tokyo")
     mailserver.wait_for("grace@example.org", "scheduled")
     time.sleep(3)
@@ -92,7 +83,7 @@ def test_a_future_job_waits_for_its_time(start_worker, imitation, mailserver):
 def test_a_killed_worker_does_not_lose_the_job(start_worker, imitation, image_hosts, mailserver):
     for host in image_hosts:
         host.latency = 0.8
-    env = env_for(
+    env = worker_mail_env(
         mailserver.port,
         IMAGEDL_PER_HOST_CONNECTIONS="1",
         IMAGEDL_JOB_TIMEOUT="60",
@@ -115,7 +106,7 @@ def test_a_killed_worker_does_not_lose_the_job(start_worker, imitation, image_ho
 
 def test_mail_server_down_delays_the_email_but_not_the_job(start_worker, imitation):
     port = free_port()
-    start_worker(imitation, **env_for(port, IMAGEDL_EMAIL_RETRY_SECONDS="1"))
+    start_worker(imitation, **worker_mail_env(port, IMAGEDL_EMAIL_RETRY_SECONDS="1"))
     job = grace_job(requested_count=5)
     assert wait_for(lambda: records.get_job(job.id).status == JobStatus.DONE, timeout=90)
     assert wait_for(lambda: "email_delayed" in [e.kind for e in job_events(job.id)], timeout=30)

@@ -19,8 +19,8 @@ from downloader.archive import is_image_entry
 from jobs import records
 from jobs.models import JobStatus, SeriesStatus
 from jobs.series import run_job_id, series_get, series_run_now, series_submit
-from tests.mailserver import text_body
-from tests.test_job_end_to_end import env_for, link_in
+from tests.mailserver import text_body, worker_mail_env
+from tests.test_job_end_to_end import link_in
 from tests.waiting import wait_for
 
 pytestmark = [
@@ -47,7 +47,7 @@ def ready_mails(mailserver) -> list:
 def test_a_series_runs_twice_delivering_only_new_images_then_its_link_stops_it(
     client, start_worker, imitation, mailserver
 ):
-    start_worker(imitation, **env_for(mailserver.port))
+    start_worker(imitation, **worker_mail_env(mailserver.port))
     first_job = series_submit(
         every="day",
         email=GRACE,
