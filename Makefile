@@ -94,6 +94,7 @@ bench: deps cassandra
 	$(PY) bench/bench_job.py
 	$(PY) bench/bench_web.py
 	$(PY) bench/bench_chaos.py
+	$(PY) bench/bench_scale.py
 
 lint:
 	$(VENV)/bin/ruff check .
