@@ -119,13 +119,18 @@ def job_submit(
     )
     if job is None:
         return None  # made already, by another caller
-    # The run and the "accepted" email are queued in one SQLite transaction (one
-    # commit). Should that fail, the stored job says so instead of waiting forever,
-    # and its personal data goes at the usual retention (the user saw an error page).
+    _schedule(job, accepted_mail=(series_run or 1) == 1)  # a series' later runs: its last mail said when
+    return job
+
+
+def _schedule(job: Job, *, accepted_mail: bool) -> None:
+    """Queue the job's run and its "accepted" email in one SQLite transaction (one
+    commit). Should that fail, the stored job says so instead of waiting forever, and
+    its personal data goes at the usual retention (the user saw an error page)."""
     try:
         with transaction.atomic():
             _enqueue_run(job)
-            if (series_run or 1) == 1:  # a series' later runs: its last "ready" mail said when
+            if accepted_mail:
                 email_enqueue(job, "accepted")
     except Exception:
         records.change_status(
@@ -139,7 +144,6 @@ def job_submit(
         email_withdraw(job, "accepted")
         _due_for_purge(job)
         raise
-    return job
 
 
 def job_cancel(job: Job, *, by: str = "user") -> bool:
