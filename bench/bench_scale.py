@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import realistic_corpus  # noqa: E402
+from bench.cpu_profile import CpuSnapshot  # noqa: E402
 from devtools import cluster  # noqa: E402
 from devtools.app_process import AppProcess  # noqa: E402
 from tests.imagehosts import ImageHost  # noqa: E402
@@ -72,7 +73,10 @@ def percentile(values: list[float], q: float) -> float:
 # --- (a) jobs per minute ------------------------------------------------------------------
 
 
-def jobs_per_minute(webs: list[str], mail: MailServer, jobs: int, images: int, tag: str) -> float:
+def jobs_per_minute(webs: list[str], mail: MailServer, jobs: int, images: int, tag: str) -> tuple[float, str]:
+    """Jobs per minute from the first submission to the last "ready" mail, and where
+    the machine's CPU went meanwhile."""
+    before = CpuSnapshot.take()
     emails = [f"{tag}-{i}@example.org" for i in range(jobs)]
     started = time.monotonic()
     clients = [WebClient(web) for web in webs]
@@ -87,7 +91,7 @@ def jobs_per_minute(webs: list[str], mail: MailServer, jobs: int, images: int, t
     else:
         raise SystemExit(f"{tag}: only {ready} of {jobs} jobs delivered within an hour")
     minutes = (time.monotonic() - started) / 60
-    return jobs / minutes
+    return jobs / minutes, CpuSnapshot.take().since(before).table()
 
 
 # --- (b) submissions and status reads -------------------------------------------------------
@@ -130,7 +134,9 @@ def timed_status_reads(paths: list[tuple], concurrency: int) -> tuple[list[float
 
 
 def web_tier(name: str, webs: list[str], env: dict[str, str], args: argparse.Namespace) -> dict:
+    before = CpuSnapshot.take()
     times, wall, paths = timed_submissions(webs, args.submissions, args.concurrency)
+    cpu = CpuSnapshot.take().since(before).table()
     reads, read_wall, states = timed_status_reads(paths, args.concurrency)
     scheduled_states = sum(1 for s in states if s.get("status") == "scheduled")
     schedules = int(run([sys.executable, "manage.py", "shell", "-c", SCHEDULED_JOBS], env=env).strip())
@@ -143,6 +149,7 @@ def web_tier(name: str, webs: list[str], env: dict[str, str], args: argparse.Nam
         "status_p50_ms": statistics.median(reads) * 1000,
         "status_p99_ms": percentile(reads, 99) * 1000,
         "stored_and_scheduled": f"{scheduled_states}/{len(times)} scheduled, {schedules} schedules",
+        "cpu": cpu,
     }
 
 
@@ -226,9 +233,9 @@ def main() -> None:
     try:
         webs = info["web"]
         cluster_cli("kill", "worker-2")
-        one = jobs_per_minute(webs, mail, args.jobs, args.images, "one")
+        one, one_cpu = jobs_per_minute(webs, mail, args.jobs, args.images, "one")
         cluster_cli("start", "worker-2")
-        two = jobs_per_minute(webs, mail, args.jobs, args.images, "two")
+        two, two_cpu = jobs_per_minute(webs, mail, args.jobs, args.images, "two")
 
         for name in info["workers"]:
             cluster_cli("kill", name)
@@ -247,6 +254,8 @@ def main() -> None:
     print(f"(c) cluster up from nothing: {up_seconds:.1f} s (up's own figure: {info['seconds']} s)")
     print(f"(a) {args.jobs} jobs of {args.images} images: one worker {one:.2f} jobs/min, ")
     print(f"    two workers {two:.2f} jobs/min: {two / one:.2f}x (target >= 1.6x)")
+    print(f"    CPU, one worker:  {one_cpu}")
+    print(f"    CPU, two workers: {two_cpu}")
     print(f"(b) {args.submissions} submissions, concurrency {args.concurrency}:")
     for row in (clustered, single):
         print(
@@ -254,6 +263,8 @@ def main() -> None:
             f"  p99 {row['submit_p99_ms']:7.1f} ms | status {row['status_per_s']:7.1f}/s"
             f"  p50 {row['status_p50_ms']:5.1f} ms  p99 {row['status_p99_ms']:6.1f} ms | {row['stored_and_scheduled']}"
         )
+    for row in (clustered, single):
+        print(f"    CPU while submitting, {row['stack']}: {row['cpu']}")
     ratio = clustered["submissions_per_s"] / single["submissions_per_s"]
     print(f"    submissions on PostgreSQL + Redis: {ratio:.2f}x the default's (target >= 1.5x, lower p99)")
 
