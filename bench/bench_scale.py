@@ -220,17 +220,17 @@ def main() -> None:
     if (root / "cluster.json").exists():
         cluster_cli("down")
     shutil.rmtree(BENCH_ROOT, ignore_errors=True)
-    t0 = time.monotonic()
-    info = json.loads(
-        run(
-            [sys.executable, "-m", "devtools.cluster", "up", "--free-ports", "--root", str(root)],
-            env=cluster_environment(imitation, mail),
-        ).splitlines()[-1]
-    )
-    up_seconds = time.monotonic() - t0
-    layout = cluster.Layout.load(root)
     default_web = None
     try:
+        t0 = time.monotonic()
+        info = json.loads(
+            run(
+                [sys.executable, "-m", "devtools.cluster", "up", "--free-ports", "--root", str(root)],
+                env=cluster_environment(imitation, mail),
+            ).splitlines()[-1]
+        )
+        up_seconds = time.monotonic() - t0
+        layout = cluster.Layout.load(root)
         webs = info["web"]
         cluster_cli("kill", "worker-2")
         one, one_cpu = jobs_per_minute(webs, mail, args.jobs, args.images, "one")
@@ -246,7 +246,7 @@ def main() -> None:
     finally:
         if default_web is not None:
             default_web.stop()
-        if not args.keep:
+        if not args.keep and (root / "cluster.json").exists():
             cluster_cli("down")
         for server in (*hosts, imitation, mail):
             server.stop()

@@ -94,7 +94,11 @@ class AppProcess(Service):
             return False
         if self.kind == "web":
             return self.health() is not None
-        # django-q2 says so once its processes run (since this start).
+        # django-q2's cluster runs once its sentinel has started the pusher, the
+        # monitor and a worker process under it; it also says so in its log (at INFO,
+        # which IMAGEDL_LOG_LEVEL may hide).
+        if len(descendants(self.pid() or 0)) >= 4:
+            return True
         try:
             offset = int(self.offset_file.read_text())
             with open(self.log_file, "rb") as log:
@@ -116,3 +120,22 @@ class AppProcess(Service):
                 return None
         except (OSError, ValueError):
             return None
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (children, their children...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, queue = [], list(children.get(pid, []))
+    while queue:
+        child = queue.pop()
+        found.append(child)
+        queue.extend(children.get(child, []))
+    return found

@@ -59,6 +59,8 @@ def cluster_env(imitation: SearchImitation, mail: MailServer) -> dict[str, str]:
         "IMAGEDL_BASE_URL": "http://testserver",
         "IMAGEDL_EXTRA_ALLOWED_NETWORKS": ",".join(allowed),
         "IMAGEDL_Q_WORKERS": "1",
+        # Quiet logs: a worker must be seen running without django-q2's INFO lines.
+        "IMAGEDL_LOG_LEVEL": "WARNING",
         "IMAGEDL_LEASE_SECONDS": "9",
         "IMAGEDL_REAPER_GRACE_SECONDS": "20",
         "IMAGEDL_TRANSIENT_BACKOFF_SECONDS": "2",
