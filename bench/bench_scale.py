@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import realistic_corpus  # noqa: E402
-from bench.cpu_profile import CpuSnapshot  # noqa: E402
+from bench.cpu_profile import CpuSampler  # noqa: E402
 from devtools import cluster  # noqa: E402
 from devtools.app_process import AppProcess  # noqa: E402
 from tests.imagehosts import ImageHost  # noqa: E402
@@ -76,22 +76,28 @@ def percentile(values: list[float], q: float) -> float:
 def jobs_per_minute(webs: list[str], mail: MailServer, jobs: int, images: int, tag: str) -> tuple[float, str]:
     """Jobs per minute from the first submission to the last "ready" mail, and where
     the machine's CPU went meanwhile."""
-    before = CpuSnapshot.take()
     emails = [f"{tag}-{i}@example.org" for i in range(jobs)]
-    started = time.monotonic()
     clients = [WebClient(web) for web in webs]
-    for index, email in enumerate(emails):
-        clients[index % len(clients)].submit_ok(email, images)
-    deadline = started + 60 * 60
-    while time.monotonic() < deadline:
-        ready = sum(1 for e in emails if any("are ready" in str(m["Subject"]) for m in mail.messages_to(e)))
-        if ready == jobs:
-            break
+    with CpuSampler() as sampler:
+        started = time.monotonic()
+        for index, email in enumerate(emails):
+            clients[index % len(clients)].submit_ok(email, images)
+        if not wait_ready(mail, emails, timeout=60 * 60):
+            raise SystemExit(f"{tag}: not every one of {jobs} jobs delivered within an hour")
+        minutes = (time.monotonic() - started) / 60
+    return jobs / minutes, sampler.table()
+
+
+def wait_ready(mail: MailServer, emails: list[str], timeout: float) -> bool:
+    """Whether every address got its "ready" mail within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    waiting = set(emails)
+    while waiting and time.monotonic() < deadline:
+        waiting = {
+            e for e in waiting if not any("are ready" in str(m["Subject"]) for m in mail.messages_to(e))
+        }
         time.sleep(0.5)
-    else:
-        raise SystemExit(f"{tag}: only {ready} of {jobs} jobs delivered within an hour")
-    minutes = (time.monotonic() - started) / 60
-    return jobs / minutes, CpuSnapshot.take().since(before).table()
+    return not waiting
 
 
 # --- (b) submissions and status reads -------------------------------------------------------
@@ -134,12 +140,13 @@ def timed_status_reads(paths: list[tuple], concurrency: int) -> tuple[list[float
 
 
 def web_tier(name: str, webs: list[str], env: dict[str, str], args: argparse.Namespace) -> dict:
-    before = CpuSnapshot.take()
-    times, wall, paths = timed_submissions(webs, args.submissions, args.concurrency)
-    cpu = CpuSnapshot.take().since(before).table()
+    with CpuSampler() as sampler:
+        times, wall, paths = timed_submissions(webs, args.submissions, args.concurrency)
+    cpu = sampler.table()
     reads, read_wall, states = timed_status_reads(paths, args.concurrency)
     scheduled_states = sum(1 for s in states if s.get("status") == "scheduled")
-    schedules = int(run([sys.executable, "manage.py", "shell", "-c", SCHEDULED_JOBS], env=env).strip())
+    answer = run([sys.executable, "manage.py", "shell", "-v0", "-c", SCHEDULED_JOBS], env=env)
+    schedules = int(answer.strip().splitlines()[-1])
     return {
         "stack": name,
         "submissions_per_s": len(times) / wall,
@@ -233,9 +240,17 @@ def main() -> None:
         layout = cluster.Layout.load(root)
         webs = info["web"]
         cluster_cli("kill", "worker-2")
+        print(
+            f"(c) cluster up from nothing: {up_seconds:.1f} s (up's own figure: {info['seconds']} s)",
+            flush=True,
+        )
         one, one_cpu = jobs_per_minute(webs, mail, args.jobs, args.images, "one")
+        print(f"(a) {args.jobs} jobs of {args.images} images: one worker {one:.2f} jobs/min", flush=True)
+        print(f"    CPU, one worker:  {one_cpu}", flush=True)
         cluster_cli("start", "worker-2")
         two, two_cpu = jobs_per_minute(webs, mail, args.jobs, args.images, "two")
+        print(f"    two workers {two:.2f} jobs/min: {two / one:.2f}x (target >= 1.6x)", flush=True)
+        print(f"    CPU, two workers: {two_cpu}", flush=True)
 
         for name in info["workers"]:
             cluster_cli("kill", name)
@@ -251,11 +266,6 @@ def main() -> None:
         for server in (*hosts, imitation, mail):
             server.stop()
 
-    print(f"(c) cluster up from nothing: {up_seconds:.1f} s (up's own figure: {info['seconds']} s)")
-    print(f"(a) {args.jobs} jobs of {args.images} images: one worker {one:.2f} jobs/min, ")
-    print(f"    two workers {two:.2f} jobs/min: {two / one:.2f}x (target >= 1.6x)")
-    print(f"    CPU, one worker:  {one_cpu}")
-    print(f"    CPU, two workers: {two_cpu}")
     print(f"(b) {args.submissions} submissions, concurrency {args.concurrency}:")
     for row in (clustered, single):
         print(

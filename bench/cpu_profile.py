@@ -3,17 +3,19 @@
 Reads /proc (the kernel's own accounting, independent of the code measured): the
 machine's busy and idle time from /proc/stat, and each process's user + system time
 from /proc/<pid>/stat, grouped by what the process is (Chromium, a worker, a web
-process, a Cassandra JVM, ...). A process that ended during the phase is missing from
-the second reading, so its time is left out; the machine total still counts it.
+process, a Cassandra JVM, ...). A sampler thread reads every process twice a second,
+so processes that start and end within the phase (each job's Chromium) are counted up
+to their last reading.
 
-    before = CpuSnapshot.take()
-    ... phase ...
-    print(CpuSnapshot.take().since(before).table())
+    with CpuSampler() as sampler:
+        ... phase ...
+    print(sampler.table())
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,3 +85,44 @@ class CpuPhase:
             if seconds / max(self.busy, 1e-9) >= 0.01
         ]
         return f"machine {self.busy / max(self.total, 1e-9):.0%} busy; of that: " + ", ".join(parts)
+
+
+def _process_times() -> dict[int, tuple[str, float]]:
+    return CpuSnapshot.take().by_process
+
+
+class CpuSampler:
+    """Per-kind CPU seconds of every process seen during a ``with`` block."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self._baseline: dict[int, tuple[str, float]] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.phase: CpuPhase | None = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._last.update(_process_times())
+
+    def __enter__(self) -> CpuSampler:
+        self._start = CpuSnapshot.take()
+        self._baseline = dict(self._start.by_process)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        end = CpuSnapshot.take()
+        self._last.update(end.by_process)
+        per_kind: dict[str, float] = {}
+        for pid, (kind, seconds) in self._last.items():
+            base = self._baseline.get(pid)
+            used = seconds - (base[1] if base and base[0] == kind else 0.0)
+            per_kind[kind] = per_kind.get(kind, 0.0) + max(0.0, used)
+        self.phase = CpuPhase(end.busy - self._start.busy, end.total - self._start.total, per_kind)
+
+    def table(self) -> str:
+        return self.phase.table() if self.phase else "(no reading)"
