@@ -325,14 +325,22 @@ def stop_part(layout: Layout, name: str) -> bool:
 # --- the commands ------------------------------------------------------------------------
 
 
-def manage(layout: Layout, *args: str) -> None:
+def manage(layout: Layout, *args: str, attempts: int = 3) -> None:
+    """Run a manage.py command of the setup with the cluster's environment. The setup
+    commands are idempotent: one that fails is run again (a keyspace made while a node
+    is still settling can miss the driver's schema agreement wait)."""
     env = layout.app_env("setup")
     (layout.root / "setup").mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise ClusterError(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}"[-4000:])
+    for attempt in range(1, attempts + 1):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        if done.returncode == 0:
+            return
+        if attempt < attempts:
+            log(f"manage.py {' '.join(args)} failed (attempt {attempt}); once more in 5 s")
+            time.sleep(5)
+    raise ClusterError(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}"[-4000:])
 
 
 def up(root: Path, free_ports: bool = False) -> dict:

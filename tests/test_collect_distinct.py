@@ -71,4 +71,6 @@ def test_images_delivered_before_are_skipped_exact_or_near_and_more_are_drawn(im
     finally:
         fetcher.close()
     assert result.rejected == {"already_delivered": 2}
-    assert [image.source_url for image in result.kept] == stream[2:5]
+    kept = [image.source_url for image in result.kept]
+    # Three new pictures (downloads may finish out of list order), none of the copies.
+    assert len(kept) == 3 and set(kept) <= set(stream[2:])
