@@ -25,7 +25,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from jobs import links, records, services
 from jobs.events import job_events
 from jobs.formatting import human_bytes
-from jobs.models import Job, JobStatus
+from jobs.models import Job, JobStatus, Series
 from jobs.utc import aware_utc
 
 PAGE_SIZE = 50
@@ -33,12 +33,14 @@ SEARCH_WINDOW = 5000  # newest jobs scanned for an exact email/query match
 ACTIONS = {"cancel": "Cancel", "retry": "Retry", "purge": "Purge now"}
 
 
-def _log(request: HttpRequest, job: Job, message: str) -> None:
+def log_change(request: HttpRequest, record: Job | Series, message: str) -> None:
+    """An operator's change to a job or a series, in Django's admin log."""
+    model = type(record)
     LogEntry.objects.create(
         user_id=request.user.pk,
-        content_type_id=ContentType.objects.get_for_model(Job, for_concrete_model=False).pk,
-        object_id=str(job.id),
-        object_repr=f"Job {job.id}"[:200],
+        content_type_id=ContentType.objects.get_for_model(model, for_concrete_model=False).pk,
+        object_id=str(record.id),
+        object_repr=f"{model.__name__} {record.id}"[:200],
         action_flag=CHANGE,
         change_message=message,
     )
@@ -61,7 +63,7 @@ def apply_action(request: HttpRequest, action: str, job: Job) -> str:
         result = "purged"
     else:
         raise PermissionDenied("unknown action")
-    _log(request, job, f"{ACTIONS[action]}: {result}")
+    log_change(request, job, f"{ACTIONS[action]}: {result}")
     return result
 
 
@@ -173,7 +175,7 @@ class JobAdmin(admin.ModelAdmin):
                 run_at = aware_utc(run_at)  # the form's time is UTC
                 try:
                     services.job_reschedule(job, run_at, by=f"operator:{request.user.get_username()}")
-                    _log(request, job, f"Run time moved to {run_at.isoformat()}")
+                    log_change(request, job, f"Run time moved to {run_at.isoformat()}")
                     messages.success(request, "Run time changed.")
                 except services.JobStateError as exc:
                     messages.error(request, str(exc))

@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -15,20 +13,10 @@ from django.urls import path, reverse
 
 from jobs import links
 from jobs import series as recurring
+from jobs.admin import log_change
 from jobs.models import Series
 
 ACTIONS = {"stop": "Stop", "run_now": "Run now"}
-
-
-def _log(request: HttpRequest, series: Series, message: str) -> None:
-    LogEntry.objects.create(
-        user_id=request.user.pk,
-        content_type_id=ContentType.objects.get_for_model(Series, for_concrete_model=False).pk,
-        object_id=str(series.id),
-        object_repr=f"Series {series.id}"[:200],
-        action_flag=CHANGE,
-        change_message=message,
-    )
 
 
 def apply_series_action(request: HttpRequest, action: str, series: Series) -> str:
@@ -40,7 +28,7 @@ def apply_series_action(request: HttpRequest, action: str, series: Series) -> st
         result = recurring.series_run_now(series, by=who)
     else:
         raise PermissionDenied("unknown action")
-    _log(request, series, f"{ACTIONS[action]}: {result}")
+    log_change(request, series, f"{ACTIONS[action]}: {result}")
     return result
 
 

@@ -376,6 +376,15 @@ def imitation(request, start_imitation, image_hosts) -> SearchImitation:
     return start_imitation(**options)
 
 
+@pytest.fixture(scope="module")
+def driver():
+    """One headless Chromium shared by a module's engine tests."""
+    from downloader.browser import open_browser
+
+    with open_browser() as browser:
+        yield browser
+
+
 @pytest.fixture
 def mailserver():
     """An SMTP server on loopback that keeps what it receives."""

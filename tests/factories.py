@@ -161,3 +161,9 @@ def expire_lease(job: Job) -> None:
     """Let the lease of the run ``job.run_id`` run out, as if its worker had died."""
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     assert records.write_if(job, {"lease_until": past}, run_is=job.run_id)
+
+
+def manifest_rows(data: bytes) -> list[dict]:
+    """The rows of a zip's manifest.csv, as dicts by column name."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return list(csv.DictReader(io.StringIO(zf.read(MANIFEST_NAME).decode())))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from downloader.browser import open_browser
 from downloader.choices import ALL, ENGINE_OPTIONS
 from downloader.engines import search
 from downloader.engines.base import SearchRules
@@ -18,12 +17,6 @@ from tests.factories import make_job
 pytestmark = pytest.mark.browser
 # The engines overlap in part: Bing has images 1-30, DuckDuckGo 11-40, Google 21-50.
 OVERLAPPING = pytest.mark.imitation(total=30, offsets={"duckduckgo": 10, "google": 20})
-
-
-@pytest.fixture(scope="module")
-def driver():
-    with open_browser() as browser:
-        yield browser
 
 
 def test_all_is_a_choice_of_the_form_and_the_command():

@@ -4,15 +4,10 @@ download the layout and "animated" are checked on the pixels (``filter_mismatch`
 
 from __future__ import annotations
 
-import csv
-import io
-import zipfile
-
 import pytest
 from django.core.management import call_command
 from PIL import Image
 
-from downloader.browser import open_browser
 from downloader.choices import FILTER_VALUES, Filters, parse_filters
 from downloader.engines import get_engine
 from downloader.engines.base import SearchRules, engine_filters
@@ -23,6 +18,7 @@ from downloader.engines.duckduckgo import filter_param as ddg_f
 from downloader.engines.google import FILTER_WORDS as GOOGLE_WORDS
 from downloader.gather import Request, gather
 from downloader.validation import ImageRules, layout_of, validate_file
+from tests.factories import manifest_rows
 from tests.imagehosts import animated, encoded
 
 SHAPES = {"square": (300, 300), "wide": (400, 200), "tall": (200, 400)}
@@ -30,17 +26,6 @@ SHAPES = {"square": (300, 300), "wide": (400, 200), "tall": (200, 400)}
 
 def shape_of(index: int) -> str:
     return ("square", "wide", "tall")[index % 3]
-
-
-def manifest_rows(data: bytes) -> list[dict]:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return list(csv.DictReader(io.StringIO(zf.read("manifest.csv").decode())))
-
-
-@pytest.fixture(scope="module")
-def driver():
-    with open_browser() as browser:
-        yield browser
 
 
 # --- the choices -------------------------------------------------------------------

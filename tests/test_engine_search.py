@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from downloader.browser import open_browser
 from downloader.engines import search_with_fallback
 from downloader.engines.base import EngineBlocked, EngineError, SearchRules
 from downloader.engines.bing import BingEngine, filter_param
@@ -12,12 +11,6 @@ from downloader.engines.duckduckgo import DuckDuckGoEngine
 from downloader.engines.google import GoogleEngine
 
 pytestmark = [pytest.mark.browser, pytest.mark.imitation(total=150, see_more_after=70)]
-
-
-@pytest.fixture(scope="module")
-def driver():
-    with open_browser() as browser:
-        yield browser
 
 
 def test_bing_collects_distinct_full_size_urls_through_scrolls_and_see_more(driver, imitation):

@@ -3,20 +3,15 @@ own words; the imitations leave adult results out unless it is off."""
 
 from __future__ import annotations
 
-import csv
-import io
-import zipfile
-
 import pytest
 from django.core.management import call_command
 
-from downloader.browser import open_browser
 from downloader.choices import SAFE_SEARCH, SAFE_SEARCH_DEFAULT
 from downloader.engines import get_engine
 from downloader.engines.base import SearchRules
 from jobs import links, records
 from jobs.run import run_job
-from tests.factories import make_job, stored_archive
+from tests.factories import make_job, manifest_rows, stored_archive
 
 # Every fourth result is adult; the engines' pages answer at once.
 ADULT = pytest.mark.imitation(total=24, adult=lambda i: i % 4 == 0, scroll_wait=0.5)
@@ -30,17 +25,6 @@ ENGINE_PATHS = {"bing": "/images/search", "duckduckgo": "/i.js", "google": "/sea
 
 def adult_urls(imitation) -> set[str]:
     return {imitation.image_url(i) for i in range(1, imitation.total + 1) if imitation.adult(i)}
-
-
-def manifest_rows(data: bytes) -> list[dict]:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return list(csv.DictReader(io.StringIO(zf.read("manifest.csv").decode())))
-
-
-@pytest.fixture(scope="module")
-def driver():
-    with open_browser() as browser:
-        yield browser
 
 
 def test_moderate_is_the_default_everywhere():
