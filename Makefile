@@ -19,9 +19,8 @@ run: deps
 	exec $(PY) -m devtools.run_all --port $(PORT) $$([ "$$was_up" = 0 ] && echo --stop-node)
 
 # The suite starts a Cassandra node of its own (tests/suite_node.py), not this one.
-test: deps
+test: deps lint
 	$(PY) manage.py collectstatic --noinput -v0
-	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # A test run keeps its screenshots under var/screenshots/; this refreshes the README's
@@ -96,9 +95,11 @@ bench: deps cassandra
 	$(PY) bench/bench_chaos.py
 	$(PY) bench/bench_scale.py
 
-lint:
+# ruff, and the direction of imports (the import-linter contracts in pyproject.toml).
+lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format:
 	$(VENV)/bin/ruff format .

@@ -288,7 +288,7 @@ class Chaos:
         from django_q.models import OrmQ, Task
         from django_q.tasks import async_task
 
-        from jobs import scheduling
+        from jobs.lib import scheduling
 
         funcs = (scheduling.RUN_TASK, scheduling.EMAIL_TASK)
         seen = {(t.func, tuple(t.args or ())) for t in Task.objects.filter(func__in=funcs)}
@@ -335,7 +335,7 @@ def image_url_for(hosts: list[ImageHost]):
 
 
 def submit(jobs: int, rng: random.Random, spread: float) -> list[Submitted]:
-    from jobs import services
+    from jobs.core import services
 
     submitted = []
     now = dt.datetime.now(dt.UTC)
@@ -353,10 +353,10 @@ def submit(jobs: int, rng: random.Random, spread: float) -> list[Submitted]:
 
 def job_states(submitted: list[Submitted]) -> dict[uuid.UUID, object] | None:
     """The job rows, or None while Cassandra does not answer."""
-    from jobs import records
+    from jobs.store import records
 
     try:
-        return {s.job_id: records.get_job(s.job_id) for s in submitted}
+        return {s.job_id: records.job_get(s.job_id) for s in submitted}
     except Exception:
         return None
 
@@ -494,8 +494,8 @@ def report(submitted: list[Submitted], mails: list[Mail], chaos: Chaos) -> None:
     from django.conf import settings
     from django_q.models import Task
 
-    from jobs.events import job_events
     from jobs.models import JobMail, MailState
+    from jobs.store.events import job_events
 
     states = job_states(submitted) or {}
     received = Counter((m.to, m.kind) for m in mails)

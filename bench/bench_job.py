@@ -2,7 +2,7 @@
 
 Bing imitation with async result batches delayed by --batch-latency (default 300 ms,
 35 results per batch); 8 image hosts (127.0.0.71-78) with --latency (default 100 ms).
-Measures, each on its own and then as one real job (run_job: Cassandra bookkeeping,
+Measures, each on its own and then as one real job (job_run: Cassandra bookkeeping,
 events, archive through storage):
 
   collect URLs   the Bing engine in headless Chromium gathering 500 full-size URLs
@@ -11,7 +11,7 @@ events, archive through storage):
                  floor: ceil(URLs per host / per-host slots) x latency
   pack           write_archive of the kept images
                  floor: writing the same bytes to one file (the disk)
-  whole job      run_job, search and download overlapping
+  whole job      job_run, search and download overlapping
                  target: within 1.5x the sum of the floors
 
     .venv/bin/python bench/bench_job.py [--count 500] [--corpus simple|realistic]
@@ -127,8 +127,9 @@ def main() -> None:
                     shutil.copyfileobj(src, out)
         f_pack = time.monotonic() - started
         # 4. the whole job, as the worker runs it
-        from jobs import records, services
-        from jobs.run import run_job
+        from jobs.core import services
+        from jobs.core.run import job_run
+        from jobs.store import records
 
         job = services.job_submit(
             email="bench@example.org",
@@ -138,9 +139,9 @@ def main() -> None:
             time_zone="UTC",
         )
         started = time.monotonic()
-        outcome = run_job(job.id)
+        outcome = job_run(job.id)
         t_job = time.monotonic() - started
-        done = records.get_job(job.id)
+        done = records.job_get(job.id)
         from django.core.files.storage import default_storage
 
         from bench.audit import audit_zip

@@ -48,7 +48,9 @@ import datetime as dt
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connections
-from jobs import cassandra, links, services
+from jobs.store import cassandra
+from jobs.lib import links
+from jobs.core import services
 for table in ("job", "job_by_day", "job_day", "job_event", "job_image", "job_purge_due"):
     cassandra.execute(f"TRUNCATE bench_web.{table}", timeout=30)
 from django_q.models import OrmQ, Schedule
@@ -59,11 +61,11 @@ path = default_storage.save("archives/bench.zip", ContentFile(b"PK"))
 services.job_start_attempt(job)
 assert services.job_complete(job, archive_path=path, archive_bytes=2, kept=5)
 Schedule.objects.filter(name=f"job-{job.id}").delete()  # only submissions are counted below
-print("TOKEN", links.make_token(job.id, "status"))
+print("TOKEN", links.token_make(job.id, "status"))
 """
 
 VERIFY = """
-from jobs import cassandra
+from jobs.store import cassandra
 from django_q.models import Schedule
 rows = cassandra.execute("SELECT count(*) FROM bench_web.job", timeout=60).one()
 print("JOBS", list(rows.values())[0] - 1, "SCHEDULES", Schedule.objects.filter(name__startswith="job-").count())

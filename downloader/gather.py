@@ -3,7 +3,7 @@
 ``gather`` opens one browser (behind the egress guard when a user's page is opened),
 lets the search engines or the page extractor yield candidate URLs lazily, and feeds
 them to the collector until enough valid, unique images are kept. Callers (the job run
-in ``jobs.run``, ``manage.py fetch_images``) follow it through callbacks.
+in ``jobs.core.run``, ``manage.py fetch_images``) follow it through callbacks.
 """
 
 from __future__ import annotations

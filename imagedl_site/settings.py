@@ -86,7 +86,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "jobs.context_processors.site",
+                "jobs.web.context_processors.site",
             ],
         },
     },
@@ -393,8 +393,8 @@ if REDIS_URL and not env_str("IMAGEDL_CACHE_BACKEND"):
 else:
     CACHES = {
         "default": {
-            # jobs.cache.FileCache: Django's file cache that never culls a live rate-limit counter.
-            "BACKEND": env_str("IMAGEDL_CACHE_BACKEND", "jobs.cache.FileCache"),
+            # jobs.lib.cache.FileCache: Django's file cache that never culls a live rate-limit counter.
+            "BACKEND": env_str("IMAGEDL_CACHE_BACKEND", "jobs.lib.cache.FileCache"),
             "LOCATION": env_str("IMAGEDL_CACHE_LOCATION", str(VAR_DIR / "cache")),
         }
     }
@@ -461,5 +461,5 @@ IMAGEDL_CLIENT_IP_HEADER = env_str("IMAGEDL_CLIENT_IP_HEADER", "")
 # entries from the right).
 IMAGEDL_TRUSTED_PROXIES = env_int("IMAGEDL_TRUSTED_PROXIES", 1, minimum=1)
 IMAGEDL_HEALTHZ_TOKEN = env_str("IMAGEDL_HEALTHZ_TOKEN", "")
-MIDDLEWARE.insert(1, "jobs.middleware.SecurityHeadersMiddleware")
-CSRF_FAILURE_VIEW = "jobs.views.csrf_failure"
+MIDDLEWARE.insert(1, "jobs.web.middleware.SecurityHeadersMiddleware")
+CSRF_FAILURE_VIEW = "jobs.web.views.csrf_failure"

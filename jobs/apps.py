@@ -12,7 +12,7 @@ def _ensure_schedules(sender, using="default", **kwargs) -> None:
         return
     from django.conf import settings
 
-    from jobs import scheduling
+    from jobs.lib import scheduling
 
     scheduling.ensure_recurring(
         PURGE_SCHEDULE_NAME, scheduling.PURGE_TASK, settings.IMAGEDL_PURGE_EVERY_MINUTES
@@ -24,9 +24,19 @@ def _ensure_schedules(sender, using="default", **kwargs) -> None:
 
 
 def _reset_cassandra_in_child() -> None:
-    from jobs.cassandra import reset_after_fork
+    from jobs.store.cassandra import reset_after_fork
 
     reset_after_fork()
+
+
+def _register_series_steps() -> None:
+    """Core runs these at the end of every run and in every purge pass, without
+    importing the series package (which sits above it)."""
+    from jobs.core import hooks
+    from jobs.series.services import series_purge_due, series_run_ended
+
+    hooks.end_step_register("series", series_run_ended)
+    hooks.purge_step_register("series", series_purge_due)
 
 
 class JobsConfig(AppConfig):
@@ -37,9 +47,10 @@ class JobsConfig(AppConfig):
         from django.test.signals import setting_changed
 
         from jobs import checks  # noqa: F401  (registers the system checks)
-        from jobs.ratelimit import load_rates, reload_rates
+        from jobs.lib.ratelimit import load_rates, reload_rates
 
         load_rates()  # a bad limit stops start-up here, naming the setting
+        _register_series_steps()
         setting_changed.connect(reload_rates, dispatch_uid="imagedl-rates")
 
         # After django_q's tables exist (its post_migrate runs for every app).
@@ -52,7 +63,7 @@ class JobsConfig(AppConfig):
         from django.core.signals import request_started
         from django.db import connections
 
-        from jobs.cassandra import ensure_session
+        from jobs.store.cassandra import ensure_session
 
         connections["cassandra"].connect()
         request_started.connect(ensure_session, dispatch_uid="imagedl-cassandra-session")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import Tags, Warning, register
 
+from jobs.store.cassandra import ping
+
 
 @register(Tags.compatibility)
 def check_chromedriver(app_configs=None, **kwargs):
@@ -42,8 +44,6 @@ def check_mail_host(app_configs=None, **kwargs):
 
 @register("cassandra")
 def check_cassandra(app_configs=None, **kwargs):
-    from jobs.cassandra import ping
-
     try:
         ping(timeout=2.0)
     except Exception as exc:  # any driver error means "not reachable"
@@ -59,7 +59,7 @@ def check_cassandra(app_configs=None, **kwargs):
 
 
 # Caches whose counters are shared between processes and never culled while live.
-COUNTER_SAFE_CACHES = {"jobs.cache.FileCache", "django.core.cache.backends.redis.RedisCache"}
+COUNTER_SAFE_CACHES = {"jobs.lib.cache.FileCache", "django.core.cache.backends.redis.RedisCache"}
 
 
 @register(Tags.caches)
@@ -71,7 +71,7 @@ def check_rate_limit_cache(app_configs=None, **kwargs):
         Warning(
             f"The cache {backend} can lose submission rate-limit counters (it culls them or "
             "keeps them per process), which hands clients a fresh allowance.",
-            hint="Use jobs.cache.FileCache on one machine or "
+            hint="Use jobs.lib.cache.FileCache on one machine or "
             "django.core.cache.backends.redis.RedisCache when scaled out.",
             id="imagedl.W004",
         )

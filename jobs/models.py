@@ -6,7 +6,7 @@
 - ``JobImage``: a job's images in order.
 - ``JobEvent``: a job's event log in time order.
 
-Only ``jobs.services`` (and ``jobs.events`` for the log) write these rows. Personal
+Only ``jobs.core.services`` (and ``jobs.store.events`` for the log) write these rows. Personal
 cells (email, query, page URL, image and event text) are written with a TTL as a safety
 net behind the purge.
 """
@@ -273,7 +273,7 @@ class MailPending(DjangoCassandraModel):
 
 class EmailSuppression(DjangoCassandraModel):
     """Mailboxes that asked never to be emailed again, by a keyed hash of the mailbox
-    (``jobs.suppression.address_hash``): the list cannot be read back into addresses."""
+    (``jobs.mail.suppression.address_hash``): the list cannot be read back into addresses."""
 
     __table_name__ = "email_suppression"
 

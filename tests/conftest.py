@@ -122,7 +122,7 @@ def cassandra_db(django_db_setup):
     """A clean test keyspace: every table truncated before the test."""
     from django.db import connections
 
-    from jobs import cassandra
+    from jobs.store import cassandra
 
     conn = connections["cassandra"]
     keyspace = conn.settings_dict["NAME"]
@@ -271,7 +271,7 @@ def s3_server():
 def s3_settings(s3_server, settings):
     """Archives and previews in a fresh bucket of ``s3_server`` for this test, in this
     process (``settings``) and, through the returned environment, in workers it starts."""
-    from jobs import storage
+    from jobs.core import storage
 
     env = {
         "IMAGEDL_S3_BUCKET": f"test-{time.monotonic_ns()}",

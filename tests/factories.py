@@ -5,8 +5,8 @@
     done = make_done_job(images=3)                    # ran and delivered its zip
     data = stored_archive(done)
 
-Every field of ``jobs.services.job_submit`` can be given; the rest are ``DEFAULTS``.
-``make_job_record`` writes a row straight through ``jobs.records`` instead, for tests
+Every field of ``jobs.core.services.job_submit`` can be given; the rest are ``DEFAULTS``.
+``make_job_record`` writes a row straight through ``jobs.store.records`` instead, for tests
 of that layer (``created_at``, ``status`` as they please, nothing scheduled).
 """
 
@@ -22,8 +22,9 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 
 from downloader.archive import MANIFEST_COLUMNS, MANIFEST_NAME, entry_names, is_image_entry
-from jobs import records, services, storage
+from jobs.core import services, storage
 from jobs.models import Job, JobPurgeDue
+from jobs.store import records
 from tests.imagehosts import encoded
 
 DEFAULTS = {"email": "ada@example.org", "query": "red fox", "requested_count": 25, "time_zone": "UTC"}
@@ -47,9 +48,9 @@ def make_job(*, run_in: dt.timedelta = IN_AN_HOUR, **fields: object) -> Job:
 
 
 def make_job_record(*, run_in: dt.timedelta = IN_AN_HOUR, **fields: object) -> Job:
-    """A job row written with ``records.create_job`` alone: no schedule, no event, no
+    """A job row written with ``records.job_create`` alone: no schedule, no event, no
     email. ``created_at`` and ``status`` may be given."""
-    return records.create_job(**job_fields(run_in, **fields))
+    return records.job_create(**job_fields(run_in, **fields))
 
 
 def make_archive(subject: str, images: int = 2, size: tuple[int, int] = (300, 200)) -> bytes:
@@ -91,9 +92,9 @@ def make_done_job(
     """A job that ran and delivered ``images`` images, as read back from the store.
 
     Submitted with ``make_job`` to run now (``requested_count`` defaults to ``images``), its zip
-    (``make_archive``, or the bytes of ``archive``) saved in ``jobs.storage.outputs()`` at
+    (``make_archive``, or the bytes of ``archive``) saved in ``jobs.core.storage.outputs()`` at
     ``archives/<id>.zip``, then started, given its ``found``/``rejected`` counters if
-    any, and completed through ``jobs.services``.
+    any, and completed through ``jobs.core.services``.
     """
     fields.setdefault("requested_count", images)
     job = make_job(run_in=run_in, **fields)
@@ -105,7 +106,7 @@ def make_done_job(
     if progress:
         services.job_record_progress(job, **progress)
     assert services.job_complete(job, archive_path=path, archive_bytes=len(data), kept=images)
-    return records.get_job(job.id)
+    return records.job_get(job.id)
 
 
 def _record_images(job: Job, data: bytes) -> None:
@@ -154,13 +155,13 @@ def finished_minutes_ago(job: Job, minutes: float, *, now: dt.datetime | None = 
     retention = dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
     due = now - dt.timedelta(minutes=minutes) + retention
     JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
-    records.update_job(job, purge_due_at=due)
+    records.job_update(job, purge_due_at=due)
 
 
 def expire_lease(job: Job) -> None:
     """Let the lease of the run ``job.run_id`` run out, as if its worker had died."""
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    assert records.write_if(job, {"lease_until": past}, run_is=job.run_id)
+    assert records.job_write_if(job, {"lease_until": past}, run_is=job.run_id)
 
 
 def manifest_rows(data: bytes) -> list[dict]:

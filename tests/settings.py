@@ -27,7 +27,7 @@ EMAIL_BACKEND = (
 if not REDIS_URL:  # a worker started with REDIS_URL keeps the Redis cache it implies
     CACHES = {
         "default": {
-            "BACKEND": "jobs.cache.FileCache",
+            "BACKEND": "jobs.lib.cache.FileCache",
             "LOCATION": str(TEST_DIR / "cache"),
         }
     }

@@ -140,7 +140,7 @@ def stop() -> None:
 def wait_until_this_process_reconnects(timeout: float = 90) -> None:
     """Wait until this process's own Cassandra session answers again (the driver
     reconnects by itself, at most 10 s apart)."""
-    from jobs import cassandra
+    from jobs.store import cassandra
 
     deadline = time.monotonic() + timeout
     while True:

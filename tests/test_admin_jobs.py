@@ -11,8 +11,9 @@ from django.contrib.admin.models import LogEntry
 from django.core.files.storage import default_storage
 from django_q.models import Schedule
 
-from jobs import cassandra, records, services
+from jobs.core import services
 from jobs.models import JobStatus
+from jobs.store import cassandra, records
 from tests.factories import make_done_job, make_job
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
@@ -80,11 +81,11 @@ def test_filters_by_status_and_day(admin_client, many_jobs):
     html = admin_client.get("/admin/jobs/job/?status=failed").content.decode()
     ids = ids_on(html)
     assert len(ids) == 50
-    assert all(records.get_job(i).status == "failed" for i in ids[:5])
+    assert all(records.job_get(i).status == "failed" for i in ids[:5])
     day = admin_client.get("/admin/jobs/job/?day=2026-05-01").content.decode()
     # 06:00 to 23:57 every 3 minutes = 360 jobs on the first day: 50 on the first page.
     assert len(ids_on(day)) == 50
-    assert all(records.get_job(i).created_at.date() == dt.date(2026, 5, 1) for i in ids_on(day)[:5])
+    assert all(records.job_get(i).created_at.date() == dt.date(2026, 5, 1) for i in ids_on(day)[:5])
 
 
 def test_search_by_id_email_and_query(admin_client, many_jobs):
@@ -102,7 +103,7 @@ def test_search_by_id_email_and_query(admin_client, many_jobs):
 def test_detail_page_shows_fields_events_and_task_links(admin_client, cassandra_db):
     job = make_job(email="ops@example.org", query="herons", requested_count=5, time_zone="UTC")
     # Images belong to the run that kept them: the job (still scheduled) names one.
-    assert records.write_if(job, {"run_id": uuid.uuid4()}, run_is=None)
+    assert records.job_write_if(job, {"run_id": uuid.uuid4()}, run_is=None)
     services.job_add_image(
         job,
         1,
@@ -120,7 +121,7 @@ def test_detail_page_shows_fields_events_and_task_links(admin_client, cassandra_
     assert f"q=job-{job.id}" in html
     moved = admin_client.post(f"/admin/jobs/job/{job.id}/change/", {"run_at": "2027-01-02 03:04"})
     assert moved.status_code == 302
-    assert records.get_job(job.id).run_at == dt.datetime(2027, 1, 2, 3, 4)
+    assert records.job_get(job.id).run_at == dt.datetime(2027, 1, 2, 3, 4)
     assert Schedule.objects.get(name=f"job-{job.id}").next_run == dt.datetime(2027, 1, 2, 3, 4, tzinfo=dt.UTC)
 
 
@@ -130,12 +131,12 @@ def test_actions_cancel_retry_purge_are_logged(admin_client, cassandra_db):
     c = make_done_job(images=1, **owls)
     path = c.archive_path
     admin_client.post("/admin/jobs/job/action/", {"action": "cancel", "ids": [str(a.id), str(b.id)]})
-    assert records.get_job(a.id).status == records.get_job(b.id).status == JobStatus.CANCELLED
+    assert records.job_get(a.id).status == records.job_get(b.id).status == JobStatus.CANCELLED
     assert not Schedule.objects.filter(name__in=[f"job-{a.id}", f"job-{b.id}"]).exists()
     admin_client.post("/admin/jobs/job/action/", {"action": "retry", "ids": [str(a.id)]})
-    assert records.get_job(a.id).status == JobStatus.SCHEDULED
+    assert records.job_get(a.id).status == JobStatus.SCHEDULED
     admin_client.post("/admin/jobs/job/action/", {"action": "purge", "ids": [str(c.id)]})
-    purged = records.get_job(c.id)
+    purged = records.job_get(c.id)
     assert purged.email is None and purged.query is None and not default_storage.exists(path)
     assert purged.requested_count == 5
     messages = list(LogEntry.objects.order_by("id").values_list("object_id", "change_message"))

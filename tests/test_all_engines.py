@@ -9,9 +9,9 @@ from downloader.choices import ALL, ENGINE_OPTIONS
 from downloader.engines import search
 from downloader.engines.base import SearchRules
 from downloader.gather import describe_engine_event
-from jobs import records
-from jobs.events import job_events
-from jobs.run import run_job
+from jobs.core.run import job_run
+from jobs.store import records
+from jobs.store.events import job_events
 from tests.factories import make_job
 
 pytestmark = pytest.mark.browser
@@ -20,7 +20,7 @@ OVERLAPPING = pytest.mark.imitation(total=30, offsets={"duckduckgo": 10, "google
 
 
 def test_all_is_a_choice_of_the_form_and_the_command():
-    from jobs.forms import JobForm
+    from jobs.web.forms import JobForm
 
     assert ALL in ENGINE_OPTIONS
     assert ALL in dict(JobForm.base_fields["engine"].choices)
@@ -55,8 +55,8 @@ def test_an_engine_that_fails_leaves_the_round_and_the_others_go_on(driver, imit
 @pytest.mark.django_db(databases=["default", "cassandra"])
 def test_an_all_job_delivers_more_variety_than_one_engine_without_repeats(cassandra_db, imitation):
     job = make_job(requested_count=50, engine=ALL)
-    assert run_job(job.id) == "done: 50"
-    done = records.get_job(job.id)
+    assert job_run(job.id) == "done: 50"
+    done = records.job_get(job.id)
     assert done.engine_used == "bing,duckduckgo,google"
     kept = {image.source_url for image in records.job_images(job.id)}
     assert kept == {imitation.image_url(i) for i in range(1, 51)}  # more than any one engine has

@@ -9,7 +9,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from downloader.browser import open_browser
-from jobs import links, records
+from jobs.lib import links
+from jobs.store import records
 from tests.test_browser_pages import Tabber, press, settle, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
@@ -52,7 +53,7 @@ def test_safe_search_and_all_engines_by_keyboard_and_on_a_phone(chromium, live_s
 
     settle(chromium, 10).until(lambda d: "/submitted" in d.current_url)
     token = chromium.current_url.rstrip("/").split("/")[-2]
-    job = records.get_job(links.read_token(token, "status"))
+    job = records.job_get(links.token_read(token, "status"))
     assert (job.query, job.safe_search, job.engine) == ("snowy owl", "strict", "all")
     chromium.get(live_server.url + f"/jobs/{token}/")
     assert chromium.find_element(By.ID, "safe-search").text == "Strict"
@@ -61,7 +62,7 @@ def test_safe_search_and_all_engines_by_keyboard_and_on_a_phone(chromium, live_s
 
 @pytest.mark.screenshots
 def test_repeat_by_keyboard_and_the_series_page_on_a_phone(chromium, live_server):
-    from jobs.series import series_get
+    from jobs.store.series import series_get
 
     chromium.get(live_server.url + "/")
     assert checked(chromium, "repeat") == "never"  # runs once unless asked
@@ -80,7 +81,7 @@ def test_repeat_by_keyboard_and_the_series_page_on_a_phone(chromium, live_server
 
     settle(chromium, 10).until(lambda d: "/submitted" in d.current_url)
     token = chromium.current_url.rstrip("/").split("/")[-2]
-    job = records.get_job(links.read_token(token, "status"))
+    job = records.job_get(links.token_read(token, "status"))
     series = series_get(job.series_id)
     assert series.every == "week" and job.series_run == 1
     chromium.find_element(By.CSS_SELECTOR, "#series-link a").click()
@@ -125,7 +126,7 @@ def test_engine_filters_by_keyboard_and_on_a_phone(chromium, live_server):
 
     settle(chromium, 10).until(lambda d: "/submitted" in d.current_url)
     token = chromium.current_url.rstrip("/").split("/")[-2]
-    job = records.get_job(links.read_token(token, "status"))
+    job = records.job_get(links.token_read(token, "status"))
     assert (job.filter_license, job.filter_layout, job.filter_freshness) == ("cc", "wide", "month")
     chromium.get(live_server.url + f"/jobs/{token}/")
     assert chromium.find_element(By.ID, "filters").text == (

@@ -23,9 +23,11 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from downloader.browser import open_browser
-from jobs import links, records, services
-from jobs.estimate import estimate_seconds
+from jobs.core import services
+from jobs.lib import links
 from jobs.models import JobStatus
+from jobs.store import records
+from jobs.web.estimate import estimate_seconds
 from tests.factories import make_done_job, stored_archive
 from tests.waiting import wait_for
 
@@ -123,8 +125,8 @@ def test_submit_follow_watch_and_cancel(browser, live_server):
     shoot(browser, "submitted")
     browser.find_element(By.LINK_TEXT, "Follow its progress").click()
     settle(browser, 10).until(lambda d: d.find_elements(By.ID, "progress"))
-    job_id = links.read_token(browser.current_url.rstrip("/").split("/")[-1], "status")
-    job = records.get_job(job_id)
+    job_id = links.token_read(browser.current_url.rstrip("/").split("/")[-1], "status")
+    job = records.job_get(job_id)
 
     # The job runs (driven from here) and the page follows it without a reload.
     services.job_start_attempt(job)
@@ -138,7 +140,7 @@ def test_submit_follow_watch_and_cancel(browser, live_server):
 
     browser.find_element(By.CSS_SELECTOR, "#cancel button").click()
     settle(browser, 10).until(lambda d: "Cancelled" in text_of(d, "status-word"))
-    assert records.get_job(job_id).status == JobStatus.CANCELLED
+    assert records.job_get(job_id).status == JobStatus.CANCELLED
     assert browser.find_element(By.ID, "resubmit").is_displayed()
 
 
@@ -154,7 +156,7 @@ def test_finished_job_downloads_and_pages_look_right(browser, live_server, setti
         rejected=3,
     )
 
-    browser.get(live_server.url + f"/jobs/{links.make_token(job.id, 'status')}/")
+    browser.get(live_server.url + f"/jobs/{links.token_make(job.id, 'status')}/")
     assert "Ready to download" in browser.find_element(By.ID, "status-word").text
     thumbs = browser.find_elements(By.CSS_SELECTOR, ".thumbs img")
     assert len(thumbs) == 6
@@ -240,7 +242,7 @@ def test_the_form_works_by_keyboard_alone_in_the_browsers_zone(browser, live_ser
     tab.to("a.button")
     press(browser, Keys.ENTER)
     settle(browser, 10).until(lambda d: d.find_elements(By.ID, "status-word"))
-    job = records.get_job(links.read_token(browser.current_url.rstrip("/").split("/")[-1], "status"))
+    job = records.job_get(links.token_read(browser.current_url.rstrip("/").split("/")[-1], "status"))
     assert (job.query, job.requested_count, set(job.formats), job.time_zone) == (
         "snowy owl",
         12,
@@ -250,7 +252,7 @@ def test_the_form_works_by_keyboard_alone_in_the_browsers_zone(browser, live_ser
     tab.to("#cancel button")
     press(browser, Keys.ENTER)
     settle(browser, 10).until(lambda d: "Cancelled" in text_of(d, "status-word"))
-    assert records.get_job(job.id).status == JobStatus.CANCELLED
+    assert records.job_get(job.id).status == JobStatus.CANCELLED
 
 
 @pytest.mark.slow

@@ -19,9 +19,9 @@ from functools import partial
 
 import pytest
 
-from jobs import records
-from jobs.events import job_events
 from jobs.models import JobStatus
+from jobs.store import records
+from jobs.store.events import job_events
 from tests import suite_node
 from tests.factories import NOW, make_job, stored_archive
 from tests.mailserver import worker_mail_env
@@ -54,7 +54,7 @@ def env_for(mail_port: int, **extra: str) -> dict[str, str]:
 def _status(job_id) -> str | None:
     """The job's status, or None while this process's session does not answer yet."""
     try:
-        return records.get_job(job_id).status
+        return records.job_get(job_id).status
     except Exception:
         return None
 
@@ -87,7 +87,7 @@ def test_node_stopped_before_the_run_time_and_back_later_delivers_the_job(
     assert wait_for(lambda: _status(job.id) == JobStatus.DONE, timeout=300, interval=2), _status(job.id)
     ready = mailserver.wait_for("grace@example.org", "are ready", timeout=120)
     assert "10 images" in str(ready["Subject"])
-    done = records.get_job(job.id)
+    done = records.job_get(job.id)
     assert done.downloaded_count == 10 and done.attempts == 1
     assert len([n for n in _zip_names(done) if n.endswith(".jpg")]) == 10
     kinds = [e.kind for e in job_events(job.id)]
@@ -104,8 +104,8 @@ def test_node_killed_mid_run_and_restarted_never_leaves_the_job_active(
     # its downloads (kept images, progress, lease renewals) when the node dies.
     worker = start_worker(imitation, **env_for(mailserver.port, IMAGEDL_PER_HOST_CONNECTIONS="1"))
     job = grace_job(requested_count=30)
-    assert wait_for(lambda: (records.get_job(job.id).downloaded_count or 0) >= 5, timeout=120)
-    assert records.get_job(job.id).status == JobStatus.RUNNING
+    assert wait_for(lambda: (records.job_get(job.id).downloaded_count or 0) >= 5, timeout=120)
+    assert records.job_get(job.id).status == JobStatus.RUNNING
 
     os.kill(suite_cassandra.pid(), signal.SIGKILL)  # a crash: no drain, commit log replay
     assert wait_for(lambda: suite_cassandra.pid() is None, timeout=20, interval=0.1)
@@ -115,7 +115,7 @@ def test_node_killed_mid_run_and_restarted_never_leaves_the_job_active(
     final = wait_for(lambda: _status(job.id) in (JobStatus.DONE, JobStatus.FAILED), timeout=300, interval=2)
     status = _status(job.id)
     assert final, f"left {status}: {[e.kind for e in job_events(job.id)]}"
-    finished = records.get_job(job.id)
+    finished = records.job_get(job.id)
     kinds = [e.kind for e in job_events(job.id)]
     if status == JobStatus.DONE:
         # Every mail, including those whose tasks ran while the node was down.

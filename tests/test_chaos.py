@@ -22,11 +22,13 @@ from django.conf import settings
 from django_q.models import Task
 from django_q.tasks import async_task
 
-from jobs import outbox, records, scheduling
-from jobs.events import job_events
-from jobs.links import download_url
+from jobs.lib import scheduling
+from jobs.lib.links import download_url
+from jobs.mail import outbox
 from jobs.models import JobMail, JobStatus, MailState
-from jobs.services import download_expires_at
+from jobs.store import records
+from jobs.store.events import job_events
+from jobs.store.records import download_expires_at
 from tests.factories import NOW, make_done_job, make_job
 from tests.mailserver import worker_mail_env
 from tests.waiting import wait_for
@@ -57,7 +59,7 @@ def test_a_job_and_its_mails_handed_out_twice_at_once_deliver_once(
     async_task(scheduling.RUN_TASK, str(job.id), task_name=f"job-{job.id}-copy", group="jobs")
     for _ in range(2):
         start_worker(imitation, **env_for(mailserver.port))
-    assert wait_for(lambda: records.get_job(job.id).status == JobStatus.DONE, timeout=180, interval=1)
+    assert wait_for(lambda: records.job_get(job.id).status == JobStatus.DONE, timeout=180, interval=1)
     assert wait_for(lambda: len(_task_results(job.id, scheduling.RUN_TASK)) == 2, timeout=30)
     results = sorted(_task_results(job.id, scheduling.RUN_TASK))
     assert results[0] == "done: 30" and results[1].startswith("skipped"), results
@@ -80,7 +82,7 @@ def test_a_job_and_its_mails_handed_out_twice_at_once_deliver_once(
         SUBJECTS, MailState.SENT
     )
     # One archive exists, the delivered one, and the link gives it.
-    done = records.get_job(job.id)
+    done = records.job_get(job.id)
     archives = sorted((Path(settings.MEDIA_ROOT) / "archives").glob(f"{job.id.hex}*"))
     assert [f"archives/{path.name}" for path in archives] == [done.archive_path]
     assert done.downloaded_count == 30 and done.attempts == 1
@@ -125,7 +127,7 @@ def test_a_worker_killed_by_the_task_time_out_leaves_no_browser(start_worker, im
     assert wait_for(lambda: _browser_processes(marker), timeout=60), "the browser never started"
     assert wait_for(lambda: "reincarnated worker" in Path(worker.log_path).read_text(), timeout=60)
     assert wait_for(lambda: not _browser_processes(marker), timeout=15), _browser_processes(marker)
-    assert records.get_job(job.id).status == JobStatus.RUNNING  # left to the lease and the reaper
+    assert records.job_get(job.id).status == JobStatus.RUNNING  # left to the lease and the reaper
 
 
 @pytest.mark.browser
@@ -203,7 +205,7 @@ def test_a_mail_server_that_hangs_times_out_and_the_send_is_retried(cassandra_db
     assert result == "retry in 30s" and elapsed < 10
     row = JobMail.objects.filter(job_id=job.id, generation=1, kind="ready").first()
     assert row.state == MailState.PENDING and row.tries == 1
-    assert records.get_job(job.id).status == JobStatus.DONE
+    assert records.job_get(job.id).status == JobStatus.DONE
     assert "email_delayed" in [e.kind for e in job_events(job.id)]
 
 
@@ -211,7 +213,7 @@ def test_a_mail_task_lost_by_the_broker_is_sent_by_the_reaper(cassandra_db, sett
     from django.core import mail
     from django_q.models import OrmQ
 
-    from jobs.reaper import jobs_reap
+    from jobs.core.reaper import jobs_reap
 
     settings.IMAGEDL_REAPER_GRACE_SECONDS = 1
     make_done_job(email="grace@example.org")

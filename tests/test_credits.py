@@ -17,8 +17,9 @@ from downloader.archive import MANIFEST_COLUMNS, write_archive
 from downloader.browser import open_browser
 from downloader.collect import KeptImage
 from downloader.engines.page import extract_page_images
-from jobs import links, records
-from jobs.run import run_job
+from jobs.core.run import job_run
+from jobs.lib import links
+from jobs.store import records
 from tests.factories import make_done_job, make_job, stored_archive
 from tests.imagehosts import encoded
 
@@ -89,8 +90,8 @@ def test_the_manifest_keeps_its_columns_and_credits_are_escaped_with_only_http_l
 @pytest.mark.django_db(databases=["default", "cassandra"])
 def test_a_job_zip_credits_every_image_with_the_engines_title_rank_and_license(cassandra_db, imitation):
     job = make_job(requested_count=10, engine="bing")
-    assert run_job(job.id) == "done: 10"
-    done = records.get_job(job.id)
+    assert job_run(job.id) == "done: 10"
+    done = records.job_get(job.id)
     names, rows, page = read_zip(stored_archive(done))
     assert names[-2:] == ["manifest.csv", "CREDITS.html"] and len(names) == 12
     by_rank = {int(row["rank"]): row for row in rows}
@@ -147,7 +148,7 @@ def test_thumbnails_count_images_only(cassandra_db, client, tmp_path):
     storage = FileSystemStorage(location=str(tmp_path / "media"))
     archive = write_archive(kept, name_stem="owls", path="owls.zip", storage=storage)
     job = make_done_job(images=2, archive=Path(storage.path(archive.path)).read_bytes(), query="owls")
-    token = links.make_token(job.id, "status")
+    token = links.token_make(job.id, "status")
     assert client.get(f"/jobs/{token}/thumb/2.jpg").status_code == 200
     assert client.get(f"/jobs/{token}/thumb/3.jpg").status_code == 404  # the manifest is no image
     assert client.get(f"/jobs/{token}/thumb/4.jpg").status_code == 404  # nor are the credits

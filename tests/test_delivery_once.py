@@ -15,11 +15,13 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django_q.models import OrmQ, Schedule
 
-from jobs import outbox, records, services
-from jobs.events import job_events
+from jobs.core import services
+from jobs.core.reaper import jobs_reap
+from jobs.core.run import job_run
+from jobs.mail import outbox
 from jobs.models import JobActive, JobMail, JobPurgeDue, JobStatus, MailPending, MailState
-from jobs.reaper import jobs_reap
-from jobs.run import run_job
+from jobs.store import records
+from jobs.store.events import job_events
 from tests.factories import NOW, expire_lease, make_job
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -31,7 +33,7 @@ def _queued() -> list[str]:
 
 def test_two_runs_claiming_at_once_one_wins(cassandra_db):
     job = make_job(run_in=NOW)
-    views = [records.get_job(job.id) for _ in range(6)]
+    views = [records.job_get(job.id) for _ in range(6)]
     results = [0] * len(views)
     barrier = threading.Barrier(len(views))
 
@@ -45,7 +47,7 @@ def test_two_runs_claiming_at_once_one_wins(cassandra_db):
     for thread in threads:
         thread.join()
     assert sorted(results) == [0, 0, 0, 0, 0, 1]
-    stored = records.get_job(job.id)
+    stored = records.job_get(job.id)
     assert stored.status == JobStatus.RUNNING and stored.attempts == 1
     winner = next(view for view, won in zip(views, results, strict=True) if won)
     assert stored.run_id == winner.run_id
@@ -54,10 +56,10 @@ def test_two_runs_claiming_at_once_one_wins(cassandra_db):
 
 def test_a_run_that_lost_its_lease_writes_nothing(cassandra_db):
     job = make_job(run_in=NOW)
-    first = records.get_job(job.id)
+    first = records.job_get(job.id)
     assert services.job_start_attempt(first) == 1
     expire_lease(first)
-    second = records.get_job(job.id)
+    second = records.job_get(job.id)
     assert services.job_start_attempt(second) == 2
     assert first.run_id != second.run_id
     # The first run wakes up: none of its writes land, and its archive goes.
@@ -73,7 +75,7 @@ def test_a_run_that_lost_its_lease_writes_nothing(cassandra_db):
     # The second run delivers.
     services.job_add_image(second, 1, file_name="one.jpg", source_url="http://x/1.jpg", bytes=1)
     assert services.job_complete(second, archive_path=second_zip, archive_bytes=6, kept=1)
-    done = records.get_job(job.id)
+    done = records.job_get(job.id)
     assert done.status == JobStatus.DONE and done.archive_path == second_zip and done.downloaded_count == 1
     assert [image.file_name for image in records.job_images(job.id)] == ["one.jpg"]
     assert default_storage.exists(second_zip)
@@ -82,11 +84,11 @@ def test_a_run_that_lost_its_lease_writes_nothing(cassandra_db):
 
 def test_a_copy_of_the_run_task_leaves_a_held_job_alone(cassandra_db):
     job = make_job(run_in=NOW)
-    holder = records.get_job(job.id)
+    holder = records.job_get(job.id)
     services.job_start_attempt(holder)
     before = [e.kind for e in job_events(job.id)]
-    assert run_job(str(job.id)) == "skipped: another run holds the job"
-    after = records.get_job(job.id)
+    assert job_run(str(job.id)) == "skipped: another run holds the job"
+    after = records.job_get(job.id)
     assert (after.run_id, after.attempts, after.status) == (holder.run_id, 1, JobStatus.RUNNING)
     assert [e.kind for e in job_events(job.id)] == before
 
@@ -99,7 +101,7 @@ def test_each_mail_is_sent_once_however_often_its_task_runs(cassandra_db):
     assert len(mail.outbox) == 1
     assert not list(MailPending.objects.filter(bucket="all"))
     # At the same moment, from several threads: still one.
-    services.job_fail(records.get_job(job.id), "The search engines blocked us.")
+    services.job_fail(records.job_get(job.id), "The search engines blocked us.")
     barrier = threading.Barrier(4)
     outcomes: list[str] = []
 
@@ -122,13 +124,13 @@ def test_an_operators_retry_mails_again_and_replaces_the_purge_row(cassandra_db)
     services.job_fail(job, "The search engines blocked us.")
     mail.outbox.clear()
     assert outbox.email_send(str(job.id), "failed", 1, 1) == "sent"
-    failed = records.get_job(job.id)
+    failed = records.job_get(job.id)
     assert [row.job_id for row in JobPurgeDue.objects.filter(bucket="all")] == [job.id]
     retried = services.job_retry(failed)
     assert retried.generation == 2
     assert not list(JobPurgeDue.objects.filter(bucket="all"))  # the old retention is gone
     assert services.jobs_purge_due(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).jobs == 0
-    fresh = records.get_job(job.id)
+    fresh = records.job_get(job.id)
     assert fresh.run_id is None and services.job_start_attempt(fresh) == 1
     services.job_fail(fresh, "Blocked again.")
     assert outbox.email_send(str(job.id), "failed", 1, 2) == "sent"
@@ -143,7 +145,7 @@ def test_a_failed_send_goes_back_to_pending_and_is_retried(cassandra_db, setting
     def refuse(*args, **kwargs):
         raise smtplib.SMTPServerDisconnected("gone")
 
-    monkeypatch.setattr("jobs.emails.send_job_email", refuse)
+    monkeypatch.setattr("jobs.mail.emails.email_deliver", refuse)
     assert outbox.email_send(str(job.id), "accepted", 1, 1) == "retry in 7s"
     row = JobMail.objects.filter(job_id=job.id, generation=1, kind="accepted").first()
     assert row.state == MailState.PENDING and row.tries == 1
@@ -177,7 +179,7 @@ def test_the_reaper_queues_what_nobody_works_on(cassandra_db, settings):
 def test_the_reaper_forgets_finished_jobs_and_sent_mails(cassandra_db):
     job = make_job(run_in=NOW)
     assert outbox.email_send(str(job.id), "accepted", 1, 1) == "sent"
-    services.job_cancel(records.get_job(job.id))
+    services.job_cancel(records.job_get(job.id))
     summary = jobs_reap(now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     assert summary.runs == 0 and summary.mails == 0
     assert not list(JobActive.objects.filter(bucket="all"))
@@ -195,12 +197,12 @@ def test_a_run_steps_back_when_cassandra_does_not_answer(cassandra_db, settings,
             "Unable to connect to any servers", {"127.0.0.1:9042": ConnectionRefusedError()}
         )
 
-    monkeypatch.setattr(services, "job_get", unreachable)
-    assert run_job(job_id, 2) == "retry in 16s (NoHostAvailable)"
+    monkeypatch.setattr(records, "job_get", unreachable)
+    assert job_run(job_id, 2) == "retry in 16s (NoHostAvailable)"
     retry = Schedule.objects.get(name=f"job-{job_id}-retry-3")
     assert retry.func == "jobs.tasks.job_run" and "NoHostAvailable" in retry.args
     settings.IMAGEDL_TRANSIENT_RETRIES = 3
-    assert run_job(job_id, 3).startswith("gave up after 3 retries")
+    assert job_run(job_id, 3).startswith("gave up after 3 retries")
 
 
 def test_a_run_that_steps_back_mid_job_resumes_as_the_same_attempt(cassandra_db, monkeypatch):
@@ -211,7 +213,7 @@ def test_a_run_that_steps_back_mid_job_resumes_as_the_same_attempt(cassandra_db,
 
     from cassandra.cluster import NoHostAvailable
 
-    from jobs import run
+    from jobs.core import run
 
     job = make_job(run_in=NOW)
 
@@ -221,18 +223,18 @@ def test_a_run_that_steps_back_mid_job_resumes_as_the_same_attempt(cassandra_db,
         )
 
     monkeypatch.setattr(run, "gather", unreachable)
-    assert run_job(str(job.id)).startswith("retry in")
-    first = records.get_job(job.id)
+    assert job_run(str(job.id)).startswith("retry in")
+    first = records.job_get(job.id)
     assert first.attempts == 1
     args = ast.literal_eval(Schedule.objects.get(name=f"job-{job.id}-retry-1").args)
     assert args == (str(job.id), 1, str(first.run_id), "NoHostAvailable")
     resumed_by = []
     monkeypatch.setattr(run.JobRun, "execute", lambda self: resumed_by.append(self.job.run_id) or "ran")
-    assert run_job(*args) == "ran"
-    resumed = records.get_job(job.id)
+    assert job_run(*args) == "ran"
+    resumed = records.job_get(job.id)
     assert (resumed.attempts, resumed.status) == (1, JobStatus.RUNNING)
     assert resumed.run_id == resumed_by[0] != first.run_id
-    assert run_job(*args) == "skipped: another run holds the job"
+    assert job_run(*args) == "skipped: another run holds the job"
     assert len(resumed_by) == 1
 
 
@@ -241,7 +243,7 @@ def test_an_outcome_mail_lost_with_its_worker_is_queued_by_the_reaper(cassandra_
     services.job_start_attempt(job)
     # The run delivered (its conditional write landed) and its worker died before the
     # "ready" mail was queued: the job row says done, the outbox has no such mail.
-    assert records.change_status(job, JobStatus.DONE, only_from=(JobStatus.RUNNING,), run_is=job.run_id)
+    assert records.job_status_change(job, JobStatus.DONE, only_from=(JobStatus.RUNNING,), run_is=job.run_id)
     assert not JobMail.objects.filter(job_id=job.id, kind="ready").first()
     OrmQ.objects.all().delete()
     summary = jobs_reap(now=dt.datetime.now(dt.UTC))
@@ -263,7 +265,7 @@ def test_a_mail_steps_back_when_cassandra_does_not_answer(cassandra_db, settings
     def unreachable(job_id):
         raise NoHostAvailable("Unable to complete the operation against any hosts", {})
 
-    monkeypatch.setattr(records, "get_job", unreachable)
+    monkeypatch.setattr(records, "job_get", unreachable)
     assert outbox.email_send(job_id, "ready", 1, 1, 2) == "retry in 16s (NoHostAvailable)"
     retry = Schedule.objects.get(name=f"email-ready-{job_id}-1-back-3")
     assert retry.func == "jobs.tasks.email_send"

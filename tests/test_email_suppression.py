@@ -10,9 +10,9 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from jobs import records
-from jobs.emails import build_email
+from jobs.mail.emails import email_build
 from jobs.models import EmailSuppression
+from jobs.store import records
 from jobs.tasks import email_send
 from tests.factories import make_job as a_job
 from tests.test_web_pages import good_post
@@ -27,7 +27,7 @@ def unsubscribe_link(message) -> str:
 def test_every_email_carries_the_link_and_the_one_click_headers(cassandra_db):
     job = a_job(email="ada@example.org")
     for kind in ("accepted", "started", "failed"):
-        message = build_email(job, kind)
+        message = email_build(job, kind)
         link = unsubscribe_link(message)
         assert re.fullmatch(r"http://127\.0\.0\.1:8000/unsubscribe/[^/]+", link), link
         assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -38,7 +38,7 @@ def test_every_email_carries_the_link_and_the_one_click_headers(cassandra_db):
 
 def test_the_link_opens_a_page_with_a_button_and_only_a_post_suppresses(client, cassandra_db):
     job = a_job(email="ada@example.org")
-    path = unsubscribe_link(build_email(job, "accepted")).removeprefix("http://127.0.0.1:8000")
+    path = unsubscribe_link(email_build(job, "accepted")).removeprefix("http://127.0.0.1:8000")
     page = client.get(path)  # what a mail scanner does
     assert page.status_code == 200 and '<form method="post"' in page.content.decode()
     assert list(EmailSuppression.objects.all()) == []
@@ -52,7 +52,7 @@ def test_the_link_opens_a_page_with_a_button_and_only_a_post_suppresses(client, 
 
 def test_a_suppressed_mailbox_gets_no_more_mail_and_the_form_refuses_it(client, cassandra_db):
     job = a_job(email="ada@example.org")
-    Client().post(unsubscribe_link(build_email(job, "accepted")).removeprefix("http://127.0.0.1:8000"))
+    Client().post(unsubscribe_link(email_build(job, "accepted")).removeprefix("http://127.0.0.1:8000"))
     mail.outbox.clear()
     assert email_send(str(job.id), "started") == "skipped: suppressed"
     other_spelling = a_job(email='"ADA+again"@Example.org')
@@ -79,13 +79,13 @@ def test_no_recipient_gets_more_than_the_daily_cap(cassandra_db, settings):
 
 
 def records_events(job_id):
-    from jobs.events import job_events
+    from jobs.store.events import job_events
 
     return job_events(job_id, limit=50)
 
 
 def test_the_job_goes_on_when_its_mail_is_held(cassandra_db):
     job = a_job(email="ada@example.org")
-    Client().post(unsubscribe_link(build_email(job, "accepted")).removeprefix("http://127.0.0.1:8000"))
+    Client().post(unsubscribe_link(email_build(job, "accepted")).removeprefix("http://127.0.0.1:8000"))
     email_send(str(job.id), "accepted")
-    assert records.get_job(job.id).status == "scheduled"
+    assert records.job_get(job.id).status == "scheduled"

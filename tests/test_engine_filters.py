@@ -207,23 +207,24 @@ def test_fetch_images_refuses_an_unknown_filter(tmp_path):
 @HONEST
 @pytest.mark.django_db(databases=["default", "cassandra"])
 def test_a_job_keeps_its_filters_and_says_what_an_engine_could_not_apply(cassandra_db, imitation, client):
-    from jobs import links, records
-    from jobs.emails import build_email
-    from jobs.events import job_events
-    from jobs.run import run_job
+    from jobs.core.run import job_run
+    from jobs.lib import links
+    from jobs.mail.emails import email_build
+    from jobs.store import records
+    from jobs.store.events import job_events
     from tests.factories import make_job, stored_archive
 
     job = make_job(requested_count=5, engine="google", filters=Filters(layout="wide", license="public"))
-    assert records.get_job(job.id).filters == Filters(layout="wide", license="public")
-    assert run_job(job.id) == "done: 5"
-    done = records.get_job(job.id)
+    assert records.job_get(job.id).filters == Filters(layout="wide", license="public")
+    assert job_run(job.id) == "done: 5"
+    done = records.job_get(job.id)
     said = "Google could not apply: license (public domain)"
     assert done.filters_unapplied == said
     assert said in [event.message for event in job_events(done.id, limit=100)]  # the job log
-    page = client.get(f"/jobs/{links.make_token(done.id, 'status')}/").content.decode()
+    page = client.get(f"/jobs/{links.token_make(done.id, 'status')}/").content.decode()
     assert '<dd id="filters">License: Public domain; Layout: Wide</dd>' in page
     assert f'<dd id="filters-unapplied">{said}</dd>' in page
-    mail = build_email(done, "ready")
+    mail = email_build(done, "ready")
     assert f"- {said}" in mail.body and f"<li>{said}</li>" in mail.alternatives[0][0]
     rows = manifest_rows(stored_archive(done))
     assert {row["filters"] for row in rows} == {"license=public;layout=wide"}
@@ -234,19 +235,20 @@ def test_a_job_keeps_its_filters_and_says_what_an_engine_could_not_apply(cassand
 def test_the_form_stores_the_filters_and_the_resubmit_link_keeps_them(cassandra_db, client):
     from django.core.cache import cache
 
-    from jobs import links, records
+    from jobs.lib import links
+    from jobs.store import records
     from tests.test_web_pages import good_post
 
     cache.clear()  # the rate limits
     response = client.post("/", good_post(filter_layout="wide", filter_colour="red", filter_freshness="week"))
     assert response.status_code == 302
-    job = records.get_job(links.read_token(response["Location"].rstrip("/").split("/")[-2], "status"))
+    job = records.job_get(links.token_read(response["Location"].rstrip("/").split("/")[-2], "status"))
     assert job.filters == Filters(colour="red", layout="wide", freshness="week")
-    again = client.get(f"/jobs/{links.make_token(job.id, 'resubmit')}/resubmit").content.decode()
+    again = client.get(f"/jobs/{links.token_make(job.id, 'resubmit')}/resubmit").content.decode()
     assert '<option value="wide" selected>' in again and '<option value="red" selected>' in again
     plain = client.post("/", good_post())  # none asked: none stored
     assert (
-        records.get_job(links.read_token(plain["Location"].rstrip("/").split("/")[-2], "status")).filters
+        records.job_get(links.token_read(plain["Location"].rstrip("/").split("/")[-2], "status")).filters
         == Filters()
     )
     bad = client.post("/", good_post(filter_layout="round")).content.decode()
@@ -282,17 +284,17 @@ def test_engine_all_passes_the_filters_to_every_engine(driver, imitation):
 def test_a_job_whose_images_all_mismatch_fails_and_its_mail_says_what_was_not_applied(
     cassandra_db, image_hosts, imitation
 ):
-    from jobs import records
-    from jobs.emails import build_email
-    from jobs.run import run_job
+    from jobs.core.run import job_run
+    from jobs.mail.emails import email_build
+    from jobs.store import records
     from tests.factories import make_job
 
     host = image_hosts[0]
     imitation.image_url = lambda i: host.url(f"/img/{900 + i}.jpeg?w=300&h=300")  # all square
     job = make_job(requested_count=5, engine="google", filters=Filters(layout="wide", license="public"))
-    assert run_job(job.id) == "failed: nothing found"
-    failed = records.get_job(job.id)
+    assert job_run(job.id) == "failed: nothing found"
+    failed = records.job_get(job.id)
     assert "20 filter mismatch" in failed.error
-    mail = build_email(failed, "failed")
+    mail = email_build(failed, "failed")
     assert "- Google could not apply: license (public domain)" in mail.body
     assert "Filters asked for: License: Public domain; Layout: Wide." in mail.body

@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
-from jobs import records, services
-from jobs.events import job_events
+from jobs.core import services
 from jobs.models import JobStatus
+from jobs.store import records
+from jobs.store.events import job_events
 from tests.conftest import stop_worker
 from tests.factories import NOW, make_job
 from tests.mailserver import MailServer, free_port, html_body, text_body, worker_mail_env
@@ -65,7 +66,7 @@ def test_submit_run_email_and_download(client, start_worker, imitation, mailserv
         for name in images:
             with Image.open(io.BytesIO(zf.read(name))) as img:
                 img.load()
-    done = records.get_job(job.id)
+    done = records.job_get(job.id)
     assert done.status == JobStatus.DONE and done.archive_bytes == len(data)
     # The worker records a mail as sent just after the server has it.
     assert wait_for(lambda: [e.kind for e in job_events(job.id)].count("email_sent") == 3, timeout=10)
@@ -76,8 +77,8 @@ def test_a_future_job_waits_for_its_time(start_worker, imitation, mailserver):
     job = grace_job(requested_count=5, run_in=dt.timedelta(hours=2), time_zone="Asia/Tokyo")
     mailserver.wait_for("grace@example.org", "scheduled")
     time.sleep(3)
-    assert records.get_job(job.id).status == JobStatus.SCHEDULED
-    assert services.job_cancel(records.get_job(job.id))
+    assert records.job_get(job.id).status == JobStatus.SCHEDULED
+    assert services.job_cancel(records.job_get(job.id))
 
 
 def test_a_killed_worker_does_not_lose_the_job(start_worker, imitation, image_hosts, mailserver):
@@ -91,13 +92,13 @@ def test_a_killed_worker_does_not_lose_the_job(start_worker, imitation, image_ho
     )
     first = start_worker(imitation, **env)
     job = grace_job(requested_count=30)
-    assert wait_for(lambda: (records.get_job(job.id).downloaded_count or 0) >= 6, timeout=90)
+    assert wait_for(lambda: (records.job_get(job.id).downloaded_count or 0) >= 6, timeout=90)
     stop_worker(first, signal.SIGKILL)
     kept_before = len(records.job_images(job.id))
     assert 6 <= kept_before < 30
     start_worker(imitation, **env)  # the task is re-delivered once its lease (IMAGEDL_TASK_RETRY) runs out
-    assert wait_for(lambda: records.get_job(job.id).status == JobStatus.DONE, timeout=200, interval=1)
-    done = records.get_job(job.id)
+    assert wait_for(lambda: records.job_get(job.id).status == JobStatus.DONE, timeout=200, interval=1)
+    done = records.job_get(job.id)
     assert done.downloaded_count == 30 and done.attempts == 2
     assert "resumed" in [e.kind for e in job_events(job.id)]
     fetched_twice = [p for h in image_hosts for p, n in h.hits.items() if p.startswith("/img/") and n > 1]
@@ -108,7 +109,7 @@ def test_mail_server_down_delays_the_email_but_not_the_job(start_worker, imitati
     port = free_port()
     start_worker(imitation, **worker_mail_env(port, IMAGEDL_EMAIL_RETRY_SECONDS="1"))
     job = grace_job(requested_count=5)
-    assert wait_for(lambda: records.get_job(job.id).status == JobStatus.DONE, timeout=90)
+    assert wait_for(lambda: records.job_get(job.id).status == JobStatus.DONE, timeout=90)
     assert wait_for(lambda: "email_delayed" in [e.kind for e in job_events(job.id)], timeout=30)
     mail = MailServer(port=port).start()
     try:
@@ -116,4 +117,4 @@ def test_mail_server_down_delays_the_email_but_not_the_job(start_worker, imitati
         assert "5 images" in text_body(ready)
     finally:
         mail.stop()
-    assert records.get_job(job.id).status == JobStatus.DONE
+    assert records.job_get(job.id).status == JobStatus.DONE

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from jobs import records
 from jobs.models import JobStatus
+from jobs.store import records
 from tests.factories import make_job_record
 
 START = dt.datetime(2026, 3, 28, 21, 0, tzinfo=dt.UTC)
@@ -37,7 +37,7 @@ def jobs_over_three_days(cassandra_db):
 def _walk(limit, **filters):
     seen, cursor, pages = [], None, 0
     while True:
-        page = records.list_jobs_newest_first(limit, cursor, **filters)
+        page = records.jobs_list_newest_first(limit, cursor, **filters)
         pages += 1
         seen += page.jobs
         assert len(page.jobs) <= limit
@@ -63,11 +63,11 @@ def test_pages_cover_every_job_once_newest_first(jobs_over_three_days):
 
 
 def test_page_sizes_straddling_a_day_boundary(jobs_over_three_days):
-    first = records.list_jobs_newest_first(3)
+    first = records.jobs_list_newest_first(3)
     assert first.jobs[0].query == "query 30"  # the newest
     assert [j.query for j in first.jobs] == ["query 30", "query 29", "query 28"]
     # 31 jobs two hours apart from 21:00: the newest day (Mar 31) holds 5 of them.
-    second = records.list_jobs_newest_first(5, first.next_cursor)
+    second = records.jobs_list_newest_first(5, first.next_cursor)
     assert [j.query for j in second.jobs] == ["query 27", "query 26", "query 25", "query 24", "query 23"]
     assert second.jobs[-1].created_at.date() < first.jobs[0].created_at.date()
 
@@ -78,7 +78,7 @@ def test_status_filter_pages_across_days(jobs_over_three_days):
 
 
 def test_single_day_filter(jobs_over_three_days):
-    page = records.list_jobs_newest_first(50, day=dt.date(2026, 3, 28))
+    page = records.jobs_list_newest_first(50, day=dt.date(2026, 3, 28))
     assert [j.query for j in page.jobs] == ["query 1", "query 0"]
     assert page.next_cursor is None
 

@@ -1,4 +1,4 @@
-"""Submitting, cancelling, retrying and purging jobs through jobs.services."""
+"""Submitting, cancelling, retrying and purging jobs through jobs.core.services."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django_q.models import OrmQ, Schedule
 
-from jobs import links, records, services
-from jobs.events import job_events
+from jobs.core import services
+from jobs.lib import links
 from jobs.models import JobPurgeDue, JobStatus
+from jobs.store import records
+from jobs.store.events import job_events
 from tests.factories import expire_lease, finished_minutes_ago, make_done_job, make_job
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
@@ -28,7 +30,7 @@ def _queued_task_names() -> list[str]:
 def test_future_job_is_stored_and_scheduled_with_only_its_id(cassandra_db):
     run_at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
     job = make_job(run_at=run_at)
-    stored = records.get_job(job.id)
+    stored = records.job_get(job.id)
     assert stored.status == JobStatus.SCHEDULED
     schedule = Schedule.objects.get(name=f"job-{job.id}")
     assert schedule.func == "jobs.tasks.job_run"
@@ -95,8 +97,8 @@ def test_run_time_in_the_users_zone_becomes_the_right_utc_instant(
     job = make_job(run_at=run_at, time_zone=zone)
     schedule = Schedule.objects.get(name=f"job-{job.id}")
     assert schedule.next_run == expected_utc.replace(tzinfo=dt.UTC)
-    assert records.get_job(job.id).run_at == expected_utc
-    assert records.get_job(job.id).time_zone == zone
+    assert records.job_get(job.id).run_at == expected_utc
+    assert records.job_get(job.id).time_zone == zone
 
 
 def test_accepted_email_is_queued_not_sent_inline(cassandra_db):
@@ -112,7 +114,7 @@ def test_a_job_that_cannot_be_queued_is_recorded_as_failed_not_left_waiting(cass
     monkeypatch.setattr(services, "email_enqueue", broken_enqueue)
     with pytest.raises(RuntimeError):
         make_job()
-    (stored,) = records.list_jobs_newest_first().jobs
+    (stored,) = records.jobs_list_newest_first().jobs
     assert stored.status == JobStatus.FAILED
     assert stored.error == "could not be scheduled"
     # The schedule row was rolled back with the email: nothing will run it.
@@ -125,8 +127,8 @@ def test_cancel_before_the_run_removes_the_schedule(cassandra_db):
     job = make_job()
     assert services.job_cancel(job) is True
     assert not Schedule.objects.filter(name=f"job-{job.id}").exists()
-    assert records.get_job(job.id).status == JobStatus.CANCELLED
-    assert services.job_cancel(records.get_job(job.id)) is False  # already finished
+    assert records.job_get(job.id).status == JobStatus.CANCELLED
+    assert services.job_cancel(records.job_get(job.id)) is False  # already finished
     assert "cancelled" in [e.kind for e in job_events(job.id)]
 
 
@@ -138,8 +140,8 @@ def test_retry_requeues_a_failed_job_from_scratch(cassandra_db):
     still_scheduled = make_job()
     with pytest.raises(services.JobStateError):
         services.job_retry(still_scheduled)
-    retried = services.job_retry(records.get_job(job.id))
-    fresh = records.get_job(retried.id)
+    retried = services.job_retry(records.job_get(job.id))
+    fresh = records.job_get(retried.id)
     assert fresh.status == JobStatus.SCHEDULED
     assert (fresh.attempts, fresh.found_count, fresh.downloaded_count, fresh.error) == (0, 0, 0, None)
     assert f"job-{job.id}" in _queued_task_names()
@@ -149,8 +151,8 @@ def test_purge_deletes_archive_images_and_personal_data_but_keeps_the_record(cas
     job = make_done_job(images=1, requested_count=25)
     path = job.archive_path
     services.job_add_image(job, 1, file_name="red-fox_0001.jpg", source_url="http://img/1.jpg", bytes=10)
-    services.job_purge(records.get_job(job.id))
-    purged = records.get_job(job.id)
+    services.job_purge(records.job_get(job.id))
+    purged = records.job_get(job.id)
     assert not default_storage.exists(path)
     assert records.job_images(job.id) == []
     assert (purged.email, purged.query, purged.page_url) == (None, None, None)
@@ -170,43 +172,43 @@ def test_purge_due_takes_exactly_the_jobs_past_retention(cassandra_db, settings)
         finished_minutes_ago(job, finished_ago, now=now)
     dry = services.jobs_purge_due(now=now, dry_run=True)
     assert dry.job_ids == [old.id]
-    assert records.get_job(old.id).email == "ada@example.org"
+    assert records.job_get(old.id).email == "ada@example.org"
     done = services.jobs_purge_due(now=now)
     assert done.job_ids == [old.id]
-    assert records.get_job(old.id).email is None
-    assert records.get_job(young.id).email == "ada@example.org"
+    assert records.job_get(old.id).email is None
+    assert records.job_get(young.id).email == "ada@example.org"
     assert services.jobs_purge_due(now=now).jobs == 0  # nothing twice
 
 
 def test_links_are_signed_scoped_and_expire():
     job_id = uuid.uuid4()
-    token = links.make_token(job_id, "status")
-    assert links.read_token(token, "status") == job_id
+    token = links.token_make(job_id, "status")
+    assert links.token_read(token, "status") == job_id
     with pytest.raises(links.LinkError, match="invalid"):
-        links.read_token(token, "download")  # wrong purpose
+        links.token_read(token, "download")  # wrong purpose
     with pytest.raises(links.LinkError, match="invalid"):
-        links.read_token(token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1], "status")
+        links.token_read(token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1], "status")
     with pytest.raises(links.LinkError, match="invalid"):
-        links.read_token(job_id.hex, "status")  # a job id alone opens nothing
+        links.token_read(job_id.hex, "status")  # a job id alone opens nothing
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)
-    download = links.make_token(job_id, "download", soon)
-    assert links.read_token(download, "download") == job_id
+    download = links.token_make(job_id, "download", soon)
+    assert links.token_read(download, "download") == job_id
     with pytest.raises(links.LinkError, match="expired"):
-        links.read_token(download, "download", now=soon + dt.timedelta(seconds=1))
+        links.token_read(download, "download", now=soon + dt.timedelta(seconds=1))
 
 
 def test_emails_have_subject_text_html_and_local_times(cassandra_db):
-    from jobs.emails import build_email
+    from jobs.mail.emails import email_build
 
     job = make_job(run_at=dt.datetime(2026, 12, 30, 23, 15, tzinfo=dt.UTC), time_zone="Asia/Tokyo")
-    message = build_email(job, "accepted")
+    message = email_build(job, "accepted")
     assert message.subject.startswith("Your image job is scheduled: red fox")
     assert "Thursday 31 December 2026, 08:15 (Asia/Tokyo)" in message.body
     html, mime = message.alternatives[0]
     assert mime == "text/html" and "Follow its progress" in html
     assert links.status_url(job.id).split("/jobs/")[1].split("/")[0] in message.body
     services.job_fail(job, "The search engines blocked us.")
-    failed = build_email(records.get_job(job.id), "failed")
+    failed = email_build(records.job_get(job.id), "failed")
     assert "The search engines blocked us." in failed.body and "/resubmit" in failed.body
 
 
@@ -241,14 +243,14 @@ def test_an_email_given_up_on_leaves_no_address_in_the_event_log(cassandra_db, s
 def test_a_cancel_that_lands_while_the_run_delivers_wins_and_sends_no_link(cassandra_db):
     job = make_job()
     assert services.job_start_attempt(job) == 1
-    run_view = records.get_job(job.id)  # what the worker holds
-    assert services.job_cancel(records.get_job(job.id)) is True
+    run_view = records.job_get(job.id)  # what the worker holds
+    assert services.job_cancel(records.job_get(job.id)) is True
     path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(b"PK\x05\x06" + b"\0" * 18))
     assert services.job_complete(run_view, archive_path=path, archive_bytes=22, kept=1) is False
     assert not default_storage.exists(path)
     assert services.job_fail(run_view, "late failure") is False
-    assert services.job_start_attempt(records.get_job(job.id)) == 0
-    final = records.get_job(job.id)
+    assert services.job_start_attempt(records.job_get(job.id)) == 0
+    final = records.job_get(job.id)
     assert final.status == JobStatus.CANCELLED and not final.archive_path and not final.error
     emails = [name for name in _queued_task_names() if name.startswith("email-")]
     assert emails == [f"email-accepted-{job.id}", f"email-started-{job.id}"]  # no "ready", no "failed"
@@ -256,16 +258,16 @@ def test_a_cancel_that_lands_while_the_run_delivers_wins_and_sends_no_link(cassa
 
 
 def test_a_job_interrupted_too_often_fails_with_an_email(cassandra_db, settings):
-    from jobs.run import run_job
+    from jobs.core.run import job_run
 
     settings.IMAGEDL_JOB_MAX_ATTEMPTS = 2
     job = make_job(run_in=-dt.timedelta(minutes=1))
     assert services.job_start_attempt(job) == 1
-    assert services.job_start_attempt(records.get_job(job.id)) == 0  # its lease is live
+    assert services.job_start_attempt(records.job_get(job.id)) == 0  # its lease is live
     expire_lease(job)  # a worker died ...
-    assert services.job_start_attempt(records.get_job(job.id)) == 2
-    expire_lease(records.get_job(job.id))  # ... twice
-    assert run_job(job.id) == "failed: attempts"
-    failed = records.get_job(job.id)
+    assert services.job_start_attempt(records.job_get(job.id)) == 2
+    expire_lease(records.job_get(job.id))  # ... twice
+    assert job_run(job.id) == "failed: attempts"
+    failed = records.job_get(job.id)
     assert failed.status == JobStatus.FAILED and "interrupted 2 times" in failed.error
     assert f"email-failed-{job.id}" in _queued_task_names()

@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 
 from imagedl_site.env import parse_replication
-from jobs import cassandra
-from jobs.cassandra import align_replication, keyspace_replication
+from jobs.store import cassandra
+from jobs.store.cassandra import align_replication, keyspace_replication
 
 pytestmark = [pytest.mark.django_db(databases=["default", "cassandra"])]
 

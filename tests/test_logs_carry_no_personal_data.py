@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.conf import settings as django_settings
 
-from jobs import run
-from jobs.run import run_job
+from jobs.core import run
+from jobs.core.run import job_run
 from tests.factories import make_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(databases=["default", "cassandra"])]
@@ -32,7 +32,7 @@ def test_a_run_leaves_its_id_and_no_personal_data_in_the_log_files(
     server = imitation
 
     searched = make_job(requested_count=5, email=EMAIL, query=QUERY)
-    assert run_job(searched.id) == "done: 5"
+    assert job_run(searched.id) == "done: 5"
 
     # A page job whose page asks the browser for a host the egress guard refuses, and
     # whose run then fails with an error that quotes the page URL and the query.
@@ -47,7 +47,7 @@ def test_a_run_leaves_its_id_and_no_personal_data_in_the_log_files(
 
     monkeypatch.setattr(run, "write_archive", broken)
     paged = make_job(requested_count=1, email=EMAIL, page_url=page_url)
-    assert run_job(paged.id) == "failed: error"
+    assert job_run(paged.id) == "failed: error"
 
     logged = log_since(start)
     assert f"job={searched.id}" in logged and f"job={paged.id}" in logged

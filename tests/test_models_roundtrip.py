@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from jobs import cassandra, records
 from jobs.models import JobImage, JobStatus
+from jobs.store import cassandra, records
 from tests.factories import make_job_record
 
 
@@ -27,7 +27,7 @@ def job(cassandra_db):
 
 
 def test_job_reads_back_through_models(job):
-    loaded = records.get_job(job.id)
+    loaded = records.job_get(job.id)
     assert loaded is not None
     assert loaded.email == "ada@example.org"
     assert loaded.query == "red fox"
@@ -62,23 +62,25 @@ def test_personal_cells_carry_a_ttl_and_others_do_not(job, cassandra_db, setting
 
 
 def test_status_change_reaches_the_listing_row(job):
-    assert records.change_status(job, JobStatus.RUNNING, only_from=JobStatus.ACTIVE, attempts=1)
-    assert records.get_job(job.id).status == JobStatus.RUNNING
-    page = records.list_jobs_newest_first(10, status=JobStatus.RUNNING)
+    assert records.job_status_change(job, JobStatus.RUNNING, only_from=JobStatus.ACTIVE, attempts=1)
+    assert records.job_get(job.id).status == JobStatus.RUNNING
+    page = records.jobs_list_newest_first(10, status=JobStatus.RUNNING)
     assert [j.id for j in page.jobs] == [job.id]
-    assert records.list_jobs_newest_first(10, status=JobStatus.SCHEDULED).jobs == []
+    assert records.jobs_list_newest_first(10, status=JobStatus.SCHEDULED).jobs == []
 
 
 def test_a_status_change_from_the_wrong_state_is_refused_and_reported(job):
-    assert records.change_status(job, JobStatus.CANCELLED, only_from=JobStatus.ACTIVE)
-    stale = records.get_job(job.id)
+    assert records.job_status_change(job, JobStatus.CANCELLED, only_from=JobStatus.ACTIVE)
+    stale = records.job_get(job.id)
     stale.status = JobStatus.RUNNING  # what a run that read the job earlier believes
-    assert not records.change_status(stale, JobStatus.DONE, only_from=(JobStatus.RUNNING,), archive_bytes=5)
+    assert not records.job_status_change(
+        stale, JobStatus.DONE, only_from=(JobStatus.RUNNING,), archive_bytes=5
+    )
     assert stale.status == JobStatus.CANCELLED  # refreshed to what stands
-    again = records.get_job(job.id)
+    again = records.job_get(job.id)
     assert again.status == JobStatus.CANCELLED and not again.archive_bytes
     with pytest.raises(ValueError):
-        records.update_job(again, status=JobStatus.DONE)
+        records.job_update(again, status=JobStatus.DONE)
 
 
 def test_images_come_back_in_position_order(job):
@@ -98,4 +100,4 @@ def test_images_come_back_in_position_order(job):
 
 
 def test_get_job_with_garbage_id_is_none(cassandra_db):
-    assert records.get_job("not-a-uuid") is None
+    assert records.job_get("not-a-uuid") is None

@@ -9,11 +9,12 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from jobs import records, services
-from jobs.events import job_events
+from jobs.core import services
+from jobs.core.run import job_run
+from jobs.core.workdir import job_workdir
 from jobs.models import JobStatus
-from jobs.run import run_job
-from jobs.workdir import job_workdir
+from jobs.store import records
+from jobs.store.events import job_events
 from tests.factories import make_job
 from tests.waiting import wait_for
 
@@ -23,8 +24,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(databases=["default", "
 @pytest.mark.imitation(total=200, junk=lambda i: i % 7 == 0)  # every 7th result an HTML page
 def test_a_job_delivers_exactly_what_was_asked(cassandra_db, imitation):
     job = make_job(requested_count=60)
-    assert run_job(job.id) == "done: 60"
-    done = records.get_job(job.id)
+    assert job_run(job.id) == "done: 60"
+    done = records.job_get(job.id)
     assert done.status == JobStatus.DONE
     assert done.downloaded_count == 60 and done.archive_bytes > 0
     assert done.rejected_count >= 1  # the html "images" among the results
@@ -54,8 +55,8 @@ def test_a_job_delivers_exactly_what_was_asked(cassandra_db, imitation):
 @pytest.mark.imitation(total=300, junk=lambda i: i % 5 != 0)  # four results in five are HTML pages
 def test_a_job_keeps_drawing_while_most_results_are_junk(cassandra_db, imitation):
     job = make_job(requested_count=40)
-    assert run_job(job.id) == "done: 40"
-    done = records.get_job(job.id)
+    assert job_run(job.id) == "done: 40"
+    done = records.job_get(job.id)
     assert done.downloaded_count == 40 and done.rejected_count >= 150
 
 
@@ -64,13 +65,13 @@ def test_page_extraction_job(cassandra_db, imitation, image_hosts):
         f'<img src="{image_hosts[0].url(f"/img/{2000 + n}.png?w=300&h=300")}">' for n in range(5)
     )
     job = make_job(requested_count=5, page_url=imitation.base + "/gallery")
-    assert run_job(job.id) == "done: 5"
+    assert job_run(job.id) == "done: 5"
 
 
 @pytest.mark.imitation(total=80, modes={"bing": "captcha"})
 def test_fallback_when_the_first_engine_is_blocked(cassandra_db, imitation):
     job = make_job(requested_count=30)
-    assert run_job(job.id) == "done: 30"
+    assert job_run(job.id) == "done: 30"
     events = job_events(job.id)
     failed = [e for e in events if e.kind == "engine_failed"]
     assert failed and failed[0].data["engine"] == "bing" and failed[0].data["reason"] == "captcha"
@@ -81,8 +82,8 @@ def test_fallback_when_the_first_engine_is_blocked(cassandra_db, imitation):
 @pytest.mark.imitation(total=20, junk=lambda i: True)  # every result an HTML page
 def test_nothing_valid_fails_with_a_plain_reason(cassandra_db, imitation):
     job = make_job(requested_count=10)
-    assert run_job(job.id) == "failed: nothing found"
-    failed = records.get_job(job.id)
+    assert job_run(job.id) == "failed: nothing found"
+    failed = records.job_get(job.id)
     assert failed.status == JobStatus.FAILED
     assert "none passed our checks" in failed.error and "html" in failed.error
 
@@ -92,13 +93,13 @@ def test_nothing_valid_fails_with_a_plain_reason(cassandra_db, imitation):
 def test_cancel_during_the_run_stops_and_cleans_up(cassandra_db, imitation):
     job = make_job(requested_count=250)
     outcome = {}
-    runner = threading.Thread(target=lambda: outcome.setdefault("result", run_job(job.id)))
+    runner = threading.Thread(target=lambda: outcome.setdefault("result", job_run(job.id)))
     runner.start()
-    assert wait_for(lambda: (records.get_job(job.id).downloaded_count or 0) >= 5, 60, interval=0.2)
-    assert services.job_cancel(records.get_job(job.id)) is True
+    assert wait_for(lambda: (records.job_get(job.id).downloaded_count or 0) >= 5, 60, interval=0.2)
+    assert services.job_cancel(records.job_get(job.id)) is True
     runner.join(60)
     assert outcome["result"] == "cancelled"
-    cancelled = records.get_job(job.id)
+    cancelled = records.job_get(job.id)
     assert cancelled.status == JobStatus.CANCELLED
     assert cancelled.archive_path is None
     assert not job_workdir(job.id, create=False).exists()
@@ -113,11 +114,11 @@ def test_a_better_copy_takes_the_kept_ones_place_in_the_record(cassandra_db, sta
 
     start_imitation(image_url=image_url, total=6)
     job = make_job(requested_count=5)  # five distinct pictures: every result is needed
-    assert run_job(job.id) == "done: 5"
+    assert job_run(job.id) == "done: 5"
     rows = records.job_images(job.id)
     assert len(rows) == 5 and len({row.position for row in rows}) == 5
     (copy,) = [row for row in rows if "/77.jpeg" in row.source_url]
     assert (copy.width, copy.source_url) == (640, image_host.url(pictures[4]))
-    with default_storage.open(records.get_job(job.id).archive_path, "rb") as fh, zipfile.ZipFile(fh) as zf:
+    with default_storage.open(records.job_get(job.id).archive_path, "rb") as fh, zipfile.ZipFile(fh) as zf:
         sizes = sorted(Image.open(zf.open(name)).size for name in zf.namelist() if name.endswith(".jpg"))
     assert sizes == [(400, 300)] * 4 + [(640, 480)]

@@ -9,8 +9,10 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from jobs import links, records, services
-from jobs.run import run_job
+from jobs.core import services
+from jobs.core.run import job_run
+from jobs.lib import links
+from jobs.store import records
 from tests.factories import make_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(databases=["default", "cassandra"])]
@@ -21,8 +23,8 @@ def test_the_worker_stores_previews_and_the_web_serves_them_without_decoding(
     client, cassandra_db, imitation, monkeypatch
 ):
     job = make_job(requested_count=6)
-    assert run_job(job.id) == "done: 6"
-    done = records.get_job(job.id)
+    assert job_run(job.id) == "done: 6"
+    done = records.job_get(job.id)
     rows = records.job_images(job.id)
     stored = {}
     for row in rows:
@@ -38,7 +40,7 @@ def test_the_worker_stores_previews_and_the_web_serves_them_without_decoding(
         raise AssertionError("the web decoded an image")
 
     monkeypatch.setattr(Image, "open", no_decoding)
-    token = links.make_token(done.id, "status")
+    token = links.token_make(done.id, "status")
     for position in (1, 6):
         response = client.get(f"/jobs/{token}/thumb/{position}.jpg")
         assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
@@ -47,5 +49,5 @@ def test_the_worker_stores_previews_and_the_web_serves_them_without_decoding(
     assert client.get(f"/jobs/{token}/thumb/7.jpg").status_code == 404
     monkeypatch.undo()
 
-    services.job_purge(records.get_job(job.id))
+    services.job_purge(records.job_get(job.id))
     assert not any(default_storage.exists(services.preview_path(job.id, row.sha256)) for row in rows)

@@ -13,9 +13,9 @@ from downloader.engines import get_engine
 from downloader.engines.base import EngineError, SearchRules
 from downloader.engines.page import extract_page_images, robots_allows
 from downloader.http import Fetcher, FetchPolicy, robots_tag_opts_out
-from jobs import records
+from jobs.core.run import job_run
 from jobs.models import JobStatus
-from jobs.run import run_job
+from jobs.store import records
 from tests.factories import make_job
 
 GALLERY = '<!doctype html><html><head>{head}</head><body><img src="/img/1.jpg" alt="one"></body></html>'
@@ -134,7 +134,7 @@ def test_a_page_job_on_a_disallowed_page_fails_with_the_reason(cassandra_db, sta
     site.robots_txt = "User-agent: imagedl\nDisallow: /"
     site.pages["/gallery"] = GALLERY.format(head="")
     job = make_job(requested_count=1, page_url=site.base + "/gallery")
-    assert run_job(job.id) == "failed: error"
-    failed = records.get_job(job.id)
+    assert job_run(job.id) == "failed: error"
+    failed = records.job_get(job.id)
     assert failed.status == JobStatus.FAILED and "robots_disallowed" in failed.error
     assert "/gallery" not in [path for path, _ in site.requests]

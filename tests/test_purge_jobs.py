@@ -9,8 +9,8 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django_q.models import Schedule
 
-from jobs import records
-from jobs.events import record_event
+from jobs.store import records
+from jobs.store.events import event_record
 from tests.factories import finished_minutes_ago, make_done_job
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
@@ -32,8 +32,8 @@ def test_purges_past_retention_and_nothing_else(cassandra_db, capsys, settings):
     assert default_storage.exists(old_path)
     call_command("purge_jobs")
     assert "purged 1 job(s)" in capsys.readouterr().out
-    assert not default_storage.exists(old_path) and records.get_job(old.id).email is None
-    assert default_storage.exists(young_path) and records.get_job(young.id).email == "p@example.org"
+    assert not default_storage.exists(old_path) and records.job_get(old.id).email is None
+    assert default_storage.exists(young_path) and records.job_get(young.id).email == "p@example.org"
 
 
 def test_older_than_overrides_retention(cassandra_db, capsys):
@@ -41,7 +41,7 @@ def test_older_than_overrides_retention(cassandra_db, capsys):
     older, _ = finished_job(200)
     call_command("purge_jobs", "--older-than", "2h")
     assert "purged 1 job(s)" in capsys.readouterr().out
-    assert records.get_job(older.id).email is None and records.get_job(recent.id).email == "p@example.org"
+    assert records.job_get(older.id).email is None and records.job_get(recent.id).email == "p@example.org"
     with pytest.raises(CommandError, match="90m, 2h or 7d"):
         call_command("purge_jobs", "--older-than", "soon")
 
@@ -54,6 +54,6 @@ def test_migrate_schedules_the_purge(cassandra_db):
 def test_events_are_mirrored_to_the_log_with_the_job_id(cassandra_db, caplog):
     job, _ = finished_job(1)
     with caplog.at_level(logging.INFO, logger="imagedl.jobs"):
-        record_event(job.id, "rejected", "3 rejected: too small", reason="too_small", count=3)
+        event_record(job.id, "rejected", "3 rejected: too small", reason="too_small", count=3)
     line = caplog.records[-1].getMessage()
     assert f"job={job.id}" in line and "event=rejected" in line and "count=3" in line

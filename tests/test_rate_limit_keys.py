@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.mailboxes import mailbox_key
-from jobs.ratelimit import allow, client_key
+from jobs.lib.mailboxes import mailbox_key
+from jobs.lib.ratelimit import allow, client_key
 from tests.test_web_pages import good_post
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])

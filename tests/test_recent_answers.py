@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from jobs.recent import RecentAnswers
+from jobs.lib.recent import RecentAnswers
 
 
 def test_a_fresh_answer_is_reused_and_an_old_one_recomputed():

@@ -15,11 +15,13 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from jobs import links, records, services, storage
-from jobs.links import download_url
+from jobs.core import services, storage
+from jobs.core.run import job_run
+from jobs.lib import links
+from jobs.lib.links import download_url
 from jobs.models import JobStatus
-from jobs.run import run_job
-from jobs.services import download_expires_at
+from jobs.store import records
+from jobs.store.records import download_expires_at
 from tests.factories import NOW, make_done_job, make_job, stored_archive
 from tests.waiting import wait_for
 
@@ -57,8 +59,8 @@ def test_a_job_through_a_worker_lands_in_the_bucket_and_the_link_redirects_to_it
         **s3_settings,
     )
     job = grace_job(requested_count=12)
-    assert wait_for(lambda: records.get_job(job.id).status == JobStatus.DONE, timeout=180, interval=1)
-    done = records.get_job(job.id)
+    assert wait_for(lambda: records.job_get(job.id).status == JobStatus.DONE, timeout=180, interval=1)
+    done = records.job_get(job.id)
     assert bucket_keys(f"archives/{job.id.hex}") == [done.archive_path]
     assert len(bucket_keys(f"previews/{job.id.hex}/")) == 12
     assert local_outputs(job.id) == []  # nothing of it on the worker's disk, work folder gone
@@ -107,10 +109,10 @@ def test_previews_are_served_from_the_bucket_and_the_purge_deletes_everything(
     client, cassandra_db, s3_settings, imitation
 ):
     job = make_job(requested_count=4)
-    assert run_job(job.id) == "done: 4"
-    done = records.get_job(job.id)
+    assert job_run(job.id) == "done: 4"
+    done = records.job_get(job.id)
     rows = records.job_images(job.id)
-    token = links.make_token(done.id, "status")
+    token = links.token_make(done.id, "status")
     for row in rows:
         response = client.get(f"/jobs/{token}/thumb/{row.position}.jpg")
         assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"

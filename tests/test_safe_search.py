@@ -9,8 +9,9 @@ from django.core.management import call_command
 from downloader.choices import SAFE_SEARCH, SAFE_SEARCH_DEFAULT
 from downloader.engines import get_engine
 from downloader.engines.base import SearchRules
-from jobs import links, records
-from jobs.run import run_job
+from jobs.core.run import job_run
+from jobs.lib import links
+from jobs.store import records
 from tests.factories import make_job, manifest_rows, stored_archive
 
 # Every fourth result is adult; the engines' pages answer at once.
@@ -28,8 +29,8 @@ def adult_urls(imitation) -> set[str]:
 
 
 def test_moderate_is_the_default_everywhere():
-    from jobs.forms import JobForm
     from jobs.models import Job
+    from jobs.web.forms import JobForm
 
     assert SAFE_SEARCH_DEFAULT == "moderate" and SAFE_SEARCH == ("strict", "moderate", "off")
     assert SearchRules().safe_search == "moderate"
@@ -60,17 +61,17 @@ def test_every_engine_is_sent_the_setting_in_its_own_words(driver, imitation, en
 @pytest.mark.django_db(databases=["default", "cassandra"])
 def test_a_moderate_job_never_receives_adult_results_and_an_off_job_does(cassandra_db, imitation, client):
     default = make_job(requested_count=24, engine="bing")  # moderate, not asked for
-    assert run_job(default.id) == "done: 18"  # the 18 results that are not adult
-    done = records.get_job(default.id)
+    assert job_run(default.id) == "done: 18"  # the 18 results that are not adult
+    done = records.job_get(default.id)
     rows = manifest_rows(stored_archive(done))
     assert not {row["source_url"] for row in rows} & adult_urls(imitation)
     assert {row["safe_search"] for row in rows} == {"moderate"}
-    page = client.get(f"/jobs/{links.make_token(done.id, 'status')}/").content.decode()
+    page = client.get(f"/jobs/{links.token_make(done.id, 'status')}/").content.decode()
     assert '<dt>Safe search</dt><dd id="safe-search">Moderate</dd>' in page
 
     off = make_job(requested_count=24, engine="bing", safe_search="off")
-    assert run_job(off.id) == "done: 24"
-    rows = manifest_rows(stored_archive(records.get_job(off.id)))
+    assert job_run(off.id) == "done: 24"
+    rows = manifest_rows(stored_archive(records.job_get(off.id)))
     assert adult_urls(imitation) <= {row["source_url"] for row in rows}
     assert {row["safe_search"] for row in rows} == {"off"}
 
@@ -99,7 +100,7 @@ def test_the_form_stores_the_choice_and_defaults_to_moderate(cassandra_db, clien
         response = client.post("/", good_post(**posted))
         assert response.status_code == 302
         token = response["Location"].rstrip("/").split("/")[-2]
-        assert records.get_job(links.read_token(token, "status")).safe_search == stored
+        assert records.job_get(links.token_read(token, "status")).safe_search == stored
     assert (
         "not one of the available choices" in client.post("/", good_post(safe_search="none")).content.decode()
     )

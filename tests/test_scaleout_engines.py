@@ -16,9 +16,9 @@ from collections import Counter
 import pytest
 from django.conf import settings
 
-from jobs import records
-from jobs.events import job_events
 from jobs.models import JobMail, JobStatus, MailState
+from jobs.store import records
+from jobs.store.events import job_events
 from tests.conftest import stop_worker
 from tests.waiting import wait_for
 
@@ -103,9 +103,9 @@ def test_on_postgresql_migrate_submit_schedule_and_deliver(
         EMAIL_PORT=str(mailserver.port),
         IMAGEDL_BASE_URL="http://testserver",
     )
-    assert wait_for(lambda: records.get_job(jobs["now"]).status == JobStatus.DONE, timeout=180, interval=1)
-    assert records.get_job(jobs["now"]).downloaded_count == 6
-    assert records.get_job(jobs["later"]).status == JobStatus.SCHEDULED
+    assert wait_for(lambda: records.job_get(jobs["now"]).status == JobStatus.DONE, timeout=180, interval=1)
+    assert records.job_get(jobs["now"]).downloaded_count == 6
+    assert records.job_get(jobs["later"]).status == JobStatus.SCHEDULED
     mailserver.wait_for("grace@example.org", "are ready", timeout=60)
     with psycopg.connect(pg_url) as conn:
         runs = conn.execute("SELECT success FROM django_q_task WHERE func = 'jobs.tasks.job_run'").fetchall()
@@ -140,7 +140,7 @@ def test_the_redis_broker_loses_a_killed_workers_task_and_the_reaper_recovers_th
     jobs = submit({**worker_env, **env}, count=30)
     assert jobs["broker"] == ["redis"]
     job_id = jobs["now"]
-    assert wait_for(lambda: (records.get_job(job_id).downloaded_count or 0) >= 4, timeout=120)
+    assert wait_for(lambda: (records.job_get(job_id).downloaded_count or 0) >= 4, timeout=120)
     stop_worker(first, signal.SIGKILL)
 
     # The task went with the worker: Redis holds no copy of it (no lease, no ack).
@@ -148,11 +148,11 @@ def test_the_redis_broker_loses_a_killed_workers_task_and_the_reaper_recovers_th
 
     queued = [SignedPackage.loads(item) for item in broker.lrange("django_q:imagedl:q", 0, -1)]
     assert not [task for task in queued if task["func"] == "jobs.tasks.job_run" and job_id in task["args"]]
-    assert records.get_job(job_id).status == JobStatus.RUNNING
+    assert records.job_get(job_id).status == JobStatus.RUNNING
 
     start_worker(imitation, **env)  # nothing in the queue for it: only the reaper can help
-    assert wait_for(lambda: records.get_job(job_id).status == JobStatus.DONE, timeout=300, interval=1)
-    done = records.get_job(job_id)
+    assert wait_for(lambda: records.job_get(job_id).status == JobStatus.DONE, timeout=300, interval=1)
+    done = records.job_get(job_id)
     assert done.downloaded_count == 30 and done.attempts == 2
     kinds = [event.kind for event in job_events(job_id)]
     assert "requeued" in kinds and kinds.count("done") == 1
@@ -163,4 +163,4 @@ def test_the_redis_broker_loses_a_killed_workers_task_and_the_reaper_recovers_th
     )
     assert mail_kinds(mailserver, "grace@example.org") == {"accepted": 2, "started": 1, "ready": 1}
     # The job due in two hours waits as a schedule in the Django database, not in Redis.
-    assert records.get_job(jobs["later"]).status == JobStatus.SCHEDULED
+    assert records.job_get(jobs["later"]).status == JobStatus.SCHEDULED

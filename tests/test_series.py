@@ -22,21 +22,22 @@ from django_q.models import Schedule
 from downloader.choices import Filters
 from downloader.dedupe import SIGNATURE_METHOD
 from downloader.gather import delivered_filter
-from jobs import links, outbox, records, services
-from jobs.emails import build_email
-from jobs.events import job_events
+from jobs.core import services
+from jobs.core.reaper import jobs_reap
+from jobs.lib import links
+from jobs.mail import outbox
+from jobs.mail.emails import email_build
 from jobs.models import JobActive, JobMail, JobStatus, Series, SeriesImage, SeriesStatus
-from jobs.reaper import jobs_reap
-from jobs.series import (
-    run_job_id,
-    series_get,
-    series_history,
+from jobs.series.services import (
     series_purge_due,
     series_run_ended,
     series_run_now,
     series_stop,
     series_submit,
 )
+from jobs.store import records
+from jobs.store.events import job_events
+from jobs.store.series import run_job_id, series_get, series_history
 from tests.factories import make_archive
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -59,7 +60,7 @@ def submit(every: str = "day", run_in: dt.timedelta = dt.timedelta(hours=1), **f
 def deliver(job, images: int = 2, first: int = 1):
     """Run the job through the services as a worker would, keeping ``images`` images
     (numbered from ``first``: distinct pictures), and deliver it."""
-    job = records.get_job(job.id)
+    job = records.job_get(job.id)
     assert services.job_start_attempt(job)
     data = make_archive(job.query, images)
     path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(data))
@@ -78,14 +79,14 @@ def deliver(job, images: int = 2, first: int = 1):
             source_url=f"http://images.example/{first + position}",
         )
     assert services.job_complete(job, archive_path=path, archive_bytes=len(data), kept=images)
-    return records.get_job(job.id)
+    return records.job_get(job.id)
 
 
 def fail(job, reason: str = "Nothing new this time."):
-    job = records.get_job(job.id)
+    job = records.job_get(job.id)
     assert services.job_start_attempt(job)
     assert services.job_fail(job, reason)
-    return records.get_job(job.id)
+    return records.job_get(job.id)
 
 
 def schedules_named(job_id) -> int:
@@ -97,7 +98,7 @@ def test_a_repeating_submission_makes_a_series_and_its_first_run(cassandra_db):
     series = series_get(job.series_id)
     assert series is not None and series.status == SeriesStatus.ACTIVE
     assert job.series_run == 1 and job.id == run_job_id(series.id, 1) == series.next_job_id
-    local = records.get_job(job.id).run_at.replace(tzinfo=dt.UTC).astimezone(PARIS)
+    local = records.job_get(job.id).run_at.replace(tzinfo=dt.UTC).astimezone(PARIS)
     assert series.local_time == f"{local:%H:%M}" and series.weekday == local.weekday()
     assert series.email == "lin@example.org" and series.query == "red fox"
     assert schedules_named(job.id) == 1
@@ -107,8 +108,8 @@ def test_every_run_of_a_series_asks_for_its_engine_filters(cassandra_db):
     chosen = Filters(license="cc", layout="wide", freshness="week")
     job = deliver(submit(filters=chosen))
     series = series_get(job.series_id)
-    assert series.filters == chosen and records.get_job(job.id).filters == chosen
-    second = records.get_job(run_job_id(series.id, 2))
+    assert series.filters == chosen and records.job_get(job.id).filters == chosen
+    second = records.job_get(run_job_id(series.id, 2))
     assert second.filters == chosen
 
 
@@ -116,7 +117,7 @@ def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):
     job = deliver(submit())
     series = series_get(job.series_id)
     assert series.runs_scheduled == 2 and series.runs_done == 1 and series.delivered_total == 2
-    second = records.get_job(run_job_id(series.id, 2))
+    second = records.job_get(run_job_id(series.id, 2))
     assert second is not None and second.series_run == 2 and second.status == JobStatus.SCHEDULED
     # The same wall-clock time in Paris, on a later day.
     first_local = aware(job.run_at).astimezone(PARIS)
@@ -125,12 +126,12 @@ def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):
     assert schedules_named(second.id) == 1
 
     # The step again, then eight copies at once (a task handed out twice, the reaper).
-    series_run_ended(records.get_job(job.id))
+    series_run_ended(records.job_get(job.id))
     barrier = threading.Barrier(8)
 
     def again() -> None:
         barrier.wait()
-        series_run_ended(records.get_job(job.id))
+        series_run_ended(records.job_get(job.id))
 
     threads = [threading.Thread(target=again) for _ in range(8)]
     for thread in threads:
@@ -140,14 +141,14 @@ def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):
     series = series_get(series.id)
     assert series.runs_scheduled == 2 and series.runs_done == 1
     assert schedules_named(second.id) == 1
-    assert records.get_job(run_job_id(series.id, 3)) is None
+    assert records.job_get(run_job_id(series.id, 3)) is None
     assert len(series_history(series.id)) == 2
 
 
 def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
     job = deliver(submit())
     series = series_get(job.series_id)
-    second = records.get_job(series.next_job_id)
+    second = records.job_get(series.next_job_id)
     # Back to the moment before the end step: the series on run 1, no second job.
     second.delete()
     JobActive.objects(bucket="all", job_id=second.id).delete()
@@ -159,7 +160,7 @@ def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
 
     def end() -> None:
         barrier.wait()
-        series_run_ended(records.get_job(job.id))
+        series_run_ended(records.job_get(job.id))
 
     threads = [threading.Thread(target=end) for _ in range(8)]
     for thread in threads:
@@ -168,9 +169,9 @@ def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
         thread.join()
     series = series_get(series.id)
     assert series.runs_scheduled == 2 and series.runs_done == 1 and series.delivered_total == 2
-    assert records.get_job(run_job_id(series.id, 2)).status == JobStatus.SCHEDULED
+    assert records.job_get(run_job_id(series.id, 2)).status == JobStatus.SCHEDULED
     assert schedules_named(run_job_id(series.id, 2)) == 1
-    assert records.get_job(run_job_id(series.id, 3)) is None
+    assert records.job_get(run_job_id(series.id, 3)) is None
     events = [e.kind for e in job_events(job.id)]
     assert events.count("series_next") == 2  # the first end step, and one winner of the race
 
@@ -178,7 +179,7 @@ def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
 def test_a_next_run_lost_between_the_two_writes_is_made_by_the_reaper(cassandra_db):
     job = deliver(submit())
     series = series_get(job.series_id)
-    second = records.get_job(series.next_job_id)
+    second = records.job_get(series.next_job_id)
     # As if the worker died after moving the series on and before making the job:
     # no job row, no schedule, and the finished run still listed as active.
     second.delete()
@@ -186,25 +187,25 @@ def test_a_next_run_lost_between_the_two_writes_is_made_by_the_reaper(cassandra_
     Schedule.objects.filter(name=f"job-{second.id}").delete()
     JobActive.create(bucket="all", job_id=job.id)
     jobs_reap()
-    remade = records.get_job(series.next_job_id)
+    remade = records.job_get(series.next_job_id)
     assert remade is not None and remade.status == JobStatus.SCHEDULED and schedules_named(remade.id) == 1
 
 
 def test_a_failing_end_step_is_left_to_the_reaper(cassandra_db, monkeypatch):
-    import jobs.series
+    from jobs.core import hooks
 
     def broken(job) -> None:
         raise ConnectionError("Cassandra went away")
 
-    monkeypatch.setattr(jobs.series, "series_run_ended", broken)
+    monkeypatch.setitem(hooks._end_steps, "series", broken)
     job = deliver(submit())  # delivered all the same
-    assert records.get_job(job.id).status == JobStatus.DONE
+    assert records.job_get(job.id).status == JobStatus.DONE
     assert series_get(job.series_id).runs_scheduled == 1
     assert jobs_reap().cleared == 0  # still broken: the job stays listed for the next pass
     monkeypatch.undo()
     assert jobs_reap().cleared == 1
     series = series_get(job.series_id)
-    assert series.runs_scheduled == 2 and records.get_job(series.next_job_id).status == JobStatus.SCHEDULED
+    assert series.runs_scheduled == 2 and records.job_get(series.next_job_id).status == JobStatus.SCHEDULED
 
 
 def test_history_is_kept_per_series_and_method_version(cassandra_db):
@@ -230,11 +231,11 @@ def test_three_runs_in_a_row_with_nothing_new_stop_the_series_with_one_mail(cass
     job = deliver(submit())
     series = series_get(job.series_id)
     for run in (2, 3, 4):
-        last = fail(records.get_job(run_job_id(series.id, run)))
+        last = fail(records.job_get(run_job_id(series.id, run)))
     series = series_get(series.id)
     assert series.status == SeriesStatus.STOPPED and series.stop_reason == "nothing_new"
     assert series.runs_done == 4 and series.empty_runs == 3
-    assert records.get_job(run_job_id(series.id, 5)) is None
+    assert records.job_get(run_job_id(series.id, 5)) is None
     assert series.purge_due_at is not None
     series_run_ended(last)  # the step again: still one mail
     rows = [row for row in JobMail.objects.filter(job_id=last.id) if row.kind == "series_stopped"]
@@ -250,10 +251,10 @@ def test_three_runs_in_a_row_with_nothing_new_stop_the_series_with_one_mail(cass
 def test_a_delivery_resets_the_count_of_empty_runs(cassandra_db):
     job = deliver(submit())
     series = series_get(job.series_id)
-    fail(records.get_job(run_job_id(series.id, 2)))
-    fail(records.get_job(run_job_id(series.id, 3)))
-    deliver(records.get_job(run_job_id(series.id, 4)), first=10)
-    fail(records.get_job(run_job_id(series.id, 5)))
+    fail(records.job_get(run_job_id(series.id, 2)))
+    fail(records.job_get(run_job_id(series.id, 3)))
+    deliver(records.job_get(run_job_id(series.id, 4)), first=10)
+    fail(records.job_get(run_job_id(series.id, 5)))
     series = series_get(series.id)
     assert series.is_active and series.empty_runs == 1 and series.runs_done == 5
 
@@ -261,10 +262,10 @@ def test_a_delivery_resets_the_count_of_empty_runs(cassandra_db):
 def test_a_series_stops_after_its_most_runs(cassandra_db, settings):
     settings.IMAGEDL_SERIES_MAX_RUNS = 2
     job = deliver(submit())
-    second = deliver(records.get_job(run_job_id(job.series_id, 2)), first=10)
+    second = deliver(records.job_get(run_job_id(job.series_id, 2)), first=10)
     series = series_get(job.series_id)
     assert series.status == SeriesStatus.STOPPED and series.stop_reason == "max_runs"
-    assert records.get_job(run_job_id(series.id, 3)) is None
+    assert records.job_get(run_job_id(series.id, 3)) is None
     assert any(row.kind == "series_stopped" for row in JobMail.objects.filter(job_id=second.id))
 
 
@@ -279,9 +280,9 @@ def test_the_stop_link_stops_the_series_and_cancels_its_next_run(cassandra_db, c
     assert response.status_code == 302
     series = series_get(series.id)
     assert series.status == SeriesStatus.STOPPED and series.stop_reason == "user"
-    assert records.get_job(pending).status == JobStatus.CANCELLED
+    assert records.job_get(pending).status == JobStatus.CANCELLED
     assert schedules_named(pending) == 0
-    assert records.get_job(run_job_id(series.id, 3)) is None  # the cancel made no next run
+    assert records.job_get(run_job_id(series.id, 3)) is None  # the cancel made no next run
     assert not series_stop(series)  # stopped already
     assert not any(row.kind == "series_stopped" for row in JobMail.objects.filter(job_id=job.id))
     status = client.get(urlsplit(links.series_url(series.id)).path)
@@ -300,14 +301,14 @@ def test_the_series_page_shows_the_next_run_in_the_users_zone_and_past_deliverie
     assert f"{next_local:%H:%M}" in body and "Europe/Paris" in body
     assert "Run 1" in body and "2 new images" in body and "/download" in body and 'id="stop"' in body
     assert client.get("/series/not-a-token/").status_code == 404
-    forged = links.make_token(job.id, "status")  # a job's token opens no series
+    forged = links.token_make(job.id, "status")  # a job's token opens no series
     assert client.get(f"/series/{forged}/").status_code == 404
 
 
 def test_series_mails_carry_the_stop_link_and_count_the_new_images(cassandra_db):
     job = deliver(submit())
-    records.update_job(job, already_delivered=7)
-    message = build_email(records.get_job(job.id), "ready")
+    records.job_update(job, already_delivered=7)
+    message = email_build(records.job_get(job.id), "ready")
     stop_url = links.series_stop_url(job.series_id)
     assert message.extra_headers["List-Unsubscribe"] == f"<{stop_url}>"
     assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -320,7 +321,7 @@ def test_series_mails_carry_the_stop_link_and_count_the_new_images(cassandra_db)
     # A one-off job's mail is as before.
     from tests.factories import make_done_job
 
-    single = build_email(make_done_job(), "ready")
+    single = email_build(make_done_job(), "ready")
     assert "/unsubscribe/" in single.extra_headers["List-Unsubscribe"] and "Stop these" not in single.body
 
 
@@ -328,7 +329,7 @@ def test_run_now_moves_the_pending_run_to_now(cassandra_db):
     job = deliver(submit())
     series = series_get(job.series_id)
     assert series_run_now(series) == "queued to run now"
-    pending = records.get_job(series.next_job_id)
+    pending = records.job_get(series.next_job_id)
     assert aware(pending.run_at) <= dt.datetime.now(dt.UTC)
     deliver(pending, first=10)
     # The run after it: the next local occurrence after now, not after the time it replaced.
@@ -391,7 +392,7 @@ def test_the_admin_lists_series_and_stops_or_runs_one_now(cassandra_db, admin_cl
     detail = admin_client.get(detail_url)
     assert detail.status_code == 200 and b"Run now" in detail.content and b"series-runs" in detail.content
     assert admin_client.post(detail_url, {"action": "run_now"}).status_code == 302
-    pending = records.get_job(series.next_job_id)
+    pending = records.job_get(series.next_job_id)
     assert aware(pending.run_at) <= dt.datetime.now(dt.UTC)
     admin_client.post(detail_url, {"action": "stop"})
     stopped = series_get(series.id)

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from downloader.archive import is_image_entry
-from jobs import records
 from jobs.models import JobStatus, SeriesStatus
-from jobs.series import run_job_id, series_get, series_run_now, series_submit
+from jobs.series.services import series_run_now, series_submit
+from jobs.store import records
+from jobs.store.series import run_job_id, series_get
 from tests.mailserver import text_body, worker_mail_env
 from tests.test_job_end_to_end import link_in
 from tests.waiting import wait_for
@@ -66,7 +67,7 @@ def test_a_series_runs_twice_delivering_only_new_images_then_its_link_stops_it(
     # Delivered, so the series moved on: run 2 tomorrow, at the same New York time.
     series = series_get(series_id)
     assert series.runs_done == 1 and series.runs_scheduled == 2
-    second_job = records.get_job(run_job_id(series_id, 2))
+    second_job = records.job_get(run_job_id(series_id, 2))
     assert second_job.status == JobStatus.SCHEDULED
     zone = ZoneInfo("America/New_York")
     planned = second_job.run_at.replace(tzinfo=dt.UTC).astimezone(zone)
@@ -77,7 +78,7 @@ def test_a_series_runs_twice_delivering_only_new_images_then_its_link_stops_it(
     second = next(m for m in ready_mails(mailserver) if m is not first)
     second_images = zip_hashes(client, link_in(second, r"Download them \(one click\):"))
     assert len(second_images) == 6 and not (second_images & first_images)
-    done = records.get_job(second_job.id)
+    done = records.job_get(second_job.id)
     assert done.status == JobStatus.DONE and done.already_delivered >= 1
     body = text_body(second)
     assert f"All 6 are new: {done.already_delivered} images found again were left out" in body
@@ -87,10 +88,10 @@ def test_a_series_runs_twice_delivering_only_new_images_then_its_link_stops_it(
     stop_url = re.search(r"<([^<>\s]+)>", str(second["List-Unsubscribe"])).group(1)
     assert f"Stop these deliveries: {stop_url}" in body
     assert str(second["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
-    assert wait_for(lambda: records.get_job(run_job_id(series_id, 3)) is not None, timeout=10)
+    assert wait_for(lambda: records.job_get(run_job_id(series_id, 3)) is not None, timeout=10)
     response = client.post(urlsplit(stop_url).path, {"List-Unsubscribe": "One-Click"})
     assert response.status_code == 302
     series = series_get(series_id)
     assert series.status == SeriesStatus.STOPPED and series.stop_reason == "user"
-    assert records.get_job(run_job_id(series_id, 3)).status == JobStatus.CANCELLED
-    assert records.get_job(run_job_id(series_id, 4)) is None  # no next run
+    assert records.job_get(run_job_id(series_id, 3)).status == JobStatus.CANCELLED
+    assert records.job_get(run_job_id(series_id, 4)) is None  # no next run

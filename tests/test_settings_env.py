@@ -150,7 +150,7 @@ def test_one_machine_by_default_several_with_redis_s3_and_a_local_data_centre():
     from cassandra import ConsistencyLevel
 
     alone = _scale_out_settings()
-    assert alone["broker"] == ["orm"] and alone["cache"]["BACKEND"] == "jobs.cache.FileCache"
+    assert alone["broker"] == ["orm"] and alone["cache"]["BACKEND"] == "jobs.lib.cache.FileCache"
     assert alone["bucket"] == "" and alone["dc"] is None
     assert alone["cl"] == ConsistencyLevel.LOCAL_QUORUM and alone["serial"] == ConsistencyLevel.LOCAL_SERIAL
 

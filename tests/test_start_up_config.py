@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from jobs.forms import check_public_url
-from jobs.ratelimit import configured_rate
+from jobs.lib.ratelimit import configured_rate
+from jobs.web.forms import check_public_url
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,10 @@ import zoneinfo
 import pytest
 from django_q.models import OrmQ, Schedule
 
-from jobs import links, records, services
+from jobs.core import services
+from jobs.lib import links
 from jobs.models import Job, JobStatus
+from jobs.store import records
 from tests.factories import make_done_job, make_job, stored_archive
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
@@ -132,7 +134,7 @@ def test_submission_stores_schedules_and_redirects_to_the_submitted_page(client,
     page = client.get(response["Location"])
     assert page.status_code == 200
     job = page.context["job"]
-    stored = records.get_job(job.id)
+    stored = records.job_get(job.id)
     assert stored.query == "red fox" and stored.requested_count == 120 and stored.formats == {"jpeg", "png"}
     assert (stored.min_width, stored.min_height) == (800, 600)
     assert Schedule.objects.filter(name=f"job-{job.id}").exists()
@@ -149,7 +151,7 @@ def test_typed_text_is_escaped_everywhere(client, cassandra_db):
     for html in (submitted, status):
         assert "<script>alert" not in html and "<b>" not in html
         assert "&lt;script&gt;alert" in html
-    resubmit = client.get(f"/jobs/{links.make_token(links.read_token(token, 'status'), 'resubmit')}/resubmit")
+    resubmit = client.get(f"/jobs/{links.token_make(links.token_read(token, 'status'), 'resubmit')}/resubmit")
     assert "<script>alert" not in resubmit.content.decode()  # the value goes back into the form, escaped
     data = client.get(f"/jobs/{token}/status.json").json()
     assert evil not in json.dumps(data) and "example.org" not in json.dumps(data)  # no personal data in JSON
@@ -158,7 +160,7 @@ def test_typed_text_is_escaped_everywhere(client, cassandra_db):
 def test_status_page_json_thumbnails_and_download(client, cassandra_db):
     job = make_done_job(email="ada@example.org", query="Red Fox", images=2)
     data = stored_archive(job)
-    token = links.make_token(job.id, "status")
+    token = links.token_make(job.id, "status")
     page = client.get(f"/jobs/{token}/")
     html = page.content.decode()
     assert "Ready to download" in html and "Download <span" in html
@@ -176,13 +178,13 @@ def test_status_page_json_thumbnails_and_download(client, cassandra_db):
 
 def test_tampered_expired_and_wrong_links_get_clear_pages(client, cassandra_db):
     job = make_done_job()
-    token = links.make_token(job.id, "download", dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
+    token = links.token_make(job.id, "download", dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
     tampered = client.get(f"/jobs/{token[:-3]}abc/download")
     assert tampered.status_code == 404 and "This link is not valid" in tampered.content.decode()
-    expired_token = links.make_token(job.id, "download", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    expired_token = links.token_make(job.id, "download", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
     expired = client.get(f"/jobs/{expired_token}/download")
     assert expired.status_code == 410 and "expired" in expired.content.decode()
-    status_token = links.make_token(job.id, "status")
+    status_token = links.token_make(job.id, "status")
     assert client.get(f"/jobs/{status_token}/download").status_code == 404  # wrong purpose
     assert client.get(f"/jobs/{job.id}/").status_code == 404  # the bare id opens nothing
 
@@ -190,11 +192,11 @@ def test_tampered_expired_and_wrong_links_get_clear_pages(client, cassandra_db):
 def test_cancel_needs_a_post_and_works(client, cassandra_db):
     response = client.post("/", good_post())
     job = client.get(response["Location"]).context["job"]
-    token = links.make_token(job.id, "status")
+    token = links.token_make(job.id, "status")
     follow = client.get(f"/jobs/{token}/cancel")
-    assert follow.status_code == 302 and records.get_job(job.id).status == JobStatus.SCHEDULED
+    assert follow.status_code == 302 and records.job_get(job.id).status == JobStatus.SCHEDULED
     assert client.post(f"/jobs/{token}/cancel").status_code == 302
-    assert records.get_job(job.id).status == JobStatus.CANCELLED
+    assert records.job_get(job.id).status == JobStatus.CANCELLED
     assert not Schedule.objects.filter(name=f"job-{job.id}").exists()
     page = client.get(f"/jobs/{token}/").content.decode()
     assert "Cancelled" in page and "Submit it again" in page
@@ -203,11 +205,11 @@ def test_cancel_needs_a_post_and_works(client, cassandra_db):
 def test_resubmit_link_prefills_the_form(client, cassandra_db):
     job = make_done_job(email="ada@example.org", query="Red Fox")
     services.job_fail(job, "x")
-    page = client.get(f"/jobs/{links.make_token(job.id, 'resubmit')}/resubmit")
+    page = client.get(f"/jobs/{links.token_make(job.id, 'resubmit')}/resubmit")
     form = page.context["form"]
     assert form.initial["query"] == "Red Fox" and form.initial["email"] == "ada@example.org"
-    services.job_purge(records.get_job(job.id))
-    gone = client.get(f"/jobs/{links.make_token(job.id, 'resubmit')}/resubmit")
+    services.job_purge(records.job_get(job.id))
+    gone = client.get(f"/jobs/{links.token_make(job.id, 'resubmit')}/resubmit")
     assert "deleted" in gone.content.decode()
 
 
@@ -265,7 +267,7 @@ def test_healthz_tells_outsiders_only_up_or_down(client, cassandra_db, settings)
 
 def test_resubmitting_proposes_now_in_the_jobs_own_zone(client, cassandra_db):
     job = make_job(run_in=dt.timedelta(days=1), time_zone="Pacific/Auckland")
-    form = client.get(f"/jobs/{links.make_token(job.id, 'resubmit')}/resubmit").context["form"]
+    form = client.get(f"/jobs/{links.token_make(job.id, 'resubmit')}/resubmit").context["form"]
     auckland = dt.datetime.now(zoneinfo.ZoneInfo("Pacific/Auckland"))
     proposed = dt.datetime.combine(
         form.initial["run_date"], dt.time.fromisoformat(form.initial["run_time"])
@@ -294,7 +296,7 @@ def test_csrf_is_enforced(cassandra_db):
 def test_times_are_shown_in_the_users_zone(client, cassandra_db):
     run_at = dt.datetime(2026, 12, 30, 23, 15, tzinfo=dt.UTC)
     job = make_job(run_at=run_at, time_zone="Asia/Tokyo")
-    html = client.get(f"/jobs/{links.make_token(job.id, 'status')}/").content.decode()
+    html = client.get(f"/jobs/{links.token_make(job.id, 'status')}/").content.decode()
     assert "Thursday 31 December 2026, 08:15" in html  # 23:15 UTC is 08:15 next day in Tokyo
 
 
@@ -348,9 +350,9 @@ def test_a_server_error_gets_the_site_page_without_a_traceback(client, cassandra
     def broken(job_id):
         raise RuntimeError("secret internals /srv/imagedl")
 
-    monkeypatch.setattr(records, "get_job", broken)  # a fault inside the app
+    monkeypatch.setattr(records, "job_get", broken)  # a fault inside the app
     client.raise_request_exception = False
-    response = client.get(f"/jobs/{links.make_token(job.id, 'status')}/")
+    response = client.get(f"/jobs/{links.token_make(job.id, 'status')}/")
     body = response.content.decode()
     assert response.status_code == 500
     assert "imagedl" in body and "Something went wrong" in body
@@ -359,15 +361,15 @@ def test_a_server_error_gets_the_site_page_without_a_traceback(client, cassandra
 
 def test_a_download_link_of_a_purged_job_says_gone(client, cassandra_db):
     job = make_job()
-    services.job_purge(records.get_job(job.id))
-    response = client.get(f"/jobs/{links.make_token(job.id, 'download')}/download")
+    services.job_purge(records.job_get(job.id))
+    response = client.get(f"/jobs/{links.token_make(job.id, 'download')}/download")
     assert response.status_code == 410 and "deleted" in response.content.decode()
 
 
 def test_rate_limit_counts_are_exact_under_concurrent_posts(settings):
     import threading
 
-    from jobs.ratelimit import allow
+    from jobs.lib.ratelimit import allow
 
     outcomes = []
     lock = threading.Lock()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs import storage
+from jobs.core import storage
 
 
 class Command(BaseCommand):

@@ -13,8 +13,8 @@ import re
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.formatting import human_bytes
-from jobs.services import jobs_purge_due
+from jobs.core.services import jobs_purge_due
+from jobs.lib.formatting import human_bytes
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connections
 from django_cassandra_engine.management.commands.sync_cassandra import Command as EngineSyncCommand
 
-from jobs.cassandra import ALIAS, align_replication
+from jobs.store.cassandra import ALIAS, align_replication
 
 
 class Command(EngineSyncCommand):

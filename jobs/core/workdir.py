@@ -37,5 +37,5 @@ def run_workdir(job_id: uuid.UUID, run_id: uuid.UUID, *, adopt: uuid.UUID | None
     return path
 
 
-def remove_workdir(job_id: uuid.UUID) -> None:
+def workdir_remove(job_id: uuid.UUID) -> None:
     shutil.rmtree(job_workdir(job_id, create=False), ignore_errors=True)

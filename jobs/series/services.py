@@ -7,7 +7,7 @@ A series (``Series``) is the request and its rhythm; each run is an ordinary job
 (``SeriesImage``), counts the run, and either stops the series (after
 IMAGEDL_SERIES_MAX_RUNS runs, or IMAGEDL_SERIES_MAX_EMPTY_RUNS runs in a row with
 nothing new, with a mail saying so) or creates the next run's job at the next local
-occurrence of the series' time (``jobs.recurrence``).
+occurrence of the series' time (``jobs.series.recurrence``).
 
 The step runs at least once, possibly more (a task handed out twice, the reaper
 repeating it for a job whose worker died): moving ``runs_scheduled`` from n to n + 1
@@ -26,8 +26,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from downloader.dedupe import SIGNATURE_METHOD
-from jobs import records, services
-from jobs.events import personal_ttl_seconds, record_event
+from jobs.core import services
+from jobs.lib.utc import aware_utc, naive_utc
+from jobs.mail.outbox import email_enqueue_once
+from jobs.mail.suppression import is_suppressed
 from jobs.models import (
     Job,
     JobStatus,
@@ -39,32 +41,21 @@ from jobs.models import (
     SeriesRun,
     SeriesStatus,
 )
-from jobs.recurrence import next_run_after
-from jobs.utc import aware_utc, naive_utc
+from jobs.series.recurrence import next_run_after
+from jobs.store import records
+from jobs.store.cassandra import update_if
+from jobs.store.events import event_record, personal_ttl_seconds
+from jobs.store.series import run_job_id, series_get
 
 logger = logging.getLogger("imagedl.jobs")
 
 PERSONAL = ("email", "query", "page_url")
-# Why a series stopped, in words (its page, the admin). The first two send a mail.
-STOP_REASONS = {
-    "max_runs": "it ran {max_runs} times, the most a series runs",
-    "nothing_new": "{max_empty} runs in a row found nothing new",
-    "user": "you stopped it",
-    "operator": "an operator stopped it",
-    "unsubscribed": "the address asked never to be emailed again",
-    "not_scheduled": "its first run could not be scheduled",
-}
 MAILED_STOPS = ("max_runs", "nothing_new")
 REPAIR_AFTER = dt.timedelta(seconds=60)  # a next job left half-made this long is made again
 
 
 def _now() -> dt.datetime:
     return timezone.now()
-
-
-def run_job_id(series_id: uuid.UUID, run: int) -> uuid.UUID:
-    """The id of a series' n-th run: the same whoever computes it."""
-    return uuid.uuid5(series_id, f"run-{run}")
 
 
 def series_ttl_seconds(every: str) -> int:
@@ -78,35 +69,6 @@ def history_ttl_seconds(every: str) -> int:
     the purge deletes them with it."""
     longest = (settings.IMAGEDL_SERIES_MAX_RUNS + 1) * SeriesEvery.DAYS.get(every, 7) * 86400
     return longest + personal_ttl_seconds()
-
-
-def series_get(series_id: uuid.UUID | str | None) -> Series | None:
-    if series_id is None:
-        return None
-    try:
-        key = series_id if isinstance(series_id, uuid.UUID) else uuid.UUID(str(series_id))
-    except ValueError:
-        return None
-    return Series.objects.filter(id=key).first()
-
-
-def stop_reason_text(series: Series) -> str:
-    template = STOP_REASONS.get(series.stop_reason or "", series.stop_reason or "")
-    return template.format(
-        max_runs=settings.IMAGEDL_SERIES_MAX_RUNS, max_empty=settings.IMAGEDL_SERIES_MAX_EMPTY_RUNS
-    )
-
-
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
-def rhythm_text(series: Series) -> str:
-    """ "every day at 09:00 (Europe/Paris)", "every Monday at ..."."""
-    if series.every == SeriesEvery.WEEK and series.weekday is not None:
-        when = f"every {WEEKDAYS[series.weekday]}"
-    else:
-        when = "every day"
-    return f"{when} at {series.local_time} ({series.time_zone})"
 
 
 # --- submit ------------------------------------------------------------------------
@@ -197,8 +159,6 @@ def _create_run_job(series: Series, run: int, run_at: dt.datetime) -> Job | None
 def _write_if(series: Series, changes: dict[str, object], *, runs_scheduled: int | None = None) -> bool:
     """Write non-personal columns while the series is active (and, given, while its
     newest run is ``runs_scheduled``): a lightweight transaction."""
-    from jobs.cassandra import update_if
-
     conditions: list[tuple[str, tuple[object, ...]]] = [("status = ?", (SeriesStatus.ACTIVE,))]
     if runs_scheduled is not None:
         conditions.append(("runs_scheduled = ?", (runs_scheduled,)))
@@ -249,8 +209,6 @@ def _remember_delivered(series: Series, job: Job) -> None:
 def _advance(series: Series, job: Job) -> bool:
     """Count the run and move the series on (to its next run, or stopped) in one
     lightweight transaction; False when another caller did it first."""
-    from jobs.suppression import is_suppressed
-
     now = _now()
     counted = job.status in (JobStatus.DONE, JobStatus.FAILED)  # a cancelled run is skipped
     delivered = (job.downloaded_count or 0) if job.status == JobStatus.DONE else 0
@@ -287,11 +245,11 @@ def _advance(series: Series, job: Job) -> bool:
         return False
     if reason is None:
         _renew(series)  # its personal data lives while it is active
-        record_event(
+        event_record(
             job.id, "series_next", f"Next run of the series: {changes['next_run_at']:%Y-%m-%d %H:%M} UTC"
         )
     else:
-        record_event(job.id, "series_stopped", f"The series stopped: {reason}", reason=reason)
+        event_record(job.id, "series_stopped", f"The series stopped: {reason}", reason=reason)
     return True
 
 
@@ -300,7 +258,7 @@ def _ensure_next_job(series: Series) -> None:
     series on left it unmade; a row half-made that long ago is written again)."""
     if series.next_job_id is None or series.next_run_at is None:
         return
-    existing = records.get_job(series.next_job_id)
+    existing = records.job_get(series.next_job_id)
     if existing is not None:
         half_made = existing.status is None and aware_utc(existing.created_at) < _now() - REPAIR_AFTER
         if not half_made:
@@ -318,8 +276,6 @@ def _finish_stop(series: Series, job: Job | None) -> None:
         Series.objects(id=series.id).update(purge_due_at=naive_utc(due))
         series.purge_due_at = naive_utc(due)
     if job is not None and series.stop_reason in MAILED_STOPS and job.email:
-        from jobs.outbox import email_enqueue_once
-
         email_enqueue_once(job, "series_stopped")
 
 
@@ -333,7 +289,7 @@ def series_stop(series: Series, *, reason: str = "user", by: str = "user") -> bo
     if not _write_if(series, {"status": SeriesStatus.STOPPED, "stop_reason": reason, "stopped_at": now}):
         return False
     series.status = SeriesStatus.STOPPED
-    pending = records.get_job(series.next_job_id) if series.next_job_id else None
+    pending = records.job_get(series.next_job_id) if series.next_job_id else None
     if pending is not None and pending.status in JobStatus.ACTIVE:
         services.job_cancel(pending, by=by)
     _finish_stop(series, None)
@@ -346,7 +302,7 @@ def series_run_now(series: Series, *, by: str = "operator") -> str:
     if not series.is_active:
         return "not run: the series has stopped"
     _ensure_next_job(series)
-    pending = records.get_job(series.next_job_id) if series.next_job_id else None
+    pending = records.job_get(series.next_job_id) if series.next_job_id else None
     if pending is None:
         return "not run: no pending run"
     if pending.status != JobStatus.SCHEDULED:
@@ -358,26 +314,6 @@ def series_run_now(series: Series, *, by: str = "operator") -> str:
         return "not run: the series changed meanwhile"
     services.job_reschedule(pending, now, by=by)
     return "queued to run now"
-
-
-def series_history(series_id: uuid.UUID) -> list[tuple[str, str, str]]:
-    """What the series delivered: ``(sha256, signature, method)`` rows."""
-    rows = SeriesImage.objects.filter(series_id=series_id).limit(None)
-    return [(row.sha256, row.phash or "", row.method) for row in rows]
-
-
-def series_runs(series_id: uuid.UUID) -> list[tuple[SeriesRun, Job | None]]:
-    """The series' runs, newest first, each with its job (None once gone)."""
-    rows = list(SeriesRun.objects.filter(series_id=series_id).limit(None))
-    jobs = {job.id: job for job in Job.objects.filter(id__in=[r.job_id for r in rows])} if rows else {}
-    return [(row, jobs.get(row.job_id)) for row in reversed(rows)]
-
-
-def series_list(limit: int = 200) -> list[Series]:
-    """The newest series (the admin's list), from the one small listing partition."""
-    rows = list(SeriesList.objects.filter(bucket="all").limit(limit))
-    found = {s.id: s for s in Series.objects.filter(id__in=[r.series_id for r in rows])} if rows else {}
-    return [found[r.series_id] for r in rows if r.series_id in found]
 
 
 # --- purge -------------------------------------------------------------------------

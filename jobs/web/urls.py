@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import series_views, views
+from jobs.web import series_views, views
 
 app_name = "jobs"
 

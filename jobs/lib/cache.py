@@ -20,7 +20,7 @@ from hashlib import md5
 
 from django.core.cache.backends.filebased import FileBasedCache
 
-COUNTER_PREFIX = "rl:"  # cache keys of rate-limit counters (jobs.ratelimit)
+COUNTER_PREFIX = "rl:"  # cache keys of rate-limit counters (jobs.lib.ratelimit)
 COUNTER_FILE_PREFIX = "rl-"
 SWEEP_EVERY = 30.0  # seconds between two sweeps of expired files in one process
 

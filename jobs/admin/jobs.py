@@ -5,7 +5,7 @@ django-cassandra-engine models, so the Job admin serves its own staff-only views
 a newest-first list paged by cursor (never a table scan), filters by status and day,
 search by id (direct) or exact email/query (over a bounded recent window, and the
 page says so), a read-only detail page with the event log and images, and the
-cancel / retry / purge actions through jobs.services, each written to the admin log.
+cancel / retry / purge actions through jobs.core.services, each written to the admin log.
 """
 
 from __future__ import annotations
@@ -14,39 +14,27 @@ import uuid
 
 from cassandra.util import datetime_from_uuid1
 from django.contrib import admin, messages
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils.dateparse import parse_date, parse_datetime
 
-from jobs import links, records, services
-from jobs.events import job_events
-from jobs.formatting import human_bytes
-from jobs.models import Job, JobStatus, Series
-from jobs.utc import aware_utc
+from jobs.admin.changes import log_change
+from jobs.core import services
+from jobs.lib import links
+from jobs.lib.formatting import human_bytes
+from jobs.lib.utc import aware_utc
+from jobs.models import Job, JobStatus
+from jobs.store import records
+from jobs.store.events import job_events
 
 PAGE_SIZE = 50
 SEARCH_WINDOW = 5000  # newest jobs scanned for an exact email/query match
 ACTIONS = {"cancel": "Cancel", "retry": "Retry", "purge": "Purge now"}
 
 
-def log_change(request: HttpRequest, record: Job | Series, message: str) -> None:
-    """An operator's change to a job or a series, in Django's admin log."""
-    model = type(record)
-    LogEntry.objects.create(
-        user_id=request.user.pk,
-        content_type_id=ContentType.objects.get_for_model(model, for_concrete_model=False).pk,
-        object_id=str(record.id),
-        object_repr=f"{model.__name__} {record.id}"[:200],
-        action_flag=CHANGE,
-        change_message=message,
-    )
-
-
-def apply_action(request: HttpRequest, action: str, job: Job) -> str:
+def job_action_apply(request: HttpRequest, action: str, job: Job) -> str:
     """Run one admin action through the services; returns what happened, in words."""
     who = f"operator:{request.user.get_username()}"
     if action == "cancel":
@@ -102,7 +90,7 @@ class JobAdmin(admin.ModelAdmin):
         if search:
             jobs, search_note = self._search(search)
         else:
-            page = records.list_jobs_newest_first(PAGE_SIZE, cursor, status=status, day=day)
+            page = records.jobs_list_newest_first(PAGE_SIZE, cursor, status=status, day=day)
             jobs, next_cursor = page.jobs, page.next_cursor
         params = {
             k: v for k, v in {"status": status or "", "day": day.isoformat() if day else ""}.items() if v
@@ -128,14 +116,14 @@ class JobAdmin(admin.ModelAdmin):
 
     def _search(self, text: str) -> tuple[list[Job], str]:
         try:
-            job = records.get_job(uuid.UUID(text))
+            job = records.job_get(uuid.UUID(text))
             return ([job] if job else []), "Searched by job id."
         except ValueError:
             pass
         found, cursor, scanned = [], None, 0
         needle = text.lower()
         while scanned < SEARCH_WINDOW:
-            page = records.list_jobs_newest_first(500, cursor)
+            page = records.jobs_list_newest_first(500, cursor)
             scanned += len(page.jobs)
             found += [j for j in page.jobs if needle in ((j.email or "").lower(), (j.query or "").lower())]
             if page.next_cursor is None:
@@ -161,7 +149,7 @@ class JobAdmin(admin.ModelAdmin):
 
     def detail_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         self._require_view(request)
-        job = records.get_job(object_id)
+        job = records.job_get(object_id)
         if job is None:
             messages.error(request, "No job with that id.")
             return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
@@ -181,7 +169,7 @@ class JobAdmin(admin.ModelAdmin):
                     messages.error(request, str(exc))
             return HttpResponseRedirect(request.path)
         fields = [(name, getattr(job, name)) for name in Job._columns]
-        token = links.make_token(job.id, "status")
+        token = links.token_make(job.id, "status")
         context = {
             **self.admin_site.each_context(request),
             "title": f"Job {job.id}",
@@ -211,9 +199,9 @@ class JobAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(request.POST.get("next") or reverse("admin:jobs_job_changelist"))
         results = []
         for raw in request.POST.getlist("ids"):
-            job = records.get_job(raw)
+            job = records.job_get(raw)
             if job is not None:
-                results.append(f"{str(job.id)[:8]}: {apply_action(request, action, job)}")
+                results.append(f"{str(job.id)[:8]}: {job_action_apply(request, action, job)}")
         if results:
             messages.success(request, f"{ACTIONS[action]} — " + "; ".join(results))
         else:
@@ -224,6 +212,3 @@ class JobAdmin(admin.ModelAdmin):
 admin.site.register(Job, JobAdmin)
 admin.site.site_header = "imagedl operations"
 admin.site.site_title = "imagedl admin"
-
-# Recurring series have their own pages (registered on import).
-from jobs import series_admin  # noqa: E402, F401

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from typing import Protocol
 
-from jobs.models import Job
-from jobs.utc import aware_utc
+from jobs.lib.utc import aware_utc
+
+
+class Zoned(Protocol):
+    """Anything that carries the user's IANA time zone (a job, a series)."""
+
+    time_zone: str | None
 
 
 def human_bytes(size: int) -> str:
@@ -21,7 +27,7 @@ def human_bytes(size: int) -> str:
     return f"{size} bytes"
 
 
-def in_job_zone(job: Job, value: dt.datetime | None) -> dt.datetime | None:
+def in_job_zone(job: Zoned, value: dt.datetime | None) -> dt.datetime | None:
     """A stored (naive UTC) or aware datetime as wall-clock time in the user's zone."""
     return in_zone(job.time_zone, value)
 

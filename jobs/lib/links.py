@@ -26,7 +26,7 @@ class LinkError(Exception):
         self.reason = reason  # "invalid" or "expired"
 
 
-def make_token(job_id: uuid.UUID, purpose: str, expires_at: dt.datetime | None = None) -> str:
+def token_make(job_id: uuid.UUID, purpose: str, expires_at: dt.datetime | None = None) -> str:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown link purpose {purpose!r}")
     payload: dict[str, object] = {"j": job_id.hex, "p": purpose}
@@ -35,7 +35,7 @@ def make_token(job_id: uuid.UUID, purpose: str, expires_at: dt.datetime | None =
     return signing.dumps(payload, salt=SALT, compress=True)
 
 
-def read_token(token: str, purpose: str, now: dt.datetime | None = None) -> uuid.UUID:
+def token_read(token: str, purpose: str, now: dt.datetime | None = None) -> uuid.UUID:
     """Return the job id a token names, or raise LinkError."""
     try:
         payload = signing.loads(token, salt=SALT, max_age=settings.IMAGEDL_PERSONAL_TTL_DAYS * 86400)
@@ -61,19 +61,19 @@ def absolute(path: str) -> str:
 
 
 def status_url(job_id: uuid.UUID) -> str:
-    return absolute(reverse("jobs:status", args=[make_token(job_id, "status")]))
+    return absolute(reverse("jobs:status", args=[token_make(job_id, "status")]))
 
 
 def cancel_url(job_id: uuid.UUID) -> str:
-    return absolute(reverse("jobs:cancel", args=[make_token(job_id, "status")]))
+    return absolute(reverse("jobs:cancel", args=[token_make(job_id, "status")]))
 
 
 def download_url(job_id: uuid.UUID, expires_at: dt.datetime) -> str:
-    return absolute(reverse("jobs:download", args=[make_token(job_id, "download", expires_at)]))
+    return absolute(reverse("jobs:download", args=[token_make(job_id, "download", expires_at)]))
 
 
 def resubmit_url(job_id: uuid.UUID) -> str:
-    return absolute(reverse("jobs:resubmit", args=[make_token(job_id, "resubmit")]))
+    return absolute(reverse("jobs:resubmit", args=[token_make(job_id, "resubmit")]))
 
 
 # --- a recurring series' links -------------------------------------------------------
@@ -82,11 +82,11 @@ def resubmit_url(job_id: uuid.UUID) -> str:
 SERIES_SALT = "imagedl.series.v1"
 
 
-def make_series_token(series_id: uuid.UUID) -> str:
+def series_token_make(series_id: uuid.UUID) -> str:
     return signing.dumps({"s": series_id.hex}, salt=SERIES_SALT, compress=True)
 
 
-def read_series_token(token: str) -> uuid.UUID:
+def series_token_read(token: str) -> uuid.UUID:
     """The series id a token names, or raise LinkError("invalid")."""
     try:
         payload = signing.loads(token, salt=SERIES_SALT)
@@ -96,8 +96,8 @@ def read_series_token(token: str) -> uuid.UUID:
 
 
 def series_url(series_id: uuid.UUID) -> str:
-    return absolute(reverse("jobs:series", args=[make_series_token(series_id)]))
+    return absolute(reverse("jobs:series", args=[series_token_make(series_id)]))
 
 
 def series_stop_url(series_id: uuid.UUID) -> str:
-    return absolute(reverse("jobs:series_stop", args=[make_series_token(series_id)]))
+    return absolute(reverse("jobs:series_stop", args=[series_token_make(series_id)]))

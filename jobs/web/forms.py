@@ -23,7 +23,8 @@ from downloader.choices import (
     SAFE_SEARCH_DEFAULT,
     Filters,
 )
-from jobs.timezones import is_valid_zone
+from jobs.lib.timezones import is_valid_zone, zone_options_html
+from jobs.mail.suppression import is_suppressed
 
 
 class ZoneSelect(forms.Select):
@@ -33,8 +34,6 @@ class ZoneSelect(forms.Select):
     def render(self, name, value, attrs=None, renderer=None):
         from django.utils.html import escape
         from django.utils.safestring import mark_safe
-
-        from jobs.timezones import zone_options_html
 
         final = self.build_attrs(self.attrs, attrs)
         attributes = "".join(
@@ -180,8 +179,6 @@ class JobForm(forms.Form):
         return " ".join(value.split())
 
     def clean_email(self) -> str:
-        from jobs.suppression import is_suppressed
-
         value = self.cleaned_data["email"]
         if is_suppressed(value):
             raise forms.ValidationError(

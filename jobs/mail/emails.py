@@ -1,8 +1,8 @@
 """The job's emails: one small function each, three templates each.
 
 ``templates/emails/<kind>-subject.txt``, ``<kind>-body.txt`` and ``<kind>-body.html``.
-Links in them are signed (see ``jobs.links``). Every email carries a "never email me
-again" link and the ``List-Unsubscribe`` headers of RFC 8058 (see ``jobs.suppression``);
+Links in them are signed (see ``jobs.lib.links``). Every email carries a "never email me
+again" link and the ``List-Unsubscribe`` headers of RFC 8058 (see ``jobs.mail.suppression``);
 a recurring series' mails also a "stop these" link, which ``List-Unsubscribe`` names.
 """
 
@@ -12,11 +12,12 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
-from jobs import links
-from jobs.formatting import human_bytes, in_job_zone
+from jobs.lib import links
+from jobs.lib.formatting import human_bytes, in_job_zone
+from jobs.mail.suppression import is_suppressed, mail_allowed_today, unsubscribe_url
 from jobs.models import Job
-from jobs.services import download_expires_at
-from jobs.suppression import is_suppressed, mail_allowed_today, unsubscribe_url
+from jobs.store.records import download_expires_at
+from jobs.store.series import rhythm_text, series_get, stop_reason_text
 
 KINDS = ("accepted", "started", "ready", "failed", "series_stopped")
 
@@ -44,8 +45,6 @@ def _context(job: Job) -> dict:
 def _series_context(job: Job) -> dict:
     """A series' run: its page, its "stop these" link (also the List-Unsubscribe
     target), its rhythm and, once stopped, why."""
-    from jobs.series import rhythm_text, series_get, stop_reason_text
-
     series = series_get(job.series_id) if job.series_id else None
     if series is None:
         return {"series": None, "stop_url": None}
@@ -58,7 +57,7 @@ def _series_context(job: Job) -> dict:
     }
 
 
-def build_email(job: Job, kind: str) -> EmailMultiAlternatives:
+def email_build(job: Job, kind: str) -> EmailMultiAlternatives:
     if kind not in KINDS:
         raise ValueError(f"unknown email {kind!r}")
     if not job.email:
@@ -89,6 +88,6 @@ def email_blocked(job: Job, *, first_try: bool) -> str | None:
     return None
 
 
-def send_job_email(job: Job, kind: str) -> None:
+def email_deliver(job: Job, kind: str) -> None:
     """Send now; raises on SMTP errors (the email task retries)."""
-    build_email(job, kind).send(fail_silently=False)
+    email_build(job, kind).send(fail_silently=False)

@@ -1,7 +1,7 @@
 """Who must not be mailed: the "never email me again" list and a daily cap per recipient.
 
 The list keeps a keyed hash of the mailbox (every spelling of one address is one
-mailbox, ``jobs.mailboxes``), never the address. The key is derived from SECRET_KEY:
+mailbox, ``jobs.lib.mailboxes``), never the address. The key is derived from SECRET_KEY:
 changing SECRET_KEY empties the list in effect. Unsubscribe links carry that hash,
 signed, and never expire: they sit in people's mailboxes long after the job's data is
 deleted.
@@ -18,7 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 
-from jobs.mailboxes import mailbox_key
+from jobs.lib.mailboxes import mailbox_key
+from jobs.lib.ratelimit import allow
 from jobs.models import EmailSuppression
 
 SALT = "imagedl.suppression.v1"
@@ -35,7 +36,7 @@ def unsubscribe_url(email: str) -> str:
     return settings.IMAGEDL_BASE_URL + reverse("jobs:unsubscribe", args=[token])
 
 
-def read_unsubscribe_token(token: str) -> str | None:
+def unsubscribe_token_read(token: str) -> str | None:
     """The address hash an unsubscribe token names, or None when it is not valid."""
     try:
         payload = signing.loads(token, salt=SALT)
@@ -57,7 +58,5 @@ def is_suppressed(email: str) -> bool:
 def mail_allowed_today(email: str) -> bool:
     """Count one mail to this recipient today (UTC); False past
     IMAGEDL_MAILS_PER_RECIPIENT_PER_DAY (0: no cap)."""
-    from jobs.ratelimit import allow
-
     cap = settings.IMAGEDL_MAILS_PER_RECIPIENT_PER_DAY
     return allow("mail", address_hash(email), (cap, 86400))

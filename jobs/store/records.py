@@ -1,6 +1,6 @@
 """Reading and writing job rows, keeping the lookup tables in step with ``job``.
 
-The services in ``jobs.services`` decide *what* changes; this module knows *where* a
+The services in ``jobs.core.services`` decide *what* changes; this module knows *where* a
 change must be written (``job`` plus ``job_by_day``/``job_day``) and how to read jobs
 back newest first without scanning the table.
 """
@@ -11,16 +11,18 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils import timezone
 
-from jobs.events import personal_ttl_seconds
+from jobs.lib.utc import aware_utc, naive_utc, utc_day
 from jobs.models import Job, JobActive, JobByDay, JobDay, JobImage
-from jobs.utc import aware_utc, naive_utc, utc_day
+from jobs.store.cassandra import execute, prepared, update_if, write_together
+from jobs.store.events import event_log, event_write, personal_ttl_seconds
 
 PERSONAL_FIELDS = ("email", "query", "page_url")
 
 
-def create_job(
+def job_create(
     *, first_event: tuple[str, str, dict] | None = None, claim: bool = False, **fields: object
 ) -> Job | None:
     """Insert a job, its listing rows and (optionally) its first event as one logged
@@ -28,16 +30,13 @@ def create_job(
     in the CQL come from the models; every value is a bound parameter.)
 
     Personal fields get their own insert with a TTL, so only those cells expire.
-    ``first_event`` is ``(kind, message, data)`` for jobs.events.
+    ``first_event`` is ``(kind, message, data)`` for jobs.store.events.
 
     ``claim`` (with a given ``id``): first insert the row's key in a lightweight
     transaction (``IF NOT EXISTS``) and write nothing more, returning None, when a job
     with that id exists already: two callers creating one job make it once.
     """
     from cassandra.query import UNSET_VALUE
-
-    from jobs.cassandra import write_together
-    from jobs.events import event_write, log_event
 
     now = fields.pop("created_at", None) or timezone.now()
     assert isinstance(now, dt.datetime)
@@ -86,13 +85,11 @@ def create_job(
     write_together(writes)
     job._set_persisted()
     if first_event is not None:
-        log_event(job.id, kind, message, **data)
+        event_log(job.id, kind, message, **data)
     return job
 
 
 def _claim_id(job: Job) -> bool:
-    from jobs.cassandra import execute, prepared
-
     result = execute(
         prepared(f"INSERT INTO {Job.column_family_name()} (id, created_at) VALUES (?, ?) IF NOT EXISTS"),  # noqa: S608
         (job.id, naive_utc(job.created_at)),
@@ -100,7 +97,7 @@ def _claim_id(job: Job) -> bool:
     return bool(result.was_applied)
 
 
-def get_job(job_id: uuid.UUID | str) -> Job | None:
+def job_get(job_id: uuid.UUID | str) -> Job | None:
     try:
         key = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
     except ValueError:
@@ -108,10 +105,10 @@ def get_job(job_id: uuid.UUID | str) -> Job | None:
     return Job.objects.filter(id=key).first()
 
 
-def update_job(job: Job, **changes: object) -> Job:
-    """Write the given columns of a job. Status changes go through ``change_status``."""
+def job_update(job: Job, **changes: object) -> Job:
+    """Write the given columns of a job. Status changes go through ``job_status_change``."""
     if "status" in changes:
-        raise ValueError("status changes go through change_status")
+        raise ValueError("status changes go through job_status_change")
     personal = {k: changes.pop(k) for k in PERSONAL_FIELDS if k in changes}
     if changes:
         Job.objects(id=job.id).update(**changes)
@@ -125,7 +122,7 @@ def update_job(job: Job, **changes: object) -> Job:
 ANY_RUN = object()  # ``run_is`` default: no condition on the job's run
 
 
-def change_status(
+def job_status_change(
     job: Job, status: str, *, only_from: tuple[str, ...], run_is: object = ANY_RUN, **changes: object
 ) -> bool:
     """Set the job's status, with other non-personal columns, only while its status is
@@ -133,17 +130,15 @@ def change_status(
     lightweight transaction, so a cancel and the run finishing at the same moment
     cannot both win. Returns whether the change was made; when not, ``job.status`` is
     refreshed to what stands."""
-    return write_if(job, {"status": status, **changes}, status_in=only_from, run_is=run_is)
+    return job_write_if(job, {"status": status, **changes}, status_in=only_from, run_is=run_is)
 
 
-def write_if(
+def job_write_if(
     job: Job, changes: dict[str, object], *, status_in: tuple[str, ...] = (), run_is: object = ANY_RUN
 ) -> bool:
     """Write non-personal columns of the job in a lightweight transaction, only while
     its status is one of ``status_in`` (when given) and its run is ``run_is`` (when
     given; None means no run yet)."""
-    from jobs.cassandra import update_if
-
     if any(name in PERSONAL_FIELDS for name in changes):
         raise ValueError("personal fields are written with their TTL, not here")
     conditions: list[tuple[str, tuple[object, ...]]] = []
@@ -170,7 +165,7 @@ def write_if(
 def job_images(job_id: uuid.UUID, limit: int = 1000, *, run_id: uuid.UUID | None = None) -> list[JobImage]:
     """The image rows of one run: ``run_id``, else the run the job row names now."""
     if run_id is None:
-        job = get_job(job_id)
+        job = job_get(job_id)
         run_id = job.run_id if job is not None else None
         if run_id is None:
             return []
@@ -216,7 +211,7 @@ def _days_newest_first(until: dt.date | None):
         yield _as_date(row.day)
 
 
-def list_jobs_newest_first(
+def jobs_list_newest_first(
     limit: int = 50,
     cursor: Cursor | None = None,
     *,
@@ -254,3 +249,10 @@ def list_jobs_newest_first(
     last = wanted[-1] if wanted else None
     next_cursor = Cursor(last.created_at, last.job_id) if (has_more and last) else None
     return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+
+def download_expires_at(job: Job) -> dt.datetime | None:
+    delivered = aware_utc(job.delivered_at)
+    if delivered is None:
+        return None
+    return delivered + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.db import connections
 
+from jobs.store.cassandra import ping
+
 
 def _timed(check) -> dict[str, Any]:
     started = time.monotonic()
@@ -27,8 +29,6 @@ def _relational() -> dict[str, Any]:
 
 
 def _cassandra() -> dict[str, Any]:
-    from jobs.cassandra import ping
-
     return {"release_version": ping(timeout=2.0)}
 
 

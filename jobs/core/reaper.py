@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from jobs import records, scheduling
-from jobs.events import record_event
+from jobs.core import hooks
+from jobs.lib import scheduling
+from jobs.lib.utc import aware_utc
+from jobs.mail.outbox import email_enqueue, queue_send
 from jobs.models import Job, JobActive, JobMail, JobStatus, MailPending, MailState
-from jobs.outbox import email_enqueue, queue_send
-from jobs.utc import aware_utc
+from jobs.store import records
+from jobs.store.events import event_record
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -45,19 +47,13 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
     grace = dt.timedelta(seconds=settings.IMAGEDL_REAPER_GRACE_SECONDS)
     summary = ReapSummary()
     for row in list(JobActive.objects.filter(bucket="all").limit(None)):
-        job = records.get_job(row.job_id)
+        job = records.job_get(row.job_id)
         if job is None or job.status not in JobStatus.ACTIVE:
             summary.mails += _queue_lost_outcome_mail(job)
-            if job is not None and job.series_id is not None:
-                # Its end step may not have run (the worker died, or the step failed):
-                # it is idempotent. Should it fail again, the row stays for the next pass.
-                from jobs.series import series_run_ended
-
-                try:
-                    series_run_ended(job)
-                except Exception as exc:
-                    logger.warning("reaper: job=%s series step failed (%s)", job.id, type(exc).__name__)
-                    continue
+            # Its end steps may not have run (the worker died, or a step failed): they
+            # are idempotent. Should one fail again, the row stays for the next pass.
+            if job is not None and not hooks.end_steps_run(job):
+                continue
             row.delete()
             summary.cleared += 1
             continue
@@ -67,7 +63,7 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
         late = job.status == JobStatus.SCHEDULED and aware_utc(job.run_at) < now - grace
         if job.status == JobStatus.RUNNING or late:
             what = "its run stopped answering" if job.status == JobStatus.RUNNING else "its run never started"
-            record_event(job.id, "requeued", f"Queued again: {what}", level="warning")
+            event_record(job.id, "requeued", f"Queued again: {what}", level="warning")
             scheduling.queue_at(f"job-{job.id}-reaped", scheduling.RUN_TASK, (str(job.id),), group="jobs")
             summary.runs += 1
     for pending in list(MailPending.objects.filter(bucket="all").limit(None)):

@@ -1,6 +1,6 @@
 """The per-job event log: every step of a job, in Cassandra and in the app log.
 
-``record_event`` is the one way to add an event; each call writes a ``JobEvent`` row
+``event_record`` is the one way to add an event; each call writes a ``JobEvent`` row
 (with the personal-data TTL) and mirrors it to the ``imagedl.jobs`` logger: the job id,
 the event's kind and its counts and codes, never its text. Messages can quote the query,
 the page URL or an image URL, and log files outlive the purge.
@@ -19,8 +19,8 @@ from cassandra.query import UNSET_VALUE
 from cassandra.util import uuid_from_time
 from django.conf import settings
 
-from jobs.cassandra import write_together
 from jobs.models import JobEvent
+from jobs.store.cassandra import write_together
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -42,7 +42,7 @@ def _as_text(data: dict[str, object]) -> dict[str, str]:
 def event_write(
     job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object
 ) -> tuple[str, tuple]:
-    """The CQL write of one event (for a batch with other writes); see record_event."""
+    """The CQL write of one event (for a batch with other writes); see event_record."""
     if level not in _LEVELS:
         raise ValueError(f"unknown event level {level!r}")
     text_data = _as_text(data)
@@ -60,14 +60,14 @@ def _loggable(key: str, value: object) -> bool:
     return key in _CODE_KEYS and isinstance(value, str) and _CODE.fullmatch(value) is not None
 
 
-def log_event(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
+def event_log(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
     """Mirror an event to the application log: its job id, kind, numbers and codes.
     The message stays out (it is in Cassandra, purged with the job)."""
     extras = " ".join(f"{k}={v}" for k, v in sorted(data.items()) if _loggable(k, v))
     logger.log(_LEVELS[level], "job=%s event=%s%s", job_id, kind, f" {extras}" if extras else "")
 
 
-def log_job_error(job_id: uuid.UUID, exc: BaseException) -> None:
+def job_error_log(job_id: uuid.UUID, exc: BaseException) -> None:
     """Log an unexpected failure for operators: the exception's type and where it was
     raised, frame by frame, without its message or locals (they can quote URLs and
     queries)."""
@@ -76,10 +76,10 @@ def log_job_error(job_id: uuid.UUID, exc: BaseException) -> None:
     logger.error("job=%s failed: %s at %s", job_id, type(exc).__name__, where or "?")
 
 
-def record_event(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
+def event_record(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
     """Append one event to a job's log and mirror it to the application log."""
     write_together([event_write(job_id, kind, message, level=level, **data)])
-    log_event(job_id, kind, message, level=level, **data)
+    event_log(job_id, kind, message, level=level, **data)
 
 
 def job_events(job_id: uuid.UUID, limit: int = 1000) -> list[JobEvent]:

@@ -83,7 +83,7 @@ def outputs() -> Storage:
 # --- writing (the worker) -----------------------------------------------------------
 
 
-def save_preview(path: str, data: bytes) -> None:
+def preview_save(path: str, data: bytes) -> None:
     """Store a preview once (a later run keeping the same image finds it stored)."""
     storage = outputs()
     if data and not storage.exists(path):

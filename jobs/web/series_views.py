@@ -1,6 +1,6 @@
 """A recurring series' public pages: its status page and its "stop these" link.
 
-Both URLs carry a signed token naming the series (``jobs.links.make_series_token``),
+Both URLs carry a signed token naming the series (``jobs.lib.links.series_token_make``),
 valid while the series' data is kept. The stop URL is also every series mail's
 ``List-Unsubscribe`` target: a GET shows the page with its Stop button (mail scanners
 follow links), a POST stops, from that button or a mail client's RFC 8058 one-click.
@@ -16,16 +16,18 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from jobs import links, services
-from jobs import series as recurring
-from jobs.formatting import in_zone
+from jobs.lib import links
+from jobs.lib.formatting import in_zone
 from jobs.models import JobStatus, Series
-from jobs.views import STATUS_WORDS, _link_problem_page
+from jobs.series import services as recurring
+from jobs.store import records
+from jobs.store.series import rhythm_text, series_get, series_runs, stop_reason_text
+from jobs.web.pages import STATUS_WORDS, link_problem_page
 
 
 def _series_from(token: str) -> Series | None:
     try:
-        series = recurring.series_get(links.read_series_token(token))
+        series = series_get(links.series_token_read(token))
     except links.LinkError:
         return None
     return series
@@ -33,8 +35,8 @@ def _series_from(token: str) -> Series | None:
 
 def _runs(series: Series) -> list[dict]:
     rows = []
-    for run, job in recurring.series_runs(series.id):
-        expires = services.download_expires_at(job) if job is not None else None
+    for run, job in series_runs(series.id):
+        expires = records.download_expires_at(job) if job is not None else None
         delivered = job is not None and job.status == JobStatus.DONE
         rows.append(
             {
@@ -43,10 +45,10 @@ def _runs(series: Series) -> list[dict]:
                 "status": STATUS_WORDS.get(job.status, job.status) if job is not None else "Deleted",
                 "count": (job.downloaded_count or 0) if delivered else 0,
                 "again": (job.already_delivered or 0) if job is not None else 0,
-                "download_url": reverse("jobs:download", args=[links.make_token(job.id, "download", expires)])
+                "download_url": reverse("jobs:download", args=[links.token_make(job.id, "download", expires)])
                 if delivered and job.archive_path and expires
                 else None,
-                "status_url": reverse("jobs:status", args=[links.make_token(job.id, "status")])
+                "status_url": reverse("jobs:status", args=[links.token_make(job.id, "status")])
                 if job is not None and job.email
                 else None,
             }
@@ -59,15 +61,15 @@ def _runs(series: Series) -> list[dict]:
 def series_status(request: HttpRequest, token: str) -> HttpResponse:
     series = _series_from(token)
     if series is None:
-        return _link_problem_page(request, "invalid")
+        return link_problem_page(request, "invalid")
     if series.purged_at is not None:
-        return _link_problem_page(request, "gone")
+        return link_problem_page(request, "gone")
     context = {
         "series": series,
         "token": token,
-        "rhythm": recurring.rhythm_text(series),
+        "rhythm": rhythm_text(series),
         "next_local": in_zone(series.time_zone, series.next_run_at) if series.is_active else None,
-        "stop_reason": recurring.stop_reason_text(series) if not series.is_active else "",
+        "stop_reason": stop_reason_text(series) if not series.is_active else "",
         "runs": _runs(series),
         "retention_minutes": settings.IMAGEDL_RETENTION_MINUTES,
     }
@@ -80,7 +82,7 @@ def series_status(request: HttpRequest, token: str) -> HttpResponse:
 def series_stop(request: HttpRequest, token: str) -> HttpResponse:
     series = _series_from(token)
     if series is None:
-        return _link_problem_page(request, "invalid")
+        return link_problem_page(request, "invalid")
     if request.method == "GET" or series.purged_at is not None:
         return redirect(reverse("jobs:series", args=[token]) + "#stop")
     recurring.series_stop(series, reason="user", by="user")

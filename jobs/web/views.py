@@ -1,5 +1,5 @@
 """The public pages: the form, the submitted page, the status page and its JSON, the
-download, cancel and resubmit. Every job URL carries a signed token (jobs.links)."""
+download, cancel and resubmit. Every job URL carries a signed token (jobs.lib.links)."""
 
 from __future__ import annotations
 
@@ -25,31 +25,26 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from downloader.addresses import is_loopback
-from jobs import links, records, services, storage
-from jobs.estimate import estimate_model, estimate_seconds
-from jobs.events import job_events
-from jobs.formatting import human_bytes, in_job_zone
-from jobs.forms import REPEAT_NEVER, JobForm
-from jobs.health import health_report
-from jobs.mailboxes import mailbox_key
+from jobs.core import services, storage
+from jobs.lib import links
+from jobs.lib.formatting import human_bytes, in_job_zone
+from jobs.lib.mailboxes import mailbox_key
+from jobs.lib.ratelimit import allow, client_key, configured_rate
+from jobs.lib.recent import RecentAnswers
+from jobs.lib.timezones import is_valid_zone
+from jobs.lib.utc import aware_utc
+from jobs.mail.suppression import suppression_add, unsubscribe_token_read
 from jobs.models import Job, JobImage, JobStatus
-from jobs.ratelimit import allow, client_key, configured_rate
-from jobs.recent import RecentAnswers
-from jobs.suppression import read_unsubscribe_token, suppression_add
-from jobs.timezones import is_valid_zone
-from jobs.utc import aware_utc
+from jobs.series.services import series_submit
+from jobs.store import records
+from jobs.store.events import job_events
+from jobs.web.estimate import estimate_model, estimate_seconds
+from jobs.web.forms import REPEAT_NEVER, JobForm
+from jobs.web.health import health_report
+from jobs.web.pages import STATUS_WORDS, link_problem_page
 
 logger = logging.getLogger(__name__)
 _ESTIMATE_MODEL = json.dumps(estimate_model())
-
-STATUS_WORDS = {
-    JobStatus.SCHEDULED: "Scheduled",
-    JobStatus.RUNNING: "Running",
-    JobStatus.DONE: "Ready to download",
-    JobStatus.FAILED: "Failed",
-    JobStatus.CANCELLED: "Cancelled",
-    JobStatus.EXPIRED: "Expired",
-}
 
 
 _recent_status = RecentAnswers(max_age=1.0)
@@ -81,10 +76,10 @@ def _client_ip(request: HttpRequest) -> str:
 
 def _job_from(token: str, purpose: str) -> Job:
     try:
-        job_id = links.read_token(token, purpose)
+        job_id = links.token_read(token, purpose)
     except links.LinkError as exc:
         raise LinkProblem(exc.reason) from None
-    job = records.get_job(job_id)
+    job = records.job_get(job_id)
     if job is None:
         raise LinkProblem("invalid")
     return job
@@ -100,28 +95,12 @@ def job_link(purpose: str) -> Callable:
             try:
                 job = _job_from(token, purpose)
             except LinkProblem as exc:
-                return _link_problem_page(request, exc.reason)
+                return link_problem_page(request, exc.reason)
             return view(request, job, token, *args, **kwargs)
 
         return with_job
 
     return decorate
-
-
-def _link_problem_page(request: HttpRequest, reason: str, status: int = 410) -> HttpResponse:
-    titles = {
-        "expired": "This link has expired",
-        "invalid": "This link is not valid",
-        "gone": "These images have been deleted",
-        "cancelled": "This job was cancelled",
-        "not_ready": "The images are not ready yet",
-    }
-    return render(
-        request,
-        "jobs/link_problem.html",
-        {"title": titles.get(reason, "This link does not work"), "reason": reason},
-        status=404 if reason == "invalid" else status,
-    )
 
 
 def _too_many(request: HttpRequest, scope: str) -> HttpResponse:
@@ -160,12 +139,10 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
                 "filters": data["filters"],
             }
             if data["repeat"] != REPEAT_NEVER:
-                from jobs.series import series_submit
-
                 job = series_submit(every=data["repeat"], **request_fields)
             else:
                 job = services.job_submit(**request_fields)
-            return redirect("jobs:submitted", token=links.make_token(job.id, "status"))
+            return redirect("jobs:submitted", token=links.token_make(job.id, "status"))
     else:
         initial = initial or {}
         zone = initial.get("time_zone") or "UTC"
@@ -183,7 +160,7 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
 
 
 def _job_context(job: Job, token: str) -> dict:
-    expires = services.download_expires_at(job)
+    expires = records.download_expires_at(job)
     events = job_events(job.id, limit=300)
     return {
         "job": job,
@@ -192,10 +169,10 @@ def _job_context(job: Job, token: str) -> dict:
         "run_at_local": in_job_zone(job, job.run_at),
         "expires_local": in_job_zone(job, expires),
         "size_text": human_bytes(job.archive_bytes or 0),
-        "download_url": reverse("jobs:download", args=[links.make_token(job.id, "download", expires)])
+        "download_url": reverse("jobs:download", args=[links.token_make(job.id, "download", expires)])
         if expires and job.status == JobStatus.DONE
         else None,
-        "resubmit_url": reverse("jobs:resubmit", args=[links.make_token(job.id, "resubmit")]),
+        "resubmit_url": reverse("jobs:resubmit", args=[links.token_make(job.id, "resubmit")]),
         "events": [
             {"at": in_job_zone(job, datetime_from_uuid1(e.at)), "message": e.message, "level": e.level}
             for e in events
@@ -203,7 +180,7 @@ def _job_context(job: Job, token: str) -> dict:
         "percent": _percent(job),
         "can_cancel": job.status in JobStatus.ACTIVE,
         "estimate": estimate_seconds(job.requested_count),
-        "series_url": reverse("jobs:series", args=[links.make_series_token(job.series_id)])
+        "series_url": reverse("jobs:series", args=[links.series_token_make(job.series_id)])
         if job.series_id
         else None,
         "thumbs": list(range(1, min(job.downloaded_count or 0, 24) + 1))
@@ -238,7 +215,7 @@ def status(request: HttpRequest, job: Job, token: str) -> HttpResponse:
 @require_GET
 def status_json(request: HttpRequest, token: str) -> JsonResponse:
     try:
-        job_id = links.read_token(token, "status")
+        job_id = links.token_read(token, "status")
     except links.LinkError as exc:
         return JsonResponse({"error": exc.reason}, status=404 if exc.reason == "invalid" else 410)
 
@@ -246,7 +223,7 @@ def status_json(request: HttpRequest, token: str) -> JsonResponse:
     # Cassandra two reads per poll when many people watch. Kept encoded in this
     # process's memory, so a repeated poll costs no I/O and no JSON encoding.
     def fresh() -> bytes | None:
-        job = records.get_job(job_id)
+        job = records.job_get(job_id)
         if job is None:
             return None
         return json.dumps(_status_payload(job, token), cls=DjangoJSONEncoder).encode()
@@ -271,7 +248,7 @@ def _status_payload(job: Job, token: str) -> dict:
         "size_text": context["size_text"],
         "run_at": aware_utc(job.run_at).isoformat(),
         "download_url": context["download_url"],
-        "expires_at": services.download_expires_at(job).isoformat() if context["download_url"] else None,
+        "expires_at": records.download_expires_at(job).isoformat() if context["download_url"] else None,
         "error": job.error,
         "can_cancel": context["can_cancel"],
         "events": [
@@ -296,13 +273,13 @@ def cancel(request: HttpRequest, job: Job, token: str) -> HttpResponse:
 @job_link("download")
 def download(request: HttpRequest, job: Job, token: str) -> HttpResponse:
     if job.status == JobStatus.CANCELLED:
-        return _link_problem_page(request, "cancelled")
+        return link_problem_page(request, "cancelled")
     if job.status != JobStatus.DONE:
         if job.purged_at:
-            return _link_problem_page(request, "gone")  # 410: gone for good
-        return _link_problem_page(request, "not_ready", status=409)
+            return link_problem_page(request, "gone")  # 410: gone for good
+        return link_problem_page(request, "not_ready", status=409)
     if not job.archive_path or not storage.exists(job.archive_path):
-        return _link_problem_page(request, "gone")
+        return link_problem_page(request, "gone")
     from downloader.archive import file_stem  # not at import: the web needs it only here
 
     return storage.download_response(job.archive_path, f"{file_stem(job.subject)}.zip")
@@ -332,7 +309,7 @@ def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
 @job_link("resubmit")
 def resubmit(request: HttpRequest, job: Job, token: str) -> HttpResponse:
     if not job.email or not (job.query or job.page_url):
-        return _link_problem_page(request, "gone")
+        return link_problem_page(request, "gone")
     return home(
         request,
         initial={
@@ -384,9 +361,9 @@ def _healthz_trusted(request: HttpRequest) -> bool:
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows a page with a button (mail scanners follow links); POST, from that
     button or a mail client's one-click unsubscribe, puts the address on the list."""
-    hashed = read_unsubscribe_token(token)
+    hashed = unsubscribe_token_read(token)
     if hashed is None:
-        return _link_problem_page(request, "invalid")
+        return link_problem_page(request, "invalid")
     done = request.method == "POST"
     if done:
         suppression_add(address_hash=hashed)

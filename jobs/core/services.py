@@ -4,7 +4,7 @@ Views, admin actions, management commands and tasks call these; none of them wri
 job rows on its own. Every change is recorded in the job's event log.
 
 Task arguments carry the job id (a plain string) only, never personal data. The job
-run itself (``jobs.run``) calls the verbs at the bottom of this module.
+run itself (``jobs.core.run``) calls the verbs at the bottom of this module.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from downloader.choices import SAFE_SEARCH_DEFAULT, Filters
-from jobs import records, scheduling, storage
-from jobs.events import personal_ttl_seconds, record_event
+from jobs.core import hooks, storage
+from jobs.core.workdir import workdir_remove
+from jobs.lib import scheduling
+from jobs.lib.utc import aware_utc
+from jobs.mail.outbox import email_enqueue, email_withdraw
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
-from jobs.outbox import email_enqueue, email_withdraw
-from jobs.utc import aware_utc
-from jobs.workdir import remove_workdir
+from jobs.store import records
+from jobs.store.events import event_record, personal_ttl_seconds
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -89,7 +91,7 @@ def job_submit(
         extra["id"] = job_id
     if series_id is not None:
         extra.update(series_id=series_id, series_run=series_run)
-    job = records.create_job(
+    job = records.job_create(
         claim=job_id is not None,
         **extra,
         email=email,
@@ -133,14 +135,14 @@ def _schedule(job: Job, *, accepted_mail: bool) -> None:
             if accepted_mail:
                 email_enqueue(job, "accepted")
     except Exception:
-        records.change_status(
+        records.job_status_change(
             job,
             JobStatus.FAILED,
             only_from=JobStatus.ACTIVE,
             error="could not be scheduled",
             finished_at=_now(),
         )
-        record_event(job.id, "failed", "Could not be scheduled", level="error")
+        event_record(job.id, "failed", "Could not be scheduled", level="error")
         email_withdraw(job, "accepted")
         _due_for_purge(job)
         raise
@@ -153,17 +155,19 @@ def job_cancel(job: Job, *, by: str = "user") -> bool:
     status at its next step, stops, cleans up and records it.
     """
     was_running = job.status == JobStatus.RUNNING
-    if not records.change_status(job, JobStatus.CANCELLED, only_from=JobStatus.ACTIVE, finished_at=_now()):
+    if not records.job_status_change(
+        job, JobStatus.CANCELLED, only_from=JobStatus.ACTIVE, finished_at=_now()
+    ):
         return False  # it finished (or was cancelled) first
     _remove_schedule(job)
     _no_longer_active(job)
-    record_event(
+    event_record(
         job.id,
         "cancelled",
         "Cancelled while running; stopping at the next step" if was_running else "Cancelled before the run",
         by=by,
     )
-    _due_for_purge(job, still_active=not _series_run_ended(job))
+    _due_for_purge(job, still_active=not hooks.end_steps_run(job))
     return True
 
 
@@ -174,7 +178,7 @@ def job_retry(job: Job, *, by: str = "operator") -> Job:
     if job.purged_at is not None or not (job.email and (job.query or job.page_url)):
         raise JobStateError("the job's data was purged; submit it again instead")
     _delete_outputs(job)
-    applied = records.change_status(
+    applied = records.job_status_change(
         job,
         JobStatus.SCHEDULED,
         only_from=JobStatus.FINISHED,
@@ -197,7 +201,7 @@ def job_retry(job: Job, *, by: str = "operator") -> Job:
         raise JobStateError("the job is already scheduled or running again")
     _drop_purge_row(job)  # the old retention must not purge the new run
     JobActive.create(bucket="all", job_id=job.id)
-    record_event(job.id, "retried", "Job queued to run again", by=by)
+    event_record(job.id, "retried", "Job queued to run again", by=by)
     _enqueue_run(job)
     return job
 
@@ -209,8 +213,8 @@ def job_reschedule(job: Job, run_at: dt.datetime, *, by: str = "operator") -> Jo
     run_at = aware_utc(run_at)
     _remove_schedule(job)
     _drop_purge_row(job)
-    records.update_job(job, run_at=run_at)
-    record_event(job.id, "rescheduled", f"Run time moved to {run_at:%Y-%m-%d %H:%M} UTC", by=by)
+    records.job_update(job, run_at=run_at)
+    event_record(job.id, "rescheduled", f"Run time moved to {run_at:%Y-%m-%d %H:%M} UTC", by=by)
     _enqueue_run(job)
     return job
 
@@ -230,10 +234,10 @@ def job_purge(job: Job, *, by: str = "retention") -> None:
         "purged_at": _now(),
         "archive_path": None,
     }
-    records.update_job(job, **changes)
-    records.change_status(job, JobStatus.EXPIRED, only_from=(JobStatus.DONE,))
+    records.job_update(job, **changes)
+    records.job_status_change(job, JobStatus.EXPIRED, only_from=(JobStatus.DONE,))
     # Its job_purge_due row (if any) is dropped by the next jobs_purge_due pass.
-    record_event(job.id, "purged", "Archive and personal data deleted", by=by)
+    event_record(job.id, "purged", "Archive and personal data deleted", by=by)
 
 
 @dataclass
@@ -261,7 +265,7 @@ def jobs_purge_due(
     summary = PurgeSummary()
     due_rows = list(JobPurgeDue.objects.filter(bucket="all", due_at__lte=cutoff).limit(None))
     for row in due_rows:
-        job = records.get_job(row.job_id)
+        job = records.job_get(row.job_id)
         stale = job is not None and aware_utc(job.purge_due_at) not in (None, aware_utc(row.due_at))
         if job is None or job.purged_at is not None or job.status in JobStatus.ACTIVE or stale:
             # Gone, purged, running again after a retry, or replaced: nothing to delete.
@@ -276,26 +280,8 @@ def jobs_purge_due(
         if not dry_run:
             job_purge(job)
             row.delete()
-    from jobs.series import series_purge_due
-
-    summary.series = series_purge_due(cutoff, dry_run=dry_run)
+    summary.series = hooks.purge_steps_run(cutoff, dry_run=dry_run).get("series", 0)
     return summary
-
-
-def _series_run_ended(job: Job) -> bool:
-    """The end step of a series' run (``jobs.series``); False when it failed (it is
-    logged, and the reaper repeats it: the job stays in job_active)."""
-    if job.series_id is None:
-        return True
-    from jobs.series import series_run_ended
-
-    try:
-        series_run_ended(job)
-    except Exception as exc:
-        error = type(exc).__name__
-        logger.warning("job=%s: the series step failed (%s); the reaper repeats it", job.id, error)
-        return False
-    return True
 
 
 def _due_for_purge(job: Job, *, still_active: bool = False) -> None:
@@ -305,7 +291,7 @@ def _due_for_purge(job: Job, *, still_active: bool = False) -> None:
     due = finished + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
     _drop_purge_row(job)
     JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
-    records.update_job(job, purge_due_at=due)
+    records.job_update(job, purge_due_at=due)
     if not still_active:
         _no_longer_active(job)
 
@@ -314,7 +300,7 @@ def _drop_purge_row(job: Job) -> None:
     due = aware_utc(job.purge_due_at)
     if due is not None:
         JobPurgeDue.objects(bucket="all", due_at=due, job_id=job.id).delete()
-        records.update_job(job, purge_due_at=None)
+        records.job_update(job, purge_due_at=None)
 
 
 def _no_longer_active(job: Job) -> None:
@@ -325,12 +311,12 @@ def _delete_outputs(job: Job) -> None:
     if job.archive_path:
         storage.delete(job.archive_path)
     storage.delete_folder(preview_folder(job.id))
-    remove_workdir(job.id)
+    workdir_remove(job.id)
     JobImage.objects.filter(job_id=job.id).delete()
 
 
 def preview_folder(job_id: uuid.UUID) -> str:
-    """Where a job's image previews are stored (jobs.storage.outputs())."""
+    """Where a job's image previews are stored (jobs.core.storage.outputs())."""
     return f"previews/{job_id.hex}"
 
 
@@ -338,16 +324,12 @@ def preview_path(job_id: uuid.UUID, sha256: str) -> str:
     return f"{preview_folder(job_id)}/{sha256[:32]}.jpg"
 
 
-# --- what the job run does (jobs.run) ---------------------------------------------
-
-
-def job_get(job_id: uuid.UUID | str) -> Job | None:
-    return records.get_job(job_id)
+# --- what the job run does (jobs.core.run) ---------------------------------------------
 
 
 def job_note(job: Job, kind: str, message: str, **data: object) -> None:
     """Add one step to the job's event log (and the application log)."""
-    record_event(job.id, kind, message, **data)
+    event_record(job.id, kind, message, **data)
 
 
 def job_kept_images(job: Job, run_id: uuid.UUID) -> list[JobImage]:
@@ -384,9 +366,9 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     }
     if job.started_at is None:
         changes["started_at"] = _now()
-    if not records.write_if(job, changes, status_in=JobStatus.ACTIVE, run_is=job.run_id):
+    if not records.job_write_if(job, changes, status_in=JobStatus.ACTIVE, run_is=job.run_id):
         return 0
-    record_event(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
+    event_record(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
     if attempt == 1 and not own and (job.series_run or 1) == 1:
         email_enqueue(job, "started")
     return attempt
@@ -394,7 +376,7 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
 
 def job_renew_lease(job: Job) -> bool:
     """Extend this run's lease; False when it lost the job (cancelled, or taken over)."""
-    return records.write_if(
+    return records.job_write_if(
         job, {"lease_until": _lease_until()}, status_in=(JobStatus.RUNNING,), run_is=job.run_id
     )
 
@@ -414,12 +396,12 @@ def job_record_progress(job: Job, **counters: int | str) -> bool:
     unknown = set(counters) - allowed
     if unknown:
         raise ValueError(f"not progress fields: {sorted(unknown)}")
-    return records.write_if(job, dict(counters), run_is=job.run_id)
+    return records.job_write_if(job, dict(counters), run_is=job.run_id)
 
 
 def job_add_preview(job: Job, sha256: str, preview: bytes) -> None:
     """Store the small JPEG the worker made of a kept image (the web serves it as it is)."""
-    storage.save_preview(preview_path(job.id, sha256), preview)
+    storage.preview_save(preview_path(job.id, sha256), preview)
 
 
 def job_add_image(job: Job, position: int, **fields: object) -> JobImage:
@@ -435,7 +417,7 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
     the run ``job.run_id`` owns the running job. False when it was cancelled or taken
     over meanwhile: this run's archive is deleted (nobody will be sent a link to it)."""
     now = _now()
-    applied = records.change_status(
+    applied = records.job_status_change(
         job,
         JobStatus.DONE,
         only_from=(JobStatus.RUNNING,),
@@ -451,7 +433,7 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
     if not applied:
         storage.delete(archive_path)
         return False
-    record_event(
+    event_record(
         job.id, "done", f"{kept} images ready ({archive_bytes} bytes)", kept=kept, bytes=archive_bytes
     )
     # The mail first: until the job leaves job_active, the reaper finds a finished job
@@ -459,7 +441,7 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
     email_enqueue(job, "ready")
     # A series' next run, before the job leaves job_active: when the step fails the job
     # stays listed there and the reaper repeats it (the step is idempotent).
-    _due_for_purge(job, still_active=not _series_run_ended(job))
+    _due_for_purge(job, still_active=not hooks.end_steps_run(job))
     return True
 
 
@@ -467,7 +449,7 @@ def job_fail(job: Job, reason: str) -> bool:
     """The job cannot deliver: record the plain reason and tell the user. Made only
     while the run seen on ``job`` (or none) still owns it; when the job was cancelled,
     finished or taken over meanwhile nothing changes and False comes back."""
-    if not records.change_status(
+    if not records.job_status_change(
         job,
         JobStatus.FAILED,
         only_from=JobStatus.ACTIVE,
@@ -477,19 +459,12 @@ def job_fail(job: Job, reason: str) -> bool:
         lease_until=None,
     ):
         return False
-    record_event(job.id, "failed", reason, level="error")
+    event_record(job.id, "failed", reason, level="error")
     email_enqueue(job, "failed")
-    _due_for_purge(job, still_active=not _series_run_ended(job))
+    _due_for_purge(job, still_active=not hooks.end_steps_run(job))
     return True
 
 
 def job_note_cancelled_during_run(job: Job) -> None:
     _delete_outputs(job)
-    record_event(job.id, "cancel_done", "Run stopped and partial files removed")
-
-
-def download_expires_at(job: Job) -> dt.datetime | None:
-    delivered = aware_utc(job.delivered_at)
-    if delivered is None:
-        return None
-    return delivered + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
+    event_record(job.id, "cancel_done", "Run stopped and partial files removed")

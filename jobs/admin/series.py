@@ -11,15 +11,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
 
-from jobs import links
-from jobs import series as recurring
-from jobs.admin import log_change
+from jobs.admin.changes import log_change
+from jobs.lib import links
 from jobs.models import Series
+from jobs.series import services as recurring
+from jobs.store.series import rhythm_text, series_get, series_list, series_runs, stop_reason_text
 
 ACTIONS = {"stop": "Stop", "run_now": "Run now"}
 
 
-def apply_series_action(request: HttpRequest, action: str, series: Series) -> str:
+def series_action_apply(request: HttpRequest, action: str, series: Series) -> str:
     who = f"operator:{request.user.get_username()}"
     if action == "stop":
         done = recurring.series_stop(series, reason="operator", by=who)
@@ -54,8 +55,7 @@ class SeriesAdmin(admin.ModelAdmin):
             "title": "Recurring series",
             "opts": Series._meta,
             "rows": [
-                {"series": s, "url": reverse("admin:jobs_series_change", args=[s.id])}
-                for s in recurring.series_list()
+                {"series": s, "url": reverse("admin:jobs_series_change", args=[s.id])} for s in series_list()
             ],
         }
         return render(request, "admin/jobs/series_list.html", context)
@@ -63,7 +63,7 @@ class SeriesAdmin(admin.ModelAdmin):
     def detail_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        series = recurring.series_get(object_id)
+        series = series_get(object_id)
         if series is None:
             messages.error(request, "No series with that id.")
             return HttpResponseRedirect(reverse("admin:jobs_series_changelist"))
@@ -75,7 +75,7 @@ class SeriesAdmin(admin.ModelAdmin):
                 messages.error(request, "Choose an action.")
             else:
                 messages.success(
-                    request, f"{ACTIONS[action]}: {apply_series_action(request, action, series)}"
+                    request, f"{ACTIONS[action]}: {series_action_apply(request, action, series)}"
                 )
             return HttpResponseRedirect(request.path)
         context = {
@@ -84,13 +84,13 @@ class SeriesAdmin(admin.ModelAdmin):
             "opts": Series._meta,
             "series": series,
             "fields": [(name, getattr(series, name)) for name in Series._columns],
-            "rhythm": recurring.rhythm_text(series),
-            "stop_reason": recurring.stop_reason_text(series) if not series.is_active else "",
+            "rhythm": rhythm_text(series),
+            "stop_reason": stop_reason_text(series) if not series.is_active else "",
             "runs": [
                 {"run": run, "job": job, "url": reverse("admin:jobs_job_change", args=[run.job_id])}
-                for run, job in recurring.series_runs(series.id)
+                for run, job in series_runs(series.id)
             ],
-            "page_url": reverse("jobs:series", args=[links.make_series_token(series.id)]),
+            "page_url": reverse("jobs:series", args=[links.series_token_make(series.id)]),
             "actions": ACTIONS,
             "can_change": self.has_change_permission(request),
         }

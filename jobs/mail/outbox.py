@@ -5,7 +5,7 @@ row (``mail_pending``), then queues the send task. ``email_send`` claims the row
 lightweight transaction before sending and marks it sent after: a copy of the task that
 comes later finds it claimed or sent and does nothing. While the mail server is down
 the row goes back to pending and the send is scheduled again with doubling delays. A
-task lost by the broker is found by the reaper (``jobs.reaper``) from the listing rows.
+task lost by the broker is found by the reaper (``jobs.core.reaper``) from the listing rows.
 An operator's retry is a new generation: its mails are new rows.
 """
 
@@ -19,11 +19,14 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
-from jobs import records, scheduling
-from jobs.events import record_event
+from jobs.lib import scheduling
+from jobs.lib.transient import is_transient
+from jobs.lib.utc import aware_utc, naive_utc
+from jobs.mail import emails
 from jobs.models import Job, JobMail, MailPending, MailState
-from jobs.transient import is_transient
-from jobs.utc import aware_utc, naive_utc
+from jobs.store import records
+from jobs.store.cassandra import execute, prepared
+from jobs.store.events import event_record
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -116,9 +119,7 @@ def email_send(job_id: str, kind: str, attempt: int = 1, generation: int = 0, st
 
 
 def _email_send(job_id: str, kind: str, attempt: int, generation: int) -> str:
-    from jobs.emails import email_blocked, send_job_email
-
-    job = records.get_job(job_id)
+    job = records.job_get(job_id)
     if job is None:
         return "skipped: no job"
     generation = generation or _generation(job)
@@ -134,25 +135,23 @@ def _email_send(job_id: str, kind: str, attempt: int, generation: int) -> str:
     claim = _claim(row)
     if claim is None:
         return f"skipped: {row.state}"
-    blocked = email_blocked(job, first_try=attempt == 1)
+    blocked = emails.email_blocked(job, first_try=attempt == 1)
     if blocked:
         _finish(row, MailState.BLOCKED, claim)
         why = BLOCKED_REASONS[blocked]
-        record_event(job.id, f"email_{blocked}", f"The {kind} email was not sent: {why}", level="warning")
+        event_record(job.id, f"email_{blocked}", f"The {kind} email was not sent: {why}", level="warning")
         return f"skipped: {blocked}"
     try:
-        send_job_email(job, kind)
+        emails.email_deliver(job, kind)
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:
         return _send_failed(job, row, claim, attempt, exc)
     _finish(row, MailState.SENT, claim)
-    record_event(job.id, "email_sent", f"Sent the {kind} email", email=kind)
+    event_record(job.id, "email_sent", f"Sent the {kind} email", email=kind)
     return "sent"
 
 
 def _claim(row: JobMail) -> uuid.UUID | None:
     """Take the row for this sender: pending, or sending under a claim that ran out."""
-    from jobs.cassandra import execute, prepared
-
     now = timezone.now()
     if row.state in MailState.DONE:
         return None
@@ -183,8 +182,6 @@ def _claim(row: JobMail) -> uuid.UUID | None:
 def _finish(row: JobMail, state: str, claim: uuid.UUID | None, **extra: object) -> bool:
     """Move a claimed row on (sent, failed, back to pending); drop its listing row once
     it is done."""
-    from jobs.cassandra import execute, prepared
-
     values = {"state": state, "sent_at": timezone.now() if state == MailState.SENT else None, **extra}
     names = list(values)
     result = execute(
@@ -209,14 +206,14 @@ def _send_failed(job: Job, row: JobMail, claim: uuid.UUID, attempt: int, exc: Ex
     if attempt >= settings.IMAGEDL_EMAIL_MAX_TRIES:
         logger.warning("job=%s: giving up on the %s email (%s)", job.id, kind, error)
         _finish(row, MailState.FAILED, claim, tries=attempt)
-        record_event(
+        event_record(
             job.id, "email_failed", f"Could not send the {kind} email ({error})", level="error", error=error
         )
         return "gave up"
     delay = settings.IMAGEDL_EMAIL_RETRY_SECONDS * 2 ** (attempt - 1)
     _finish(row, MailState.PENDING, claim, tries=attempt, queued_at=timezone.now())
     queue_send(job.id, kind, row.generation, attempt + 1, delay)
-    record_event(
+    event_record(
         job.id,
         "email_delayed",
         f"Mail server unavailable; the {kind} email will be retried in {delay} s",

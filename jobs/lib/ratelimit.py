@@ -1,6 +1,6 @@
 """Fixed-window submission limits per client address and per mailbox, in the shared cache.
 
-Counters live in Django's default cache: ``jobs.cache.FileCache`` (never culls a live
+Counters live in Django's default cache: ``jobs.lib.cache.FileCache`` (never culls a live
 counter) on one machine, Redis when scaled out (atomic increments).
 """
 

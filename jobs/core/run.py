@@ -1,6 +1,6 @@
 """The job run: a job record in, a delivered archive (or a plain failure) out.
 
-``run_job`` is what the worker's task calls, safe to call any number of times at once
+``job_run`` is what the worker's task calls, safe to call any number of times at once
 (django-q2 delivers at least once). It claims the job with a lease
 (``services.job_start_attempt``): a copy that finds a live lease leaves without
 touching anything. ``JobRun`` then does the work: turn the record into a
@@ -31,12 +31,15 @@ from downloader.collect import ALREADY_DELIVERED, CollectResult, Counts, KeptIma
 from downloader.dedupe import DuplicateFilter
 from downloader.engines.base import EngineError
 from downloader.gather import Request, delivered_filter, gather
-from jobs import scheduling, services, storage
-from jobs.events import log_job_error
+from jobs.core import services, storage
+from jobs.core.workdir import run_workdir, workdir_remove
+from jobs.lib import scheduling
+from jobs.lib.transient import is_transient
+from jobs.lib.utc import aware_utc
 from jobs.models import Job, JobStatus
-from jobs.transient import is_transient
-from jobs.utc import aware_utc
-from jobs.workdir import remove_workdir, run_workdir
+from jobs.store import records
+from jobs.store.events import job_error_log
+from jobs.store.series import series_history
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -75,7 +78,7 @@ def archive_path(job: Job, run_id: uuid.UUID) -> str:
     return f"archives/{job.id.hex}-{run_id.hex[:12]}.zip"
 
 
-def run_job(job_id: uuid.UUID | str, retry: int = 0, run_id: str = "", stepped_back: str = "") -> str:
+def job_run(job_id: uuid.UUID | str, retry: int = 0, run_id: str = "", stepped_back: str = "") -> str:
     """Run one job to its end, or leave it to the run that holds it.
 
     ``retry``, ``run_id`` and ``stepped_back`` come from ``step_back``: how many times
@@ -90,7 +93,7 @@ def run_job(job_id: uuid.UUID | str, retry: int = 0, run_id: str = "", stepped_b
 
 
 def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_back: str) -> str:
-    job = services.job_get(job_id)
+    job = records.job_get(job_id)
     if job is None:
         return "missing"
     if job.status not in JobStatus.ACTIVE:  # (a late copy of a retry says nothing on a finished job)
@@ -155,7 +158,7 @@ class CancelWatch:
         now = time.monotonic()
         if not self._cancelled and now - self._checked >= CANCEL_CHECK_EVERY:
             self._checked = now
-            current = services.job_get(self.job_id)
+            current = records.job_get(self.job_id)
             self._cancelled = current is None or current.status == JobStatus.CANCELLED
         return self._cancelled
 
@@ -254,12 +257,12 @@ class JobRun:
             return "cancelled"
         except NothingFound as exc:
             if services.job_fail(job, str(exc)):
-                remove_workdir(job.id)
+                workdir_remove(job.id)
             return "failed: nothing found"
         except Exception as exc:
             if is_transient(exc):
-                raise  # run_job steps back; the next try resumes this run
-            log_job_error(job.id, exc)  # no message, no locals: they can quote URLs and queries
+                raise  # job_run steps back; the next try resumes this run
+            job_error_log(job.id, exc)  # no message, no locals: they can quote URLs and queries
             services.job_fail(job, plain_failure(exc))
             return "failed: error"
 
@@ -267,8 +270,6 @@ class JobRun:
         """For a run of a recurring series: what the series delivered before (skipped)."""
         if self.job.series_id is None:
             return None
-        from jobs.series import series_history
-
         return delivered_filter(series_history(self.job.series_id))
 
     # -- callbacks from the download ------------------------------------------------
@@ -367,7 +368,7 @@ class JobRun:
             job, archive_path=archive.path, archive_bytes=archive.bytes, kept=archive.count
         ):
             raise JobCancelled  # cancelled or taken over while the archive was written
-        remove_workdir(job.id)
+        workdir_remove(job.id)
         return f"done: {archive.count}"
 
     def _record_outcome(self, result: CollectResult) -> None:
