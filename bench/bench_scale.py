@@ -17,7 +17,7 @@ this machine's cores, everything over HTTP and SMTP as users see it:
 
     .venv/bin/python bench/bench_scale.py [--jobs 60] [--images 50] [--submissions 400]
 
-Targets (issue 13): two workers >= 1.6x one worker's jobs per minute; submissions on
+Targets: two workers >= 1.6x one worker's jobs per minute; submissions on
 PostgreSQL + Redis >= 1.5x the default's with a lower p99.
 """
 

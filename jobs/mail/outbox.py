@@ -124,7 +124,7 @@ def _email_send(job_id: str, kind: str, attempt: int, generation: int) -> str:
         return "skipped: no job"
     generation = generation or _generation(job)
     row = JobMail.objects.filter(job_id=job.id, generation=generation, kind=kind).first()
-    if row is None:  # queued by an earlier version, before the outbox
+    if row is None:  # a task queued without its mail row (one queued before the outbox existed)
         _add_row(job.id, generation, kind)
         row = JobMail.objects.filter(job_id=job.id, generation=generation, kind=kind).first()
     if row.state in MailState.DONE:

@@ -11,12 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from devtools import cassandra_node
 from tests import suite_node
+from tests.paths import REPO
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(not suite_node.own_node(), reason="uses the suite's own local node")
@@ -80,7 +80,7 @@ def test_a_node_started_by_another_checkout_is_used_not_duplicated(tmp_path):
     # Another data folder (as from a second clone) on the port where the suite's node
     # answers: to that folder the suite's node is another checkout's, so start uses it
     # and launches no JVM of its own.
-    root = Path(__file__).resolve().parent.parent
+    root = REPO
     env = dict(os.environ, IMAGEDL_CASSANDRA_DATA=str(tmp_path / "other-clone"))
     assert env["CASSANDRA_PORT"] == str(suite_node.port())
     result = subprocess.run(

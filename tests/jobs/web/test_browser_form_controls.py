@@ -1,4 +1,4 @@
-"""The form's controls from issue 14 in a real Chromium: safe search (radio buttons) and
+"""The form's newer controls in a real Chromium: safe search (radio buttons) and
 the engine "all", chosen by keyboard alone; the pages at desktop and 360 px widths
 (screenshots under var/screenshots/, or IMAGEDL_SCREENSHOT_DIR)."""
 
@@ -11,7 +11,7 @@ from selenium.webdriver.common.keys import Keys
 from downloader.browser import open_browser
 from jobs.lib import links
 from jobs.store import records
-from tests.test_browser_pages import Tabber, press, settle, shoot
+from tests.jobs.web.test_browser_pages import Tabber, press, settle, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
 

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
 import requests
@@ -26,10 +25,11 @@ import requests
 from tests.imagehosts import ImageHost, image_urls
 from tests.imitations.server import SearchImitation
 from tests.mailserver import MailServer
+from tests.paths import REPO
 from tests.waiting import wait_for
 from tests.web_client import WebClient, download_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 CLUSTER_ROOT = ROOT / "var" / "test-cluster"
 # Fixed addresses of this module's servers (127.0.0.2-99 are for such tests); the
 # cluster's Cassandra nodes use 127.0.0.1-3.

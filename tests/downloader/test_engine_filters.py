@@ -1,4 +1,4 @@
-"""Engine filters (issue 14, item 4): one home for the choices; each engine asks for them
+"""Engine filters: one home for the choices; each engine asks for them
 in its own words and says what it cannot apply; the imitations honour them; after the
 download the layout and "animated" are checked on the pixels (``filter_mismatch``)."""
 
@@ -237,7 +237,7 @@ def test_the_form_stores_the_filters_and_the_resubmit_link_keeps_them(cassandra_
 
     from jobs.lib import links
     from jobs.store import records
-    from tests.test_web_pages import good_post
+    from tests.jobs.web.test_web_pages import good_post
 
     cache.clear()  # the rate limits
     response = client.post("/", good_post(filter_layout="wide", filter_colour="red", filter_freshness="week"))

@@ -15,7 +15,7 @@ from jobs.models import EmailSuppression
 from jobs.store import records
 from jobs.tasks import email_send
 from tests.factories import make_job as a_job
-from tests.test_web_pages import good_post
+from tests.jobs.web.test_web_pages import good_post
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 

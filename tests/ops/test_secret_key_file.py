@@ -8,9 +8,10 @@ import stat
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import REPO
+
+ROOT = REPO
 
 # Each child loads the real settings with no SECRET_KEY, an open umask and chmod
 # disabled (a file that is private only after a chmod shows up as such), once the
@@ -25,6 +26,7 @@ go = pathlib.Path(sys.argv[1])
 while not go.exists():
     time.sleep(0.001)
 from imagedl_site.settings import SECRET_KEY
+from tests.paths import REPO
 print(SECRET_KEY)
 """
 
