@@ -1,6 +1,6 @@
 """At-least-once delivery made safe, in-process against the real Cassandra node: the run
 lease, writes conditional on the run, the mail outbox, the reaper and the purge rows.
-(The same with real worker processes, killed and duplicated: test_chaos.py.)"""
+(The same with real worker processes, killed and duplicated: tests/ops/test_chaos.py.)"""
 
 from __future__ import annotations
 

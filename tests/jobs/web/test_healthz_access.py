@@ -1,6 +1,6 @@
 """Who sees /healthz's details (versions, timings, error texts): the token holder, by
 header only, and a loopback caller only while no proxy is in front. This file stops no
-Cassandra node (tests/test_cassandra_node_and_health.py does)."""
+Cassandra node (tests/ops/test_cassandra_node_and_health.py does)."""
 
 from __future__ import annotations
 
