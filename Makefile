@@ -23,7 +23,7 @@ test: deps lint
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# A test run keeps its screenshots under var/screenshots/; this refreshes the README's
+# A test run keeps its screenshots under var/screenshots/; this refreshes the README's and docs'
 # docs/screenshots/ on purpose, from the browser tests marked `screenshots`.
 screenshots: deps
 	$(PY) manage.py collectstatic --noinput -v0
@@ -69,8 +69,8 @@ cassandra-stop:
 	$(PY) -m devtools.cassandra_node stop
 	IMAGEDL_CASSANDRA_DATA=var/test-cassandra $(PY) -m devtools.cassandra_node stop
 
-# Several machines' worth on this one, in the background (README "Running on several
-# machines"): three Cassandra nodes, PostgreSQL, Redis, s3proxy, two workers, two webs.
+# Several machines' worth on this one, in the background (docs/operations.md, "A cluster
+# on one machine"): three Cassandra nodes, PostgreSQL, Redis, s3proxy, two workers, two webs.
 cluster: deps
 	$(PY) -m devtools.cluster up
 
@@ -83,7 +83,7 @@ setup: deps cassandra
 	$(PY) manage.py ensure_storage -v0
 	$(PY) manage.py collectstatic --noinput -v0
 
-# Benchmarks print figures (see README). Installs wrk and img2dataset (its own venv).
+# Benchmarks print figures (docs/benchmarks.md). Installs wrk and img2dataset (its own venv).
 IMG2DATASET := bench/.venv-img2dataset/bin/img2dataset
 IMG2DATASET_VERSION := 1.47.0
 bench: deps cassandra

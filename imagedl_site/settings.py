@@ -1,6 +1,6 @@
 """Django settings for imagedl.
 
-Every value comes from the environment (see .env.example and the README's table) with
+Every value comes from the environment (see .env.example and docs/configuration.md) with
 a default that works for local development and tests without any configuration.
 """
 
@@ -299,7 +299,7 @@ Q_CLUSTER = {
     "orm": "default",
     "workers": env_int("IMAGEDL_Q_WORKERS", 2, minimum=1),
     "timeout": IMAGEDL_JOB_TIMEOUT,
-    # retry must exceed timeout or a slow task runs twice (see library-facts.md).
+    # retry must exceed timeout, or django-q2 hands a slow task to a second worker.
     "retry": env_int("IMAGEDL_TASK_RETRY", IMAGEDL_JOB_TIMEOUT + 300, minimum=IMAGEDL_JOB_TIMEOUT + 1),
     "max_attempts": 0,  # attempts are counted on the job itself
     "ack_failures": True,
