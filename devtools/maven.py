@@ -4,6 +4,7 @@ Cassandra node (devtools/cassandra_node.py) and s3proxy (devtools/s3proxy.py).""
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +16,19 @@ class MavenError(RuntimeError):
 
 def resolve(pom: Path, properties: dict[str, str], lib: Path, what: str) -> Path:
     """Copy the runtime classpath of ``pom`` (with ``-Dname=value`` ``properties``) into
-    ``lib``, replacing it only once the whole copy succeeded; returns ``lib``."""
+    ``lib``, replacing it only once the whole copy succeeded; returns ``lib``.
+
+    Several checkouts share the cache (``make run`` in one, ``make test`` in another):
+    one process copies at a time, and one that waited finds ``lib`` made and stops."""
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    with open(lib.with_name(lib.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if lib.is_dir() and any(lib.iterdir()):
+            return lib
+        return _copy(pom, properties, lib, what)
+
+
+def _copy(pom: Path, properties: dict[str, str], lib: Path, what: str) -> Path:
     mvn = shutil.which("mvn")
     if not mvn:
         raise MavenError("Maven (mvn) is not installed; run `make deps` or apt-get install maven")
