@@ -10,7 +10,7 @@ PORT ?= 8000
 APT_PACKAGES := chromium chromium-driver openjdk-17-jre-headless maven postgresql redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test screenshots deps system-deps stop-system-engines venv cassandra cassandra-stop cluster cluster-stop setup lint format bench clean
+.PHONY: run test screenshots deps system-deps browser-user stop-system-engines venv cassandra cassandra-stop cluster cluster-stop setup lint format bench clean
 
 # The local node is stopped on exit only if this command started it.
 run: deps
@@ -29,7 +29,7 @@ screenshots: deps
 	$(PY) manage.py collectstatic --noinput -v0
 	IMAGEDL_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest -m screenshots $(PYTEST_ARGS)
 
-deps: system-deps venv
+deps: system-deps browser-user venv
 	$(PY) -m devtools.cassandra_node fetch >/dev/null
 	$(PY) -m devtools.s3proxy fetch >/dev/null
 
@@ -42,6 +42,14 @@ system-deps:
 	  $(MAKE) --no-print-directory stop-system-engines; \
 	fi; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { $(SUDO) apt-get update -qq; DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv; }
+
+# A worker running as root runs Chromium as this unprivileged system user, with Chromium's
+# sandbox on (docs/deployment.md, "The browser's user"). Not root: the browser runs as you.
+BROWSER_USER ?= $(or $(IMAGEDL_BROWSER_USER),imagedl-browser)
+browser-user:
+	@[ "$$(id -u)" != 0 ] || getent passwd $(BROWSER_USER) >/dev/null || \
+	  { echo "creating the browser's system user $(BROWSER_USER)"; \
+	    useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin $(BROWSER_USER); }
 
 # The postgresql and redis-server packages may start a system-wide server (Debian's
 # "main" cluster on 5432, Redis on 6379): the project runs instances of its own

@@ -2,21 +2,23 @@
 
 Debian's chromium and chromedriver when present, configured paths otherwise, and
 webdriver-manager only when IMAGEDL_ALLOW_DRIVER_DOWNLOAD is on. Each request gets its own
-browser with a fresh profile folder, and the browser is always quit.
+browser with a fresh profile folder, and the browser is always quit. Chromium and
+chromedriver run with Chromium's sandbox on, as an unprivileged user, with an
+allow-listed environment (``downloader.sandbox``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+
+from downloader import sandbox
 
 if TYPE_CHECKING:
     from downloader.egress import EgressGuard
@@ -25,8 +27,7 @@ os.environ.setdefault("SE_OFFLINE", "true")  # no Selenium Manager downloads
 os.environ.setdefault("SE_AVOID_STATS", "true")
 
 CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",  # root in containers
+    "--headless=new",  # and never --no-sandbox: the browser runs as an unprivileged user
     "--disable-dev-shm-usage",
     "--disable-gpu",
     # Without these Chromium phones home at start and on closed networks waits on it.
@@ -102,23 +103,17 @@ def _driver_path() -> str:
     )
 
 
-def _tied_to_parent(program: str, folder: str) -> str:
-    """A launcher for ``program`` that dies with the process that starts it.
-
-    chromedriver is started by the worker and Chromium by chromedriver; when the worker
-    is killed (django-q2's task time-out, SIGKILL), ``finally`` never runs. Through
-    ``setpriv --pdeathsig KILL`` the kernel kills each of them as its parent goes, so no
-    browser outlives its job. Without setpriv the program is used as it is.
-    """
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return program
-    launcher = Path(folder) / f"tied-{Path(program).name}"
-    launcher.write_text(
-        f'#!/bin/sh\nexec {shlex.quote(setpriv)} --pdeathsig KILL -- {shlex.quote(program)} "$@"\n'
-    )
-    launcher.chmod(0o700)
-    return str(launcher)
+def _launchers(binary: str, driver: str, profile: str, user: sandbox.BrowserUser) -> tuple[str, str, str]:
+    """Launchers for Chromium and chromedriver: as ``user``, with the allow-listed
+    environment (HOME is the profile folder), each killed with the process that starts
+    it (chromedriver with the worker, Chromium with chromedriver), so no browser
+    outlives its job even when ``finally`` never runs (SIGKILL, a task time-out).
+    Returns their folder and the two launchers."""
+    folder = sandbox.launchers_folder(user)
+    env = sandbox.browser_environment(home=profile)
+    # chromedriver already runs as the user: Chromium's launcher has nobody to switch to.
+    chromium = sandbox.launcher(binary, folder, user=user, env=env, switch=False)
+    return folder, chromium, sandbox.launcher(driver, folder, user=user, env=env)
 
 
 @contextlib.contextmanager
@@ -138,10 +133,18 @@ def open_browser(
     binary = find_chromium()
     if binary is None:
         raise BrowserUnavailable("no Chromium found: apt-get install chromium, or set IMAGEDL_CHROMIUM")
-    profile = tempfile.mkdtemp(prefix="imagedl-chromium-")
-    launchers = tempfile.mkdtemp(prefix="imagedl-launch-")
+    driver_path = _driver_path()
+    folders: list[str] = []  # removed on exit, whatever happens
+    try:
+        user = sandbox.browser_user()
+        folders.append(profile := sandbox.private_folder("imagedl-chromium-", user))
+        launchers, chromium, chromedriver = _launchers(binary, driver_path, profile, user)
+        folders.append(launchers)
+    except sandbox.SandboxUnavailable as exc:
+        _remove(folders)
+        raise BrowserUnavailable(str(exc)) from exc
     options = webdriver.ChromeOptions()
-    options.binary_location = _tied_to_parent(binary, launchers)
+    options.binary_location = chromium
     for flag in CHROME_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
@@ -162,7 +165,7 @@ def open_browser(
     driver = None
     try:
         try:
-            service = Service(executable_path=_tied_to_parent(_driver_path(), launchers))
+            service = Service(executable_path=chromedriver)
             driver = webdriver.Chrome(service=service, options=options)
         except WebDriverException as exc:  # the driver or the browser would not start
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -174,5 +177,9 @@ def open_browser(
         if driver is not None:
             with contextlib.suppress(Exception):
                 driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-        shutil.rmtree(launchers, ignore_errors=True)
+        _remove(folders)
+
+
+def _remove(folders: list[str]) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -445,6 +445,9 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"IMAGEDL_ENGINE_ORDER names {exc}") from None
 IMAGEDL_CHROMIUM = env_str("IMAGEDL_CHROMIUM", "")  # empty: /usr/bin/chromium or PATH
 IMAGEDL_CHROMEDRIVER = env_str("IMAGEDL_CHROMEDRIVER", "")  # empty: /usr/bin/chromedriver or PATH
+# A root worker runs Chromium and chromedriver as this unprivileged system user (make setup
+# creates it); a worker that is not root runs them as itself. docs/security.md.
+IMAGEDL_BROWSER_USER = env_str("IMAGEDL_BROWSER_USER", "imagedl-browser")
 IMAGEDL_ALLOW_DRIVER_DOWNLOAD = env_bool("IMAGEDL_ALLOW_DRIVER_DOWNLOAD", False)
 IMAGEDL_PAGE_LOAD_TIMEOUT = env_float("IMAGEDL_PAGE_LOAD_TIMEOUT", 30.0, minimum=1.0)
 IMAGEDL_SCROLL_WAIT = env_float("IMAGEDL_SCROLL_WAIT", 6.0, minimum=0.2)

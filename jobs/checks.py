@@ -4,6 +4,7 @@ imagedl.W001  no chromedriver found
 imagedl.W002  no mail host set (mail goes to the console)
 imagedl.W003  Cassandra cannot be reached
 imagedl.W004  the cache can drop live rate-limit counters (per-process or culling)
+imagedl.W005  a root worker has no unprivileged user to run the browser as
 """
 
 from __future__ import annotations
@@ -27,6 +28,24 @@ def check_chromedriver(app_configs=None, **kwargs):
             id="imagedl.W001",
         )
     ]
+
+
+@register(Tags.compatibility)
+def check_browser_user(app_configs=None, **kwargs):
+    from downloader.sandbox import SandboxUnavailable, browser_user  # the worker's own rule
+
+    try:
+        browser_user()
+    except SandboxUnavailable as exc:
+        return [
+            Warning(
+                f"The browser cannot run sandboxed: {exc}.",
+                hint="make setup creates the user; or set IMAGEDL_BROWSER_USER, or run the worker "
+                "as an unprivileged user.",
+                id="imagedl.W005",
+            )
+        ]
+    return []
 
 
 @register(Tags.compatibility)

@@ -31,6 +31,7 @@ from jobs.store.events import job_events
 from jobs.store.records import download_expires_at
 from tests.factories import NOW, make_done_job, make_job
 from tests.mailserver import worker_mail_env
+from tests.processes import BrowserTrail, parent_of
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__")]
@@ -93,40 +94,23 @@ def test_a_job_and_its_mails_handed_out_twice_at_once_deliver_once(
     assert [e.kind for e in job_events(job.id)].count("done") == 1
 
 
-def _browser_processes(marker: str) -> list[int]:
-    """Chromium and chromedriver processes that inherited ``marker`` in their environment."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            name = (entry / "comm").read_text().strip()
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if name.startswith(("chrom", "setpriv")) and marker.encode() in environ:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.image_hosts(count=1, latency=2.0)
 @pytest.mark.imitation(total=100)
 def test_a_worker_killed_by_the_task_time_out_leaves_no_browser(start_worker, imitation):
-    marker = f"chaos-{uuid.uuid4().hex}"
     worker = start_worker(
         imitation,
         IMAGEDL_JOB_TIMEOUT="10",
         IMAGEDL_TASK_RETRY="900",
         IMAGEDL_PER_HOST_CONNECTIONS="1",
         IMAGEDL_Q_WORKERS="1",
-        IMAGEDL_CHAOS_MARK=marker,
     )
+    browser = BrowserTrail(worker.pid)
     job = grace_job(requested_count=40)  # 40 images at 2 s each, one at a time: far past 10 s
-    assert wait_for(lambda: _browser_processes(marker), timeout=60), "the browser never started"
+    assert wait_for(browser.running, timeout=60), "the browser never started"
     assert wait_for(lambda: "reincarnated worker" in Path(worker.log_path).read_text(), timeout=60)
-    assert wait_for(lambda: not _browser_processes(marker), timeout=15), _browser_processes(marker)
+    assert wait_for(lambda: not browser.running(), timeout=15), browser.running()
     assert records.job_get(job.id).status == JobStatus.RUNNING  # left to the lease and the reaper
 
 
@@ -137,31 +121,14 @@ def test_a_worker_killed_by_the_task_time_out_leaves_no_browser(start_worker, im
 def test_a_worker_process_killed_outright_leaves_no_browser(start_worker, imitation):
     """SIGKILL (the OOM killer, an operator) runs no ``finally``: the kernel ends the
     browser with the process that started it."""
-    marker = f"chaos-{uuid.uuid4().hex}"
-    start_worker(
-        imitation, IMAGEDL_PER_HOST_CONNECTIONS="1", IMAGEDL_Q_WORKERS="1", IMAGEDL_CHAOS_MARK=marker
-    )
+    worker = start_worker(imitation, IMAGEDL_PER_HOST_CONNECTIONS="1", IMAGEDL_Q_WORKERS="1")
+    browser = BrowserTrail(worker.pid)
     grace_job(requested_count=40)
-    assert wait_for(lambda: _drivers(marker), timeout=60), "the browser never started"
-    time.sleep(2)
-    (task_process,) = {_parent(pid) for pid in _drivers(marker)}
+    assert wait_for(browser.drivers, timeout=60), "the browser never started"
+    assert wait_for(lambda: len(browser.running()) > 2, timeout=30)  # Chromium started too
+    (task_process,) = {parent_of(pid) for pid in browser.drivers()}
     os.kill(task_process, signal.SIGKILL)
-    assert wait_for(lambda: not _browser_processes(marker), timeout=15), _browser_processes(marker)
-
-
-def _drivers(marker: str) -> list[int]:
-    return [pid for pid in _browser_processes(marker) if _name(pid) == "chromedriver"]
-
-
-def _name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert wait_for(lambda: not browser.running(), timeout=15), browser.running()
 
 
 class HangingMailServer:
