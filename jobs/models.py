@@ -93,6 +93,9 @@ class Job(DjangoCassandraModel):
     series_id = columns.UUID()
     series_run = columns.Integer()
     already_delivered = columns.Integer(default=0)
+    # Held: stored, its "scheduled" mail sent, its run not queued until it is released
+    # (the first run of a series waiting for its confirmation). No run starts while held.
+    held = columns.Boolean(default=False)
 
     class Meta:
         get_pk_field = "id"
@@ -285,6 +288,7 @@ class EmailSuppression(DjangoCassandraModel):
 
 
 class SeriesStatus:
+    PENDING = "pending"  # waiting for its owner's confirmation (double opt-in)
     ACTIVE = "active"
     STOPPED = "stopped"
 
@@ -328,13 +332,15 @@ class Series(DjangoCassandraModel):
     weekday = columns.Integer()
 
     status = columns.Text(default=SeriesStatus.ACTIVE)
+    confirm_by = columns.DateTime()  # pending: it expires at this time unless confirmed
+    confirmed_at = columns.DateTime()
     runs_scheduled = columns.Integer(default=1)  # the newest run's number
     runs_done = columns.Integer(default=0)  # runs that ended (delivered or failed)
     empty_runs = columns.Integer(default=0)  # runs in a row with nothing new
     delivered_total = columns.Integer(default=0)
     next_job_id = columns.UUID()  # the newest run's job
     next_run_at = columns.DateTime()  # its time (UTC)
-    stop_reason = columns.Text()  # user, max_runs, nothing_new, unsubscribed, operator
+    stop_reason = columns.Text()  # user, max_runs, nothing_new, unsubscribed, operator, unconfirmed
     stopped_at = columns.DateTime()
     last_delivery_at = columns.DateTime()
     purge_due_at = columns.DateTime()

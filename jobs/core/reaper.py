@@ -60,7 +60,7 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
         lease = aware_utc(job.lease_until)
         if lease is not None and lease > now:
             continue  # someone is working on it
-        late = job.status == JobStatus.SCHEDULED and aware_utc(job.run_at) < now - grace
+        late = job.status == JobStatus.SCHEDULED and not job.held and aware_utc(job.run_at) < now - grace
         if job.status == JobStatus.RUNNING or late:
             what = "its run stopped answering" if job.status == JobStatus.RUNNING else "its run never started"
             event_record(job.id, "requeued", f"Queued again: {what}", level="warning")

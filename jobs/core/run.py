@@ -98,6 +98,8 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
         return "missing"
     if job.status not in JobStatus.ACTIVE:  # (a late copy of a retry says nothing on a finished job)
         return f"skipped: {job.status}"
+    if job.held:  # waiting for its confirmation: whatever queued this task, nothing runs
+        return "skipped: held"
     if stepped_back:  # recorded now that Cassandra answers again
         services.job_note(
             job,

@@ -75,12 +75,14 @@ def job_submit(
     job_id: uuid.UUID | None = None,
     series_id: uuid.UUID | None = None,
     series_run: int | None = None,
+    held: bool = False,
 ) -> Job | None:
     """Store a validated request in Cassandra and schedule its run (forms validate first).
 
     ``job_id`` makes the job with that id, once: None comes back when it exists
     already (a series' next run created twice). ``series_id`` and ``series_run`` mark
-    a run of a recurring series (``jobs.series``)."""
+    a run of a recurring series (``jobs.series``). ``held``: its "accepted" mail goes
+    out but its run waits for ``job_release`` (a series' confirmation)."""
     if bool(query) == bool(page_url):
         raise ValueError("give exactly one of query and page_url")
     if run_at.tzinfo is None:
@@ -91,6 +93,8 @@ def job_submit(
         extra["id"] = job_id
     if series_id is not None:
         extra.update(series_id=series_id, series_run=series_run)
+    if held:
+        extra["held"] = True
     job = records.job_create(
         claim=job_id is not None,
         **extra,
@@ -126,12 +130,14 @@ def job_submit(
 
 
 def _schedule(job: Job, *, accepted_mail: bool) -> None:
-    """Queue the job's run and its "accepted" email in one SQLite transaction (one
-    commit). Should that fail, the stored job says so instead of waiting forever, and
-    its personal data goes at the usual retention (the user saw an error page)."""
+    """Queue the job's run (unless held) and its "accepted" email in one SQLite
+    transaction (one commit). Should that fail, the stored job says so instead of
+    waiting forever, and its personal data goes at the usual retention (the user saw an
+    error page)."""
     try:
         with transaction.atomic():
-            _enqueue_run(job)
+            if not job.held:
+                _enqueue_run(job)
             if accepted_mail:
                 email_enqueue(job, "accepted")
     except Exception:
@@ -217,6 +223,18 @@ def job_reschedule(job: Job, run_at: dt.datetime, *, by: str = "operator") -> Jo
     event_record(job.id, "rescheduled", f"Run time moved to {run_at:%Y-%m-%d %H:%M} UTC", by=by)
     _enqueue_run(job)
     return job
+
+
+def job_release(job: Job, *, by: str = "user") -> bool:
+    """Let a held job run: at its time, or now if that has passed. False when it was
+    not held (released already) or is no longer scheduled."""
+    if not job.held or job.status != JobStatus.SCHEDULED:
+        return False
+    run_at = max(aware_utc(job.run_at), _now())
+    records.job_update(job, held=False, run_at=run_at)
+    event_record(job.id, "released", f"Confirmed: runs at {run_at:%Y-%m-%d %H:%M} UTC", by=by)
+    _enqueue_run(job)
+    return True
 
 
 def job_purge(job: Job, *, by: str = "retention") -> None:

@@ -77,22 +77,32 @@ def resubmit_url(job_id: uuid.UUID) -> str:
 
 
 # --- a recurring series' links -------------------------------------------------------
-# They name the series, not a job, and carry no expiry of their own: they work while
-# the series' data is kept (the view answers "gone" once it is purged).
+# They name the series, not a job, and what they are for: its page, stopping it (the
+# mails' "stop" link and List-Unsubscribe, which open nothing else), confirming it
+# (double opt-in). They work while the series' data is kept (the view answers "gone"
+# once it is purged). Tokens made before purposes existed count as page and stop links.
 SERIES_SALT = "imagedl.series.v1"
+SERIES_PURPOSES = ("page", "stop", "confirm")
+LEGACY_SERIES_PURPOSES = ("page", "stop")
 
 
-def series_token_make(series_id: uuid.UUID) -> str:
-    return signing.dumps({"s": series_id.hex}, salt=SERIES_SALT, compress=True)
+def series_token_make(series_id: uuid.UUID, purpose: str = "page") -> str:
+    if purpose not in SERIES_PURPOSES:
+        raise ValueError(f"unknown series link purpose {purpose!r}")
+    return signing.dumps({"s": series_id.hex, "p": purpose}, salt=SERIES_SALT, compress=True)
 
 
-def series_token_read(token: str) -> uuid.UUID:
-    """The series id a token names, or raise LinkError("invalid")."""
+def series_token_read(token: str, purpose: str = "page") -> uuid.UUID:
+    """The series id a token for ``purpose`` names, or raise LinkError("invalid")."""
     try:
         payload = signing.loads(token, salt=SERIES_SALT)
-        return uuid.UUID(hex=str(payload["s"]))
+        series_id = uuid.UUID(hex=str(payload["s"]))
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         raise LinkError("invalid") from None
+    made_for = payload.get("p")
+    if made_for != purpose and not (made_for is None and purpose in LEGACY_SERIES_PURPOSES):
+        raise LinkError("invalid")
+    return series_id
 
 
 def series_url(series_id: uuid.UUID) -> str:
@@ -100,4 +110,8 @@ def series_url(series_id: uuid.UUID) -> str:
 
 
 def series_stop_url(series_id: uuid.UUID) -> str:
-    return absolute(reverse("jobs:series_stop", args=[series_token_make(series_id)]))
+    return absolute(reverse("jobs:series_stop", args=[series_token_make(series_id, "stop")]))
+
+
+def series_confirm_url(series_id: uuid.UUID) -> str:
+    return absolute(reverse("jobs:series_confirm", args=[series_token_make(series_id, "confirm")]))

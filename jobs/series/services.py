@@ -9,6 +9,11 @@ IMAGEDL_SERIES_MAX_RUNS runs, or IMAGEDL_SERIES_MAX_EMPTY_RUNS runs in a row wit
 nothing new, with a mail saying so) or creates the next run's job at the next local
 occurrence of the series' time (``jobs.series.recurrence``).
 
+A series is created *pending* (double opt-in): its first run's job is held, and its
+first mail carries a confirmation link; ``series_confirm`` makes it active and
+releases that run. Unconfirmed after IMAGEDL_SERIES_CONFIRM_HOURS, the purge stops it
+("unconfirmed") and forgets its personal data and its held run's.
+
 The step runs at least once, possibly more (a task handed out twice, the reaper
 repeating it for a job whose worker died): moving ``runs_scheduled`` from n to n + 1
 is a lightweight transaction only one caller wins, and the next job is created with
@@ -51,6 +56,7 @@ logger = logging.getLogger("imagedl.jobs")
 
 PERSONAL = ("email", "query", "page_url")
 MAILED_STOPS = ("max_runs", "nothing_new")
+LIVE = (SeriesStatus.PENDING, SeriesStatus.ACTIVE)
 REPAIR_AFTER = dt.timedelta(seconds=60)  # a next job left half-made this long is made again
 
 
@@ -75,9 +81,10 @@ def history_ttl_seconds(every: str) -> int:
 
 
 def series_submit(*, every: str, run_at: dt.datetime, time_zone: str, **request: object) -> Job:
-    """A recurring request: the series and its first run (at ``run_at``, aware), whose
-    local time (and weekday, for a weekly series) every later run keeps. ``request``
-    is what ``services.job_submit`` takes (email, query or page_url, count, filters)."""
+    """A recurring request: the series, pending until confirmed, and its first run (at
+    ``run_at``, aware; held until then), whose local time (and weekday, for a weekly
+    series) every later run keeps. ``request`` is what ``services.job_submit`` takes
+    (email, query or page_url, count, filters)."""
     if every not in SeriesEvery.DAYS:
         raise ValueError(f"unknown repeat {every!r}")
     if run_at.tzinfo is None:
@@ -103,15 +110,17 @@ def series_submit(*, every: str, run_at: dt.datetime, time_zone: str, **request:
         time_zone=time_zone,
         local_time=f"{local:%H:%M}",
         weekday=local.weekday() if every == SeriesEvery.WEEK else None,
-        status=SeriesStatus.ACTIVE,
+        status=SeriesStatus.PENDING,
+        confirm_by=naive_utc(now + dt.timedelta(hours=settings.IMAGEDL_SERIES_CONFIRM_HOURS)),
         runs_scheduled=1,
         next_job_id=run_job_id(series_id, 1),
         next_run_at=naive_utc(aware_utc(run_at)),
     )
     _renew(series, **personal)
     SeriesList.create(bucket="all", created_at=series.created_at, series_id=series.id)
+    _purge_at(series, aware_utc(series.confirm_by))  # unless confirmed by then
     try:
-        job = _create_run_job(series, 1, run_at)
+        job = _create_run_job(series, 1, run_at, held=True)
     except Exception:
         series_stop(series, reason="not_scheduled", by="system")
         raise
@@ -127,8 +136,9 @@ def _renew(series: Series, **personal: object) -> None:
         setattr(series, name, value)
 
 
-def _create_run_job(series: Series, run: int, run_at: dt.datetime) -> Job | None:
-    """The job of the series' run ``run`` (None when it exists already)."""
+def _create_run_job(series: Series, run: int, run_at: dt.datetime, *, held: bool = False) -> Job | None:
+    """The job of the series' run ``run`` (None when it exists already); ``held``: it
+    waits for the series' confirmation."""
     if not series.email or not series.subject:
         return None  # its personal data expired: nothing to run for
     job_id = run_job_id(series.id, run)
@@ -150,16 +160,23 @@ def _create_run_job(series: Series, run: int, run_at: dt.datetime) -> Job | None
         output_format=series.output_format,
         safe_search=series.safe_search or "moderate",
         filters=series.filters,
+        held=held,
     )
 
 
 # --- conditional writes ------------------------------------------------------------
 
 
-def _write_if(series: Series, changes: dict[str, object], *, runs_scheduled: int | None = None) -> bool:
-    """Write non-personal columns while the series is active (and, given, while its
-    newest run is ``runs_scheduled``): a lightweight transaction."""
-    conditions: list[tuple[str, tuple[object, ...]]] = [("status = ?", (SeriesStatus.ACTIVE,))]
+def _write_if(
+    series: Series,
+    changes: dict[str, object],
+    *,
+    runs_scheduled: int | None = None,
+    status: str = SeriesStatus.ACTIVE,
+) -> bool:
+    """Write non-personal columns while the series is in ``status`` (and, given, while
+    its newest run is ``runs_scheduled``): a lightweight transaction."""
+    conditions: list[tuple[str, tuple[object, ...]]] = [("status = ?", (status,))]
     if runs_scheduled is not None:
         conditions.append(("runs_scheduled = ?", (runs_scheduled,)))
     values = {name: naive_utc(value) for name, value in changes.items()}
@@ -179,6 +196,9 @@ def series_run_ended(job: Job) -> None:
     it, then stop the series or make sure its next run's job exists."""
     series = series_get(job.series_id)
     if series is None or series.purged_at is not None:
+        return
+    if series.status == SeriesStatus.PENDING:  # its held first run was cancelled: no series
+        series_stop(series, reason="user", by="user")
         return
     run = job.series_run or 0
     if series.is_active and series.runs_scheduled == run:
@@ -267,14 +287,18 @@ def _ensure_next_job(series: Series) -> None:
     _create_run_job(series, series.runs_scheduled, aware_utc(series.next_run_at))
 
 
+def _purge_at(series: Series, due: dt.datetime) -> None:
+    SeriesPurgeDue.create(bucket="all", due_at=due, series_id=series.id)
+    Series.objects(id=series.id).update(purge_due_at=naive_utc(due))
+    series.purge_due_at = naive_utc(due)
+
+
 def _finish_stop(series: Series, job: Job | None) -> None:
     """After a stop: due for purge after the retention, and the user told (once) when
     the series stopped by itself."""
     if series.purge_due_at is None and series.stopped_at is not None:
-        due = aware_utc(series.stopped_at) + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
-        SeriesPurgeDue.create(bucket="all", due_at=due, series_id=series.id)
-        Series.objects(id=series.id).update(purge_due_at=naive_utc(due))
-        series.purge_due_at = naive_utc(due)
+        retention = dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
+        _purge_at(series, aware_utc(series.stopped_at) + retention)
     if job is not None and series.stop_reason in MAILED_STOPS and job.email:
         email_enqueue_once(job, "series_stopped")
 
@@ -282,11 +306,25 @@ def _finish_stop(series: Series, job: Job | None) -> None:
 # --- what users and operators do ---------------------------------------------------
 
 
+def series_confirm(series: Series, *, by: str = "user") -> bool:
+    """The owner of the mailbox confirmed: the series becomes active and its first run
+    is released (at its time, or now if that passed). False when it was not pending."""
+    changes = {"status": SeriesStatus.ACTIVE, "confirmed_at": _now(), "purge_due_at": None}
+    if not _write_if(series, changes, status=SeriesStatus.PENDING):
+        return False
+    first = records.job_get(series.next_job_id) if series.next_job_id else None
+    if first is not None:
+        services.job_release(first, by=by)
+    logger.info("series=%s confirmed", series.id)
+    return True
+
+
 def series_stop(series: Series, *, reason: str = "user", by: str = "user") -> bool:
-    """Stop a series: no more runs; its pending run is cancelled. False when it had
-    stopped already."""
+    """Stop a series (pending or active): no more runs; its pending run is cancelled.
+    False when it had stopped already."""
     now = _now()
-    if not _write_if(series, {"status": SeriesStatus.STOPPED, "stop_reason": reason, "stopped_at": now}):
+    changes = {"status": SeriesStatus.STOPPED, "stop_reason": reason, "stopped_at": now}
+    if not any(_write_if(series, changes, status=status) for status in LIVE):
         return False
     series.status = SeriesStatus.STOPPED
     pending = records.job_get(series.next_job_id) if series.next_job_id else None
@@ -321,7 +359,11 @@ def series_run_now(series: Series, *, by: str = "operator") -> str:
 
 def series_purge(series: Series, *, by: str = "retention") -> None:
     """Delete a stopped series' history, runs and personal data; keep an anonymous
-    record. An active series is stopped first."""
+    record. An active series is stopped first; a pending one (never confirmed) too, and
+    its held run is purged with it."""
+    if series.status == SeriesStatus.PENDING:
+        series_stop(series, reason="unconfirmed", by=by)
+        _purge_held_run(series, by=by)
     if series.is_active:
         series_stop(series, reason="operator", by=by)
     SeriesImage.objects.filter(series_id=series.id).delete()
@@ -331,12 +373,20 @@ def series_purge(series: Series, *, by: str = "retention") -> None:
     logger.info("series=%s purged by=%s", series.id, by.split(":")[0])
 
 
+def _purge_held_run(series: Series, *, by: str) -> None:
+    first = records.job_get(series.next_job_id) if series.next_job_id else None
+    if first is not None and first.held:
+        services.job_purge(first, by=by)
+
+
 def series_purge_due(cutoff: dt.datetime, *, dry_run: bool = False) -> int:
     """Purge every stopped series due by ``cutoff``; returns how many."""
     count = 0
     for row in list(SeriesPurgeDue.objects.filter(bucket="all", due_at__lte=cutoff).limit(None)):
         series = series_get(row.series_id)
-        if series is None or series.purged_at is not None or series.is_active:
+        # A row left from before a confirmation (or a stop) names a time no longer its own.
+        stale = series is not None and aware_utc(series.purge_due_at) != aware_utc(row.due_at)
+        if series is None or series.purged_at is not None or series.is_active or stale:
             if not dry_run:
                 row.delete()
             continue

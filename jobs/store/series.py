@@ -17,6 +17,7 @@ STOP_REASONS = {
     "operator": "an operator stopped it",
     "unsubscribed": "the address asked never to be emailed again",
     "not_scheduled": "its first run could not be scheduled",
+    "unconfirmed": "it was never confirmed",
 }
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

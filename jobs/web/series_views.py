@@ -1,9 +1,13 @@
-"""A recurring series' public pages: its status page and its "stop these" link.
+"""A recurring series' public pages: its status page, its "stop these" link and its
+confirmation link.
 
-Both URLs carry a signed token naming the series (``jobs.lib.links.series_token_make``),
-valid while the series' data is kept. The stop URL is also every series mail's
-``List-Unsubscribe`` target: a GET shows the page with its Stop button (mail scanners
-follow links), a POST stops, from that button or a mail client's RFC 8058 one-click.
+Each URL carries a signed token naming the series and what it is for
+(``jobs.lib.links.series_token_make``), valid while the series' data is kept. The stop
+URL is also every series mail's ``List-Unsubscribe`` target: a GET shows a page with
+one Stop button and nothing of the series (mail scanners follow links, and a stop
+token opens nothing else), a POST stops, from that button or a mail client's RFC 8058
+one-click. The confirmation URL (double opt-in) shows one button on a GET; only its
+POST confirms.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from jobs.store.series import rhythm_text, series_get, series_runs, stop_reason_
 from jobs.web.pages import STATUS_WORDS, link_problem_page
 
 
-def _series_from(token: str) -> Series | None:
+def _series_from(token: str, purpose: str = "page") -> Series | None:
     try:
-        series = series_get(links.series_token_read(token))
+        series = series_get(links.series_token_read(token, purpose))
     except links.LinkError:
         return None
     return series
@@ -68,6 +72,7 @@ def series_status(request: HttpRequest, token: str) -> HttpResponse:
         "series": series,
         "token": token,
         "rhythm": rhythm_text(series),
+        "stop_token": links.series_token_make(series.id, "stop"),
         "next_local": in_zone(series.time_zone, series.next_run_at) if series.is_active else None,
         "stop_reason": stop_reason_text(series) if not series.is_active else "",
         "runs": _runs(series),
@@ -80,10 +85,26 @@ def series_status(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def series_stop(request: HttpRequest, token: str) -> HttpResponse:
-    series = _series_from(token)
+    series = _series_from(token, "stop")
     if series is None:
         return link_problem_page(request, "invalid")
-    if request.method == "GET" or series.purged_at is not None:
-        return redirect(reverse("jobs:series", args=[token]) + "#stop")
-    recurring.series_stop(series, reason="user", by="user")
-    return redirect("jobs:series", token=token)
+    if request.method == "POST" and series.purged_at is None:
+        recurring.series_stop(series, reason="user", by="user")
+        series = series_get(series.id) or series
+    live = series.purged_at is None and series.status in recurring.LIVE
+    return render(request, "jobs/series_stop.html", {"token": token, "live": live})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def series_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    series = _series_from(token, "confirm")
+    if series is None:
+        return link_problem_page(request, "invalid")
+    if series.purged_at is not None:
+        return link_problem_page(request, "gone")
+    if request.method == "POST":
+        recurring.series_confirm(series, by="user")
+        return redirect("jobs:series", token=links.series_token_make(series.id, "page"))
+    context = {"series": series, "token": token, "rhythm": rhythm_text(series)}
+    return render(request, "jobs/series_confirm.html", context)

@@ -17,4 +17,5 @@ urlpatterns = [
     path("unsubscribe/<str:token>", views.unsubscribe, name="unsubscribe"),
     path("series/<str:token>/", series_views.series_status, name="series"),
     path("series/<str:token>/stop", series_views.series_stop, name="series_stop"),
+    path("series/confirm/<str:token>/", series_views.series_confirm, name="series_confirm"),
 ]

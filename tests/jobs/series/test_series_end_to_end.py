@@ -1,5 +1,5 @@
 """A recurring series through a real worker, the search imitation, image hosts and
-SMTP: it runs twice ("run now" for the second run, not a day's wait), the second
+SMTP: confirmed through the link of its first mail (double opt-in), it runs twice ("run now" for the second run, not a day's wait), the second
 delivery holds only images the first did not, its mail says how many are new, and
 the mail's stop link (List-Unsubscribe, one-click POST) stops the series."""
 
@@ -58,6 +58,10 @@ def test_a_series_runs_twice_delivering_only_new_images_then_its_link_stops_it(
         time_zone="America/New_York",
     )
     series_id = first_job.series_id
+    scheduled = mailserver.wait_for(GRACE, "scheduled", timeout=60)
+    assert "Confirm to start" in str(scheduled["Subject"])
+    response = client.post(urlsplit(link_in(scheduled, r"Confirm these deliveries:")).path)
+    assert response.status_code == 302 and series_get(series_id).status == SeriesStatus.ACTIVE
 
     first = mailserver.wait_for(GRACE, "new images are ready", timeout=120)
     assert "All 6 are new" in text_body(first)
@@ -90,7 +94,7 @@ def test_a_series_runs_twice_delivering_only_new_images_then_its_link_stops_it(
     assert str(second["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
     assert wait_for(lambda: records.job_get(run_job_id(series_id, 3)) is not None, timeout=10)
     response = client.post(urlsplit(stop_url).path, {"List-Unsubscribe": "One-Click"})
-    assert response.status_code == 302
+    assert response.status_code == 200
     series = series_get(series_id)
     assert series.status == SeriesStatus.STOPPED and series.stop_reason == "user"
     assert records.job_get(run_job_id(series_id, 3)).status == JobStatus.CANCELLED

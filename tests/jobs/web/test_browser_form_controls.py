@@ -4,6 +4,8 @@ the engine "all", chosen by keyboard alone; the pages at desktop and 360 px widt
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -86,6 +88,12 @@ def test_repeat_by_keyboard_and_the_series_page_on_a_phone(chromium, live_server
     assert series.every == "week" and job.series_run == 1
     chromium.find_element(By.CSS_SELECTOR, "#series-link a").click()
     settle(chromium, 10).until(lambda d: "/series/" in d.current_url)
+    assert chromium.find_elements(By.ID, "series-pending")  # nothing runs until confirmed
+    # The link of the first mail (double opt-in): one button confirms.
+    chromium.get(live_server.url + urlsplit(links.series_confirm_url(series.id)).path)
+    Tabber(chromium).to("#confirm button")
+    press(chromium, Keys.ENTER)
+    settle(chromium, 10).until(lambda d: d.find_elements(By.ID, "series-next"))
     assert "Next run" in chromium.find_element(By.ID, "series-next").text
     shoot(chromium, "series")
     tab = Tabber(chromium)
