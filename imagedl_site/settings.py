@@ -290,6 +290,11 @@ IMAGEDL_TRANSIENT_BACKOFF_SECONDS = env_int("IMAGEDL_TRANSIENT_BACKOFF_SECONDS",
 # a row that delivered nothing new.
 IMAGEDL_SERIES_MAX_RUNS = env_int("IMAGEDL_SERIES_MAX_RUNS", 52, minimum=1)
 IMAGEDL_SERIES_MAX_EMPTY_RUNS = env_int("IMAGEDL_SERIES_MAX_EMPTY_RUNS", 3, minimum=1)
+# Live (pending or active) series at most per mailbox, per client address (an IPv6
+# client per /64) and in all: past one, the form refuses a new series (400).
+IMAGEDL_MAX_SERIES_PER_MAILBOX = env_int("IMAGEDL_MAX_SERIES_PER_MAILBOX", 3, minimum=1)
+IMAGEDL_MAX_SERIES_PER_IP = env_int("IMAGEDL_MAX_SERIES_PER_IP", 5, minimum=1)
+IMAGEDL_MAX_ACTIVE_SERIES = env_int("IMAGEDL_MAX_ACTIVE_SERIES", 10_000, minimum=1)
 # Double opt-in: a series runs only once its first mail's link is confirmed; unconfirmed
 # this long, it expires and its personal data is purged.
 IMAGEDL_SERIES_CONFIRM_HOURS = env_int("IMAGEDL_SERIES_CONFIRM_HOURS", 48, minimum=1)

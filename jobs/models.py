@@ -333,6 +333,9 @@ class Series(DjangoCassandraModel):
 
     status = columns.Text(default=SeriesStatus.ACTIVE)
     confirm_by = columns.DateTime()  # pending: it expires at this time unless confirmed
+    # Its rows in ``series_slot`` (keyed hashes of its mailbox and its client's address).
+    mailbox_slot = columns.Text()
+    client_slot = columns.Text()
     confirmed_at = columns.DateTime()
     runs_scheduled = columns.Integer(default=1)  # the newest run's number
     runs_done = columns.Integer(default=0)  # runs that ended (delivered or failed)
@@ -406,6 +409,22 @@ class SeriesList(DjangoCassandraModel):
 
     class Meta:
         get_pk_field = "bucket"
+
+
+class SeriesSlot(DjangoCassandraModel):
+    """The live (pending or active) series one mailbox, one client or everybody holds
+    (``scope`` mailbox, client or all; ``key`` a keyed hash, never an address): what
+    the limits on series count. A series takes its rows when submitted and gives them
+    back when it stops."""
+
+    __table_name__ = "series_slot"
+
+    scope = columns.Text(partition_key=True)
+    key = columns.Text(partition_key=True)
+    series_id = columns.UUID(primary_key=True, clustering_order="ASC")
+
+    class Meta:
+        get_pk_field = "scope"
 
 
 class SeriesPurgeDue(DjangoCassandraModel):

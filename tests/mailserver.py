@@ -35,9 +35,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class _Collector:
-    def __init__(self, inbox: list[EmailMessage], lock: threading.Lock) -> None:
+    def __init__(self, inbox: list[EmailMessage], lock: threading.Lock, refuse: dict[str, int]) -> None:
         self.inbox = inbox
         self.lock = lock
+        self.refuse = refuse
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        code = self.refuse.get(address)
+        if code is not None:
+            return f"{code} 5.1.1 <{address}>: refused" if code >= 500 else f"{code} 4.2.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -47,7 +55,12 @@ class _Collector:
 
 
 class MailServer:
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    """``refuse``: recipients the server refuses at RCPT, with the reply code."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, refuse: dict[str, int] | None = None
+    ) -> None:
+        self.refuse = refuse or {}
         self.host = host
         self.port = port or free_port(host)
         self.inbox: list[EmailMessage] = []
@@ -55,7 +68,9 @@ class MailServer:
         self._controller: Controller | None = None
 
     def start(self) -> MailServer:
-        self._controller = Controller(_Collector(self.inbox, self._lock), hostname=self.host, port=self.port)
+        self._controller = Controller(
+            _Collector(self.inbox, self._lock, self.refuse), hostname=self.host, port=self.port
+        )
         self._controller.start()
         return self
 

@@ -143,11 +143,25 @@ def _email_send(job_id: str, kind: str, attempt: int, generation: int) -> str:
         return f"skipped: {blocked}"
     try:
         emails.email_deliver(job, kind)
+    except smtplib.SMTPRecipientsRefused as exc:
+        if not _refused_for_good(exc):
+            return _send_failed(job, row, claim, attempt, exc)
+        _finish(row, MailState.FAILED, claim, tries=attempt)
+        refused = f"The mail server refused the address for the {kind} email"
+        event_record(job.id, "email_refused", refused, level="warning")
+        return "refused"
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:
         return _send_failed(job, row, claim, attempt, exc)
     _finish(row, MailState.SENT, claim)
     event_record(job.id, "email_sent", f"Sent the {kind} email", email=kind)
     return "sent"
+
+
+def _refused_for_good(exc: smtplib.SMTPRecipientsRefused) -> bool:
+    """Every recipient refused with a 5xx reply at RCPT: trying again will not help
+    (a 4xx is the server asking to try later)."""
+    codes = [code for code, _message in exc.recipients.values()]
+    return bool(codes) and all(500 <= code < 600 for code in codes)
 
 
 def _claim(row: JobMail) -> uuid.UUID | None:

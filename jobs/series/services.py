@@ -24,6 +24,7 @@ next job, one schedule and one mail.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import uuid
 
@@ -46,16 +47,17 @@ from jobs.models import (
     SeriesRun,
     SeriesStatus,
 )
+from jobs.series.limits import slots_release, slots_take
 from jobs.series.recurrence import next_run_after
 from jobs.store import records
 from jobs.store.cassandra import update_if
-from jobs.store.events import event_record, personal_ttl_seconds
+from jobs.store.events import event_record, job_events, personal_ttl_seconds
 from jobs.store.series import run_job_id, series_get
 
 logger = logging.getLogger("imagedl.jobs")
 
 PERSONAL = ("email", "query", "page_url")
-MAILED_STOPS = ("max_runs", "nothing_new")
+MAILED_STOPS = ("max_runs", "nothing_new", "mail_capped")  # (the outbox holds it back if still capped)
 LIVE = (SeriesStatus.PENDING, SeriesStatus.ACTIVE)
 REPAIR_AFTER = dt.timedelta(seconds=60)  # a next job left half-made this long is made again
 
@@ -80,11 +82,15 @@ def history_ttl_seconds(every: str) -> int:
 # --- submit ------------------------------------------------------------------------
 
 
-def series_submit(*, every: str, run_at: dt.datetime, time_zone: str, **request: object) -> Job:
+def series_submit(
+    *, every: str, run_at: dt.datetime, time_zone: str, client: str | None = None, **request: object
+) -> Job:
     """A recurring request: the series, pending until confirmed, and its first run (at
     ``run_at``, aware; held until then), whose local time (and weekday, for a weekly
     series) every later run keeps. ``request`` is what ``services.job_submit`` takes
-    (email, query or page_url, count, filters)."""
+    (email, query or page_url, count, filters); ``client`` the submitter's address key
+    (``client_key``), counted against IMAGEDL_MAX_SERIES_PER_IP (``jobs.series.limits``,
+    which the form checks first)."""
     if every not in SeriesEvery.DAYS:
         raise ValueError(f"unknown repeat {every!r}")
     if run_at.tzinfo is None:
@@ -117,6 +123,7 @@ def series_submit(*, every: str, run_at: dt.datetime, time_zone: str, **request:
         next_run_at=naive_utc(aware_utc(run_at)),
     )
     _renew(series, **personal)
+    slots_take(series, str(personal["email"]), client)
     SeriesList.create(bucket="all", created_at=series.created_at, series_id=series.id)
     _purge_at(series, aware_utc(series.confirm_by))  # unless confirmed by then
     try:
@@ -241,13 +248,7 @@ def _advance(series: Series, job: Job) -> bool:
     }
     if delivered:
         changes["last_delivery_at"] = now
-    reason = None
-    if runs_done >= settings.IMAGEDL_SERIES_MAX_RUNS:
-        reason = "max_runs"
-    elif empty >= settings.IMAGEDL_SERIES_MAX_EMPTY_RUNS:
-        reason = "nothing_new"
-    elif series.email and is_suppressed(series.email):
-        reason = "unsubscribed"
+    reason = _stop_reason(series, job, runs_done=runs_done, empty=empty)
     if reason is not None:
         changes.update(status=SeriesStatus.STOPPED, stop_reason=reason, stopped_at=now, next_run_at=None)
     else:
@@ -273,6 +274,36 @@ def _advance(series: Series, job: Job) -> bool:
     return True
 
 
+def _stop_reason(series: Series, job: Job, *, runs_done: int, empty: int) -> str | None:
+    """Why the series stops after this run, or None: its most runs, nothing new too
+    often, or its mail no longer reaches its address."""
+    if runs_done >= settings.IMAGEDL_SERIES_MAX_RUNS:
+        return "max_runs"
+    if empty >= settings.IMAGEDL_SERIES_MAX_EMPTY_RUNS:
+        return "nothing_new"
+    if series.email and is_suppressed(series.email):
+        return "unsubscribed"
+    return _mail_trouble(series, job)
+
+
+def _mail_trouble(series: Series, job: Job) -> str | None:
+    """The mail server refused the address for good (a mail of this run or the one
+    before), or the daily cap held back a mail of two runs in a row (this one and the
+    one before, or, since a run's last mail goes out after its end, the two before)."""
+    run = job.series_run or 1
+    kinds = [_event_kinds(run_job_id(series.id, n)) for n in (run, run - 1, run - 2) if n >= 1]
+    if any("email_refused" in seen for seen in kinds[:2]):
+        return "address_refused"
+    capped = ["email_daily_cap" in seen for seen in kinds]
+    if any(newer and older for newer, older in itertools.pairwise(capped)):
+        return "mail_capped"
+    return None
+
+
+def _event_kinds(job_id: uuid.UUID) -> set[str]:
+    return {event.kind for event in job_events(job_id)}
+
+
 def _ensure_next_job(series: Series) -> None:
     """Make the newest run's job unless it exists (a caller that died after moving the
     series on left it unmade; a row half-made that long ago is written again)."""
@@ -296,6 +327,7 @@ def _purge_at(series: Series, due: dt.datetime) -> None:
 def _finish_stop(series: Series, job: Job | None) -> None:
     """After a stop: due for purge after the retention, and the user told (once) when
     the series stopped by itself."""
+    slots_release(series)
     if series.purge_due_at is None and series.stopped_at is not None:
         retention = dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
         _purge_at(series, aware_utc(series.stopped_at) + retention)

@@ -18,6 +18,8 @@ STOP_REASONS = {
     "unsubscribed": "the address asked never to be emailed again",
     "not_scheduled": "its first run could not be scheduled",
     "unconfirmed": "it was never confirmed",
+    "mail_capped": "two runs in a row, the address had had its day's share of our emails",
+    "address_refused": "the mail server refused the address",
 }
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

@@ -35,6 +35,7 @@ from jobs.lib.timezones import is_valid_zone
 from jobs.lib.utc import aware_utc
 from jobs.mail.suppression import suppression_add, unsubscribe_token_read
 from jobs.models import Job, JobImage, JobStatus
+from jobs.series.limits import series_limit_reached
 from jobs.series.services import series_submit
 from jobs.store import records
 from jobs.store.events import job_events
@@ -115,48 +116,60 @@ def _too_many(request: HttpRequest, scope: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
     if request.method == "POST":
-        # Every post counts against the address (before the form's DNS lookups);
-        # only valid ones count against the email.
-        if not allow("ip", client_key(_client_ip(request)), configured_rate("ip")):
-            return _too_many(request, "ip")
-        form = JobForm(request.POST)
-        if form.is_valid():
-            data = form.cleaned_data
-            if not allow("email", mailbox_key(data["email"]), configured_rate("email")):
-                return _too_many(request, "email")
-            request_fields = {
-                "email": data["email"],
-                "query": data["query"],
-                "page_url": data["page_url"],
-                "requested_count": data["count"],
-                "run_at": data["run_at"],
-                "time_zone": data["time_zone"],
-                "formats": set(data["formats"]),
-                "min_width": data["min_width"],
-                "min_height": data["min_height"],
-                "engine": data["engine"],
-                "safe_search": data["safe_search"],
-                "filters": data["filters"],
-            }
-            if data["repeat"] != REPEAT_NEVER:
-                job = series_submit(every=data["repeat"], **request_fields)
-            else:
-                job = services.job_submit(**request_fields)
-            return redirect("jobs:submitted", token=links.token_make(job.id, "status"))
+        return _home_post(request)
+    initial = initial or {}
+    zone = initial.get("time_zone") or "UTC"
+    now = timezone.now().astimezone(ZoneInfo(zone if is_valid_zone(zone) else "UTC"))
+    form = JobForm(initial={"run_date": now.date(), "run_time": now.strftime("%H:%M"), **initial})
+    return _home_page(request, form)
+
+
+def _home_page(request: HttpRequest, form: JobForm, status: int = 200) -> HttpResponse:
+    context: dict[str, object]
+    context = {"form": form, "estimate_model": _ESTIMATE_MODEL}
+    context["max_days"] = settings.IMAGEDL_MAX_SCHEDULE_DAYS
+    return render(request, "jobs/home.html", context, status=status)
+
+
+def _home_post(request: HttpRequest) -> HttpResponse:
+    # Every post counts against the address (before the form's DNS lookups);
+    # only valid ones count against the email.
+    client = client_key(_client_ip(request))
+    if not allow("ip", client, configured_rate("ip")):
+        return _too_many(request, "ip")
+    form = JobForm(request.POST)
+    if not form.is_valid():
+        return _home_page(request, form)
+    data = form.cleaned_data
+    if not allow("email", mailbox_key(data["email"]), configured_rate("email")):
+        return _too_many(request, "email")
+    if data["repeat"] == REPEAT_NEVER:
+        job = services.job_submit(**_request_fields(data))
     else:
-        initial = initial or {}
-        zone = initial.get("time_zone") or "UTC"
-        now = timezone.now().astimezone(ZoneInfo(zone if is_valid_zone(zone) else "UTC"))
-        form = JobForm(initial={"run_date": now.date(), "run_time": now.strftime("%H:%M"), **initial})
-    return render(
-        request,
-        "jobs/home.html",
-        {
-            "form": form,
-            "estimate_model": _ESTIMATE_MODEL,
-            "max_days": settings.IMAGEDL_MAX_SCHEDULE_DAYS,
-        },
-    )
+        refused = series_limit_reached(data["email"], client)
+        if refused is not None:  # a series costs runs for months: bounded per mailbox, client, site
+            form.add_error("repeat", refused)
+            return _home_page(request, form, status=400)
+        job = series_submit(every=data["repeat"], client=client, **_request_fields(data))
+    return redirect("jobs:submitted", token=links.token_make(job.id, "status"))
+
+
+def _request_fields(data: dict) -> dict[str, object]:
+    """What ``job_submit`` (and ``series_submit``) take, from the form's cleaned data."""
+    return {
+        "email": data["email"],
+        "query": data["query"],
+        "page_url": data["page_url"],
+        "requested_count": data["count"],
+        "run_at": data["run_at"],
+        "time_zone": data["time_zone"],
+        "formats": set(data["formats"]),
+        "min_width": data["min_width"],
+        "min_height": data["min_height"],
+        "engine": data["engine"],
+        "safe_search": data["safe_search"],
+        "filters": data["filters"],
+    }
 
 
 def _job_context(job: Job, token: str) -> dict:

@@ -62,11 +62,14 @@ def submit(every: str = "day", run_in: dt.timedelta = dt.timedelta(hours=1), **f
     return records.job_get(job.id)
 
 
-def deliver(job, images: int = 2, first: int = 1):
+def deliver(job, images: int = 2, first: int = 1, on_started=None):
     """Run the job through the services as a worker would, keeping ``images`` images
-    (numbered from ``first``: distinct pictures), and deliver it."""
+    (numbered from ``first``: distinct pictures), and deliver it; ``on_started(job)``
+    is called once it has started."""
     job = records.job_get(job.id)
     assert services.job_start_attempt(job)
+    if on_started is not None:
+        on_started(job)
     data = make_archive(job.query, images)
     path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(data))
     for position in range(1, images + 1):
