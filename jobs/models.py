@@ -86,6 +86,7 @@ class Job(DjangoCassandraModel):
     # each generation sends its own mails.
     run_id = columns.UUID()
     lease_until = columns.DateTime()
+    requeued_at = columns.DateTime()  # the reaper's last copy of its run (one per grace period)
     generation = columns.Integer(default=1)
 
     # A run of a recurring series (``Series``): its id and the run's number (from 1),

@@ -10,7 +10,8 @@ and ``mail_pending`` partitions and queues again:
 - the outcome mail of a job that finished just before its worker died, and, for a
   run of a recurring series, its end step (the series' next run; ``jobs.series``).
 
-A copy of a task that was only late is harmless: the lease and the outbox let one win.
+At most one copy of a job's run is queued per grace period (``requeued_at``), however
+often the reaper runs. A copy of a task that was only late is harmless: the lease and the outbox let one win.
 A job over its attempt limit is failed, with its mail, by the run the reaper queues.
 """
 
@@ -61,7 +62,7 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
         if lease is not None and lease > now:
             continue  # someone is working on it
         late = job.status == JobStatus.SCHEDULED and not job.held and aware_utc(job.run_at) < now - grace
-        if job.status == JobStatus.RUNNING or late:
+        if (job.status == JobStatus.RUNNING or late) and _requeue_due(job, now, grace):
             what = "its run stopped answering" if job.status == JobStatus.RUNNING else "its run never started"
             event_record(job.id, "requeued", f"Queued again: {what}", level="warning")
             scheduling.queue_at(f"job-{job.id}-reaped", scheduling.RUN_TASK, (str(job.id),), group="jobs")
@@ -73,6 +74,17 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
     if summary.runs or summary.mails:
         logger.warning("reaper: queued %d runs and %d mails again", summary.runs, summary.mails)
     return summary
+
+
+def _requeue_due(job: Job, now: dt.datetime, grace: dt.timedelta) -> bool:
+    """True for one caller per grace period: a copy queued less than ``grace`` ago may
+    still be waiting in a backlog, and every pass (every minute) adding another would
+    grow the queue by backlog x passes. Reapers on several machines race through a
+    lightweight transaction on the job's ``requeued_at``."""
+    last = aware_utc(job.requeued_at)
+    if last is not None and last > now - grace:
+        return False
+    return records.job_requeue_mark(job, previous=job.requeued_at, now=now)
 
 
 OUTCOME_MAILS = {JobStatus.DONE: "ready", JobStatus.FAILED: "failed"}

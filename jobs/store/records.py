@@ -162,6 +162,16 @@ def job_write_if(
     return True
 
 
+def job_requeue_mark(job: Job, *, previous: dt.datetime | None, now: dt.datetime) -> bool:
+    """Note that the reaper queued the job's run at ``now``, only if nobody did since
+    ``previous`` (its ``requeued_at`` as read): a lightweight transaction."""
+    condition = ("requeued_at = ?", (naive_utc(previous),))
+    result = update_if(Job.column_family_name(), job.id, {"requeued_at": naive_utc(now)}, [condition])
+    if result.was_applied:
+        job.requeued_at = naive_utc(now)
+    return bool(result.was_applied)
+
+
 def job_images(job_id: uuid.UUID, limit: int = 1000, *, run_id: uuid.UUID | None = None) -> list[JobImage]:
     """The image rows of one run: ``run_id``, else the run the job row names now."""
     if run_id is None:
