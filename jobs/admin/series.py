@@ -90,7 +90,7 @@ class SeriesAdmin(admin.ModelAdmin):
                 {"run": run, "job": job, "url": reverse("admin:jobs_job_change", args=[run.job_id])}
                 for run, job in series_runs(series.id)
             ],
-            "page_url": reverse("jobs:series", args=[links.series_token_make(series.id)]),
+            "page_url": reverse("jobs:series", args=[links.series_page_token(series.id, period_days=7)]),
             "actions": ACTIONS,
             "can_change": self.has_change_permission(request),
         }

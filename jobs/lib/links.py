@@ -86,14 +86,20 @@ SERIES_PURPOSES = ("page", "stop", "confirm")
 LEGACY_SERIES_PURPOSES = ("page", "stop")
 
 
-def series_token_make(series_id: uuid.UUID, purpose: str = "page") -> str:
+def series_token_make(
+    series_id: uuid.UUID, purpose: str = "page", expires_at: dt.datetime | None = None
+) -> str:
     if purpose not in SERIES_PURPOSES:
         raise ValueError(f"unknown series link purpose {purpose!r}")
-    return signing.dumps({"s": series_id.hex, "p": purpose}, salt=SERIES_SALT, compress=True)
+    payload: dict[str, object] = {"s": series_id.hex, "p": purpose}
+    if expires_at is not None:
+        payload["e"] = int(expires_at.timestamp())
+    return signing.dumps(payload, salt=SERIES_SALT, compress=True)
 
 
-def series_token_read(token: str, purpose: str = "page") -> uuid.UUID:
-    """The series id a token for ``purpose`` names, or raise LinkError("invalid")."""
+def series_token_read(token: str, purpose: str = "page", now: dt.datetime | None = None) -> uuid.UUID:
+    """The series id a token for ``purpose`` names, or raise LinkError ("invalid", or
+    "expired" past the time it carries)."""
     try:
         payload = signing.loads(token, salt=SERIES_SALT)
         series_id = uuid.UUID(hex=str(payload["s"]))
@@ -102,11 +108,22 @@ def series_token_read(token: str, purpose: str = "page") -> uuid.UUID:
     made_for = payload.get("p")
     if made_for != purpose and not (made_for is None and purpose in LEGACY_SERIES_PURPOSES):
         raise LinkError("invalid")
+    expires = payload.get("e")
+    if expires is not None and (now or dt.datetime.now(dt.UTC)).timestamp() > int(expires):
+        raise LinkError("expired")
     return series_id
 
 
-def series_url(series_id: uuid.UUID) -> str:
-    return absolute(reverse("jobs:series", args=[series_token_make(series_id)]))
+def series_page_token(series_id: uuid.UUID, period_days: int) -> str:
+    """A series' page link: it lives as long as the series' personal data would without
+    another run (a period between runs plus the personal-data TTL); each mail carries a
+    fresh one, and once the series is purged its page is gone anyway."""
+    lifetime = dt.timedelta(days=period_days + settings.IMAGEDL_PERSONAL_TTL_DAYS)
+    return series_token_make(series_id, "page", dt.datetime.now(dt.UTC) + lifetime)
+
+
+def series_url(series_id: uuid.UUID, period_days: int) -> str:
+    return absolute(reverse("jobs:series", args=[series_page_token(series_id, period_days)]))
 
 
 def series_stop_url(series_id: uuid.UUID) -> str:

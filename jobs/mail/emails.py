@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from jobs.lib import links
 from jobs.lib.formatting import human_bytes, in_job_zone
 from jobs.mail.suppression import is_suppressed, mail_allowed_today, unsubscribe_url
-from jobs.models import Job, SeriesStatus
+from jobs.models import Job, SeriesEvery, SeriesStatus
 from jobs.store.records import download_expires_at
 from jobs.store.series import rhythm_text, series_get, stop_reason_text
 
@@ -54,7 +54,7 @@ def _series_context(job: Job) -> dict:
         # Double opt-in: nothing runs until the mailbox's owner confirms.
         "confirm_url": links.series_confirm_url(series.id) if pending else None,
         "confirm_hours": settings.IMAGEDL_SERIES_CONFIRM_HOURS,
-        "series_url": links.series_url(series.id),
+        "series_url": links.series_url(series.id, SeriesEvery.DAYS.get(series.every, 7)),
         "stop_url": links.series_stop_url(series.id),
         "series_rhythm": rhythm_text(series),
         "stop_reason": stop_reason_text(series),

@@ -22,19 +22,20 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from jobs.lib import links
 from jobs.lib.formatting import in_zone
-from jobs.models import JobStatus, Series
+from jobs.models import JobStatus, Series, SeriesEvery
 from jobs.series import services as recurring
 from jobs.store import records
 from jobs.store.series import rhythm_text, series_get, series_runs, stop_reason_text
 from jobs.web.pages import STATUS_WORDS, link_problem_page
 
 
-def _series_from(token: str, purpose: str = "page") -> Series | None:
+def _series_from(token: str, purpose: str) -> Series | str:
+    """The series a token for ``purpose`` names, or why not ("invalid", "expired")."""
     try:
         series = series_get(links.series_token_read(token, purpose))
-    except links.LinkError:
-        return None
-    return series
+    except links.LinkError as exc:
+        return exc.reason
+    return series if series is not None else "invalid"
 
 
 def _runs(series: Series) -> list[dict]:
@@ -63,9 +64,9 @@ def _runs(series: Series) -> list[dict]:
 @never_cache
 @require_GET
 def series_status(request: HttpRequest, token: str) -> HttpResponse:
-    series = _series_from(token)
-    if series is None:
-        return link_problem_page(request, "invalid")
+    series = _series_from(token, "page")
+    if isinstance(series, str):
+        return link_problem_page(request, series)
     if series.purged_at is not None:
         return link_problem_page(request, "gone")
     context = {
@@ -86,8 +87,8 @@ def series_status(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def series_stop(request: HttpRequest, token: str) -> HttpResponse:
     series = _series_from(token, "stop")
-    if series is None:
-        return link_problem_page(request, "invalid")
+    if isinstance(series, str):
+        return link_problem_page(request, series)
     if request.method == "POST" and series.purged_at is None:
         recurring.series_stop(series, reason="user", by="user")
         series = series_get(series.id) or series
@@ -99,12 +100,13 @@ def series_stop(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def series_confirm(request: HttpRequest, token: str) -> HttpResponse:
     series = _series_from(token, "confirm")
-    if series is None:
-        return link_problem_page(request, "invalid")
+    if isinstance(series, str):
+        return link_problem_page(request, series)
     if series.purged_at is not None:
         return link_problem_page(request, "gone")
     if request.method == "POST":
         recurring.series_confirm(series, by="user")
-        return redirect("jobs:series", token=links.series_token_make(series.id, "page"))
+        page = links.series_page_token(series.id, SeriesEvery.DAYS.get(series.every, 7))
+        return redirect("jobs:series", token=page)
     context = {"series": series, "token": token, "rhythm": rhythm_text(series)}
     return render(request, "jobs/series_confirm.html", context)

@@ -193,7 +193,8 @@ def _job_context(job: Job, token: str) -> dict:
         "percent": _percent(job),
         "can_cancel": job.status in JobStatus.ACTIVE,
         "estimate": estimate_seconds(job.requested_count),
-        "series_url": reverse("jobs:series", args=[links.series_token_make(job.series_id)])
+        # (a week's lifetime, the longest period: this page does not read the series)
+        "series_url": reverse("jobs:series", args=[links.series_page_token(job.series_id, period_days=7)])
         if job.series_id
         else None,
         "thumbs": list(range(1, min(job.downloaded_count or 0, 24) + 1))
@@ -329,7 +330,8 @@ def resubmit(request: HttpRequest, job: Job, token: str) -> HttpResponse:
             "query": job.query or "",
             "page_url": job.page_url or "",
             "count": job.requested_count,
-            "email": job.email,
+            # Not the address: whoever holds the link (a forwarded mail, a shared
+            # screen) must not learn it; the form asks for it again.
             "time_zone": job.time_zone,
             "formats": sorted(job.formats or []),
             "min_width": job.min_width,
