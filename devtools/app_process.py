@@ -62,6 +62,8 @@ class AppProcess(Service):
             "60",
             "--access-logfile",
             "-",
+            "--logger-class",  # the access log without tokens
+            "imagedl_site.access_log.TokenlessLogger",
         ]
 
     def pid(self) -> int | None:

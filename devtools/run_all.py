@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                 "4",
                 "--access-logfile",
                 "-",
+                "--logger-class",  # the access log without tokens
+                "imagedl_site.access_log.TokenlessLogger",
                 "--timeout",
                 "60",
             ],

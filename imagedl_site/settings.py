@@ -341,9 +341,12 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
     },
+    # No log line holds a link's token (Django's "Not Found: /jobs/<token>/").
+    "filters": {"tokenless": {"()": "imagedl_site.access_log.TokenFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["tokenless"]},
         "file": {
+            "filters": ["tokenless"],
             "class": "logging.handlers.RotatingFileHandler",
             "filename": str(LOG_FILE),
             "maxBytes": env_int("IMAGEDL_LOG_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
