@@ -172,7 +172,18 @@ def _manifest_row(name: str, image: object, request: dict[str, str]) -> list[obj
         "rank": getattr(image, "rank", 0) or "",
         **request,
     }
-    return [derived[c] if c in derived else getattr(image, c, "") for c in MANIFEST_COLUMNS]
+    return [_as_text_cell(derived[c] if c in derived else getattr(image, c, "")) for c in MANIFEST_COLUMNS]
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text_cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula, with a leading ' (OWASP's
+    advice on CSV injection: titles and URLs come from strangers' pages)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _save(

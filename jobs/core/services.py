@@ -22,6 +22,7 @@ from downloader.choices import SAFE_SEARCH_DEFAULT, Filters
 from jobs.core import hooks, storage
 from jobs.core.workdir import workdir_remove
 from jobs.lib import scheduling
+from jobs.lib.mailboxes import address_problem
 from jobs.lib.utc import aware_utc
 from jobs.mail.outbox import email_enqueue, email_withdraw
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
@@ -85,6 +86,9 @@ def job_submit(
     out but its run waits for ``job_release`` (a series' confirmation)."""
     if bool(query) == bool(page_url):
         raise ValueError("give exactly one of query and page_url")
+    problem = address_problem(email)
+    if problem:
+        raise ValueError(f"the email address is refused: {problem}")
     if run_at.tzinfo is None:
         raise ValueError("run_at must be timezone-aware")
     run_at = aware_utc(run_at)

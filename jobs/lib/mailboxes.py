@@ -14,6 +14,20 @@ DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 _QUOTED_PAIR = re.compile(r"\\(.)")
 
 
+def address_problem(email: str) -> str | None:
+    """Why an address (already valid by RFC 5322's rules) is not accepted, or None.
+
+    A domain that is an IP literal (``user@[127.0.0.1]``) makes the mail server
+    connect to an address the sender chose, and a quoted local part (``"a b"@x``) is a
+    spelling real mailboxes do not need that mail software handles inconsistently."""
+    local, _, domain = email.strip().rpartition("@")
+    if domain.startswith("["):
+        return "Use an address with a domain name, not an IP address."
+    if '"' in local or "\\" in local:
+        return "Use an address without quotes."
+    return None
+
+
 def mailbox_key(email: str) -> str:
     """A canonical ``local@domain`` for an address: quotes and escapes removed, case
     folded, ``+tags`` dropped, the domain in its ASCII (IDNA) form without a trailing

@@ -23,8 +23,8 @@ from downloader.choices import (
     SAFE_SEARCH_DEFAULT,
     Filters,
 )
+from jobs.lib.mailboxes import address_problem
 from jobs.lib.timezones import is_valid_zone, zone_options_html
-from jobs.mail.suppression import is_suppressed
 
 
 class ZoneSelect(forms.Select):
@@ -179,12 +179,12 @@ class JobForm(forms.Form):
         return " ".join(value.split())
 
     def clean_email(self) -> str:
+        # A suppressed address is accepted like any other (the outbox sends it nothing):
+        # refusing it would tell anyone who unsubscribed.
         value = self.cleaned_data["email"]
-        if is_suppressed(value):
-            raise forms.ValidationError(
-                "This address asked us never to email it again, so we cannot send it images. "
-                "Use another address."
-            )
+        problem = address_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
         return value
 
     def clean_page_url(self) -> str:

@@ -144,7 +144,9 @@ def test_submission_stores_schedules_and_redirects_to_the_submitted_page(client,
 
 def test_typed_text_is_escaped_everywhere(client, cassandra_db):
     evil = '<script>alert("x")</script>'
-    response = client.post("/", good_post(query=evil, email='"<b>"@example.org'))
+    refused = client.post("/", good_post(query=evil, email='"<b>"@example.org')).content.decode()
+    assert "<b>" not in refused and "<script>alert" not in refused  # echoed back into the form, escaped
+    response = client.post("/", good_post(query=evil, email="b@example.org"))
     submitted = client.get(response["Location"]).content.decode()
     token = re.search(r"/jobs/([^/\"]+)/", submitted).group(1)
     status = client.get(f"/jobs/{token}/").content.decode()
