@@ -78,6 +78,9 @@ class FetchPolicy:
     extra_allowed: tuple[str, ...] = ()
     respect_noai: bool = True  # refuse responses whose X-Robots-Tag opts out of AI use
     accept: str = IMAGE_ACCEPT
+    # Keep the first max_bytes of a longer body instead of refusing it (robots.txt:
+    # a parser reads a prefix).
+    keep_prefix: bool = False
 
     @classmethod
     def from_settings(cls, **overrides: object) -> FetchPolicy:
@@ -336,7 +339,8 @@ class Fetcher:
 
     def _stream(self, response, url: str, final_url: str, dest: Path, deadline: float, stop) -> FetchResult:
         declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > self.policy.max_bytes:
+        too_long = declared and declared.isdigit() and int(declared) > self.policy.max_bytes
+        if too_long and not self.policy.keep_prefix:
             return FetchResult(False, url, "too_large", status=200)
         digest = hashlib.sha256()
         size = 0
@@ -350,11 +354,16 @@ class Fetcher:
                     chunk = response.read1(CHUNK)
                     if not chunk:
                         break
-                    size += len(chunk)
-                    if size > self.policy.max_bytes:
+                    room = self.policy.max_bytes - size
+                    if len(chunk) > room and not self.policy.keep_prefix:
                         raise _Abort("too_large")
+                    chunk = chunk[:room]
+                    size += len(chunk)
                     digest.update(chunk)
                     out.write(chunk)
+                    if self.policy.keep_prefix and size >= self.policy.max_bytes:
+                        self._drop_connection(response)  # the rest stays unread
+                        break
         except _Abort as exc:
             return self._discard(response, dest, url, exc.reason)
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
@@ -392,12 +401,16 @@ class Fetcher:
             connection.close()
 
     @staticmethod
-    def _discard(response, dest: Path, url: str, reason: str) -> FetchResult:
-        # The body was not read to its end: the connection must not go back to the
-        # pool with unread bytes on it.
+    def _drop_connection(response) -> None:
+        """The body was not read to its end: the connection must not go back to the
+        pool with unread bytes on it."""
         connection = getattr(response, "connection", None)
         if connection is not None:
             connection.close()
+
+    @classmethod
+    def _discard(cls, response, dest: Path, url: str, reason: str) -> FetchResult:
+        cls._drop_connection(response)
         dest.unlink(missing_ok=True)
         return FetchResult(False, url, reason, status=200)
 

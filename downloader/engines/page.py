@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
-from urllib.robotparser import RobotFileParser
 
 from downloader.engines.base import Candidate, EngineError, EventCallback, is_http_url, no_events, wait_until
 from downloader.http import (
@@ -29,13 +28,12 @@ from downloader.http import (
     resolve_checked,
     robots_tag_opts_out,
 )
+from downloader.robots import ROBOTS_MAX_BYTES, fetch_allows, rules_allow
 
 LAZY_ATTRIBUTES = ("data-src", "data-original", "data-lazy-src", "data-url", "data-hi-res-src", "data-full")
 LAZY_SRCSETS = ("data-srcset", "data-lazy-srcset")
 IMAGE_LINK = re.compile(r"\.(jpe?g|png|webp|gif|avif|bmp)(\?|#|$)", re.IGNORECASE)
-# robots.txt: a short wait and a small cap (Google reads the first 500 KiB).
-ROBOTS_TIMEOUT = 5.0
-ROBOTS_MAX_BYTES = 512 * 1024
+ROBOTS_TIMEOUT = 5.0  # robots.txt: a short wait (its first 500 KiB are read: downloader.robots)
 ROBOTS_META_JS = """
 return Array.from(document.querySelectorAll('meta[name]'))
   .filter(m => ['robots', arguments[0]].includes(m.getAttribute('name').toLowerCase()))
@@ -125,8 +123,9 @@ def pick_images(collected: dict) -> list[tuple[str, str]]:
 
 def robots_allows(page_url: str) -> bool:
     """What the site's robots.txt says about imagedl reading ``page_url``, fetched
-    through the chokepoint (its address rules, a short timeout, a small cap, no
-    retries). A missing, failing or oversized robots.txt means allowed."""
+    through the chokepoint (its address rules, a short timeout, its first 500 KiB, no
+    retries) and read as RFC 9309 says (``downloader.robots``): a 4xx allows all, a
+    5xx, a 429 or no answer disallows all."""
     parts = urlsplit(page_url)
     robots_url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "/robots.txt", "", ""))
     policy = FetchPolicy.from_settings(
@@ -134,6 +133,7 @@ def robots_allows(page_url: str) -> bool:
         read_timeout=ROBOTS_TIMEOUT,
         total_timeout=ROBOTS_TIMEOUT,
         max_bytes=ROBOTS_MAX_BYTES,
+        keep_prefix=True,
         max_retries=0,
         respect_noai=False,
         accept="text/plain,*/*;q=0.1",
@@ -142,14 +142,13 @@ def robots_allows(page_url: str) -> bool:
     try:
         with tempfile.TemporaryDirectory(prefix="imagedl-robots-") as folder:
             target = Path(folder) / "robots.txt"
-            if not fetcher.fetch(robots_url, target).ok:
-                return True
+            fetched = fetcher.fetch(robots_url, target)
+            if not fetched.ok:
+                return fetch_allows(fetched.reason, fetched.status)
             text = target.read_bytes().decode("utf-8", errors="replace")
     finally:
         fetcher.close()
-    parser = RobotFileParser()
-    parser.parse(text.splitlines())
-    return parser.can_fetch(ROBOT_NAME, page_url)
+    return rules_allow(text, page_url, ROBOT_NAME)
 
 
 def page_robots_tags(driver, url: str) -> list[str] | None:

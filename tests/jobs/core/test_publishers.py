@@ -71,7 +71,7 @@ def test_downloads_skip_publishers_who_opt_out_unless_turned_off(settings, image
         ("User-agent: *\nDisallow: /private/", 200, "/gallery", True),
         ("User-agent: imagedl\nDisallow: /", 200, "/gallery", False),
         ("User-agent: otherbot\nDisallow: /", 200, "/gallery", True),
-        ("User-agent: *\nDisallow: /", 500, "/gallery", True),  # failing robots.txt: allowed
+        ("User-agent: *\nAllow: /", 500, "/gallery", False),  # failing robots.txt: disallowed (RFC 9309)
         (None, 404, "/gallery", True),  # missing robots.txt: allowed
     ],
 )
