@@ -165,6 +165,14 @@ def no_events(kind: str, data: dict) -> None:
     """The event callback used when the caller passes none."""
 
 
+def cookie_set(driver, base_url: str, name: str, value: str) -> None:
+    """Set a cookie of the engine's site in the browser before its first page: a
+    preference the engine keeps for the whole session, the scroll requests its own
+    scripts make included (they know only the page's URL and the cookies)."""
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setCookie", {"name": name, "value": value, "url": base_url, "path": "/"})
+
+
 class Engine:
     """One image search engine as a page object. Subclasses declare their locators
     together at the top and implement ``search``."""

@@ -17,6 +17,7 @@ from downloader.engines.base import (
     EventCallback,
     FilterWords,
     SearchRules,
+    cookie_set,
     engine_filters,
     is_http_url,
     is_thumbnail,
@@ -32,7 +33,11 @@ LICENSE_KEY = "license"  # in m, when Bing states the image's license
 SEE_MORE_BUTTON = ".btn_seemore"
 CAPTCHA_MARKERS = ("#b_captcha", "form[action*='captcha']", "#bnp_hfly_cta")
 SEARCH_PATH = "/images/search"
-SAFE_SEARCH_PARAM = "adlt"  # Bing's own words: strict, moderate, off
+SAFE_SEARCH_PARAM = "adlt"  # Bing's own words: strict, moderate, off (on the first page only)
+# Its scroll requests carry no ``adlt``: Bing reads the session's preference from this
+# cookie (``ADLT=STRICT|DEMOTE|OFF``), else serves moderate.
+PREFERENCES_COOKIE = "SRCHHPGUSR"
+SAFE_SEARCH_COOKIE = {"strict": "ADLT=STRICT", "moderate": "ADLT=DEMOTE", "off": "ADLT=OFF"}
 # The filters, each a ``+filterui:`` piece of ``qft``; Bing has every one.
 FILTER_WORDS: FilterWords = {
     "license": {"cc": "+filterui:licenseType-Any", "public": "+filterui:license-L1"},
@@ -107,6 +112,7 @@ class BingEngine(Engine):
         self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None
     ) -> Iterator[Candidate]:
         emit = on_event or no_events
+        cookie_set(driver, self.base_url(), PREFERENCES_COOKIE, SAFE_SEARCH_COOKIE[rules.safe_search])
         driver.get(self.results_url(query, rules))
         if (
             driver.execute_script(BLOCKED_JS, list(CAPTCHA_MARKERS))

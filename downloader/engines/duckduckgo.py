@@ -20,6 +20,7 @@ from downloader.engines.base import (
     FilterWords,
     SearchRules,
     Tally,
+    cookie_set,
     engine_filters,
     is_http_url,
     is_thumbnail,
@@ -86,6 +87,7 @@ class DuckDuckGoEngine(Engine):
     ) -> Iterator[Candidate]:
         emit = on_event or no_events
         kp = SAFE_SEARCH_KP[rules.safe_search]
+        cookie_set(driver, self.base_url(), "kp", kp)  # the session's preference, as DuckDuckGo keeps it
         page_params = {"q": query, "iax": "images", "ia": "images", "kp": kp}
         driver.get(f"{self.base_url()}{PAGE_PATH}?{urlencode(page_params)}")
         match = VQD_PATTERN.search(driver.page_source)

@@ -13,8 +13,15 @@ them and point the settings at them.
 "changed") makes that engine misbehave the way the real one does. ``offsets`` per
 engine shift its results (result n is image n + offset), so engines overlap in part.
 ``adult(n)`` marks result n adult: each engine leaves adult results out unless its safe
-search parameter says off (Bing ``adlt=off``, DuckDuckGo ``kp=-2``, Google ``safe=off``;
-missing means moderate, as on the real sites), and their titles say "(adult)".
+search says off, and their titles say "(adult)". As on the real sites, the setting
+comes from the request or from the browser's cookies, and missing means moderate:
+Bing reads ``adlt`` or its ``SRCHHPGUSR`` cookie (``ADLT=STRICT|DEMOTE|OFF``);
+DuckDuckGo ``kp`` or its ``kp`` cookie (1, -1, -2), and its JSON also ``p`` (-1: not
+filtered); Google ``safe``. The pages' own scroll scripts know only what the page's URL
+and the cookies carry: Bing's scroll requests forward ``q`` and ``qft`` from the URL but
+not ``adlt`` (what the real Bing was seen to do), Google's forward ``safe`` and ``tbs``.
+``served`` records, for every results request, (engine, path, safe search as served:
+strict/moderate/off, filters as read).
 ``licenses(n)`` is the license Bing and DuckDuckGo state for result n (None: none).
 ``traits(n)`` is what each engine believes of result n, ``{kind: value}`` in
 downloader.choices' terms (``{"layout": "wide", "type": "animated", "license": "cc"}``):
@@ -69,13 +76,14 @@ class _Handler(BaseHTTPRequestHandler):
         with imitation.lock:
             imitation.requests.append((parts.path, query))
             imitation.agents.append((parts.path, self.headers.get("User-Agent", "")))
+        cookies = _cookies(self.headers.get("Cookie", ""))
         try:
             route = {
                 "/images/search": imitation.bing_page,
                 "/images/async": imitation.bing_async,
                 "/i.js": imitation.ddg_json,
                 "/search": imitation.google_page,
-                "/sorry/index": lambda q: (
+                "/sorry/index": lambda q, c: (
                     200,
                     "<html><body>Our systems have detected unusual traffic</body></html>",
                 ),
@@ -92,13 +100,36 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             if route is None:
                 return self._send(404, "not found")
-            result = route(query)
+            result = route(query, cookies)
             status, body = result[0], result[1]
             headers = result[2] if len(result) > 2 else {}
             ctype = "application/json" if parts.path == "/i.js" else "text/html; charset=utf-8"
             self._send(status, body, ctype, **headers)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+def _cookies(header: str) -> dict[str, str]:
+    """The Cookie header's pairs (values as sent: Bing's hold '=' and '&')."""
+    pairs = (part.strip().partition("=") for part in header.split(";") if "=" in part)
+    return {name: value for name, _, value in pairs}
+
+
+BING_ADLT = {"STRICT": "strict", "DEMOTE": "moderate", "OFF": "off"}
+DDG_KP = {"1": "strict", "-1": "moderate", "-2": "off"}
+GOOGLE_SAFE = {"active": "strict", "off": "off"}  # strict and moderate are both "active"
+
+
+def bing_level(query: dict, cookies: dict[str, str]) -> str:
+    if query.get("adlt") in ("strict", "moderate", "off"):
+        return query["adlt"]
+    preferences = dict(pair.partition("=")[::2] for pair in cookies.get("SRCHHPGUSR", "").split("&"))
+    return BING_ADLT.get(preferences.get("ADLT", ""), "moderate")
+
+
+def ddg_level(query: dict, cookies: dict[str, str]) -> str:
+    level = DDG_KP.get(query.get("kp") or cookies.get("kp", ""), "moderate")
+    return "off" if query.get("p") == "-1" else level
 
 
 class _Server(ThreadingHTTPServer):
@@ -136,6 +167,7 @@ class SearchImitation:
         self.licenses = licenses
         self.traits = traits
         self.asked: list[tuple[str, dict[str, str]]] = []
+        self.served: list[tuple[str, str, str, dict[str, str]]] = []
         self.pages: dict[str, str] = {}
         self.redirects: dict[str, str] = {}  # path -> Location
         self.page_headers: dict[str, dict[str, str]] = {}  # path -> extra headers
@@ -186,6 +218,12 @@ class SearchImitation:
         traits = self.traits(index)
         return all(traits.get(kind) == value for kind, value in asked.items())
 
+    def _serve(self, engine: str, path: str, level: str, asked: dict[str, str]) -> bool:
+        """Note a results request as served; True when adult results are left out."""
+        with self.lock:
+            self.served.append((engine, path, level, asked))
+        return level != "off"
+
     def _note(self, engine: str, asked: dict[str, str]) -> dict[str, str]:
         with self.lock:
             self.asked.append((engine, asked))
@@ -223,17 +261,17 @@ class SearchImitation:
             )
         return "".join(items)
 
-    def bing_page(self, query: dict):
+    def bing_page(self, query: dict, cookies: dict[str, str]):
         if self.modes["bing"] == "captcha":
             return 200, "<html><body><div id='b_captcha'>Please solve the challenge</div></body></html>"
-        adlt = query.get("adlt", "moderate")
-        filtered = adlt != "off"
         asked = self._note("bing", bing_filters(query.get("qft", "")))
+        filtered = self._serve("bing", "/images/search", bing_level(query, cookies), asked)
         first_batch = self._bing_items(1, self.batch, filtered, asked)
         script = f"""
 <script>
 (function() {{
-  const q = {json.dumps(query.get("q", ""))}, adlt = {json.dumps(adlt)}, qft = {json.dumps(query.get("qft", ""))};
+  const url = new URLSearchParams(location.search);  // what the page knows: its URL (and cookies)
+  const q = url.get('q') || '', qft = url.get('qft') || '';
   let next = {self.batch + 1}, loading = false, seeMoreClicked = false;
   const total = {len(self._visible(filtered, asked))}, seeMoreAfter = {self.see_more_after or 0};
   const button = document.querySelector('.btn_seemore');
@@ -241,7 +279,7 @@ class SearchImitation:
     if (loading || next > total) return;
     if (seeMoreAfter && next > seeMoreAfter && !seeMoreClicked) {{ button.style.display = 'block'; return; }}
     loading = true;
-    fetch('/images/async?q=' + encodeURIComponent(q) + '&first=' + next + '&count=35&async=1&adlt=' + adlt + '&qft=' + encodeURIComponent(qft))
+    fetch('/images/async?q=' + encodeURIComponent(q) + '&first=' + next + '&count=35&async=1&qft=' + encodeURIComponent(qft))
       .then(r => r.text()).then(fragment => {{
         const ul = document.createElement('ul');
         ul.className = 'dgControl_list';
@@ -267,17 +305,17 @@ class SearchImitation:
         )
         return 200, body
 
-    def bing_async(self, query: dict):
+    def bing_async(self, query: dict, cookies: dict[str, str]):
         if self.batch_latency:
             time.sleep(self.batch_latency)
         first = int(query.get("first", "1"))
-        filtered = query.get("adlt", "moderate") != "off"
         asked = bing_filters(query.get("qft", ""))
+        filtered = self._serve("bing", "/images/async", bing_level(query, cookies), asked)
         return 200, self._bing_items(first, int(query.get("count", self.batch)), filtered, asked)
 
     # --- DuckDuckGo ----------------------------------------------------------------
 
-    def ddg_page(self, query: dict):
+    def ddg_page(self, query: dict, cookies: dict[str, str]):
         if self.modes["duckduckgo"] == "captcha":
             return (
                 200,
@@ -289,7 +327,7 @@ class SearchImitation:
             "var vqd='4-3141592653';</script></body></html>"
         )
 
-    def ddg_json(self, query: dict):
+    def ddg_json(self, query: dict, cookies: dict[str, str]):
         if self.batch_latency:
             time.sleep(self.batch_latency)
         if self.modes["duckduckgo"] == "rate_limited":
@@ -298,7 +336,7 @@ class SearchImitation:
             return 403, json.dumps({"error": "bad vqd"})
         offset = int(query.get("s", "0"))
         asked = self._note("duckduckgo", ddg_filters(query.get("f", "")))
-        visible = self._visible(query.get("kp", "-1") != "-2", asked)
+        visible = self._visible(self._serve("duckduckgo", "/i.js", ddg_level(query, cookies), asked), asked)
         results = []
         for index in visible[offset : offset + 100]:
             image = self.image_url(index + self.offsets["duckduckgo"])
@@ -332,27 +370,29 @@ class SearchImitation:
             links.append(f"<div class='r'><a href='{html.escape(href)}'>result {index}</a></div>")
         return "".join(links)
 
-    def google_page(self, query: dict):
+    def google_page(self, query: dict, cookies: dict[str, str]):
         mode = self.modes["google"]
         if mode == "captcha":
             return 302, "", {"Location": "/sorry/index?continue=x"}
         if mode == "consent":
             return 200, "<html><body><div id='W0wltc' role='button'>Reject all</div></body></html>"
-        safe = query.get("safe", "active")
-        filtered = safe != "off"
+        level = GOOGLE_SAFE.get(query.get("safe", "active"), "strict")
         tbs = query.get("tbs", "")
         if query.get("async") == "1":
             if self.batch_latency:
                 time.sleep(self.batch_latency)
+            filtered = self._serve("google", "/search?async", level, google_filters(tbs))
             return 200, self._google_links(int(query.get("start", "1")), 20, filtered, google_filters(tbs))
         asked = self._note("google", google_filters(tbs))
+        filtered = self._serve("google", "/search", level, asked)
         script = f"""<script>
+const url = new URLSearchParams(location.search);  // what the page knows: its URL (and cookies)
 let next = 21, loading = false; const total = {len(self._visible(filtered, asked))};
 window.addEventListener('scroll', () => {{
   if (loading || next > total) return;
   if (window.innerHeight + window.scrollY < document.body.scrollHeight - 300) return;
   loading = true;
-  fetch('/search?tbm=isch&async=1&safe={quote(safe)}&tbs={quote(tbs)}&start=' + next).then(r => r.text()).then(t => {{
+  fetch('/search?tbm=isch&async=1&safe=' + encodeURIComponent(url.get('safe') || '') + '&tbs=' + encodeURIComponent(url.get('tbs') || '') + '&start=' + next).then(r => r.text()).then(t => {{
     const d = document.createElement('div'); d.innerHTML = t; document.getElementById('more').appendChild(d);
     next += 20; loading = false; }});
 }});
