@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -38,7 +39,7 @@ from devtools.app_process import AppProcess
 from devtools.postgres import Postgres
 from devtools.redis_server import RedisServer
 from devtools.s3proxy import S3Proxy
-from devtools.service import Service
+from devtools.service import Service, masked
 
 ROOT = Path(__file__).resolve().parent.parent
 NODES = 3
@@ -104,12 +105,18 @@ class Layout:
         return self.root / "cluster.json"
 
     def save(self) -> None:
+        """Write cluster.json atomically (readers see the old file or the new one), and
+        private from its first byte: it holds the secret key and the S3 credential."""
         self.root.mkdir(parents=True, exist_ok=True)
         data = {k: v for k, v in asdict(self).items() if k != "root"}
-        temporary = self.file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, indent=2))
-        temporary.chmod(0o600)  # it holds the secret key and the S3 credential
-        temporary.replace(self.file)
+        fd, temporary = tempfile.mkstemp(prefix=".cluster-", suffix=".tmp", dir=self.root)  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps(data, indent=2))
+            os.replace(temporary, self.file)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, root: Path) -> Layout:
@@ -368,11 +375,17 @@ def up(root: Path, free_ports: bool = False) -> dict:
         for future in [pool.submit(start_part, layout, name) for name in apps]:
             future.result()
     wait_queue_seen(layout)
+    return summary(layout, started)
+
+
+def summary(layout: Layout, started: float) -> dict:
+    """What ``up`` prints: where each part answers, with no password (the URLs with
+    theirs are in each part's folder and in cluster.json, both private)."""
     return {
         "web": [layout.web_url(i) for i in range(1, WEBS + 1)],
         "cassandra": [f"{host}:{layout.ports['cassandra']}" for host in layout.cassandra_hosts()],
-        "postgres": layout.postgres().url,
-        "redis": layout.redis().url,
+        "postgres": masked(layout.postgres().url),
+        "redis": masked(layout.redis().url),
         "s3": layout.s3().url,
         "workers": [f"worker-{i}" for i in range(1, WORKERS + 1)],
         "seconds": round(time.monotonic() - started, 1),

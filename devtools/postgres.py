@@ -37,7 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devtools.service import Service, cli
+from devtools.service import Service, cli, private_file
 
 SERVER_USER = "postgres"
 ROLE = "imagedl"
@@ -97,13 +97,7 @@ class Postgres(Service):
 
     @property
     def password(self) -> str:
-        path = self.directory / "password"
-        if not path.exists():
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(24) + "\n")
-        return path.read_text().strip()
+        return private_file(self.directory / "password", lambda: secrets.token_urlsafe(24))
 
     @property
     def url(self) -> str:

@@ -34,6 +34,33 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def masked(url: str) -> str:
+    """``url`` with its password, if any, shown as ``***``: what may be printed."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def private_file(path: Path, make: Callable[[], str]) -> str:
+    """The text of ``path``, a file only its owner may read, written once with
+    ``make()``: created mode 0600 from its first byte (no window with the umask's)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as out:
+            out.write(make() + "\n")
+    return path.read_text().strip()
+
+
 def tail(path: Path, lines: int = 30) -> str:
     if not path.exists():
         return "(no log written)"
@@ -209,7 +236,7 @@ class Service:
         return True
 
     def status(self) -> dict:
-        return {"pid": self.pid(), "up": self.answering(), "url": self.url}
+        return {"pid": self.pid(), "up": self.answering(), "url": masked(self.url)}
 
 
 def cli(

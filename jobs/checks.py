@@ -5,12 +5,13 @@ imagedl.W002  no mail host set (mail goes to the console)
 imagedl.W003  Cassandra cannot be reached
 imagedl.W004  the cache can drop live rate-limit counters (per-process or culling)
 imagedl.W005  a root worker has no unprivileged user to run the browser as
+imagedl.E001  several machines share work, but SECRET_KEY is this machine's own
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 from jobs.store.cassandra import ping
 
@@ -26,6 +27,35 @@ def check_chromedriver(app_configs=None, **kwargs):
             "No chromedriver was found, so search jobs cannot drive a browser.",
             hint="apt-get install chromium chromium-driver, or set IMAGEDL_CHROMEDRIVER.",
             id="imagedl.W001",
+        )
+    ]
+
+
+# What says processes run on several machines: a shared queue, a shared relational
+# database, shared archives.
+SHARED_BY_MACHINES = {
+    "REDIS_URL": lambda: bool(settings.REDIS_URL),
+    "DATABASE_URL": lambda: settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    "IMAGEDL_S3_BUCKET": lambda: bool(settings.IMAGEDL_S3_BUCKET),
+}
+
+
+@register(Tags.security)
+def check_secret_key_shared(app_configs=None, **kwargs):
+    """A per-machine key (var/secret_key) cannot serve several machines: tasks signed on
+    one are dropped by another's workers, links made by one web fail on the next. An
+    error, so ``check --deploy`` and every command that checks (a worker's start) stop."""
+    if not settings.SECRET_KEY_PER_MACHINE:
+        return []
+    shared = [name for name, is_set in SHARED_BY_MACHINES.items() if is_set()]
+    if not shared:
+        return []
+    return [
+        Error(
+            f"{', '.join(shared)} is set, so processes may run on several machines, but SECRET_KEY "
+            "is not: each machine would make its own key in var/secret_key.",
+            hint="Set SECRET_KEY, the same on every machine (docs/deployment.md).",
+            id="imagedl.E001",
         )
     ]
 

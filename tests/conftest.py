@@ -145,6 +145,9 @@ def worker_env(django_db_setup):
         DATABASE_URL=f"sqlite:///{settings.DATABASES['default']['NAME']}",
         CASSANDRA_KEYSPACE=settings.DATABASES["cassandra"]["NAME"],
         PYTHONUNBUFFERED="1",
+        # The test process's own key, given as a deployment gives it (imagedl.E001 stops
+        # a worker on a per-machine key once Redis or a bucket is set).
+        SECRET_KEY=settings.SECRET_KEY,
     )
     return env
 
