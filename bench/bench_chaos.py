@@ -104,7 +104,6 @@ def bench_env(native_port: int, storage_port: int, mail_port: int, q_workers: in
         IMAGEDL_TRANSIENT_BACKOFF_SECONDS="2",
         IMAGEDL_RETENTION_MINUTES="600",  # nothing is purged while it is counted
         IMAGEDL_LOG_LEVEL="INFO",
-        IMAGEDL_BENCH_CHAOS=uuid.uuid4().hex,  # marks the browsers its workers start
     )
 
 
@@ -125,21 +124,21 @@ def quiet(server: object) -> None:
     server._server.handle_error = lambda request, client_address: None  # type: ignore[attr-defined]
 
 
-def leftover_browsers(marker: str, workers: list[Worker]) -> int:
-    """Chromium and chromedriver processes started by this benchmark's workers that
-    are not in a live worker's process group (left behind by a killed one)."""
-    live = {w.proc.pid for w in workers if w.proc.poll() is None}
+def leftover_browsers(workers: list[Worker]) -> int:
+    """Chromium and chromedriver processes started by this benchmark's workers (each in
+    its own process group, which the browser keeps; its environment is an allow-list,
+    so it carries no mark) whose worker is gone: left behind by a killed one."""
+    dead = {w.proc.pid for w in workers if w.proc.poll() is not None}
     count = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             name = (entry / "comm").read_text().strip()
-            environ = (entry / "environ").read_bytes()
-            pgid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
-        except (OSError, ValueError, IndexError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
             continue
-        if name.startswith("chrom") and marker.encode() in environ and pgid not in live:
+        if name.startswith("chrom") and fields[0] not in ("Z", "X") and int(fields[2]) in dead:
             count += 1
     return count
 
@@ -244,6 +243,7 @@ class Chaos:
     rng: random.Random
     started: float = 0.0
     workers: list[Worker] = field(default_factory=list)
+    all_workers: list[Worker] = field(default_factory=list)  # killed ones too
     timetable: list[tuple[float, str]] = field(default_factory=list)
     copies: int = 0
     next_worker: int = 1
@@ -257,6 +257,7 @@ class Chaos:
         worker = start_worker(self.next_worker, self.env)
         self.next_worker += 1
         self.workers.append(worker)
+        self.all_workers.append(worker)
         return worker
 
     def until_busy(self, browsers_running: int, timeout: float = 30) -> None:
@@ -573,7 +574,7 @@ def report(submitted: list[Submitted], mails: list[Mail], chaos: Chaos) -> None:
         f"task copies' results    : {dict(sorted(copies.items()))} ({chaos.copies} enqueued"
         + (f"; {not_run} not run: taken by a killed worker or still queued)" if not_run else ")")
     )
-    print(f"browsers left behind    : {leftover_browsers(chaos.env['IMAGEDL_BENCH_CHAOS'], chaos.workers)}")
+    print(f"browsers left behind    : {leftover_browsers(chaos.all_workers)}")
     if unsent_rows:
         print(f"outbox rows not done    : {unsent_rows}")
     met = len(exactly_once) == len(submitted) and not lost and not duplicates

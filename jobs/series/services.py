@@ -369,6 +369,8 @@ def series_stop(series: Series, *, reason: str = "user", by: str = "user") -> bo
 
 def series_run_now(series: Series, *, by: str = "operator") -> str:
     """Move the series' pending run to now. Returns what happened, in words."""
+    if series.status == SeriesStatus.PENDING:
+        return "not run: the series waits for its owner's confirmation"
     if not series.is_active:
         return "not run: the series has stopped"
     _ensure_next_job(series)

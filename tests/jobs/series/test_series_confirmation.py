@@ -20,7 +20,7 @@ from jobs.core.reaper import jobs_reap
 from jobs.core.run import job_run
 from jobs.mail.emails import email_build
 from jobs.models import JobStatus, SeriesStatus
-from jobs.series.services import series_submit
+from jobs.series.services import series_run_now, series_submit
 from jobs.store import records
 from jobs.store.series import series_get
 from tests.factories import make_job
@@ -59,6 +59,7 @@ def test_a_series_waits_for_its_confirmation_and_runs_once_confirmed(cassandra_d
     # Nothing runs it meanwhile: not the reaper long past its time, not a stray task.
     assert jobs_reap(now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=6)).runs == 0
     assert job_run(str(job.id)).startswith("skipped")
+    assert "confirmation" in series_run_now(series)  # nor an operator's "run now"
     assert records.job_get(job.id).status == JobStatus.SCHEDULED
 
     confirm = _confirm_path(job)
