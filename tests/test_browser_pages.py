@@ -23,6 +23,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from downloader.browser import open_browser
+from downloader.config import browser_options_from_settings
 from jobs import links, records, services
 from jobs.estimate import estimate_seconds
 from jobs.models import JobStatus
@@ -57,7 +58,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, datab
 
 @pytest.fixture
 def browser(cassandra_db):
-    with open_browser(width=1280, height=900) as driver:
+    with open_browser(browser_options_from_settings(), width=1280, height=900) as driver:
         yield driver
 
 

@@ -62,7 +62,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         from downloader.archive import write_archive
-        from downloader.gather import gather
 
         request = self._request(options)
         out = Path(options["out"]).resolve()
@@ -71,17 +70,7 @@ class Command(BaseCommand):
         out.parent.mkdir(parents=True, exist_ok=True)
         bar = ProgressBar(request.wanted, not options["no_progress"], self.stderr.write)
         with tempfile.TemporaryDirectory(prefix="imagedl-") as work:
-            result = gather(
-                request,
-                Path(work),
-                on_event=lambda kind, message, data: bar.message(message),
-                on_progress=bar.update,
-            )
-            bar.close()
-            if not result.kept:
-                raise CommandError(
-                    f"no valid images found ({result.found} candidates, rejected: {dict(result.rejected)})"
-                )
+            result = self._gather(request, Path(work), bar)
             archive = write_archive(
                 result.kept[: request.wanted],
                 name_stem=request.name_stem,
@@ -91,6 +80,25 @@ class Command(BaseCommand):
                 filters="" if request.page_url else request.filters.as_text(),
             )
         self.stdout.write(summary(result, archive.count, out, archive.bytes))
+
+    def _gather(self, request, work: Path, bar: ProgressBar):
+        """The request's images; CommandError when none is kept."""
+        from downloader.config import gather_options_from_settings
+        from downloader.gather import gather
+
+        result = gather(
+            request,
+            work,
+            on_event=lambda kind, message, data: bar.message(message),
+            on_progress=bar.update,
+            options=gather_options_from_settings(),
+        )
+        bar.close()
+        if not result.kept:
+            raise CommandError(
+                f"no valid images found ({result.found} candidates, rejected: {dict(result.rejected)})"
+            )
+        return result
 
     def _request(self, options: dict):
         from downloader.gather import Request
