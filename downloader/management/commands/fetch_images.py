@@ -31,6 +31,9 @@ from downloader.management.commands._options import ProgressBar, add_filter_argu
 
 class Command(BaseCommand):
     help = "Search an image engine and download valid, unique, full-size images into a zip."
+    # Needs neither Cassandra nor mail (the web app's checks would print warnings that
+    # do not apply); a missing browser is reported when the search starts.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("query", help="what to search for (or a page URL with --page)")
@@ -82,17 +85,21 @@ class Command(BaseCommand):
         self.stdout.write(summary(result, archive.count, out, archive.bytes))
 
     def _gather(self, request, work: Path, bar: ProgressBar):
-        """The request's images; CommandError when none is kept."""
+        """The request's images; CommandError when no browser starts or none is kept."""
+        from downloader.browser import BrowserUnavailable
         from downloader.config import gather_options_from_settings
         from downloader.gather import gather
 
-        result = gather(
-            request,
-            work,
-            on_event=lambda kind, message, data: bar.message(message),
-            on_progress=bar.update,
-            options=gather_options_from_settings(),
-        )
+        try:
+            result = gather(
+                request,
+                work,
+                on_event=lambda kind, message, data: bar.message(message),
+                on_progress=bar.update,
+                options=gather_options_from_settings(),
+            )
+        except BrowserUnavailable as exc:
+            raise CommandError(str(exc)) from None
         bar.close()
         if not result.kept:
             raise CommandError(
