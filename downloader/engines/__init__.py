@@ -155,14 +155,8 @@ def search_interleaved(
     opened: list[str] = []
     try:
         for name, tab in _tabs(driver, order, opened):
-            streams.append(
-                (
-                    name,
-                    get_engine(name, options).search(
-                        tab, query, wanted=wanted, rules=rules, on_event=on_event
-                    ),
-                )
-            )
+            engine = get_engine(name, options)
+            streams.append((name, engine.search(tab, query, wanted=wanted, rules=rules, on_event=on_event)))
             emit("engine_started", {"engine": name})
         handed_on = 0
         counts = dict.fromkeys(order, 0)
