@@ -95,22 +95,35 @@ def main() -> None:
         from downloader.archive import write_archive
         from downloader.browser import open_browser
         from downloader.collect import collect_images
+        from downloader.config import (
+            browser_options_from_settings,
+            engine_options_from_settings,
+            fetcher_from_settings,
+            validation_limits_from_settings,
+        )
         from downloader.engines.base import SearchRules
         from downloader.engines.bing import BingEngine
 
+        bing = BingEngine(engine_options_from_settings())
         # 1. collect URLs (browser start excluded: it is the same for any engine)
-        with open_browser() as driver:
+        with open_browser(browser_options_from_settings()) as driver:
             started = time.monotonic()
-            candidates = list(BingEngine().search(driver, "red fox", wanted=args.count, rules=SearchRules()))
+            candidates = list(bing.search(driver, "red fox", wanted=args.count, rules=SearchRules()))
             t_collect = time.monotonic() - started
             page_started = time.monotonic()
-            driver.get(BingEngine().results_url("first page only", SearchRules()))
+            driver.get(bing.results_url("first page only", SearchRules()))
             t_first_page = time.monotonic() - page_started
         batches = math.ceil(max(args.count - 35, 0) / 35)
         f_collect = t_first_page + batches * args.batch_latency
         # 2. download
         started = time.monotonic()
-        result = collect_images(iter(candidates), wanted=args.count, workdir=work / "dl")
+        result = collect_images(
+            iter(candidates),
+            wanted=args.count,
+            workdir=work / "dl",
+            fetcher=fetcher_from_settings(),
+            limits=validation_limits_from_settings(),
+        )
         t_download = time.monotonic() - started
         f_download = math.ceil(math.ceil(args.count / len(hosts)) / per_host) * args.latency
         # 3. pack

@@ -380,8 +380,9 @@ def imitation(request, start_imitation, image_hosts) -> SearchImitation:
 def driver():
     """One headless Chromium shared by a module's engine tests."""
     from downloader.browser import open_browser
+    from downloader.config import browser_options_from_settings
 
-    with open_browser() as browser:
+    with open_browser(browser_options_from_settings()) as browser:
         yield browser
 
 
