@@ -14,7 +14,7 @@ events, archive through storage):
   whole job      job_run, search and download overlapping
                  target: within 1.5x the sum of the floors
 
-    .venv/bin/python bench/bench_job.py [--count 500] [--corpus simple|realistic]
+    .venv/bin/python -m bench.bench_job [--count 500] [--corpus simple|realistic]
 
 ``--corpus realistic`` serves the photo-like corpus of bench/corpus.py (300x200 to
 4000x3000, mostly JPEG, ~133 KB) instead of the simple 560-680 px JPEGs.
@@ -29,30 +29,24 @@ import datetime as dt
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagedl_site.settings")
-os.environ.setdefault("IMAGEDL_LOG_LEVEL", "WARNING")
+import django
+from django.conf import settings
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-
-from bench.corpus import realistic_corpus  # noqa: E402
-from tests.imagehosts import ImageHost, encoded  # noqa: E402
-from tests.imitations import SearchImitation  # noqa: E402
+from bench.corpus import realistic_corpus
+from tests.imagehosts import ImageHost, encoded
+from tests.imitations import SearchImitation
 
 HOSTS = [f"127.0.0.{n}" for n in range(71, 79)]
 
 
 def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagedl_site.settings")
+    os.environ.setdefault("IMAGEDL_LOG_LEVEL", "WARNING")
+    django.setup()
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--latency", type=float, default=0.1)
