@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import io
 import zipfile
+import zoneinfo
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -168,3 +169,22 @@ def manifest_rows(data: bytes) -> list[dict]:
     """The rows of a zip's manifest.csv, as dicts by column name."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         return list(csv.DictReader(io.StringIO(zf.read(MANIFEST_NAME).decode())))
+
+
+def good_post(**changes: str) -> dict[str, str]:
+    """A valid form post (two hours ahead, Paris time), with ``changes`` applied."""
+    when = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Paris")) + dt.timedelta(hours=2)
+    data = {
+        "query": "red fox",
+        "page_url": "",
+        "count": "120",
+        "email": "ada@example.org",
+        "run_date": when.strftime("%Y-%m-%d"),
+        "run_time": when.strftime("%H:%M"),
+        "time_zone": "Europe/Paris",
+        "min_width": "0",
+        "min_height": "0",
+        "engine": "auto",
+    }
+    data.update(changes)
+    return data

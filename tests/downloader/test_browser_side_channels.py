@@ -19,8 +19,8 @@ from downloader.config import (
 )
 from downloader.egress import EgressGuard
 from downloader.engines.page import extract_page_images
-from tests.downloader.test_page_extractor import addresses_only
 from tests.imitations import SearchImitation
+from tests.network import addresses_only
 
 SITE, INSIDE = "127.0.0.33", "127.0.0.34"
 

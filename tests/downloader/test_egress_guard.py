@@ -3,33 +3,11 @@ anything else is refused before a connection is made."""
 
 from __future__ import annotations
 
-import socket
-
 from downloader.egress import EgressGuard
 from downloader.http import FetchPolicy
+from tests.network import ask
 
 POLICY = FetchPolicy(allow_private=False, extra_allowed=("127.0.0.27/32",))
-
-
-def ask(guard: EgressGuard, request: bytes, then: bytes = b"") -> bytes:
-    host, port = guard.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(request)
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return answer
-            answer += chunk
-        if then:
-            sock.sendall(then)
-        sock.settimeout(2)
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except TimeoutError:
-            pass
-        return answer
 
 
 def test_a_tunnel_to_an_allowed_host_carries_bytes_and_others_are_refused(start_imitation):

@@ -242,7 +242,7 @@ def test_the_form_stores_the_filters_and_the_resubmit_link_keeps_them(cassandra_
 
     from jobs.lib import links
     from jobs.store import records
-    from tests.jobs.web.test_web_pages import good_post
+    from tests.factories import good_post
 
     cache.clear()  # the rate limits
     response = client.post("/", good_post(filter_layout="wide", filter_colour="red", filter_freshness="week"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import pytest
 
 from downloader.browser import open_browser
@@ -14,6 +12,7 @@ from downloader.config import (
 )
 from downloader.engines.base import Candidate, EngineError
 from downloader.engines.page import extract_page_images, largest_from_srcset, pick_urls
+from tests.network import addresses_only
 
 PAGE = """<!doctype html><html><head>
 <meta property="og:image" content="/social/cover.jpg">
@@ -102,14 +101,6 @@ def test_pages_on_private_addresses_are_refused_before_and_after_loading(setting
             extract(driver, allowed.base + "/moved", wanted=5)
         assert moved.value.reason == "private_address"
         assert "redirected" in str(moved.value)
-
-
-def addresses_only(host: str, port: int) -> list[str]:
-    """A resolver for tests: IP literals only, no name is looked up."""
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        raise OSError(f"{host}: not looked up in tests") from None
 
 
 @pytest.mark.browser

@@ -96,7 +96,7 @@ def test_fetch_images_takes_safe_search(tmp_path, imitation, capsys):
 def test_the_form_stores_the_choice_and_defaults_to_moderate(cassandra_db, client):
     from django.core.cache import cache
 
-    from tests.jobs.web.test_web_pages import good_post
+    from tests.factories import good_post
 
     cache.clear()  # the rate limits
     for posted, stored in (({"safe_search": "strict"}, "strict"), ({}, "moderate")):

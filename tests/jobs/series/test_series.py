@@ -359,7 +359,7 @@ def aware(value: dt.datetime) -> dt.datetime:
 def test_the_form_offers_repeat_and_a_weekly_post_makes_a_series(cassandra_db, client):
     from django.core.cache import cache
 
-    from tests.jobs.web.test_web_pages import good_post
+    from tests.factories import good_post
 
     cache.clear()
     home = client.get("/").content.decode()

@@ -15,7 +15,7 @@ from jobs.core import services
 from jobs.lib import links
 from jobs.models import Job, JobStatus
 from jobs.store import records
-from tests.factories import make_done_job, make_job, stored_archive
+from tests.factories import good_post, make_done_job, make_job, stored_archive
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
@@ -26,24 +26,6 @@ def fresh_rate_limits():
     from django.core.cache import cache
 
     cache.clear()
-
-
-def good_post(**changes):
-    when = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Paris")) + dt.timedelta(hours=2)
-    data = {
-        "query": "red fox",
-        "page_url": "",
-        "count": "120",
-        "email": "ada@example.org",
-        "run_date": when.strftime("%Y-%m-%d"),
-        "run_time": when.strftime("%H:%M"),
-        "time_zone": "Europe/Paris",
-        "min_width": "0",
-        "min_height": "0",
-        "engine": "auto",
-    }
-    data.update(changes)
-    return data
 
 
 def nothing_stored():
