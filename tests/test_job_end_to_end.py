@@ -18,8 +18,8 @@ from PIL import Image
 from jobs import records, services
 from jobs.events import job_events
 from jobs.models import JobStatus
-from tests.conftest import stop_worker
 from tests.factories import NOW, make_job
+from tests.fixtures.servers import stop_worker
 from tests.mailserver import MailServer, free_port, html_body, text_body, worker_mail_env
 from tests.waiting import wait_for
 

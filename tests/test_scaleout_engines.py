@@ -19,7 +19,7 @@ from django.conf import settings
 from jobs import records
 from jobs.events import job_events
 from jobs.models import JobMail, JobStatus, MailState
-from tests.conftest import stop_worker
+from tests.fixtures.servers import stop_worker
 from tests.waiting import wait_for
 
 pytestmark = [
