@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import threading
 import zoneinfo
 from urllib.parse import urlsplit
 
@@ -38,6 +37,7 @@ from jobs.series import (
     series_submit,
 )
 from tests.factories import make_archive
+from tests.racing import race
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -126,17 +126,7 @@ def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):
 
     # The step again, then eight copies at once (a task handed out twice, the reaper).
     series_run_ended(records.get_job(job.id))
-    barrier = threading.Barrier(8)
-
-    def again() -> None:
-        barrier.wait()
-        series_run_ended(records.get_job(job.id))
-
-    threads = [threading.Thread(target=again) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race(lambda: series_run_ended(records.get_job(job.id)), 8)
     series = series_get(series.id)
     assert series.runs_scheduled == 2 and series.runs_done == 1
     assert schedules_named(second.id) == 1
@@ -155,17 +145,7 @@ def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
     Series.objects(id=series.id).update(
         runs_scheduled=1, runs_done=0, delivered_total=0, next_job_id=job.id, next_run_at=job.run_at
     )
-    barrier = threading.Barrier(8)
-
-    def end() -> None:
-        barrier.wait()
-        series_run_ended(records.get_job(job.id))
-
-    threads = [threading.Thread(target=end) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race(lambda: series_run_ended(records.get_job(job.id)), 8)
     series = series_get(series.id)
     assert series.runs_scheduled == 2 and series.runs_done == 1 and series.delivered_total == 2
     assert records.get_job(run_job_id(series.id, 2)).status == JobStatus.SCHEDULED
