@@ -119,9 +119,11 @@ def test_each_bad_input_gets_its_message_and_stores_nothing(
 
 def test_a_time_the_clocks_skip_is_refused(client, cassandra_db, settings):
     settings.IMAGEDL_MAX_SCHEDULE_DAYS = 3650
-    # New York skips 02:00-03:00 on 14 March 2027.
+    # New York skips 02:00-03:00 on the second Sunday of March (next year's: always ahead).
+    march = dt.date(dt.date.today().year + 1, 3, 1)
+    spring = march + dt.timedelta(days=(6 - march.weekday()) % 7 + 7)
     response = client.post(
-        "/", good_post(run_date="2027-03-14", run_time="02:30", time_zone="America/New_York")
+        "/", good_post(run_date=spring.isoformat(), run_time="02:30", time_zone="America/New_York")
     )
     assert "does not exist" in response.context["form"].errors["run_time"][0]
     assert nothing_stored()
@@ -293,10 +295,12 @@ def test_csrf_is_enforced(cassandra_db):
 
 
 def test_times_are_shown_in_the_users_zone(client, cassandra_db):
-    run_at = dt.datetime(2026, 12, 30, 23, 15, tzinfo=dt.UTC)
+    run_at = dt.datetime.combine(dt.date.today() + dt.timedelta(days=10), dt.time(23, 15), dt.UTC)
+    tokyo = run_at.astimezone(zoneinfo.ZoneInfo("Asia/Tokyo"))
+    assert tokyo.date() == run_at.date() + dt.timedelta(days=1)  # 23:15 UTC is 08:15 the next day there
     job = make_job(run_at=run_at, time_zone="Asia/Tokyo")
     html = client.get(f"/jobs/{links.make_token(job.id, 'status')}/").content.decode()
-    assert "Thursday 31 December 2026, 08:15" in html  # 23:15 UTC is 08:15 next day in Tokyo
+    assert f"{tokyo:%A} {tokyo.day} {tokyo:%B %Y}, 08:15" in html
 
 
 def test_every_form_control_has_a_label_and_choices_have_a_legend(client, cassandra_db):
