@@ -6,8 +6,7 @@ class DownloaderConfig(AppConfig):
     verbose_name = "Image downloader"
 
     def ready(self) -> None:
-        from django.conf import settings
+        from downloader.config import decoding_configure
 
-        from downloader.sandbox import browser_user_configure
-
-        browser_user_configure(settings.IMAGEDL_BROWSER_USER)
+        # Process-wide decode limits, before any download thread exists.
+        decoding_configure()

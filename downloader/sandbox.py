@@ -1,8 +1,8 @@
 """Who the browser runs as, and with what environment.
 
 Chromium opens pages strangers choose. It runs with its own sandbox on, as an
-unprivileged user (a worker running as root hands it to ``BrowserUser``, by default
-the system user ``imagedl-browser`` that ``make setup`` creates), with an environment
+unprivileged user (a worker running as root hands it to ``BrowserOptions.user``, by
+default the system user ``imagedl-browser`` that ``make setup`` creates), with an environment
 built from an allow-list: a renderer exploit finds no ``SECRET_KEY``, no database, S3
 or SMTP credentials, and no file of the worker's it may read. A worker that is not
 root runs the browser as its own user (it cannot switch), still with the allow-list.
@@ -40,8 +40,6 @@ ALLOWED_VARIABLES = (
     "NO_PROXY",
 )
 
-_configured_user = DEFAULT_BROWSER_USER
-
 
 class SandboxUnavailable(RuntimeError):
     """The browser cannot be run as an unprivileged user here (no such user, no setpriv)."""
@@ -57,18 +55,12 @@ class BrowserUser:
     switch: bool
 
 
-def browser_user_configure(name: str) -> None:
-    """The system user a root worker runs the browser as (IMAGEDL_BROWSER_USER, read at start-up)."""
-    global _configured_user
-    _configured_user = name or DEFAULT_BROWSER_USER
-
-
-def browser_user(name: str | None = None) -> BrowserUser:
-    """As root: the configured user, which must exist and not be root. Otherwise: the
+def browser_user(name: str = DEFAULT_BROWSER_USER) -> BrowserUser:
+    """As root: the user ``name``, which must exist and not be root. Otherwise: the
     process's own user (only root can switch users)."""
     if os.geteuid() != 0:
         return BrowserUser(pwd.getpwuid(os.geteuid()).pw_name, os.geteuid(), os.getegid(), switch=False)
-    name = name or _configured_user
+    name = name or DEFAULT_BROWSER_USER
     try:
         entry = pwd.getpwnam(name)
     except KeyError:

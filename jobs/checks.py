@@ -19,8 +19,9 @@ from jobs.store.cassandra import ping
 @register(Tags.compatibility)
 def check_chromedriver(app_configs=None, **kwargs):
     from downloader.browser import find_chromedriver  # the worker's own lookup
+    from downloader.config import browser_options_from_settings
 
-    if find_chromedriver():
+    if find_chromedriver(browser_options_from_settings().chromedriver):
         return []
     return [
         Warning(
@@ -65,7 +66,7 @@ def check_browser_user(app_configs=None, **kwargs):
     from downloader.sandbox import SandboxUnavailable, browser_user  # the worker's own rule
 
     try:
-        browser_user()
+        browser_user(settings.IMAGEDL_BROWSER_USER)
     except SandboxUnavailable as exc:
         return [
             Warning(

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import io
 import zipfile
+import zoneinfo
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -168,3 +169,72 @@ def manifest_rows(data: bytes) -> list[dict]:
     """The rows of a zip's manifest.csv, as dicts by column name."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         return list(csv.DictReader(io.StringIO(zf.read(MANIFEST_NAME).decode())))
+
+
+def good_post(**changes: str) -> dict[str, str]:
+    """A valid form post (two hours ahead, Paris time), with ``changes`` applied."""
+    when = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Paris")) + dt.timedelta(hours=2)
+    data = {
+        "query": "red fox",
+        "page_url": "",
+        "count": "120",
+        "email": "ada@example.org",
+        "run_date": when.strftime("%Y-%m-%d"),
+        "run_time": when.strftime("%H:%M"),
+        "time_zone": "Europe/Paris",
+        "min_width": "0",
+        "min_height": "0",
+        "engine": "auto",
+    }
+    data.update(changes)
+    return data
+
+
+def make_series(every: str = "day", run_in: dt.timedelta = dt.timedelta(hours=1), **fields: object) -> Job:
+    """A recurring series submitted through ``series_submit`` and confirmed by its
+    mailbox's owner (double opt-in), returning its first run's job (Lin's, in Paris,
+    2 images, unless ``fields`` say)."""
+    from jobs.series.services import series_confirm, series_submit
+    from jobs.store.series import series_get
+
+    values = {
+        "email": "lin@example.org",
+        "query": "red fox",
+        "requested_count": 2,
+        "time_zone": "Europe/Paris",
+        "run_at": dt.datetime.now(dt.UTC) + run_in,
+        **fields,
+    }
+    job = series_submit(every=every, **values)
+    assert series_confirm(series_get(job.series_id))
+    return records.job_get(job.id)
+
+
+def deliver_run(job: Job, images: int = 2, first: int = 1, on_started=None) -> Job:
+    """Run the job through the services as a worker would, keeping ``images`` images
+    (numbered from ``first``: distinct pictures), and deliver it; ``on_started(job)``
+    is called once it has started."""
+    from django.core.files.storage import default_storage
+
+    job = records.job_get(job.id)
+    assert services.job_start_attempt(job)
+    if on_started is not None:
+        on_started(job)
+    data = make_archive(job.query, images)
+    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(data))
+    for position in range(1, images + 1):
+        content = f"image {first + position}".encode()
+        services.job_add_image(
+            job,
+            position,
+            file_name=f"{position}.jpg",
+            sha256=hashlib.sha256(content).hexdigest(),
+            phash="",
+            width=300,
+            height=200,
+            format="jpeg",
+            bytes=len(content),
+            source_url=f"http://images.example/{first + position}",
+        )
+    assert services.job_complete(job, archive_path=path, archive_bytes=len(data), kept=images)
+    return records.job_get(job.id)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from downloader.config import gather_options_from_settings
 from downloader.gather import Request, gather
 from tests.imagehosts import image_urls
 from tests.processes import descendants
@@ -106,7 +107,10 @@ def test_every_browser_process_of_a_page_run_is_unprivileged_sandboxed_and_holds
     )
     with BrowserWatch() as watch:
         result = gather(
-            Request(wanted=5, page_url=site.base + "/gallery"), tmp_path, on_event=lambda *a: None
+            Request(wanted=5, page_url=site.base + "/gallery"),
+            tmp_path,
+            on_event=lambda *a: None,
+            options=gather_options_from_settings(),
         )
     assert len(result.kept) == 5
     names = {s.name for s in watch.seen.values()}

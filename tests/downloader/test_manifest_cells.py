@@ -4,14 +4,30 @@ leading ' (OWASP, CSV injection); numbers and plain text are written as they are
 
 from __future__ import annotations
 
+import csv
+import io
+import zipfile
 from pathlib import Path
 
 from django.core.files.storage import FileSystemStorage
 
 from downloader.archive import write_archive
-from tests.jobs.core.test_credits import kept_image, read_zip
+from downloader.collect import KeptImage
+from tests.imagehosts import encoded
 
 FORMULAS = ['=HYPERLINK("http://evil.example","x")', "+1+2", "-2+3", "@SUM(A1)", "\tindent", "\rreturn"]
+
+
+def kept_image(path: Path, n: int, **fields: object) -> KeptImage:
+    data = encoded(n, "jpeg", 200, 150)
+    path.write_bytes(data)
+    values = dict(source_url=f"http://img.example/{n}.jpg", width=200, height=150, format="jpeg")
+    return KeptImage(path=path, bytes=len(data), sha256="0" * 64, **{**values, **fields})
+
+
+def manifest_of(archive_path: Path) -> list[dict]:
+    with zipfile.ZipFile(archive_path) as zf:
+        return list(csv.DictReader(io.StringIO(zf.read("manifest.csv").decode())))
 
 
 def test_cells_that_a_spreadsheet_would_run_are_written_as_text(tmp_path):
@@ -21,7 +37,7 @@ def test_cells_that_a_spreadsheet_would_run_are_written_as_text(tmp_path):
     ]
     storage = FileSystemStorage(location=str(tmp_path / "media"))
     archive = write_archive(kept, name_stem="=cmd", path="a.zip", storage=storage, safe_search="strict")
-    _names, rows, _page = read_zip(Path(storage.path(archive.path)).read_bytes())
+    rows = manifest_of(Path(storage.path(archive.path)))
     assert [row["title"] for row in rows] == [*("'" + f for f in FORMULAS), "Red fox", "a=b"]
     assert rows[0]["width"] == "200" and rows[0]["license"] == "CC BY 4.0"
     for row in rows:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from downloader.config import fetch_policy_from_settings
 from downloader.engines.page import robots_allows
 from downloader.robots import ROBOTS_MAX_BYTES
 
@@ -25,7 +26,7 @@ from downloader.robots import ROBOTS_MAX_BYTES
 def test_rules_with_wildcards_and_longest_match(start_imitation, robots, page, allowed):
     site = start_imitation()
     site.robots_txt = robots
-    assert robots_allows(site.base + page) is allowed
+    assert robots_allows(site.base + page, fetch_policy_from_settings()) is allowed
 
 
 @pytest.mark.parametrize(
@@ -35,12 +36,14 @@ def test_rules_with_wildcards_and_longest_match(start_imitation, robots, page, a
 def test_server_errors_disallow_and_client_errors_allow(start_imitation, status, allowed):
     site = start_imitation()
     site.robots_txt, site.robots_status = "User-agent: *\nAllow: /", status
-    assert robots_allows(site.base + "/gallery") is allowed
+    assert robots_allows(site.base + "/gallery", fetch_policy_from_settings()) is allowed
 
 
 def test_an_unreachable_robots_txt_disallows_all(settings):
     settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS = ["127.0.0.31/32"]
-    assert robots_allows("http://127.0.0.31:9/gallery") is False  # nothing listens there
+    assert (
+        robots_allows("http://127.0.0.31:9/gallery", fetch_policy_from_settings()) is False
+    )  # nothing listens there
 
 
 def test_only_the_first_500_kib_are_read(start_imitation):
@@ -49,5 +52,7 @@ def test_only_the_first_500_kib_are_read(start_imitation):
     filler = padding * ((ROBOTS_MAX_BYTES // len(padding)) + 10)  # past 500 KiB
     site.robots_txt = "User-agent: *\nDisallow: /early/\n" + filler + "Disallow: /late/\n"
     assert ROBOTS_MAX_BYTES == 500 * 1024
-    assert robots_allows(site.base + "/early/a.html") is False
-    assert robots_allows(site.base + "/late/a.html") is True  # a rule past the limit is not read
+    assert robots_allows(site.base + "/early/a.html", fetch_policy_from_settings()) is False
+    assert (
+        robots_allows(site.base + "/late/a.html", fetch_policy_from_settings()) is True
+    )  # a rule past the limit is not read

@@ -10,6 +10,7 @@ import pytest
 
 from downloader.browser import open_browser
 from downloader.choices import Filters
+from downloader.config import browser_options_from_settings, engine_options_from_settings
 from downloader.engines import get_engine
 from downloader.engines.base import SearchRules
 
@@ -31,8 +32,11 @@ SERVED = {
 @pytest.mark.parametrize("setting", ["strict", "off"])
 def test_every_page_asks_for_the_setting_and_the_filters(imitation, engine, setting):
     rules = SearchRules(safe_search=setting, filters=Filters(layout="wide"))
-    with open_browser() as driver:  # a browser of its own: no cookie from another test
-        found = list(get_engine(engine).search(driver, "owls", wanted=WANTED[engine], rules=rules))
+    engine_options = engine_options_from_settings()
+    with open_browser(browser_options_from_settings()) as driver:  # its own: no cookie from another test
+        found = list(
+            get_engine(engine, engine_options).search(driver, "owls", wanted=WANTED[engine], rules=rules)
+        )
     assert len(found) == WANTED[engine]
     pages = [(path, level, asked) for name, path, level, asked in imitation.served if name == engine]
     assert len(pages) >= 3, pages

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import re
 import signal
 import time
 import zipfile
@@ -19,9 +18,9 @@ from jobs.core import services
 from jobs.models import JobStatus
 from jobs.store import records
 from jobs.store.events import job_events
-from tests.conftest import stop_worker
 from tests.factories import NOW, make_job
-from tests.mailserver import MailServer, free_port, html_body, text_body, worker_mail_env
+from tests.fixtures.servers import stop_worker
+from tests.mailserver import MailServer, free_port, html_body, link_in, text_body, worker_mail_env
 from tests.waiting import wait_for
 
 pytestmark = [
@@ -34,12 +33,6 @@ pytestmark = [
 grace_job = partial(
     make_job, email="grace@example.org", query="red fox", time_zone="America/New_York", run_in=NOW
 )
-
-
-def link_in(message, label_pattern: str) -> str:
-    match = re.search(label_pattern + r"\s*(http\S+)", text_body(message))
-    assert match, text_body(message)
-    return match.group(1)
 
 
 def test_submit_run_email_and_download(client, start_worker, imitation, mailserver):

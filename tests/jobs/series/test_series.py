@@ -7,16 +7,12 @@ test_series_end_to_end.py.)"""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
-import threading
 import zoneinfo
 from urllib.parse import urlsplit
 
 import pytest
 from django.core import mail
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django_q.models import Schedule
 
 from downloader.choices import Filters
@@ -29,65 +25,21 @@ from jobs.mail import outbox
 from jobs.mail.emails import email_build
 from jobs.models import JobActive, JobMail, JobStatus, Series, SeriesImage, SeriesStatus
 from jobs.series.services import (
-    series_confirm,
     series_purge_due,
     series_run_ended,
     series_run_now,
     series_stop,
-    series_submit,
 )
 from jobs.store import records
 from jobs.store.events import job_events
 from jobs.store.series import run_job_id, series_get, series_history
-from tests.factories import make_archive
+from tests.factories import deliver_run as deliver
+from tests.factories import make_series as submit
+from tests.racing import race
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
-
-
-def submit(every: str = "day", run_in: dt.timedelta = dt.timedelta(hours=1), **fields: object):
-    """A series submitted and confirmed by its mailbox's owner (double opt-in:
-    test_series_confirmation.py), returning its first run's job."""
-    values = {
-        "email": "lin@example.org",
-        "query": "red fox",
-        "requested_count": 2,
-        "time_zone": "Europe/Paris",
-        "run_at": dt.datetime.now(dt.UTC) + run_in,
-        **fields,
-    }
-    job = series_submit(every=every, **values)
-    assert series_confirm(series_get(job.series_id))
-    return records.job_get(job.id)
-
-
-def deliver(job, images: int = 2, first: int = 1, on_started=None):
-    """Run the job through the services as a worker would, keeping ``images`` images
-    (numbered from ``first``: distinct pictures), and deliver it; ``on_started(job)``
-    is called once it has started."""
-    job = records.job_get(job.id)
-    assert services.job_start_attempt(job)
-    if on_started is not None:
-        on_started(job)
-    data = make_archive(job.query, images)
-    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(data))
-    for position in range(1, images + 1):
-        content = f"image {first + position}".encode()
-        services.job_add_image(
-            job,
-            position,
-            file_name=f"{position}.jpg",
-            sha256=hashlib.sha256(content).hexdigest(),
-            phash="",
-            width=300,
-            height=200,
-            format="jpeg",
-            bytes=len(content),
-            source_url=f"http://images.example/{first + position}",
-        )
-    assert services.job_complete(job, archive_path=path, archive_bytes=len(data), kept=images)
-    return records.job_get(job.id)
 
 
 def fail(job, reason: str = "Nothing new this time."):
@@ -135,17 +87,7 @@ def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):
 
     # The step again, then eight copies at once (a task handed out twice, the reaper).
     series_run_ended(records.job_get(job.id))
-    barrier = threading.Barrier(8)
-
-    def again() -> None:
-        barrier.wait()
-        series_run_ended(records.job_get(job.id))
-
-    threads = [threading.Thread(target=again) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race(lambda: series_run_ended(records.job_get(job.id)), 8)
     series = series_get(series.id)
     assert series.runs_scheduled == 2 and series.runs_done == 1
     assert schedules_named(second.id) == 1
@@ -164,17 +106,7 @@ def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
     Series.objects(id=series.id).update(
         runs_scheduled=1, runs_done=0, delivered_total=0, next_job_id=job.id, next_run_at=job.run_at
     )
-    barrier = threading.Barrier(8)
-
-    def end() -> None:
-        barrier.wait()
-        series_run_ended(records.job_get(job.id))
-
-    threads = [threading.Thread(target=end) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race(lambda: series_run_ended(records.job_get(job.id)), 8)
     series = series_get(series.id)
     assert series.runs_scheduled == 2 and series.runs_done == 1 and series.delivered_total == 2
     assert records.job_get(run_job_id(series.id, 2)).status == JobStatus.SCHEDULED
@@ -320,8 +252,11 @@ def test_series_mails_carry_the_stop_link_and_count_the_new_images(cassandra_db)
     job = deliver(submit())
     records.job_update(job, already_delivered=7)
     message = email_build(records.job_get(job.id), "ready")
-    stop_url = links.series_stop_url(job.series_id)
-    assert message.extra_headers["List-Unsubscribe"] == f"<{stop_url}>"
+    # The series' stop link (its token is signed with a timestamp: read back, not remade).
+    stop_url, token = re.fullmatch(
+        r"<(http\S+/series/([^/]+)/stop)>", message.extra_headers["List-Unsubscribe"]
+    ).groups()
+    assert stop_url.startswith(links.absolute("/")) and links.series_token_read(token) == job.series_id
     assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "new images are ready" in message.subject
     assert "All 2 are new: 7 images found again were left out" in message.body
@@ -370,7 +305,7 @@ def aware(value: dt.datetime) -> dt.datetime:
 def test_the_form_offers_repeat_and_a_weekly_post_makes_a_series(cassandra_db, client):
     from django.core.cache import cache
 
-    from tests.jobs.web.test_web_pages import good_post
+    from tests.factories import good_post
 
     cache.clear()
     home = client.get("/").content.decode()

@@ -15,8 +15,9 @@ from jobs.series.services import series_stop
 from jobs.store import records
 from jobs.store.events import job_events
 from jobs.store.series import series_get
-from tests.jobs.series.test_series import deliver, submit
-from tests.jobs.web.test_web_pages import good_post
+from tests.factories import deliver_run as deliver
+from tests.factories import good_post
+from tests.factories import make_series as submit
 from tests.mailserver import MailServer
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -13,8 +13,9 @@ import pytest
 
 from jobs.lib import links
 from jobs.store.series import series_get
+from tests.factories import deliver_run as deliver
 from tests.factories import make_done_job
-from tests.jobs.series.test_series import deliver, submit
+from tests.factories import make_series as submit
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
