@@ -256,7 +256,9 @@ def test_series_mails_carry_the_stop_link_and_count_the_new_images(cassandra_db)
     stop_url, token = re.fullmatch(
         r"<(http\S+/series/([^/]+)/stop)>", message.extra_headers["List-Unsubscribe"]
     ).groups()
-    assert stop_url.startswith(links.absolute("/")) and links.series_token_read(token) == job.series_id
+    assert (
+        stop_url.startswith(links.absolute("/")) and links.series_token_read(token, "stop") == job.series_id
+    )
     assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "new images are ready" in message.subject
     assert "All 2 are new: 7 images found again were left out" in message.body

@@ -260,7 +260,7 @@ def test_the_form_works_by_keyboard_alone_in_the_browsers_zone(browser, live_ser
 @pytest.mark.image_hosts(count=2, latency=0.4)
 @pytest.mark.imitation(total=200)
 def test_the_progress_bar_follows_a_real_job(
-    browser, live_server, start_worker, imitation, mailserver, tmp_path
+    browser, live_server, start_worker, imitation, mailserver, browser_downloads
 ):
     start_worker(
         imitation,
@@ -300,10 +300,10 @@ def test_the_progress_bar_follows_a_real_job(
     assert browser.find_element(By.ID, "d-count").text == "30"
     # One click in the browser saves the zip, named after the query.
     browser.execute_cdp_cmd(
-        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(browser_downloads)}
     )
     browser.find_element(By.ID, "download").click()
-    saved = tmp_path / "red-fox.zip"
-    assert wait_for(lambda: saved.exists() and not list(tmp_path.glob("*.crdownload")), timeout=30)
+    saved = browser_downloads / "red-fox.zip"
+    assert wait_for(lambda: saved.exists() and not list(browser_downloads.glob("*.crdownload")), timeout=30)
     with zipfile.ZipFile(saved) as zf:
         assert len([n for n in zf.namelist() if n not in ("manifest.csv", "CREDITS.html")]) == 30
