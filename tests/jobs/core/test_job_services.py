@@ -219,8 +219,11 @@ def test_emails_have_subject_text_html_and_local_times(cassandra_db):
 
 
 class _RefusingHandler:
+    """Refuses every recipient for now (4xx: try later; a 5xx is refused for good at
+    once, test_series_limits.py), quoting the address in its reply."""
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        return f"550 5.1.1 <{address}>: mailbox unknown"
+        return f"450 4.2.0 <{address}>: mailbox busy"
 
 
 def test_an_email_given_up_on_leaves_no_address_in_the_event_log(cassandra_db, settings):
