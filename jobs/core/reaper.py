@@ -8,7 +8,8 @@ and ``mail_pending`` partitions and queues again:
   live lease (its task was lost, or the scheduler was down);
 - a mail not sent that long after it was queued, or whose sender's claim ran out;
 - the outcome mail of a job that finished just before its worker died, and, for a
-  run of a recurring series, its end step (the series' next run; ``jobs.series``).
+  run of a recurring series, its end step (the series' next run; ``jobs.series``);
+  such a job also gets its purge row (``job_purge_due``) if it has none yet.
 
 A copy of a task that was only late is harmless: the lease and the outbox let one win.
 A job over its attempt limit is failed, with its mail, by the run the reaper queues.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from jobs.core import hooks
+from jobs.core import hooks, services
 from jobs.lib import scheduling
 from jobs.lib.utc import aware_utc
 from jobs.mail.outbox import email_enqueue, queue_send
@@ -49,6 +50,8 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
     for row in list(JobActive.objects.filter(bucket="all").limit(None)):
         job = records.job_get(row.job_id)
         if job is None or job.status not in JobStatus.ACTIVE:
+            if job is not None:  # its worker may have died right after the outcome
+                services.job_purge_row_ensure(job)
             summary.mails += _queue_lost_outcome_mail(job)
             # Its end steps may not have run (the worker died, or a step failed): they
             # are idempotent. Should one fail again, the row stays for the next pass.

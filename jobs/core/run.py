@@ -32,7 +32,7 @@ from downloader.dedupe import DuplicateFilter
 from downloader.engines.base import EngineError
 from downloader.gather import Request, delivered_filter, gather
 from jobs.core import services, storage
-from jobs.core.workdir import run_workdir, workdir_remove
+from jobs.core.workdir import run_workdir, workdir_remove, workdirs_sweep_now_and_then
 from jobs.lib import scheduling
 from jobs.lib.transient import is_transient
 from jobs.lib.utc import aware_utc
@@ -84,12 +84,22 @@ def job_run(job_id: uuid.UUID | str, retry: int = 0, run_id: str = "", stepped_b
     ``retry``, ``run_id`` and ``stepped_back`` come from ``step_back``: how many times
     this run stepped back, its id (to resume its own lease), and why.
     """
+    _sweep_work_folders()
     try:
         return _claim_and_run(job_id, retry, run_id, stepped_back)
     except Exception as exc:
         if not is_transient(exc):
             raise
         return step_back(str(job_id), retry, run_id, exc)
+
+
+def _sweep_work_folders() -> None:
+    """This machine's forgotten work folders go (at most once a purge period): the
+    purge task runs on one worker, a killed run's folder stays on the one it ran on."""
+    try:
+        workdirs_sweep_now_and_then(settings.IMAGEDL_PURGE_EVERY_MINUTES * 60)
+    except Exception as exc:  # never a reason for the run to fail
+        logger.warning("sweeping work folders failed (%s)", type(exc).__name__)
 
 
 def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_back: str) -> str:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from downloader.choices import SAFE_SEARCH_DEFAULT, Filters
 from jobs.core import hooks, storage
-from jobs.core.workdir import workdir_remove
+from jobs.core.workdir import workdir_remove, workdirs_sweep
 from jobs.lib import scheduling
 from jobs.lib.utc import aware_utc
 from jobs.mail.outbox import email_enqueue, email_withdraw
@@ -135,16 +135,18 @@ def _schedule(job: Job, *, accepted_mail: bool) -> None:
             if accepted_mail:
                 email_enqueue(job, "accepted")
     except Exception:
+        now = _now()
         records.job_status_change(
             job,
             JobStatus.FAILED,
             only_from=JobStatus.ACTIVE,
             error="could not be scheduled",
-            finished_at=_now(),
+            finished_at=now,
+            purge_due_at=purge_due_time(now),
         )
         event_record(job.id, "failed", "Could not be scheduled", level="error")
         email_withdraw(job, "accepted")
-        _due_for_purge(job)
+        _run_ended(job)  # a series' run: the series moves on instead of waiting for it
         raise
 
 
@@ -155,19 +157,23 @@ def job_cancel(job: Job, *, by: str = "user") -> bool:
     status at its next step, stops, cleans up and records it.
     """
     was_running = job.status == JobStatus.RUNNING
+    now = _now()
     if not records.job_status_change(
-        job, JobStatus.CANCELLED, only_from=JobStatus.ACTIVE, finished_at=_now()
+        job,
+        JobStatus.CANCELLED,
+        only_from=JobStatus.ACTIVE,
+        finished_at=now,
+        purge_due_at=purge_due_time(now),
     ):
         return False  # it finished (or was cancelled) first
     _remove_schedule(job)
-    _no_longer_active(job)
     event_record(
         job.id,
         "cancelled",
         "Cancelled while running; stopping at the next step" if was_running else "Cancelled before the run",
         by=by,
     )
-    _due_for_purge(job, still_active=not hooks.end_steps_run(job))
+    _run_ended(job)
     return True
 
 
@@ -281,18 +287,37 @@ def jobs_purge_due(
             job_purge(job)
             row.delete()
     summary.series = hooks.purge_steps_run(cutoff, dry_run=dry_run).get("series", 0)
+    if not dry_run:
+        workdirs_sweep()  # this machine's; every worker also sweeps its own (jobs.core.run)
     return summary
 
 
-def _due_for_purge(job: Job, *, still_active: bool = False) -> None:
-    """A finished job: due for purge after the retention, and no longer active (unless
-    ``still_active``: a step of its end is left to the reaper)."""
-    finished = aware_utc(job.finished_at) or _now()
-    due = finished + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
-    _drop_purge_row(job)
+def purge_due_time(finished: dt.datetime) -> dt.datetime:
+    """When the data of a job that finished at ``finished`` is due for deletion."""
+    return aware_utc(finished) + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
+
+
+def job_purge_row_ensure(job: Job) -> None:
+    """Write the finished job's ``job_purge_due`` row (idempotent: the same row again).
+
+    The due time comes with the final status (one conditional write); a job finished
+    by an older version, or without it, is due the retention after it finished."""
+    due = aware_utc(job.purge_due_at)
+    if due is None:
+        due = purge_due_time(aware_utc(job.finished_at) or _now())
+        records.job_update(job, purge_due_at=due)
     JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
-    records.job_update(job, purge_due_at=due)
-    if not still_active:
+
+
+def _run_ended(job: Job, mail: str | None = None) -> None:
+    """What follows a final status, in the order that keeps the promises: the purge
+    row first, then the outcome mail, then the end steps (a series' next run). The job
+    leaves ``job_active`` only when all of them went through; until then the reaper
+    repeats what is missing (each step is idempotent)."""
+    job_purge_row_ensure(job)
+    if mail is not None:
+        email_enqueue(job, mail)
+    if hooks.end_steps_run(job):
         _no_longer_active(job)
 
 
@@ -308,8 +333,9 @@ def _no_longer_active(job: Job) -> None:
 
 
 def _delete_outputs(job: Job) -> None:
-    if job.archive_path:
-        storage.delete(job.archive_path)
+    """Every run's archive and the job's previews (by the job's prefix, in the folder
+    or the bucket), the work folders on this machine and the image rows."""
+    storage.delete_prefix(f"archives/{job.id.hex}")
     storage.delete_folder(preview_folder(job.id))
     workdir_remove(job.id)
     JobImage.objects.filter(job_id=job.id).delete()
@@ -427,6 +453,7 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
         downloaded_count=kept,
         finished_at=now,
         delivered_at=now,
+        purge_due_at=purge_due_time(now),
         lease_until=None,
         error=None,
     )
@@ -436,12 +463,7 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
     event_record(
         job.id, "done", f"{kept} images ready ({archive_bytes} bytes)", kept=kept, bytes=archive_bytes
     )
-    # The mail first: until the job leaves job_active, the reaper finds a finished job
-    # whose outcome mail was never queued (a worker that died in between) and queues it.
-    email_enqueue(job, "ready")
-    # A series' next run, before the job leaves job_active: when the step fails the job
-    # stays listed there and the reaper repeats it (the step is idempotent).
-    _due_for_purge(job, still_active=not hooks.end_steps_run(job))
+    _run_ended(job, "ready")
     return True
 
 
@@ -449,19 +471,20 @@ def job_fail(job: Job, reason: str) -> bool:
     """The job cannot deliver: record the plain reason and tell the user. Made only
     while the run seen on ``job`` (or none) still owns it; when the job was cancelled,
     finished or taken over meanwhile nothing changes and False comes back."""
+    now = _now()
     if not records.job_status_change(
         job,
         JobStatus.FAILED,
         only_from=JobStatus.ACTIVE,
         run_is=job.run_id,
         error=reason,
-        finished_at=_now(),
+        finished_at=now,
+        purge_due_at=purge_due_time(now),
         lease_until=None,
     ):
         return False
     event_record(job.id, "failed", reason, level="error")
-    email_enqueue(job, "failed")
-    _due_for_purge(job, still_active=not hooks.end_steps_run(job))
+    _run_ended(job, "failed")
     return True
 
 
