@@ -1,7 +1,7 @@
 """The job's mails, sent once per (job, generation, kind) however often a task runs.
 
 ``email_enqueue`` writes the outbox row (``job_mail``, state pending) and its listing
-row (``mail_pending``), then queues the send task. ``email_send`` claims the row in a
+row (``mail_pending``) in one logged batch, then queues the send task. ``email_send`` claims the row in a
 lightweight transaction before sending and marks it sent after: a copy of the task that
 comes later finds it claimed or sent and does nothing. While the mail server is down
 the row goes back to pending and the send is scheduled again with doubling delays. A
@@ -25,7 +25,7 @@ from jobs.lib.utc import aware_utc, naive_utc
 from jobs.mail import emails
 from jobs.models import Job, JobMail, MailPending, MailState
 from jobs.store import records
-from jobs.store.cassandra import execute, prepared
+from jobs.store.cassandra import execute, prepared, write_together
 from jobs.store.events import event_record
 
 logger = logging.getLogger("imagedl.jobs")
@@ -47,17 +47,29 @@ def email_enqueue(job: Job, kind: str) -> None:
     generation = _generation(job)
     # A plain insert: each (job, generation, kind) is enqueued once, by the one run or
     # verb that won its lightweight transaction (submit, the first claim, deliver, fail).
-    JobMail.create(
-        job_id=job.id, generation=generation, kind=kind, state=MailState.PENDING, queued_at=timezone.now()
+    # One logged batch: a mail row without its listing row would be a mail the reaper
+    # never sees.
+    mail = (
+        f"INSERT INTO {JobMail.column_family_name()} (job_id, generation, kind, state, tries, queued_at) "  # noqa: S608
+        "VALUES (?, ?, ?, ?, ?, ?)"
     )
-    MailPending.create(bucket="all", job_id=job.id, generation=generation, kind=kind)
+    values = (job.id, generation, kind, MailState.PENDING, 0, naive_utc(timezone.now()))
+    write_together([(mail, values), _pending_write(job.id, generation, kind)])
     queue_send(job.id, kind, generation)
+
+
+def _pending_write(job_id: uuid.UUID, generation: int, kind: str) -> tuple[str, tuple]:
+    table = MailPending.column_family_name()
+    cql = f"INSERT INTO {table} (bucket, job_id, generation, kind) VALUES (?, ?, ?, ?)"  # noqa: S608
+    return cql, ("all", job_id, generation, kind)
 
 
 def email_enqueue_once(job: Job, kind: str) -> bool:
     """Like ``email_enqueue``, for a step that may run more than once (a series' end
     step, repaired by the reaper): the outbox row is written only if it is not there
-    yet (a lightweight transaction), and only then is the send queued."""
+    yet (a lightweight transaction, which cannot share a batch with another
+    partition), and only then is the send queued. The listing row is written each
+    time, so a step repeated after a failure between the two leaves both."""
     from cassandra.cqlengine.query import LWTException
 
     generation = _generation(job)
@@ -65,11 +77,13 @@ def email_enqueue_once(job: Job, kind: str) -> bool:
         JobMail.if_not_exists().create(
             job_id=job.id, generation=generation, kind=kind, state=MailState.PENDING, queued_at=timezone.now()
         )
+        created = True
     except LWTException:
-        return False
-    MailPending.create(bucket="all", job_id=job.id, generation=generation, kind=kind)
-    queue_send(job.id, kind, generation)
-    return True
+        created = False
+    write_together([_pending_write(job.id, generation, kind)])  # the reaper drops it once sent
+    if created:
+        queue_send(job.id, kind, generation)
+    return created
 
 
 def _add_row(job_id: uuid.UUID, generation: int, kind: str) -> None:
