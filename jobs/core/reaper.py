@@ -70,8 +70,9 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
             scheduling.queue_at(f"job-{job.id}-reaped", scheduling.RUN_TASK, (str(job.id),), group="jobs")
             summary.runs += 1
     for pending in list(MailPending.objects.filter(bucket="all").limit(None)):
-        if _mail_needs_sending(pending, now, grace):
-            queue_send(pending.job_id, pending.kind, pending.generation)
+        mail = _mail_needing_sending(pending, now, grace)
+        if mail is not None:  # resumed from its tries: a copy is not a new first try
+            queue_send(pending.job_id, pending.kind, pending.generation, attempt=(mail.tries or 0) + 1)
             summary.mails += 1
     if summary.runs or summary.mails:
         logger.warning("reaper: queued %d runs and %d mails again", summary.runs, summary.mails)
@@ -93,15 +94,17 @@ def _queue_lost_outcome_mail(job: Job | None) -> int:
     return 1
 
 
-def _mail_needs_sending(pending: MailPending, now: dt.datetime, grace: dt.timedelta) -> bool:
+def _mail_needing_sending(pending: MailPending, now: dt.datetime, grace: dt.timedelta) -> JobMail | None:
+    """The outbox row of a mail nobody is sending: its sender's claim ran out, or it
+    is still pending ``grace`` after it was due (queued, or its retry's time)."""
     mail = JobMail.objects.filter(
         job_id=pending.job_id, generation=pending.generation, kind=pending.kind
     ).first()
     if mail is None or mail.state in MailState.DONE:
         pending.delete()
-        return False
+        return None
     if mail.state == MailState.SENDING:
         claim = aware_utc(mail.claim_until)
-        return claim is None or claim < now
+        return mail if claim is None or claim < now else None
     queued = aware_utc(mail.queued_at)
-    return queued is None or queued < now - grace
+    return mail if queued is None or queued < now - grace else None

@@ -149,6 +149,9 @@ def _email_send(job_id: str, kind: str, attempt: int, generation: int) -> str:
     claim = _claim(row)
     if claim is None:
         return f"skipped: {row.state}"
+    # The row counts the tries: a copy queued by the reaper (or a late task) resumes
+    # from there, and only the mail's first try counts against the daily cap.
+    attempt = max(attempt, (row.tries or 0) + 1)
     blocked = emails.email_blocked(job, first_try=attempt == 1)
     if blocked:
         _finish(row, MailState.BLOCKED, claim)
@@ -225,7 +228,9 @@ def _send_failed(job: Job, row: JobMail, claim: uuid.UUID, attempt: int, exc: Ex
         )
         return "gave up"
     delay = settings.IMAGEDL_EMAIL_RETRY_SECONDS * 2 ** (attempt - 1)
-    _finish(row, MailState.PENDING, claim, tries=attempt, queued_at=timezone.now())
+    # queued_at is when the retry is due: the reaper copies it only once that is past.
+    due = timezone.now() + dt.timedelta(seconds=delay)
+    _finish(row, MailState.PENDING, claim, tries=attempt, queued_at=due)
     queue_send(job.id, kind, row.generation, attempt + 1, delay)
     event_record(
         job.id,
