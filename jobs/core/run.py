@@ -147,6 +147,8 @@ def step_back(job_id: str, retry: int, run_id: str, exc: BaseException) -> str:
         return f"gave up after {retry} retries ({error})"
     delay = min(settings.IMAGEDL_TRANSIENT_BACKOFF_SECONDS * 2**retry, MAX_STEP_BACK_DELAY)
     logger.warning("job=%s: %s; run queued again in %d s", job_id, error, delay)
+    if run_id:
+        _hold_lease(job_id, run_id, delay)
     scheduling.schedule_once(
         f"job-{job_id}-retry-{retry + 1}",
         scheduling.RUN_TASK,
@@ -154,6 +156,17 @@ def step_back(job_id: str, retry: int, run_id: str, exc: BaseException) -> str:
         timezone.now() + dt.timedelta(seconds=delay),
     )
     return f"retry in {delay}s ({error})"
+
+
+def _hold_lease(job_id: str, run_id: str, delay: float) -> None:
+    """Extend the stepping-back run's lease through its delay (conditional on its run
+    id), so the reaper does not take the job over and count an attempt meanwhile.
+    While Cassandra does not answer this cannot be written: the lease then runs out
+    and the reaper may take the job over once Cassandra is back."""
+    try:
+        services.job_renew_lease(Job(id=uuid.UUID(job_id), run_id=uuid.UUID(run_id)), extra_seconds=delay)
+    except Exception as exc:
+        logger.warning("job=%s: the lease could not be extended (%s)", job_id, type(exc).__name__)
 
 
 class CancelWatch:

@@ -363,8 +363,8 @@ def job_kept_images(job: Job, run_id: uuid.UUID) -> list[JobImage]:
     return records.job_images(job.id, run_id=run_id)
 
 
-def _lease_until() -> dt.datetime:
-    return _now() + dt.timedelta(seconds=settings.IMAGEDL_LEASE_SECONDS)
+def _lease_until(extra_seconds: float = 0) -> dt.datetime:
+    return _now() + dt.timedelta(seconds=settings.IMAGEDL_LEASE_SECONDS + extra_seconds)
 
 
 def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
@@ -400,10 +400,11 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     return attempt
 
 
-def job_renew_lease(job: Job) -> bool:
-    """Extend this run's lease; False when it lost the job (cancelled, or taken over)."""
+def job_renew_lease(job: Job, *, extra_seconds: float = 0) -> bool:
+    """Extend this run's lease (by ``extra_seconds`` more: a run stepping back holds
+    its job through its delay); False when it lost the job (cancelled, or taken over)."""
     return records.job_write_if(
-        job, {"lease_until": _lease_until()}, status_in=(JobStatus.RUNNING,), run_is=job.run_id
+        job, {"lease_until": _lease_until(extra_seconds)}, status_in=(JobStatus.RUNNING,), run_is=job.run_id
     )
 
 
