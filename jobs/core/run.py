@@ -39,7 +39,7 @@ from jobs.lib.utc import aware_utc
 from jobs.models import Job, JobStatus
 from jobs.store import records
 from jobs.store.events import job_error_log
-from jobs.store.series import series_history
+from jobs.store.series import series_get, series_history
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -120,6 +120,10 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
     lease = aware_utc(job.lease_until)
     if job.run_id not in (None, own) and lease is not None and lease > timezone.now():
         return "skipped: another run holds the job"
+    if job.series_id is not None and not _series_active(job):
+        services.job_note(job, "series_stopped", "The series was stopped: this run does not run")
+        services.job_cancel(job, by="series")
+        return "skipped: the series stopped"
     if own is None and (job.attempts or 0) >= settings.IMAGEDL_JOB_MAX_ATTEMPTS:
         services.job_fail(
             job,
@@ -136,6 +140,13 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
             raise
         # The retry resumes this run (``job.run_id`` now): its attempt is not counted again.
         return step_back(str(job.id), retry, str(job.run_id), exc)
+
+
+def _series_active(job: Job) -> bool:
+    """Whether the series of this run still runs (a stop may have missed this run: it
+    cancels the one pending run it read, while an end step was making the next)."""
+    series = series_get(job.series_id)
+    return series is not None and series.is_active
 
 
 def step_back(job_id: str, retry: int, run_id: str, exc: BaseException) -> str:
