@@ -159,8 +159,9 @@ def finished_minutes_ago(job: Job, minutes: float, *, now: dt.datetime | None = 
 
 
 def expire_lease(job: Job) -> None:
-    """Let the lease of the run ``job.run_id`` run out, as if its worker had died."""
-    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    """Let the lease of the run ``job.run_id`` run out, as if its worker had died (past
+    the allowance for clocks apart, IMAGEDL_CLOCK_SKEW_SECONDS)."""
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.IMAGEDL_CLOCK_SKEW_SECONDS + 1)
     assert records.job_write_if(job, {"lease_until": past}, run_is=job.run_id)
 
 

@@ -60,8 +60,7 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
             row.delete()
             summary.cleared += 1
             continue
-        lease = aware_utc(job.lease_until)
-        if lease is not None and lease > now:
+        if services.lease_held(job.lease_until, now):
             continue  # someone is working on it
         late = job.status == JobStatus.SCHEDULED and aware_utc(job.run_at) < now - grace
         if job.status == JobStatus.RUNNING or late:

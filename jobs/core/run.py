@@ -35,7 +35,6 @@ from jobs.core import services, storage
 from jobs.core.workdir import run_workdir, workdir_remove, workdirs_sweep_now_and_then
 from jobs.lib import scheduling
 from jobs.lib.transient import is_transient
-from jobs.lib.utc import aware_utc
 from jobs.models import Job, JobStatus
 from jobs.store import records
 from jobs.store.events import job_error_log
@@ -73,9 +72,8 @@ def request_for(job: Job) -> Request:
 
 
 def archive_path(job: Job, run_id: uuid.UUID) -> str:
-    """Where a run's zip is stored (a path in Django's default storage): each run has
-    its own, so a run that lost its job never touches the delivered one."""
-    return f"archives/{job.id.hex}-{run_id.hex[:12]}.zip"
+    """Where a run's zip is stored (``services.run_archive_path``)."""
+    return services.run_archive_path(job.id, run_id)
 
 
 def job_run(job_id: uuid.UUID | str, retry: int = 0, run_id: str = "", stepped_back: str = "") -> str:
@@ -117,8 +115,7 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
             error=stepped_back,
         )
     own = uuid.UUID(run_id) if run_id else None
-    lease = aware_utc(job.lease_until)
-    if job.run_id not in (None, own) and lease is not None and lease > timezone.now():
+    if job.run_id not in (None, own) and services.lease_held(job.lease_until):
         return "skipped: another run holds the job"
     if job.series_id is not None and not _series_active(job):
         services.job_note(job, "series_stopped", "The series was stopped: this run does not run")

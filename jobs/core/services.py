@@ -341,6 +341,12 @@ def _delete_outputs(job: Job) -> None:
     JobImage.objects.filter(job_id=job.id).delete()
 
 
+def run_archive_path(job_id: uuid.UUID, run_id: uuid.UUID) -> str:
+    """Where a run's zip is stored (a path in jobs.core.storage.outputs()): each run has
+    its own, so a run that lost its job never touches the delivered one."""
+    return f"archives/{job_id.hex}-{run_id.hex[:12]}.zip"
+
+
 def preview_folder(job_id: uuid.UUID) -> str:
     """Where a job's image previews are stored (jobs.core.storage.outputs())."""
     return f"previews/{job_id.hex}"
@@ -363,6 +369,15 @@ def job_kept_images(job: Job, run_id: uuid.UUID) -> list[JobImage]:
     return records.job_images(job.id, run_id=run_id)
 
 
+def lease_held(lease_until: dt.datetime | None, now: dt.datetime | None = None) -> bool:
+    """Whether a lease still holds its job. It counts as run out only
+    IMAGEDL_CLOCK_SKEW_SECONDS after its time: the machine that wrote it may have a
+    clock behind this one's."""
+    lease = aware_utc(lease_until)
+    skew = dt.timedelta(seconds=settings.IMAGEDL_CLOCK_SKEW_SECONDS)
+    return lease is not None and lease + skew > (now or _now())
+
+
 def _lease_until(extra_seconds: float = 0) -> dt.datetime:
     return _now() + dt.timedelta(seconds=settings.IMAGEDL_LEASE_SECONDS + extra_seconds)
 
@@ -377,11 +392,10 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     stepped back after a transient failure: its attempt is not counted again, and it
     still gets a new id, so a second delivery of the same retry task finds the job taken.
     """
-    lease = aware_utc(job.lease_until)
     own = run_id is not None and job.run_id == run_id
     if job.status not in JobStatus.ACTIVE:
         return 0
-    if job.run_id is not None and not own and lease is not None and lease > _now():
+    if job.run_id is not None and not own and lease_held(job.lease_until):
         return 0  # someone is working on it
     attempt = (job.attempts or 0) + (0 if own else 1)
     changes: dict[str, object] = {
@@ -392,7 +406,10 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     }
     if job.started_at is None:
         changes["started_at"] = _now()
-    if not records.job_write_if(job, changes, status_in=JobStatus.ACTIVE, run_is=job.run_id):
+    taken = records.job_write_if(
+        job, changes, status_in=JobStatus.ACTIVE, run_is=job.run_id, lease_is=job.lease_until
+    )
+    if not taken:
         return 0
     event_record(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
     if attempt == 1 and not own and (job.series_run or 1) == 1:
@@ -490,5 +507,10 @@ def job_fail(job: Job, reason: str) -> bool:
 
 
 def job_note_cancelled_during_run(job: Job) -> None:
-    _delete_outputs(job)
+    """The run ``job.run_id`` stopped after a cancel: it removes what it made and only
+    that (its archive, its work folder, its image rows), since a retry may already
+    have a new run at work. The job's previews, shared by its runs, go with the purge."""
+    storage.delete(run_archive_path(job.id, job.run_id))
+    workdir_remove(job.id, run_id=job.run_id)
+    JobImage.objects.filter(job_id=job.id, run_id=job.run_id).delete()
     event_record(job.id, "cancel_done", "Run stopped and partial files removed")

@@ -47,8 +47,10 @@ def run_workdir(job_id: uuid.UUID, run_id: uuid.UUID, *, adopt: uuid.UUID | None
     return path
 
 
-def workdir_remove(job_id: uuid.UUID) -> None:
-    shutil.rmtree(job_workdir(job_id, create=False), ignore_errors=True)
+def workdir_remove(job_id: uuid.UUID, *, run_id: uuid.UUID | None = None) -> None:
+    """Remove the job's folder, or with ``run_id`` only that run's."""
+    folder = job_workdir(job_id, create=False)
+    shutil.rmtree(folder / run_id.hex if run_id is not None else folder, ignore_errors=True)
 
 
 def _work_root() -> Path:

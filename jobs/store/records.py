@@ -134,11 +134,17 @@ def job_status_change(
 
 
 def job_write_if(
-    job: Job, changes: dict[str, object], *, status_in: tuple[str, ...] = (), run_is: object = ANY_RUN
+    job: Job,
+    changes: dict[str, object],
+    *,
+    status_in: tuple[str, ...] = (),
+    run_is: object = ANY_RUN,
+    lease_is: object = ANY_RUN,
 ) -> bool:
     """Write non-personal columns of the job in a lightweight transaction, only while
-    its status is one of ``status_in`` (when given) and its run is ``run_is`` (when
-    given; None means no run yet)."""
+    its status is one of ``status_in`` (when given), its run is ``run_is`` (when
+    given; None means no run yet) and its lease ends at ``lease_is`` (when given: a
+    takeover of the very lease its caller saw run out, not of one renewed since)."""
     if any(name in PERSONAL_FIELDS for name in changes):
         raise ValueError("personal fields are written with their TTL, not here")
     conditions: list[tuple[str, tuple[object, ...]]] = []
@@ -147,6 +153,8 @@ def job_write_if(
         conditions.append((f"status IN ({', '.join('?' * len(sources))})", sources))
     if run_is is not ANY_RUN:
         conditions.append(("run_id = ?", (run_is,)))
+    if lease_is is not ANY_RUN:
+        conditions.append(("lease_until = ?", (naive_utc(lease_is),)))
     values = {name: naive_utc(value) for name, value in changes.items()}
     result = update_if(Job.column_family_name(), job.id, values, conditions)
     if not result.was_applied:
