@@ -128,7 +128,15 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
         )
         return "failed: attempts"
     earlier = job.run_id
-    if not services.job_start_attempt(job, run_id=own):
+    try:
+        claimed = services.job_start_attempt(job, run_id=own)
+    except Exception as exc:
+        if not is_transient(exc) or job.run_id == earlier:
+            raise
+        # The claim landed and a later write did not: the retry resumes this claim
+        # (its first attempt's "started" mail included) instead of waiting out its lease.
+        return step_back(str(job.id), retry, str(job.run_id), exc)
+    if not claimed:
         return f"skipped: {job.status} (claimed by another run)"
     try:
         return JobRun(job, adopt=earlier).execute()

@@ -23,7 +23,7 @@ from jobs.core import hooks, storage
 from jobs.core.workdir import workdir_remove, workdirs_sweep
 from jobs.lib import scheduling
 from jobs.lib.utc import aware_utc
-from jobs.mail.outbox import email_enqueue, email_withdraw
+from jobs.mail.outbox import email_enqueue, email_enqueue_once, email_withdraw
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
 from jobs.store import records
 from jobs.store.events import event_record, personal_ttl_seconds
@@ -412,8 +412,10 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     if not taken:
         return 0
     event_record(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
-    if attempt == 1 and not own and (job.series_run or 1) == 1:
-        email_enqueue(job, "started")
+    if attempt == 1 and (job.series_run or 1) == 1:
+        # Once (a lightweight transaction): a run resuming its first attempt after a
+        # passing fault queues it again, in case the fault came while it was queued.
+        email_enqueue_once(job, "started")
     return attempt
 
 

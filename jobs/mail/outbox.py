@@ -36,6 +36,8 @@ BLOCKED_REASONS = {
     "daily_cap": "the address had its day's share of emails",
 }
 MAX_STEP_BACK_DELAY = 300  # seconds, as a job's run
+BEFORE_OUTCOME = ("accepted", "started")  # mails that make no sense after the outcome's
+OUTCOME_MAILS = ("ready", "failed")
 
 
 def _generation(job: Job) -> int:
@@ -146,6 +148,8 @@ def _email_send(job_id: str, kind: str, attempt: int, generation: int) -> str:
     if generation != _generation(job) or not job.email:
         _finish(row, MailState.SUPERSEDED, row.claimed_by)
         return "skipped: superseded or no address"
+    if kind in BEFORE_OUTCOME and _outcome_mailed(job.id, generation):
+        return _drop_late(job, row)
     claim = _claim(row)
     if claim is None:
         return f"skipped: {row.state}"
@@ -165,6 +169,26 @@ def _email_send(job_id: str, kind: str, attempt: int, generation: int) -> str:
     _finish(row, MailState.SENT, claim)
     event_record(job.id, "email_sent", f"Sent the {kind} email", email=kind)
     return "sent"
+
+
+def _outcome_mailed(job_id: uuid.UUID, generation: int) -> bool:
+    """Whether the job's outcome mail ("ready" or "failed") is out, or going out."""
+    rows = JobMail.objects.filter(job_id=job_id, generation=generation, kind__in=OUTCOME_MAILS)
+    return any(row.state in (MailState.SENDING, MailState.SENT) for row in rows)
+
+
+def _drop_late(job: Job, row: JobMail) -> str:
+    """A mail whose moment has passed: the user has the outcome already, and reading
+    "started" after "ready" would only confuse. Dropped, and the job's events say so."""
+    if _finish(row, MailState.SUPERSEDED, row.claimed_by):
+        event_record(
+            job.id,
+            "email_dropped",
+            f"The {row.kind} email was not sent: the job's outcome had been mailed first",
+            level="warning",
+            email=row.kind,
+        )
+    return "skipped: too late"
 
 
 def _claim(row: JobMail) -> uuid.UUID | None:

@@ -17,12 +17,14 @@ from tests.factories import NOW, make_job_record
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
 
-def writes_to_time_out(monkeypatch, table: str) -> None:
-    """The node answers every single write to ``table`` with a timeout (a logged batch
-    goes through: the batch log makes it land whole)."""
+def writes_to_time_out(monkeypatch, table: str, *, batches: bool = False) -> None:
+    """The node answers every single write to ``table`` with a timeout; a logged batch
+    goes through (the batch log makes it land whole), unless ``batches``."""
     execute = Session.execute
 
     def timing_out(self, query, *args, **kwargs):
+        if batches and type(query).__name__ == "BatchStatement":
+            raise WriteTimeout("Operation timed out writing a batch", write_type=0)
         text = getattr(query, "query_string", str(query))
         if text.lstrip().upper().startswith("INSERT") and f"{table}" in text:
             raise WriteTimeout(f"Operation timed out writing {table}", write_type=0)
