@@ -25,6 +25,7 @@ from downloader.archive import MANIFEST_COLUMNS, MANIFEST_NAME, entry_names, is_
 from jobs.core import services, storage
 from jobs.models import Job, JobPurgeDue
 from jobs.store import records
+from jobs.store.queues import queue_bucket
 from tests.imagehosts import encoded
 
 DEFAULTS = {"email": "ada@example.org", "query": "red fox", "requested_count": 25, "time_zone": "UTC"}
@@ -149,12 +150,12 @@ def finished_minutes_ago(job: Job, minutes: float, *, now: dt.datetime | None = 
     """Move a finished job in the purge queue as if it had finished ``minutes`` before
     ``now``: it falls due that long ago plus the retention (IMAGEDL_RETENTION_MINUTES)."""
     now = now or dt.datetime.now(dt.UTC)
-    for row in JobPurgeDue.objects.filter(bucket="all"):
+    for row in JobPurgeDue.objects.all():
         if row.job_id == job.id:
             row.delete()
     retention = dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
     due = now - dt.timedelta(minutes=minutes) + retention
-    JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
+    JobPurgeDue.create(bucket=queue_bucket(due), due_at=due, job_id=job.id)
     records.job_update(job, purge_due_at=due)
 
 

@@ -27,6 +27,9 @@ from jobs.mail.outbox import email_enqueue, email_enqueue_once, email_withdraw
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
 from jobs.store import records
 from jobs.store.events import event_record, personal_ttl_seconds
+from jobs.store.queues import LEGACY_BUCKET, queue_bucket, queue_buckets, queue_mark_advance
+
+PURGE_QUEUE = "job_purge_due"
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -157,6 +160,9 @@ def job_cancel(job: Job, *, by: str = "user") -> bool:
     status at its next step, stops, cleans up and records it.
     """
     was_running = job.status == JobStatus.RUNNING
+    # Listed where the reaper reads now, not at its run time's bucket: should this
+    # process die before the end below, the reaper finishes it (the purge row first).
+    _active_bucket_move(job, queue_bucket())
     now = _now()
     if not records.job_status_change(
         job,
@@ -190,6 +196,7 @@ def job_retry(job: Job, *, by: str = "operator") -> Job:
         only_from=JobStatus.FINISHED,
         run_at=_now(),
         generation=(job.generation or 1) + 1,  # its mails are sent again
+        active_bucket=queue_bucket(),
         run_id=None,
         lease_until=None,
         attempts=0,
@@ -206,7 +213,7 @@ def job_retry(job: Job, *, by: str = "operator") -> Job:
     if not applied:
         raise JobStateError("the job is already scheduled or running again")
     _drop_purge_row(job)  # the old retention must not purge the new run
-    JobActive.create(bucket="all", job_id=job.id)
+    JobActive.create(bucket=job.active_bucket, job_id=job.id)
     event_record(job.id, "retried", "Job queued to run again", by=by)
     _enqueue_run(job)
     return job
@@ -219,10 +226,20 @@ def job_reschedule(job: Job, run_at: dt.datetime, *, by: str = "operator") -> Jo
     run_at = aware_utc(run_at)
     _remove_schedule(job)
     _drop_purge_row(job)
+    _active_bucket_move(job, queue_bucket(run_at))
     records.job_update(job, run_at=run_at)
     event_record(job.id, "rescheduled", f"Run time moved to {run_at:%Y-%m-%d %H:%M} UTC", by=by)
     _enqueue_run(job)
     return job
+
+
+def _active_bucket_move(job: Job, bucket: str) -> None:
+    """List the job under its new run time's bucket (the reaper reads buckets up to now)."""
+    old = job.active_bucket or LEGACY_BUCKET
+    if bucket != old:
+        JobActive.create(bucket=bucket, job_id=job.id)
+        records.job_update(job, active_bucket=bucket)
+        JobActive.objects(bucket=old, job_id=job.id).delete()
 
 
 def job_purge(job: Job, *, by: str = "retention") -> None:
@@ -269,27 +286,39 @@ def jobs_purge_due(
     # "due before now - older_than + retention".
     cutoff = now if older_than is None else now - older_than + retention
     summary = PurgeSummary()
-    due_rows = list(JobPurgeDue.objects.filter(bucket="all", due_at__lte=cutoff).limit(None))
-    for row in due_rows:
-        job = records.job_get(row.job_id)
-        stale = job is not None and aware_utc(job.purge_due_at) not in (None, aware_utc(row.due_at))
-        if job is None or job.purged_at is not None or job.status in JobStatus.ACTIVE or stale:
-            # Gone, purged, running again after a retry, or replaced: nothing to delete.
-            if not dry_run:
-                row.delete()
-            continue
-        summary.jobs += 1
-        summary.job_ids.append(job.id)
-        if job.archive_path:
-            summary.archives += 1
-            summary.bytes += job.archive_bytes or 0
-        if not dry_run:
-            job_purge(job)
-            row.delete()
+    oldest_left = None
+    until = max(cutoff, now)  # a row due before it was written sits in the bucket it was written in
+    for bucket in queue_buckets(PURGE_QUEUE, until, now=now):
+        for row in list(JobPurgeDue.objects.filter(bucket=bucket, due_at__lte=cutoff).limit(None)):
+            if not _purge_row(row, summary, dry_run=dry_run):
+                oldest_left = oldest_left or bucket
+    if not dry_run:
+        queue_mark_advance(PURGE_QUEUE, oldest_left, until=min(cutoff, now), now=now)
     summary.series = hooks.purge_steps_run(cutoff, dry_run=dry_run).get("series", 0)
     if not dry_run:
         workdirs_sweep()  # this machine's; every worker also sweeps its own (jobs.core.run)
     return summary
+
+
+def _purge_row(row: JobPurgeDue, summary: PurgeSummary, *, dry_run: bool) -> bool:
+    """Purge the job of one due row (counted in ``summary``); whether the row is gone."""
+    job = records.job_get(row.job_id)
+    stale = job is not None and aware_utc(job.purge_due_at) not in (None, aware_utc(row.due_at))
+    if job is None or job.purged_at is not None or job.status in JobStatus.ACTIVE or stale:
+        # Gone, purged, running again after a retry, or replaced: nothing to delete.
+        if not dry_run:
+            row.delete()
+        return not dry_run
+    summary.jobs += 1
+    summary.job_ids.append(job.id)
+    if job.archive_path:
+        summary.archives += 1
+        summary.bytes += job.archive_bytes or 0
+    if dry_run:
+        return False
+    job_purge(job)
+    row.delete()
+    return True
 
 
 def purge_due_time(finished: dt.datetime) -> dt.datetime:
@@ -306,7 +335,7 @@ def job_purge_row_ensure(job: Job) -> None:
     if due is None:
         due = purge_due_time(aware_utc(job.finished_at) or _now())
         records.job_update(job, purge_due_at=due)
-    JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
+    JobPurgeDue.create(bucket=queue_bucket(due), due_at=due, job_id=job.id)
 
 
 def _run_ended(job: Job, mail: str | None = None) -> None:
@@ -319,17 +348,19 @@ def _run_ended(job: Job, mail: str | None = None) -> None:
         email_enqueue(job, mail)
     if hooks.end_steps_run(job):
         _no_longer_active(job)
+    else:  # listed where the reaper's next pass reads (a job cancelled before its time)
+        _active_bucket_move(job, queue_bucket())
 
 
 def _drop_purge_row(job: Job) -> None:
-    due = aware_utc(job.purge_due_at)
-    if due is not None:
-        JobPurgeDue.objects(bucket="all", due_at=due, job_id=job.id).delete()
+    """The job is active again: its purge row no longer applies (the purge pass drops
+    it, finding the job active or due at another time)."""
+    if job.purge_due_at is not None:
         records.job_update(job, purge_due_at=None)
 
 
 def _no_longer_active(job: Job) -> None:
-    JobActive.objects(bucket="all", job_id=job.id).delete()
+    JobActive.objects(bucket=job.active_bucket or LEGACY_BUCKET, job_id=job.id).delete()
 
 
 def _delete_outputs(job: Job) -> None:

@@ -27,6 +27,7 @@ from jobs.models import Job, JobMail, MailPending, MailState
 from jobs.store import records
 from jobs.store.cassandra import execute, prepared, write_together
 from jobs.store.events import event_record
+from jobs.store.queues import LEGACY_BUCKET, queue_bucket
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -51,19 +52,20 @@ def email_enqueue(job: Job, kind: str) -> None:
     # verb that won its lightweight transaction (submit, the first claim, deliver, fail).
     # One logged batch: a mail row without its listing row would be a mail the reaper
     # never sees.
+    bucket = queue_bucket()
     mail = (
-        f"INSERT INTO {JobMail.column_family_name()} (job_id, generation, kind, state, tries, queued_at) "  # noqa: S608
-        "VALUES (?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO {JobMail.column_family_name()} "  # noqa: S608
+        "(job_id, generation, kind, state, tries, queued_at, listed_in) VALUES (?, ?, ?, ?, ?, ?, ?)"
     )
-    values = (job.id, generation, kind, MailState.PENDING, 0, naive_utc(timezone.now()))
-    write_together([(mail, values), _pending_write(job.id, generation, kind)])
+    values = (job.id, generation, kind, MailState.PENDING, 0, naive_utc(timezone.now()), bucket)
+    write_together([(mail, values), _pending_write(bucket, job.id, generation, kind)])
     queue_send(job.id, kind, generation)
 
 
-def _pending_write(job_id: uuid.UUID, generation: int, kind: str) -> tuple[str, tuple]:
+def _pending_write(bucket: str, job_id: uuid.UUID, generation: int, kind: str) -> tuple[str, tuple]:
     table = MailPending.column_family_name()
     cql = f"INSERT INTO {table} (bucket, job_id, generation, kind) VALUES (?, ?, ?, ?)"  # noqa: S608
-    return cql, ("all", job_id, generation, kind)
+    return cql, (bucket, job_id, generation, kind)
 
 
 def email_enqueue_once(job: Job, kind: str) -> bool:
@@ -75,14 +77,20 @@ def email_enqueue_once(job: Job, kind: str) -> bool:
     from cassandra.cqlengine.query import LWTException
 
     generation = _generation(job)
+    bucket = queue_bucket()
     try:
         JobMail.if_not_exists().create(
-            job_id=job.id, generation=generation, kind=kind, state=MailState.PENDING, queued_at=timezone.now()
+            job_id=job.id,
+            generation=generation,
+            kind=kind,
+            state=MailState.PENDING,
+            queued_at=timezone.now(),
+            listed_in=bucket,
         )
         created = True
     except LWTException:
         created = False
-    write_together([_pending_write(job.id, generation, kind)])  # the reaper drops it once sent
+    write_together([_pending_write(bucket, job.id, generation, kind)])  # the reaper drops it once sent
     if created:
         queue_send(job.id, kind, generation)
     return created
@@ -234,7 +242,7 @@ def _finish(row: JobMail, state: str, claim: uuid.UUID | None, **extra: object) 
     )
     if result.was_applied and state in MailState.DONE:
         MailPending.objects(
-            bucket="all", job_id=row.job_id, generation=row.generation, kind=row.kind
+            bucket=row.listed_in or LEGACY_BUCKET, job_id=row.job_id, generation=row.generation, kind=row.kind
         ).delete()
     return bool(result.was_applied)
 

@@ -18,6 +18,7 @@ from jobs.lib.utc import aware_utc, naive_utc, utc_day
 from jobs.models import Job, JobActive, JobByDay, JobDay, JobImage
 from jobs.store.cassandra import execute, prepared, update_if, write_together
 from jobs.store.events import event_log, event_write, personal_ttl_seconds
+from jobs.store.queues import queue_bucket
 
 PERSONAL_FIELDS = ("email", "query", "page_url")
 
@@ -41,6 +42,7 @@ def job_create(
     now = fields.pop("created_at", None) or timezone.now()
     assert isinstance(now, dt.datetime)
     personal = {name: fields.pop(name) for name in PERSONAL_FIELDS if name in fields}
+    fields["active_bucket"] = queue_bucket(fields.get("run_at"))  # type: ignore[arg-type]
     job = Job(created_at=now, **fields)
     job.validate()
     if claim and not _claim_id(job):
@@ -78,7 +80,7 @@ def job_create(
     )
     writes.append((f"INSERT INTO {JobDay.column_family_name()} (bucket, day) VALUES (?, ?)", ("all", day)))  # noqa: S608
     active = f"INSERT INTO {JobActive.column_family_name()} (bucket, job_id) VALUES (?, ?)"  # noqa: S608
-    writes.append((active, ("all", job.id)))
+    writes.append((active, (job.active_bucket, job.id)))
     if first_event is not None:
         kind, message, data = first_event
         writes.append(event_write(job.id, kind, message, **data))

@@ -58,7 +58,7 @@ def test_a_timeout_while_the_started_mail_is_queued_does_not_lose_it(cassandra_d
     assert records.job_get(job.id).attempts == 1
     started = JobMail.objects.filter(job_id=job.id, generation=1, kind="started").first()
     assert started is not None and started.state == MailState.PENDING
-    assert [row.kind for row in MailPending.objects.filter(bucket="all") if row.job_id == job.id] == [
+    assert [row.kind for row in MailPending.objects.all() if row.job_id == job.id] == [
         "accepted",
         "started",
     ]

@@ -35,7 +35,7 @@ def writes_to_time_out(monkeypatch, table: str, *, batches: bool = False) -> Non
 
 def outbox_rows(job) -> tuple[list[str], list[str]]:
     mails = [row.kind for row in JobMail.objects.filter(job_id=job.id)]
-    pending = [row.kind for row in MailPending.objects.filter(bucket="all") if row.job_id == job.id]
+    pending = [row.kind for row in MailPending.objects.all() if row.job_id == job.id]
     return mails, pending
 
 

@@ -151,7 +151,7 @@ def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
     second = records.job_get(series.next_job_id)
     # Back to the moment before the end step: the series on run 1, no second job.
     second.delete()
-    JobActive.objects(bucket="all", job_id=second.id).delete()
+    JobActive.objects(bucket=second.active_bucket, job_id=second.id).delete()
     Schedule.objects.filter(name=f"job-{second.id}").delete()
     Series.objects(id=series.id).update(
         runs_scheduled=1, runs_done=0, delivered_total=0, next_job_id=job.id, next_run_at=job.run_at
@@ -183,7 +183,7 @@ def test_a_next_run_lost_between_the_two_writes_is_made_by_the_reaper(cassandra_
     # As if the worker died after moving the series on and before making the job:
     # no job row, no schedule, and the finished run still listed as active.
     second.delete()
-    JobActive.objects(bucket="all", job_id=second.id).delete()
+    JobActive.objects(bucket=second.active_bucket, job_id=second.id).delete()
     Schedule.objects.filter(name=f"job-{second.id}").delete()
     JobActive.create(bucket="all", job_id=job.id)
     jobs_reap()

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 def listed_active(job_id) -> bool:
-    return any(row.job_id == job_id for row in JobActive.objects.filter(bucket="all"))
+    return any(row.job_id == job_id for row in JobActive.objects.all())
 
 
 def test_a_run_made_for_a_series_stopped_meanwhile_does_not_run(cassandra_db, monkeypatch):
