@@ -94,6 +94,7 @@ bench: deps cassandra
 	$(PY) bench/bench_web.py
 	$(PY) bench/bench_chaos.py
 	$(PY) bench/bench_scale.py
+	$(PY) bench/bench_queues.py
 
 # ruff, and the direction of imports (the import-linter contracts in pyproject.toml).
 lint: venv

@@ -442,6 +442,8 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     )
     if not taken:
         return 0
+    if (job.active_bucket or LEGACY_BUCKET) > queue_bucket():  # started before its time's bucket
+        _active_bucket_move(job, queue_bucket())
     event_record(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
     if attempt == 1 and (job.series_run or 1) == 1:
         # Once (a lightweight transaction): a run resuming its first attempt after a
