@@ -89,12 +89,12 @@ IMG2DATASET_VERSION := 1.47.0
 bench: deps cassandra
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq; DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
 	@[ -x $(IMG2DATASET) ] || { $(PYTHON) -m venv bench/.venv-img2dataset && bench/.venv-img2dataset/bin/pip install -q img2dataset==$(IMG2DATASET_VERSION); }
-	$(PY) bench/bench_download.py
-	$(PY) bench/bench_job.py
-	$(PY) bench/bench_web.py
-	$(PY) bench/bench_chaos.py
-	$(PY) bench/bench_scale.py
-	$(PY) bench/bench_queues.py
+	$(PY) -m bench.bench_download
+	$(PY) -m bench.bench_job
+	$(PY) -m bench.bench_web
+	$(PY) -m bench.bench_chaos
+	$(PY) -m bench.bench_scale
+	$(PY) -m bench.bench_queues
 
 # ruff, and the direction of imports (the import-linter contracts in pyproject.toml).
 lint: venv

@@ -25,7 +25,7 @@ and prints the timetable as it happened and:
 Target: every job delivered exactly once, 0 lost, 0 duplicate mails. The benchmark
 prints whether it was met (its exit status is 0 either way).
 
-    .venv/bin/python bench/bench_chaos.py [--jobs 40] [--seed 1] [--q-workers 2]
+    .venv/bin/python -m bench.bench_chaos [--jobs 40] [--seed 1] [--q-workers 2]
 
 Everything is its own: a Cassandra node on free ports with its data in
 var/bench-chaos/cassandra (keyspace bench_chaos), SQLite, media, cache and logs in
@@ -55,12 +55,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tests.imagehosts import ImageHost, encoded
+from tests.imitations import SearchImitation
+from tests.mailserver import MailServer, _Collector, free_port
 
-from tests.imagehosts import ImageHost, encoded  # noqa: E402
-from tests.imitations import SearchImitation  # noqa: E402
-from tests.mailserver import MailServer, _Collector, free_port  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OUT = ROOT / "var" / "bench-chaos"
 IMITATION = "127.0.0.90"

@@ -8,7 +8,7 @@ resize off). Prints images/s of each, the ratio, the floor the corpus cannot bea
 (the larger of the latency floor and the bytes over the hosts' measured loopback
 bandwidth), how far each tool is from it, and download_urls' peak RSS.
 
-    .venv/bin/python bench/bench_download.py [--count 2000] [--latency 0.1]
+    .venv/bin/python -m bench.bench_download [--count 2000] [--latency 0.1]
 
 Two corpora, in the same run (``--corpus`` picks one):
 
@@ -39,13 +39,12 @@ import zipfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.audit import audit_zip
+from bench.corpus import realistic_corpus
+from downloader.archive import is_image_entry
+from tests.imagehosts import ImageHost, encoded
 
-from bench.audit import audit_zip  # noqa: E402
-from bench.corpus import realistic_corpus  # noqa: E402
-from downloader.archive import is_image_entry  # noqa: E402
-from tests.imagehosts import ImageHost, encoded  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 HOSTS = [f"127.0.0.{n}" for n in range(61, 69)]
 IMG2DATASET = ROOT / "bench" / ".venv-img2dataset" / "bin" / "img2dataset"

@@ -14,7 +14,7 @@ events, archive through storage):
   whole job      job_run, search and download overlapping
                  target: within 1.5x the sum of the floors
 
-    .venv/bin/python bench/bench_job.py [--count 500] [--corpus simple|realistic]
+    .venv/bin/python -m bench.bench_job [--count 500] [--corpus simple|realistic]
 
 ``--corpus realistic`` serves the photo-like corpus of bench/corpus.py (300x200 to
 4000x3000, mostly JPEG, ~133 KB) instead of the simple 560-680 px JPEGs.
@@ -29,30 +29,24 @@ import datetime as dt
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagedl_site.settings")
-os.environ.setdefault("IMAGEDL_LOG_LEVEL", "WARNING")
+import django
+from django.conf import settings
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-
-from bench.corpus import realistic_corpus  # noqa: E402
-from tests.imagehosts import ImageHost, encoded  # noqa: E402
-from tests.imitations import SearchImitation  # noqa: E402
+from bench.corpus import realistic_corpus
+from tests.imagehosts import ImageHost, encoded
+from tests.imitations import SearchImitation
 
 HOSTS = [f"127.0.0.{n}" for n in range(71, 79)]
 
 
 def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagedl_site.settings")
+    os.environ.setdefault("IMAGEDL_LOG_LEVEL", "WARNING")
+    django.setup()
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--latency", type=float, default=0.1)
@@ -95,22 +89,35 @@ def main() -> None:
         from downloader.archive import write_archive
         from downloader.browser import open_browser
         from downloader.collect import collect_images
+        from downloader.config import (
+            browser_options_from_settings,
+            engine_options_from_settings,
+            fetcher_from_settings,
+            validation_limits_from_settings,
+        )
         from downloader.engines.base import SearchRules
         from downloader.engines.bing import BingEngine
 
+        bing = BingEngine(engine_options_from_settings())
         # 1. collect URLs (browser start excluded: it is the same for any engine)
-        with open_browser() as driver:
+        with open_browser(browser_options_from_settings()) as driver:
             started = time.monotonic()
-            candidates = list(BingEngine().search(driver, "red fox", wanted=args.count, rules=SearchRules()))
+            candidates = list(bing.search(driver, "red fox", wanted=args.count, rules=SearchRules()))
             t_collect = time.monotonic() - started
             page_started = time.monotonic()
-            driver.get(BingEngine().results_url("first page only", SearchRules()))
+            driver.get(bing.results_url("first page only", SearchRules()))
             t_first_page = time.monotonic() - page_started
         batches = math.ceil(max(args.count - 35, 0) / 35)
         f_collect = t_first_page + batches * args.batch_latency
         # 2. download
         started = time.monotonic()
-        result = collect_images(iter(candidates), wanted=args.count, workdir=work / "dl")
+        result = collect_images(
+            iter(candidates),
+            wanted=args.count,
+            workdir=work / "dl",
+            fetcher=fetcher_from_settings(),
+            limits=validation_limits_from_settings(),
+        )
         t_download = time.monotonic() - started
         f_download = math.ceil(math.ceil(args.count / len(hosts)) / per_host) * args.latency
         # 3. pack

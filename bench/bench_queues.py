@@ -14,7 +14,7 @@ each, and the benchmark prints:
 ``--layout single`` puts every row in the one partition ``all`` of earlier versions,
 for comparison (the mail pass then fails on Cassandra's 100,000-tombstone limit).
 
-    .venv/bin/python bench/bench_queues.py [--jobs 50000] [--layout buckets|single]
+    .venv/bin/python -m bench.bench_queues [--jobs 50000] [--layout buckets|single]
 
 Everything is its own: a Cassandra node on free ports with its data in
 var/bench-queues/cassandra (keyspace bench_queues), wiped at the start and stopped at
@@ -36,11 +36,9 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.mailserver import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.mailserver import free_port  # noqa: E402
-
 OUT = ROOT / "var" / "bench-queues"
 KEYSPACE = "bench_queues"
 MAIL_KINDS = ("accepted", "started", "ready")

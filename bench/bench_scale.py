@@ -15,7 +15,7 @@ this machine's cores, everything over HTTP and SMTP as users see it:
       the web tier.
   (c) how long `devtools.cluster up` takes from nothing (fetched runtimes kept).
 
-    .venv/bin/python bench/bench_scale.py [--jobs 60] [--images 50] [--submissions 400]
+    .venv/bin/python -m bench.bench_scale [--jobs 60] [--images 50] [--submissions 400]
 
 Targets: two workers >= 1.6x one worker's jobs per minute; submissions on
 PostgreSQL + Redis >= 1.5x the default's with a lower p99.
@@ -36,17 +36,16 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.corpus import realistic_corpus
+from bench.cpu_profile import CpuSampler
+from devtools import cluster
+from devtools.app_process import AppProcess
+from tests.imagehosts import ImageHost
+from tests.imitations.server import SearchImitation
+from tests.mailserver import MailServer
+from tests.web_client import WebClient
 
-from bench.corpus import realistic_corpus  # noqa: E402
-from bench.cpu_profile import CpuSampler  # noqa: E402
-from devtools import cluster  # noqa: E402
-from devtools.app_process import AppProcess  # noqa: E402
-from tests.imagehosts import ImageHost  # noqa: E402
-from tests.imitations.server import SearchImitation  # noqa: E402
-from tests.mailserver import MailServer  # noqa: E402
-from tests.web_client import WebClient  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BENCH_ROOT = ROOT / "var" / "bench-scale"
 HOSTS = [f"127.0.0.{n}" for n in range(71, 79)]

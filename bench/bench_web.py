@@ -6,7 +6,7 @@ Prints requests/s and p50/p99 latency, then checks that every accepted submissio
 in Cassandra and scheduled. Uses its own keyspace (bench_web) and SQLite file, with
 the submission rate limits off.
 
-    .venv/bin/python bench/bench_web.py [--seconds 10] [--clients 50] [--workers 3] [--threads 4]  (the Procfile's defaults)
+    .venv/bin/python -m bench.bench_web [--seconds 10] [--clients 50] [--workers 3] [--threads 4]  (the Procfile's defaults)
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
 KINDS = (
-    ("bench (image hosts, imitation, mail)", (b"bench/bench_",)),
+    ("bench (image hosts, imitation, mail)", (b"bench/bench_", b"bench.bench_")),
     ("chromium", (b"chromium", b"chromedriver")),
     ("cassandra", (b"CassandraDaemon",)),
     ("s3proxy", (b"s3proxy",)),

@@ -12,7 +12,7 @@ through ``validate_file`` for its signature, then:
   no copy is a distinct picture lost to a false merge; a group left with two or more
   is a missed near duplicate; the survivor should be the same copy in every order.
 
-    .venv/bin/python bench/dedupe_eval.py [--corpus realistic] [--sample 200]
+    .venv/bin/python -m bench.dedupe_eval [--corpus realistic] [--sample 200]
 """
 
 from __future__ import annotations
@@ -21,17 +21,13 @@ import argparse
 import io
 import os
 import random
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from PIL import Image
 
-from PIL import Image  # noqa: E402
-
-from bench.corpus import CACHE, VARIANT_KINDS, realistic_corpus, variant  # noqa: E402
+from bench.corpus import CACHE, VARIANT_KINDS, realistic_corpus, variant
 
 
 @dataclass

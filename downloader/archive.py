@@ -2,8 +2,9 @@
 CREDITS.html (each image with its title and a link to the page it came from).
 
 Entries are named after the query with zero-padded numbers (``red-fox_0001.jpg``).
-Written to a temporary file next to nothing personal, then saved through Django's
-storage API (the local media folder by default).
+Written in place when the storage has a local path, else to a temporary file first,
+then saved through the storage (a Django storage fits ``Storage``: the media folder,
+a bucket).
 """
 
 from __future__ import annotations
@@ -11,17 +12,15 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 import tempfile
+import unicodedata
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
-
-from django.core.files import File
-from django.core.files.storage import Storage, default_storage
-from django.utils.text import slugify
 
 from downloader.validation import EXTENSIONS
 
@@ -53,6 +52,20 @@ def is_image_entry(name: str) -> bool:
     return name not in NOT_IMAGES
 
 
+class Storage(Protocol):
+    """Where archives are kept: what write_archive needs of a Django storage."""
+
+    def exists(self, name: str) -> bool: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def path(self, name: str) -> str:
+        """The local file of ``name``; NotImplementedError when there is none (a bucket)."""
+        ...
+
+    def save(self, name: str, content: BinaryIO) -> str: ...
+
+
 @dataclass
 class ArchiveResult:
     path: str
@@ -63,7 +76,15 @@ class ArchiveResult:
 def file_stem(subject: str) -> str:
     """The file-name stem for what was asked (``red fox`` -> ``red-fox``): the zip's
     entries, the command's folder output and the downloaded zip's name use it."""
-    return slugify(subject)[:60] or "images"
+    return _slug(subject)[:60] or "images"
+
+
+def _slug(text: str) -> str:
+    """ASCII letters, digits, _ and single dashes: ``Red Fox!`` -> ``red-fox`` (as
+    Django's slugify)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    kept = re.sub(r"[^\w\s-]", "", ascii_text.lower())
+    return re.sub(r"[-\s]+", "-", kept).strip("-_")
 
 
 def entry_names(stem: str, formats: Sequence[str]) -> list[str]:
@@ -131,7 +152,7 @@ def write_archive(
     *,
     name_stem: str,
     path: str,
-    storage: Storage | None = None,
+    storage: Storage,
     safe_search: str = "",
     filters: str = "",
     scratch: Path | None = None,
@@ -141,7 +162,6 @@ def write_archive(
     ``filters`` (``Filters.as_text()``) are the search's settings, noted on every row.
     A storage with no local path (a bucket) gets the zip built first in the folder
     ``scratch`` (else a temporary file), then stored."""
-    storage = storage or default_storage
     names = entry_names(name_stem, [image.format for image in kept])
     manifest = io.StringIO()
     writer = csv.writer(manifest)
@@ -200,10 +220,10 @@ def _save(
             with open(built, "w+b") as fh:
                 size = pack(fh)
                 fh.seek(0)
-                return storage.save(path, File(fh, name=Path(path).name)), size
+                return storage.save(path, fh), size
         finally:
             built.unlink(missing_ok=True)
     with tempfile.TemporaryFile(suffix=".zip") as tmp:
         size = pack(tmp)
         tmp.seek(0)
-        return storage.save(path, File(tmp, name=Path(path).name)), size
+        return storage.save(path, tmp), size

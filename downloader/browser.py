@@ -1,8 +1,8 @@
 """The one way to get a browser: headless Debian Chromium through Selenium.
 
 Debian's chromium and chromedriver when present, configured paths otherwise, and
-webdriver-manager only when IMAGEDL_ALLOW_DRIVER_DOWNLOAD is on. Each request gets its own
-browser with a fresh profile folder, and the browser is always quit.
+webdriver-manager only when ``BrowserOptions.allow_driver_download`` is on. Each request
+gets its own browser with a fresh profile folder, and the browser is always quit.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from django.conf import settings
+from downloader.http import DEFAULT_USER_AGENT
 
 if TYPE_CHECKING:
     from downloader.egress import EgressGuard
@@ -57,6 +58,20 @@ CHROME_PREFS = {
 }
 
 
+@dataclass(frozen=True)
+class BrowserOptions:
+    """Where Chromium and its driver are and how the browser behaves
+    (``downloader.config.browser_options_from_settings``: the IMAGEDL_* settings)."""
+
+    chromium: str = ""  # empty: /usr/bin/chromium or PATH
+    chromedriver: str = ""  # empty: /usr/bin/chromedriver or PATH
+    allow_driver_download: bool = False  # webdriver-manager, when no driver is found
+    page_load_timeout: float = 30.0
+    # Resolve no name but localhost and 127.*: a browser that can reach nothing else (tests).
+    loopback_only: bool = False
+    user_agent: str = DEFAULT_USER_AGENT  # for publishers' pages (``for_pages``)
+
+
 class BrowserUnavailable(RuntimeError):
     """No Chromium or chromedriver could be found (and downloading is not allowed)."""
 
@@ -72,9 +87,10 @@ def _first_existing(*candidates: str | None) -> str | None:
     return None
 
 
-def find_chromium() -> str | None:
+def find_chromium(configured: str = "") -> str | None:
+    """``configured`` if it exists, else Debian's or the first Chromium on PATH."""
     return _first_existing(
-        settings.IMAGEDL_CHROMIUM or None,
+        configured or None,
         "/usr/bin/chromium",
         shutil.which("chromium"),
         shutil.which("chromium-browser"),
@@ -82,17 +98,18 @@ def find_chromium() -> str | None:
     )
 
 
-def find_chromedriver() -> str | None:
-    if settings.IMAGEDL_CHROMEDRIVER:
-        return _first_existing(settings.IMAGEDL_CHROMEDRIVER)
+def find_chromedriver(configured: str = "") -> str | None:
+    """``configured`` (None if it does not exist), else Debian's or PATH's chromedriver."""
+    if configured:
+        return _first_existing(configured)
     return _first_existing("/usr/bin/chromedriver", shutil.which("chromedriver"))
 
 
-def _driver_path() -> str:
-    path = find_chromedriver()
+def _driver_path(options: BrowserOptions) -> str:
+    path = find_chromedriver(options.chromedriver)
     if path:
         return path
-    if settings.IMAGEDL_ALLOW_DRIVER_DOWNLOAD:
+    if options.allow_driver_download:
         from webdriver_manager.chrome import ChromeDriverManager
 
         return ChromeDriverManager().install()
@@ -121,58 +138,85 @@ def _tied_to_parent(program: str, folder: str) -> str:
     return str(launcher)
 
 
-@contextlib.contextmanager
-def open_browser(
-    *, width: int = 1366, height: int = 900, egress: EgressGuard | None = None, for_pages: bool = False
-) -> Iterator:
-    """A headless Chromium WebDriver, quit and its profile removed on exit. With
-    ``egress``, every request the browser makes (loopback included) goes through that
-    guard. ``for_pages``: a browser for reading a publisher's page, which names imagedl
-    in its user agent (IMAGEDL_USER_AGENT) and keeps a network log, so the page's
-    response headers can be read (``X-Robots-Tag``); search engines' pages are read
-    with the browser's own user agent."""
+def _chrome_options(
+    options: BrowserOptions,
+    binary: str,
+    folders: tuple[str, str],
+    size: tuple[int, int],
+    egress: EgressGuard | None,
+    for_pages: bool,
+):
+    """Chromium's switches and preferences; ``folders``: its profile and its launchers."""
+    from selenium import webdriver
+
+    profile, launchers = folders
+    chrome = webdriver.ChromeOptions()
+    chrome.binary_location = _tied_to_parent(binary, launchers)
+    for flag in CHROME_FLAGS:
+        chrome.add_argument(flag)
+    chrome.add_argument(f"--window-size={size[0]},{size[1]}")
+    chrome.add_argument(f"--user-data-dir={profile}")
+    chrome.add_experimental_option("prefs", CHROME_PREFS)
+    if for_pages:
+        chrome.add_argument(f"--user-agent={options.user_agent}")
+        chrome.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    if egress is not None:
+        chrome.add_argument(f"--proxy-server={egress.url}")
+        chrome.add_argument("--proxy-bypass-list=<-loopback>")  # no implicit bypass for loopback
+        # The guard resolves names; the browser itself resolves none, so neither DNS
+        # prefetching nor a script (a STUN server's name) can look up internal names.
+        chrome.add_argument(f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {egress.host}")
+    elif options.loopback_only:
+        chrome.add_argument("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.*")
+    chrome.page_load_strategy = "normal"
+    return chrome
+
+
+def _start_driver(options: BrowserOptions, chrome, launchers: str):
+    """The WebDriver; BrowserStartFailed when the driver or the browser would not start."""
     from selenium import webdriver
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
 
-    binary = find_chromium()
+    try:
+        service = Service(executable_path=_tied_to_parent(_driver_path(options), launchers))
+        driver = webdriver.Chrome(service=service, options=chrome)
+    except WebDriverException as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BrowserStartFailed(first_line[:200]) from exc
+    driver.set_page_load_timeout(options.page_load_timeout)
+    driver.set_script_timeout(options.page_load_timeout)
+    return driver
+
+
+@contextlib.contextmanager
+def open_browser(
+    options: BrowserOptions | None = None,
+    *,
+    width: int = 1366,
+    height: int = 900,
+    egress: EgressGuard | None = None,
+    for_pages: bool = False,
+) -> Iterator:
+    """A headless Chromium WebDriver, quit and its profile removed on exit. With
+    ``egress``, every request the browser makes (loopback included) goes through that
+    guard. ``for_pages``: a browser for reading a publisher's page, which names imagedl
+    in its user agent (``options.user_agent``) and keeps a network log, so the page's
+    response headers can be read (``X-Robots-Tag``); search engines' pages are read
+    with the browser's own user agent."""
+    options = options or BrowserOptions()
+    binary = find_chromium(options.chromium)
     if binary is None:
         raise BrowserUnavailable("no Chromium found: apt-get install chromium, or set IMAGEDL_CHROMIUM")
-    profile = tempfile.mkdtemp(prefix="imagedl-chromium-")
-    launchers = tempfile.mkdtemp(prefix="imagedl-launch-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = _tied_to_parent(binary, launchers)
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--window-size={width},{height}")
-    options.add_argument(f"--user-data-dir={profile}")
-    options.add_experimental_option("prefs", CHROME_PREFS)
-    if for_pages:
-        options.add_argument(f"--user-agent={settings.IMAGEDL_USER_AGENT}")
-        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    if egress is not None:
-        options.add_argument(f"--proxy-server={egress.url}")
-        options.add_argument("--proxy-bypass-list=<-loopback>")  # no implicit bypass for loopback
-        # The guard resolves names; the browser itself resolves none, so neither DNS
-        # prefetching nor a script (a STUN server's name) can look up internal names.
-        options.add_argument(f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {egress.host}")
-    elif settings.IMAGEDL_BROWSER_LOOPBACK_ONLY:
-        options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.*")
-    options.page_load_strategy = "normal"
+    folders = tempfile.mkdtemp(prefix="imagedl-chromium-"), tempfile.mkdtemp(prefix="imagedl-launch-")
     driver = None
     try:
-        try:
-            service = Service(executable_path=_tied_to_parent(_driver_path(), launchers))
-            driver = webdriver.Chrome(service=service, options=options)
-        except WebDriverException as exc:  # the driver or the browser would not start
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise BrowserStartFailed(first_line[:200]) from exc
-        driver.set_page_load_timeout(settings.IMAGEDL_PAGE_LOAD_TIMEOUT)
-        driver.set_script_timeout(settings.IMAGEDL_PAGE_LOAD_TIMEOUT)
+        chrome = _chrome_options(options, binary, folders, (width, height), egress, for_pages)
+        driver = _start_driver(options, chrome, folders[1])
         yield driver
     finally:
         if driver is not None:
             with contextlib.suppress(Exception):
                 driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-        shutil.rmtree(launchers, ignore_errors=True)
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -23,9 +23,18 @@ from typing import Any, ClassVar
 
 from downloader.dedupe import DuplicateFilter
 from downloader.http import Fetcher, FetchResult, host_key
-from downloader.validation import ImageRules, Validation, convert_file, validate_file
+from downloader.validation import ImageRules, Validation, ValidationLimits, convert_file, validate_file
 
-__all__ = ["Candidate", "CollectResult", "Collector", "Counts", "ImageRules", "KeptImage", "collect_images"]
+__all__ = [
+    "Candidate",
+    "CollectResult",
+    "Collector",
+    "Counts",
+    "ImageRules",
+    "KeptImage",
+    "ValidationLimits",
+    "collect_images",
+]
 
 ALREADY_DELIVERED = "already_delivered"  # the reason for a copy of an image delivered before
 
@@ -243,6 +252,8 @@ class Collector:
     / ``progress("found", url=...)`` is called from the collecting thread as things
     happen; ``counts`` holds the totals at that moment. ``should_stop()`` is polled
     between downloads; when it returns True the run ends with ``stopped=True``.
+    ``limits`` fill in what ``rules`` leave open (the junk floor, the pixel and time
+    limits); ``fetcher`` is closed after the run only when the Collector made it.
     """
 
     def __init__(
@@ -256,14 +267,11 @@ class Collector:
         already_kept: Iterable[KeptImage] = (),
         fetcher: Fetcher | None = None,
         delivered: DuplicateFilter | None = None,
+        limits: ValidationLimits | None = None,
     ) -> None:
-        from django.conf import settings
-
         self.wanted = wanted
         self.workdir = workdir
-        self.rules = rules or ImageRules()
-        if not self.rules.max_pixels:
-            self.rules.max_pixels = settings.IMAGEDL_MAX_PIXELS
+        self.rules = (rules or ImageRules()).within(limits or ValidationLimits())
         self.progress = progress or (lambda kind, **info: None)
         self.should_stop = should_stop or (lambda: False)
         self._own_fetcher = fetcher is None

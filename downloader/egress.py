@@ -148,23 +148,20 @@ class _Server(ThreadingHTTPServer):
 
 
 class EgressGuard:
-    """``with EgressGuard() as guard: chromium --proxy-server=guard.url``.
+    """``with EgressGuard(policy) as guard: chromium --proxy-server=guard.url``.
 
-    ``loopback_only`` (default: IMAGEDL_BROWSER_LOOPBACK_ONLY, on in tests) refuses every
-    host that is not a loopback address or localhost, before any name is looked up."""
+    ``policy``: the download chokepoint's rules every request is checked with.
+    ``loopback_only`` (``BrowserOptions.loopback_only``, on in tests) refuses every host
+    that is not a loopback address or localhost, before any name is looked up."""
 
     def __init__(
         self,
         policy: FetchPolicy | None = None,
         resolver: Resolver = system_resolver,
         *,
-        loopback_only: bool | None = None,
+        loopback_only: bool = False,
     ) -> None:
-        if loopback_only is None:
-            from django.conf import settings
-
-            loopback_only = settings.IMAGEDL_BROWSER_LOOPBACK_ONLY
-        self._server = _Server(policy or FetchPolicy.from_settings(), resolver, loopback_only)
+        self._server = _Server(policy or FetchPolicy(), resolver, loopback_only)
         self._thread = threading.Thread(target=self._server.serve_forever, name="imagedl-egress", daemon=True)
 
     @property

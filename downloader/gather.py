@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from downloader.archive import file_stem
-from downloader.browser import open_browser
+from downloader.browser import BrowserOptions, open_browser
 from downloader.choices import AUTO, ENGINE_LABELS, SAFE_SEARCH_DEFAULT, Filters
 from downloader.collect import Candidate, Collector, CollectResult, Counts, ImageRules, KeptImage
 from downloader.dedupe import SIGNATURE_METHOD, DuplicateFilter
 from downloader.egress import EgressGuard
 from downloader.engines import extract_page_images, search
-from downloader.engines.base import SearchRules
+from downloader.engines.base import EngineOptions, SearchRules
+from downloader.engines.page import PageOptions
+from downloader.http import DEFAULT_CONCURRENCY, DEFAULT_PER_HOST, Fetcher, FetchPolicy
+from downloader.validation import ValidationLimits
 
 EventSink = Callable[[str, str, dict], None]  # (kind, message, data)
 
@@ -37,7 +40,7 @@ class Request:
     min_width: int = 0
     min_height: int = 0
     output_format: str | None = None
-    min_side: int | None = None  # the junk floor; None: IMAGEDL_MIN_SIDE (--min-size sets it)
+    min_side: int | None = None  # the junk floor; None: ValidationLimits.min_side (--min-size sets it)
     safe_search: str = SAFE_SEARCH_DEFAULT
     filters: Filters = field(default_factory=Filters)  # engine filters (a page is not filtered)
 
@@ -73,10 +76,30 @@ class Request:
         )
 
 
+@dataclass(frozen=True)
+class GatherOptions:
+    """Everything ``gather`` is configured with, below the request itself
+    (``downloader.config.gather_options_from_settings``: the IMAGEDL_* settings)."""
+
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    concurrency: int = DEFAULT_CONCURRENCY  # downloads in flight
+    per_host: int = DEFAULT_PER_HOST  # ... to one host
+    validation: ValidationLimits = field(default_factory=ValidationLimits)
+    browser: BrowserOptions = field(default_factory=BrowserOptions)
+    engines: EngineOptions = field(default_factory=EngineOptions)
+
+    @property
+    def page(self) -> PageOptions:
+        """A user's page is read under the download policy, scrolled like results."""
+        return PageOptions(fetch=self.fetch, scroll_wait=self.engines.scroll_wait)
+
+
 OVERFETCH_FACTOR = 10
 
 
-def _candidates(request: Request, driver, on_event: EventSink, extra: int = 0) -> Iterator[Candidate]:
+def _candidates(
+    request: Request, driver, on_event: EventSink, options: GatherOptions, extra: int = 0
+) -> Iterator[Candidate]:
     """Candidate URLs, lazily, from the page extractor or the engines in fallback order."""
 
     def engine_event(kind: str, data: dict) -> None:
@@ -88,8 +111,12 @@ def _candidates(request: Request, driver, on_event: EventSink, extra: int = 0) -
     # Images delivered before (``extra``) come back from the engines and are skipped.
     overfetch = request.wanted * OVERFETCH_FACTOR + 100 + extra
     if request.page_url:
-        return extract_page_images(driver, request.page_url, wanted=overfetch, on_event=engine_event)
-    return search(request.engine, driver, request.query, overfetch, request.search_rules, engine_event)
+        return extract_page_images(
+            driver, request.page_url, wanted=overfetch, on_event=engine_event, options=options.page
+        )
+    return search(
+        request.engine, driver, request.query, overfetch, request.search_rules, engine_event, options.engines
+    )
 
 
 def describe_engine_event(kind: str, data: dict) -> str:
@@ -138,8 +165,10 @@ def gather(
     should_stop: Callable[[], bool] | None = None,
     already_kept: list[KeptImage] | None = None,
     delivered: DuplicateFilter | None = None,
+    options: GatherOptions | None = None,
 ) -> CollectResult:
-    """Search and download until ``request.wanted`` valid, unique images are kept.
+    """Search and download until ``request.wanted`` valid, unique images are kept,
+    configured by ``options`` (the library's defaults when None).
 
     ``on_progress(counts)`` follows every candidate found, kept or rejected;
     ``on_kept(image)`` sees each image as it is kept, ``on_replaced(image, replaced)``
@@ -160,18 +189,30 @@ def gather(
         if on_progress is not None:
             on_progress(collector.counts)
 
-    collector = Collector(
-        wanted=request.wanted,
-        workdir=workdir,
-        rules=request.image_rules,
-        progress=progress,
-        should_stop=should_stop,
-        already_kept=already,
-        delivered=delivered,
-    )
+    options = options or GatherOptions()
     with contextlib.ExitStack() as stack:  # one browser per request, always quit (then its guard)
-        # A user's page decides what the browser fetches: all of it goes through the guard.
-        egress = stack.enter_context(EgressGuard()) if request.page_url else None
-        driver = stack.enter_context(open_browser(egress=egress, for_pages=bool(request.page_url)))
+        fetcher = Fetcher(options.fetch, concurrency=options.concurrency, per_host=options.per_host)
+        stack.callback(fetcher.close)
+        collector = Collector(
+            wanted=request.wanted,
+            workdir=workdir,
+            rules=request.image_rules,
+            progress=progress,
+            should_stop=should_stop,
+            already_kept=already,
+            delivered=delivered,
+            fetcher=fetcher,
+            limits=options.validation,
+        )
+        driver = stack.enter_context(_browser(request, options, stack))
         extra = len(delivered) if delivered is not None else 0
-        return collector.run(_candidates(request, driver, on_event, extra))
+        return collector.run(_candidates(request, driver, on_event, options, extra))
+
+
+def _browser(request: Request, options: GatherOptions, stack: contextlib.ExitStack):
+    """The request's browser; a user's page decides what the browser fetches, so all of
+    it goes through an egress guard (entered on ``stack``: stopped after the browser)."""
+    if not request.page_url:
+        return open_browser(options.browser)
+    egress = stack.enter_context(EgressGuard(options.fetch, loopback_only=options.browser.loopback_only))
+    return open_browser(options.browser, egress=egress, for_pages=True)

@@ -2,7 +2,7 @@
 
 Everything that makes fetching a stranger's URL safe and polite lives here:
 http/https only; the host is resolved here and every address checked (loopback,
-private, link-local, reserved ... are refused unless IMAGEDL_ALLOW_PRIVATE_NETWORKS),
+private, link-local, reserved ... are refused unless the FetchPolicy allows them),
 and the connection goes to the address that was checked, so DNS cannot change its
 answer in between; every redirect hop is checked again; connect, read and total
 timeouts; a byte cap; retries with backoff on connection errors, 5xx and 429
@@ -25,7 +25,6 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
-from django.conf import settings
 
 # The address rule lives in downloader.addresses; re-exported for callers of the chokepoint.
 from downloader.addresses import address_allowed as address_allowed
@@ -36,6 +35,9 @@ Resolver = Callable[[str, int], list[str]]
 CHUNK = 64 * 1024
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 IMAGE_ACCEPT = "image/avif,image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8,*/*;q=0.1"
+DEFAULT_USER_AGENT = "Mozilla/5.0 (compatible; imagedl/0.1)"
+DEFAULT_CONCURRENCY = 32  # requests in flight for one Fetcher
+DEFAULT_PER_HOST = 4  # ... and to one host
 ROBOT_NAME = "imagedl"  # how X-Robots-Tag, meta robots and robots.txt address this service
 OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai"})
 # X-Robots-Tag directives that carry a value after a colon (not a robot's name).
@@ -64,6 +66,9 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 @dataclass(frozen=True)
 class FetchPolicy:
+    """How each request goes: address rules, timeouts, caps, retries, who we say we are.
+    ``downloader.config.fetch_policy_from_settings`` makes one from IMAGEDL_* settings."""
+
     allow_private: bool = False
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
@@ -73,28 +78,11 @@ class FetchPolicy:
     max_retries: int = 2
     backoff_base: float = 0.5
     max_retry_after: float = 10.0
-    user_agent: str = "imagedl"
+    user_agent: str = DEFAULT_USER_AGENT
     # Networks allowed even when private addresses are not (e.g. an internal mirror).
     extra_allowed: tuple[str, ...] = ()
     respect_noai: bool = True  # refuse responses whose X-Robots-Tag opts out of AI use
     accept: str = IMAGE_ACCEPT
-
-    @classmethod
-    def from_settings(cls, **overrides: object) -> FetchPolicy:
-        values = dict(
-            allow_private=settings.IMAGEDL_ALLOW_PRIVATE_NETWORKS,
-            connect_timeout=settings.IMAGEDL_CONNECT_TIMEOUT,
-            read_timeout=settings.IMAGEDL_READ_TIMEOUT,
-            total_timeout=settings.IMAGEDL_TOTAL_TIMEOUT,
-            max_bytes=settings.IMAGEDL_MAX_IMAGE_BYTES,
-            max_redirects=settings.IMAGEDL_MAX_REDIRECTS,
-            max_retries=settings.IMAGEDL_MAX_RETRIES,
-            user_agent=settings.IMAGEDL_USER_AGENT,
-            extra_allowed=tuple(settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS),
-            respect_noai=settings.IMAGEDL_RESPECT_NOAI,
-        )
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -185,9 +173,9 @@ class Fetcher:
         per_host: int | None = None,
         resolver: Resolver = system_resolver,
     ) -> None:
-        self.policy = policy or FetchPolicy.from_settings()
-        self.concurrency = concurrency or settings.IMAGEDL_DOWNLOAD_CONCURRENCY
-        self.per_host = per_host or settings.IMAGEDL_PER_HOST_CONNECTIONS
+        self.policy = policy or FetchPolicy()
+        self.concurrency = concurrency or DEFAULT_CONCURRENCY
+        self.per_host = per_host or DEFAULT_PER_HOST
         self.resolver = resolver
         self._global = threading.BoundedSemaphore(self.concurrency)
         self._hosts: dict[str, threading.BoundedSemaphore] = {}

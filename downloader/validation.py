@@ -19,6 +19,7 @@ inside a thread).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import threading
 import time
 import warnings
@@ -44,27 +45,48 @@ DRAFT_LONG_SIDE = 128  # JPEGs are decoded no smaller than this (when they are l
 WEBP_COST = 4
 
 
+@dataclass(frozen=True)
+class ValidationLimits:
+    """The service's limits on every file (``downloader.config`` reads them from
+    IMAGEDL_MAX_PIXELS, IMAGEDL_MIN_SIDE and IMAGEDL_VALIDATION_SECONDS)."""
+
+    max_pixels: int = 80_000_000  # per frame, and over all frames
+    min_side: int = 64  # the junk floor: tracking pixels, spacers, icons
+    max_seconds: float = 15.0  # one file's decode, checked between frames
+
+
 @dataclass
 class ImageRules:
     """What a job accepts. Empty ``formats`` means any of FORMATS.
 
     ``min_side`` is the junk floor (tracking pixels, spacers, icons): either side
-    under it is ``too_small``. None means ``settings.IMAGEDL_MIN_SIDE``; a job's
+    under it is ``too_small``. None means the limits' ``min_side``; a job's
     ``min_width``/``min_height`` can only raise it; a command's ``--min-size`` sets it
-    for that run (0 turns it off).
+    for that run (0 turns it off). ``max_pixels`` and ``max_seconds``: 0 means the
+    limits' value (see ``within``).
     """
 
     formats: set[str] = field(default_factory=set)
     min_width: int = 0
     min_height: int = 0
     output_format: str | None = None
-    max_pixels: int = 0  # 0: settings.IMAGEDL_MAX_PIXELS
+    max_pixels: int = 0
     min_side: int | None = None
-    max_seconds: float = 0  # 0: settings.IMAGEDL_VALIDATION_SECONDS
+    max_seconds: float = 0
     # The engine filters the pixels can check (downloader.choices.Filters): a layout
     # ("" any), and whether only animated images (more than one frame) may pass.
     layout: str = ""
     animated: bool = False
+
+    def within(self, limits: ValidationLimits) -> ImageRules:
+        """A copy with every limit left open (0, None) taken from ``limits``."""
+        return dataclasses.replace(
+            self,
+            formats=set(self.formats),
+            max_pixels=self.max_pixels or limits.max_pixels,
+            min_side=limits.min_side if self.min_side is None else self.min_side,
+            max_seconds=self.max_seconds or limits.max_seconds,
+        )
 
 
 # An image is square when its long side is at most this much longer than its short one
@@ -158,7 +180,9 @@ class Hold:
         self.amount = need
 
 
+DEFAULT_DECODE_PIXEL_BUDGET = 32_000_000
 _budget: PixelBudget | None = None
+_budget_total = DEFAULT_DECODE_PIXEL_BUDGET
 _budget_lock = threading.Lock()
 
 
@@ -167,7 +191,8 @@ def limit_malloc_arenas(count: int) -> None:
     (up to 8 per core) and each keeps what is freed in it: with 30-odd threads decoding
     images of every size, the process grew to twice the memory it used (550 MB peak
     against 300 MB with two arenas, on the realistic benchmark corpus). Takes effect
-    for threads started afterwards; a no-op off glibc."""
+    for threads started afterwards (call it before any download starts); a no-op off
+    glibc."""
     if count <= 0:
         return
     try:
@@ -177,31 +202,21 @@ def limit_malloc_arenas(count: int) -> None:
         pass
 
 
-def _arenas_from_settings() -> None:
-    try:
-        from django.conf import settings
-
-        count = settings.IMAGEDL_MALLOC_ARENAS
-    except Exception:  # settings not configured: a plain library import
-        return
-    limit_malloc_arenas(count)
+def set_decode_budget(total: int) -> None:
+    """Size the process's decode budget (pixels being decoded at once, all threads
+    together); takes effect unless a decode has made the budget already."""
+    global _budget_total
+    with _budget_lock:
+        _budget_total = total
 
 
 def decode_budget() -> PixelBudget:
-    """The process's budget (``IMAGEDL_DECODE_PIXEL_BUDGET``)."""
+    """The process's budget (DEFAULT_DECODE_PIXEL_BUDGET unless ``set_decode_budget``)."""
     global _budget
     with _budget_lock:
         if _budget is None:
-            from django.conf import settings
-
-            _budget = PixelBudget(settings.IMAGEDL_DECODE_PIXEL_BUDGET)
+            _budget = PixelBudget(_budget_total)
         return _budget
-
-
-def _settings_value(name: str):
-    from django.conf import settings
-
-    return getattr(settings, name)
 
 
 class _Rejected(Exception):
@@ -217,16 +232,19 @@ def _draft_size(width: int, height: int) -> tuple[int, int]:
     return max(1, int(width * scale)), max(1, int(height * scale))
 
 
-def validate_file(path: Path, rules: ImageRules) -> Validation:
+def validate_file(path: Path, rules: ImageRules, limits: ValidationLimits | None = None) -> Validation:
+    """Decode the file at ``path`` in full and check it against ``rules``; what the
+    rules leave open comes from ``limits`` (the defaults when None)."""
     with open(path, "rb") as fh:
         head = fh.read(4096)
     markup = sniff_markup(head)
     if markup:
         return Validation(False, markup)
-    max_pixels = rules.max_pixels or _settings_value("IMAGEDL_MAX_PIXELS")
-    floor = rules.min_side if rules.min_side is not None else _settings_value("IMAGEDL_MIN_SIDE")
+    rules = rules.within(limits or ValidationLimits())
+    max_pixels = rules.max_pixels
+    floor = rules.min_side or 0
     min_width, min_height = max(rules.min_width, floor), max(rules.min_height, floor)
-    deadline = time.monotonic() + (rules.max_seconds or _settings_value("IMAGEDL_VALIDATION_SECONDS"))
+    deadline = time.monotonic() + rules.max_seconds
     # Our own pixel limit, checked before decoding; Pillow's bomb check stays as a
     # second line at twice the limit.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -436,7 +454,3 @@ def convert_file(path: Path, target_format: str) -> Path:
     if out != path:
         path.unlink(missing_ok=True)
     return out
-
-
-# Before any download thread exists (collect imports this module).
-_arenas_from_settings()

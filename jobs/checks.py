@@ -17,8 +17,9 @@ from jobs.store.cassandra import ping
 @register(Tags.compatibility)
 def check_chromedriver(app_configs=None, **kwargs):
     from downloader.browser import find_chromedriver  # the worker's own lookup
+    from downloader.config import browser_options_from_settings
 
-    if find_chromedriver():
+    if find_chromedriver(browser_options_from_settings().chromedriver):
         return []
     return [
         Warning(

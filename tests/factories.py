@@ -4,6 +4,8 @@
     job = make_job(query="owls", run_in=NOW)          # queued at once
     done = make_done_job(images=3)                    # ran and delivered its zip
     data = stored_archive(done)
+    first = submit_series()                           # a daily series and its first run's job
+    deliver_run(first)                                # ...run and delivered: the next run exists
 
 Every field of ``jobs.core.services.job_submit`` can be given; the rest are ``DEFAULTS``.
 ``make_job_record`` writes a row straight through ``jobs.store.records`` instead, for tests
@@ -17,6 +19,7 @@ import datetime as dt
 import hashlib
 import io
 import zipfile
+import zoneinfo
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -24,6 +27,7 @@ from django.core.files.base import ContentFile
 from downloader.archive import MANIFEST_COLUMNS, MANIFEST_NAME, entry_names, is_image_entry
 from jobs.core import services, storage
 from jobs.models import Job, JobPurgeDue
+from jobs.series.services import series_submit
 from jobs.store import records
 from jobs.store.queues import queue_bucket
 from tests.imagehosts import encoded
@@ -170,3 +174,71 @@ def manifest_rows(data: bytes) -> list[dict]:
     """The rows of a zip's manifest.csv, as dicts by column name."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         return list(csv.DictReader(io.StringIO(zf.read(MANIFEST_NAME).decode())))
+
+
+def good_post(**changes: str) -> dict[str, str]:
+    """A valid form post (two hours ahead, Paris time), with ``changes`` applied."""
+    when = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Paris")) + dt.timedelta(hours=2)
+    data = {
+        "query": "red fox",
+        "page_url": "",
+        "count": "120",
+        "email": "ada@example.org",
+        "run_date": when.strftime("%Y-%m-%d"),
+        "run_time": when.strftime("%H:%M"),
+        "time_zone": "Europe/Paris",
+        "min_width": "0",
+        "min_height": "0",
+        "engine": "auto",
+    }
+    data.update(changes)
+    return data
+
+
+# --- recurring series --------------------------------------------------------------
+
+
+def submit_series(every: str = "day", run_in: dt.timedelta = IN_AN_HOUR, **fields: object) -> Job:
+    """A recurring series submitted through ``jobs.series``; its first run's job."""
+    values = {
+        "email": "lin@example.org",
+        "query": "red fox",
+        "requested_count": 2,
+        "time_zone": "Europe/Paris",
+        "run_at": dt.datetime.now(dt.UTC) + run_in,
+        **fields,
+    }
+    return series_submit(every=every, **values)
+
+
+def deliver_run(job: Job, images: int = 2, first: int = 1) -> Job:
+    """Run the job through the services as a worker would, keeping ``images`` images
+    (numbered from ``first``: distinct pictures), and deliver it."""
+    job = records.job_get(job.id)
+    assert services.job_start_attempt(job)
+    data = make_archive(job.query, images)
+    path = storage.outputs().save(f"archives/{job.id.hex}.zip", ContentFile(data))
+    for position in range(1, images + 1):
+        content = f"image {first + position}".encode()
+        services.job_add_image(
+            job,
+            position,
+            file_name=f"{position}.jpg",
+            sha256=hashlib.sha256(content).hexdigest(),
+            phash="",
+            width=300,
+            height=200,
+            format="jpeg",
+            bytes=len(content),
+            source_url=f"http://images.example/{first + position}",
+        )
+    assert services.job_complete(job, archive_path=path, archive_bytes=len(data), kept=images)
+    return records.job_get(job.id)
+
+
+def fail_run(job: Job, reason: str = "Nothing new this time.") -> Job:
+    """Run the job through the services as a worker would, and fail it."""
+    job = records.job_get(job.id)
+    assert services.job_start_attempt(job)
+    assert services.job_fail(job, reason)
+    return records.job_get(job.id)

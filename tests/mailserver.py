@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import socket
 import threading
 from email.message import EmailMessage
@@ -85,3 +86,10 @@ def text_body(message: EmailMessage) -> str:
 
 def html_body(message: EmailMessage) -> str:
     return message.get_body(preferencelist=("html",)).get_content()
+
+
+def link_in(message, label_pattern: str) -> str:
+    """The URL after ``label_pattern`` in a mail's text body."""
+    match = re.search(label_pattern + r"\s*(http\S+)", text_body(message))
+    assert match, text_body(message)
+    return match.group(1)

@@ -1,16 +1,17 @@
 """Settings for the test suite: the real settings with test-only storage and mail, on
 the suite's own Cassandra node (tests/suite_node.py)."""
 
+import importlib
+
+from imagedl_site.env import env_list
 from tests import suite_node
 
 # Before the project's settings read CASSANDRA_PORT: the suite's node, its own ports.
 suite_node.configure_environment()
+_project = importlib.import_module("imagedl_site.settings")
+globals().update({name: value for name, value in vars(_project).items() if name.isupper()})
 
-from imagedl_site.env import env_list  # noqa: E402
-from imagedl_site.settings import *  # noqa: E402, F403
-from imagedl_site.settings import EMAIL_HOST, REDIS_URL, VAR_DIR  # noqa: E402
-
-TEST_DIR = VAR_DIR / "test"
+TEST_DIR = _project.VAR_DIR / "test"
 MEDIA_ROOT = TEST_DIR / "media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -21,10 +22,10 @@ STORAGES = {
 # own SMTP server through EMAIL_HOST.
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_HOST
+    if _project.EMAIL_HOST
     else "django.core.mail.backends.locmem.EmailBackend"
 )
-if not REDIS_URL:  # a worker started with REDIS_URL keeps the Redis cache it implies
+if not _project.REDIS_URL:  # a worker started with REDIS_URL keeps the Redis cache it implies
     CACHES = {
         "default": {
             "BACKEND": "jobs.lib.cache.FileCache",
@@ -33,7 +34,7 @@ if not REDIS_URL:  # a worker started with REDIS_URL keeps the Redis cache it im
     }
 # Tests stand up image hosts and search-engine imitations on 127.0.0.0/8, and the
 # address guards run as in production: only the exact addresses of the servers a test
-# started are let in (the fixtures in conftest.py add them to the allowed networks).
+# started are let in (the fixtures in tests/fixtures/hosts.py add them to the allowed networks).
 IMAGEDL_ALLOW_PRIVATE_NETWORKS = False
 # Empty in the pytest process; a worker it starts gets that test's servers through the
 # environment (start_worker), which must therefore be read here too.
@@ -43,4 +44,4 @@ IMAGEDL_BROWSER_LOOPBACK_ONLY = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # A file, not memory: worker processes started by tests (manage.py qcluster) share it.
-DATABASES["default"]["TEST"] = {"NAME": str(TEST_DIR / "test.sqlite3")}  # noqa: F405
+_project.DATABASES["default"]["TEST"] = {"NAME": str(TEST_DIR / "test.sqlite3")}

@@ -5,11 +5,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from django.conf import settings
-
 from downloader.choices import ALL
 from downloader.choices import ENGINES as ENGINE_NAMES
-from downloader.engines.base import Candidate, Engine, EngineError, EventCallback, SearchRules, no_events
+from downloader.engines.base import (
+    Candidate,
+    Engine,
+    EngineError,
+    EngineOptions,
+    EventCallback,
+    SearchRules,
+    no_events,
+)
 from downloader.engines.bing import BingEngine
 from downloader.engines.duckduckgo import DuckDuckGoEngine
 from downloader.engines.google import GoogleEngine
@@ -22,6 +28,7 @@ assert tuple(ENGINES) == ENGINE_NAMES, "downloader.choices lists the engines in 
 
 __all__ = [
     "ENGINES",
+    "EngineOptions",
     "engine_order",
     "extract_page_images",
     "get_engine",
@@ -31,13 +38,13 @@ __all__ = [
 ]
 
 
-def get_engine(name: str) -> Engine:
-    return ENGINES[name]()
+def get_engine(name: str, options: EngineOptions | None = None) -> Engine:
+    return ENGINES[name](options)
 
 
-def engine_order(preferred: str = "auto") -> list[str]:
-    """The configured order, with the user's chosen engine (if any) first."""
-    order = list(settings.IMAGEDL_ENGINE_ORDER)
+def engine_order(preferred: str = "auto", configured: tuple[str, ...] = ENGINE_NAMES) -> list[str]:
+    """The ``configured`` order, with the user's chosen engine (if any) first."""
+    order = list(configured)
     if preferred in ENGINES:
         order = [preferred] + [name for name in order if name != preferred]
     return order
@@ -50,13 +57,15 @@ def search(
     wanted: int,
     rules: SearchRules,
     on_event: EventCallback | None = None,
+    options: EngineOptions | None = None,
 ) -> Iterator[Candidate]:
     """Candidates for ``preferred``: ``all`` takes every engine in turn, any other choice
-    one engine at a time in fallback order."""
-    order = engine_order(preferred)
+    one engine at a time in fallback order (``options.order``)."""
+    options = options or EngineOptions()
+    order = engine_order(preferred, options.order)
     if preferred == ALL:
-        return search_interleaved(order, driver, query, wanted, rules, on_event)
-    return search_with_fallback(order, driver, query, wanted, rules, on_event)
+        return search_interleaved(order, driver, query, wanted, rules, on_event, options)
+    return search_with_fallback(order, driver, query, wanted, rules, on_event, options)
 
 
 def _failure(name: str, exc: Exception) -> dict:
@@ -73,13 +82,14 @@ def search_with_fallback(
     wanted: int,
     rules: SearchRules,
     on_event: EventCallback | None = None,
+    options: EngineOptions | None = None,
 ) -> Iterator[Candidate]:
     """Candidates from the first engine; the next one takes over when it fails or runs
     dry before ``wanted`` were handed on. (The collector drops URLs it has seen.)"""
     emit = on_event or no_events
     handed_on = 0
     for position, name in enumerate(order):
-        engine = get_engine(name)
+        engine = get_engine(name, options)
         emit("engine_started", {"engine": name})
         before = handed_on
         try:
@@ -133,6 +143,7 @@ def search_interleaved(
     wanted: int,
     rules: SearchRules,
     on_event: EventCallback | None = None,
+    options: EngineOptions | None = None,
 ) -> Iterator[Candidate]:
     """Candidates from every engine in turn (one from each, round and round), each
     engine in its own browser window so its results page stays where it was. An engine
@@ -144,9 +155,8 @@ def search_interleaved(
     opened: list[str] = []
     try:
         for name, tab in _tabs(driver, order, opened):
-            streams.append(
-                (name, get_engine(name).search(tab, query, wanted=wanted, rules=rules, on_event=on_event))
-            )
+            engine = get_engine(name, options)
+            streams.append((name, engine.search(tab, query, wanted=wanted, rules=rules, on_event=on_event)))
             emit("engine_started", {"engine": name})
         handed_on = 0
         counts = dict.fromkeys(order, 0)

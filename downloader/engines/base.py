@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from django.conf import settings
-
+from downloader.choices import ENGINES as ENGINE_NAMES
 from downloader.choices import FILTER_VALUES, SAFE_SEARCH_DEFAULT, Filters
 from downloader.collect import Candidate
 
@@ -18,6 +17,7 @@ __all__ = [
     "Engine",
     "EngineBlocked",
     "EngineError",
+    "EngineOptions",
     "EventCallback",
     "FilterWords",
     "SearchRules",
@@ -30,6 +30,17 @@ __all__ = [
 ]
 
 EventCallback = Callable[[str, dict], None]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engines are used: their order of fallback, where each one is (a base
+    URL by engine name; missing: the engine's own site), and how long to wait for more
+    results after a scroll (``downloader.config.engine_options_from_settings``)."""
+
+    order: tuple[str, ...] = ENGINE_NAMES
+    urls: Mapping[str, str] = field(default_factory=dict)
+    scroll_wait: float = 6.0
 
 
 @dataclass
@@ -170,13 +181,16 @@ class Engine:
     together at the top and implement ``search``."""
 
     name = "engine"
-    url_setting = ""  # the setting holding the engine's base URL (tests point it at an imitation)
+    default_url = ""  # the engine's own site (EngineOptions.urls can point elsewhere: an imitation)
+
+    def __init__(self, options: EngineOptions | None = None) -> None:
+        self.options = options or EngineOptions()
 
     def base_url(self) -> str:
-        return getattr(settings, self.url_setting)
+        return self.options.urls.get(self.name) or self.default_url
 
     def scroll_wait(self) -> float:
-        return settings.IMAGEDL_SCROLL_WAIT
+        return self.options.scroll_wait
 
     def search(
         self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None

@@ -94,7 +94,7 @@ def filter_param(rules: SearchRules) -> str:
 class BingEngine(Engine):
     name = "bing"
 
-    url_setting = "IMAGEDL_BING_URL"
+    default_url = "https://www.bing.com"
 
     def results_url(self, query: str, rules: SearchRules) -> str:
         params = {"q": query, "form": "HDRSC2", "first": "1", SAFE_SEARCH_PARAM: rules.safe_search}

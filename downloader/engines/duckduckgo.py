@@ -79,7 +79,7 @@ fetch(arguments[0], {credentials: 'same-origin'})
 class DuckDuckGoEngine(Engine):
     name = "duckduckgo"
 
-    url_setting = "IMAGEDL_DUCKDUCKGO_URL"
+    default_url = "https://duckduckgo.com"
 
     def search(
         self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None

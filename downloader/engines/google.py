@@ -68,7 +68,7 @@ BLOCKED_JS = "return arguments[0].some(sel => document.querySelector(sel) !== nu
 class GoogleEngine(Engine):
     name = "google"
 
-    url_setting = "IMAGEDL_GOOGLE_URL"
+    default_url = "https://www.google.com"
 
     def search(
         self, driver, query: str, *, wanted: int, rules: SearchRules, on_event: EventCallback | None = None

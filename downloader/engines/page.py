@@ -3,7 +3,7 @@
 Asks the site's robots.txt first (through the download chokepoint; a missing or
 failing robots.txt means allowed), loads the page, and leaves it when the publisher
 opts out of AI use (``X-Robots-Tag`` or ``<meta name="robots">`` noai / noimageai,
-unless IMAGEDL_RESPECT_NOAI is off). Then scrolls until lazy loading stops adding
+unless the FetchPolicy's ``respect_noai`` is off). Then scrolls until lazy loading stops adding
 images and collects the largest candidate of every ``img`` (src, srcset, data-src,
 data-srcset, data-original and similar; its alt text is its title), ``picture``
 sources, links to image files, and og:image/twitter:image.
@@ -11,10 +11,12 @@ sources, links to image files, and og:image/twitter:image.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
@@ -64,6 +66,16 @@ const metas = Array.from(document.querySelectorAll(
 )).map(m => m.getAttribute('content'));
 return {base: document.baseURI, imgs: imgs, links: links, metas: metas};
 """
+
+
+@dataclass(frozen=True)
+class PageOptions:
+    """How a user's page is read: the download chokepoint's policy (its address rules
+    for the page and robots.txt, its user agent, ``respect_noai``) and how long to wait
+    for lazy images after a scroll (``downloader.config.page_options_from_settings``)."""
+
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    scroll_wait: float = 6.0
 
 
 def largest_from_srcset(srcset: str) -> tuple[str, float] | None:
@@ -123,13 +135,14 @@ def pick_images(collected: dict) -> list[tuple[str, str]]:
     return list(found.items())
 
 
-def robots_allows(page_url: str) -> bool:
+def robots_allows(page_url: str, policy: FetchPolicy | None = None) -> bool:
     """What the site's robots.txt says about imagedl reading ``page_url``, fetched
-    through the chokepoint (its address rules, a short timeout, a small cap, no
-    retries). A missing, failing or oversized robots.txt means allowed."""
+    through the chokepoint (``policy``'s address rules and user agent, a short timeout,
+    a small cap, no retries). A missing, failing or oversized robots.txt means allowed."""
     parts = urlsplit(page_url)
     robots_url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "/robots.txt", "", ""))
-    policy = FetchPolicy.from_settings(
+    policy = dataclasses.replace(
+        policy or FetchPolicy(),
         connect_timeout=ROBOTS_TIMEOUT,
         read_timeout=ROBOTS_TIMEOUT,
         total_timeout=ROBOTS_TIMEOUT,
@@ -187,20 +200,50 @@ def meta_opts_out(contents: list[str]) -> bool:
     return any(token.strip().lower() in OPT_OUT_DIRECTIVES for text in contents for token in text.split(","))
 
 
-def _check_robots(url: str) -> None:
-    if not robots_allows(url):
+def _check_robots(url: str, policy: FetchPolicy) -> None:
+    if not robots_allows(url, policy):
         raise EngineError(
             "robots_disallowed", "the site's robots.txt asks robots like ours not to read that page"
         )
 
 
-def _check_public(url: str, what: str) -> None:
+def _check_public(url: str, what: str, policy: FetchPolicy) -> None:
     """The download chokepoint's address rules, applied to the pages the browser opens."""
     try:
-        resolve_checked(url, FetchPolicy.from_settings())
+        resolve_checked(url, policy)
     except Refused as exc:
         detail = "is not public" if exc.reason == "private_address" else f"cannot be used ({exc.reason})"
         raise EngineError(exc.reason, f"{what} {detail}") from None
+
+
+def _open_page(driver, page_url: str, policy: FetchPolicy) -> None:
+    """Load the page once its address and robots.txt allow it (and where it landed,
+    after redirects); EngineError when they do not, or its publisher opts out."""
+    if not is_http_url(page_url):
+        raise EngineError("bad_url", "only http and https pages can be read")
+    # The form checked the address at submission; DNS may answer otherwise by now.
+    _check_public(page_url, "the page's address", policy)
+    _check_robots(page_url, policy)
+    driver.get(page_url)
+    landed = driver.current_url
+    if landed != page_url and is_http_url(landed):
+        _check_public(landed, "the page redirected to an address that", policy)  # nothing is read from it
+        _check_robots(landed, policy)
+    if policy.respect_noai and (
+        robots_tag_opts_out(page_robots_tags(driver, landed) or [])
+        or meta_opts_out(driver.execute_script(ROBOTS_META_JS, ROBOT_NAME) or [])
+    ):
+        raise EngineError("publisher_opt_out", "the page's publisher asks not to be used for AI (noai)")
+
+
+def _scroll_to_end(driver, wait: float) -> None:
+    """Scroll until lazy loaders stop adding images (at most 30 times)."""
+    count_js = "return document.querySelectorAll('img').length + document.body.scrollHeight;"
+    for _ in range(30):
+        before = driver.execute_script(count_js)
+        driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
+        if not wait_until(lambda b=before: driver.execute_script(count_js) != b, min(wait, 2.0)):
+            break
 
 
 def extract_page_images(
@@ -209,34 +252,15 @@ def extract_page_images(
     *,
     wanted: int,
     on_event: EventCallback | None = None,
-    scroll_wait: float | None = None,
+    options: PageOptions | None = None,
 ) -> Iterator[Candidate]:
-    from django.conf import settings
-
+    """Up to ``wanted`` candidates from the page at ``page_url``, each image at its
+    largest, in page order."""
+    options = options or PageOptions()
     emit = on_event or no_events
-    if not is_http_url(page_url):
-        raise EngineError("bad_url", "only http and https pages can be read")
-    # The form checked the address at submission; DNS may answer otherwise by now.
-    _check_public(page_url, "the page's address")
-    _check_robots(page_url)
-    driver.get(page_url)
-    landed = driver.current_url
-    if landed != page_url and is_http_url(landed):
-        _check_public(landed, "the page redirected to an address that")  # nothing is read from it
-        _check_robots(landed)
-    if settings.IMAGEDL_RESPECT_NOAI and (
-        robots_tag_opts_out(page_robots_tags(driver, landed) or [])
-        or meta_opts_out(driver.execute_script(ROBOTS_META_JS, ROBOT_NAME) or [])
-    ):
-        raise EngineError("publisher_opt_out", "the page's publisher asks not to be used for AI (noai)")
+    _open_page(driver, page_url, options.fetch)
     emit("page_loaded", {"engine": "page"})
-    wait = settings.IMAGEDL_SCROLL_WAIT if scroll_wait is None else scroll_wait
-    count_js = "return document.querySelectorAll('img').length + document.body.scrollHeight;"
-    for _ in range(30):  # lazy loaders add images as we scroll; stop when nothing changes
-        before = driver.execute_script(count_js)
-        driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
-        if not wait_until(lambda b=before: driver.execute_script(count_js) != b, min(wait, 2.0)):
-            break
+    _scroll_to_end(driver, options.scroll_wait)
     images = pick_images(driver.execute_script(COLLECT_JS, list(LAZY_ATTRIBUTES), list(LAZY_SRCSETS)))
     emit("results_end", {"engine": "page", "found": len(images)})
     for rank, (url, alt) in enumerate(images[:wanted], 1):

@@ -28,6 +28,7 @@ from django.utils import timezone
 from downloader.archive import write_archive
 from downloader.choices import ALL, AUTO, SAFE_SEARCH_DEFAULT
 from downloader.collect import ALREADY_DELIVERED, CollectResult, Counts, KeptImage
+from downloader.config import gather_options_from_settings
 from downloader.dedupe import DuplicateFilter
 from downloader.engines.base import EngineError
 from downloader.gather import Request, delivered_filter, gather
@@ -286,6 +287,7 @@ class JobRun:
                 should_stop=self.should_stop,
                 already_kept=self.resumed,
                 delivered=self._delivered_before(),
+                options=gather_options_from_settings(),
             )
             return self._deliver(result)
         except JobCancelled:

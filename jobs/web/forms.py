@@ -63,10 +63,11 @@ def check_public_url(value: str) -> str | None:
     The download chokepoint's own resolve-and-check decides (the same rules, allowed
     networks included, that the worker applies before it opens the page).
     """
-    from downloader.http import FetchPolicy, Refused, resolve_checked
+    from downloader.config import fetch_policy_from_settings
+    from downloader.http import Refused, resolve_checked
 
     try:
-        resolve_checked(value, FetchPolicy.from_settings())
+        resolve_checked(value, fetch_policy_from_settings())
     except Refused as exc:
         return URL_PROBLEMS.get(exc.reason, URL_PROBLEMS["bad_url"])
     return None

@@ -8,7 +8,7 @@ import pytest
 
 from downloader.egress import EgressGuard
 from downloader.http import Fetcher, FetchPolicy
-from tests.downloader.test_egress_guard import ask
+from tests.network import ask
 
 # Each IPv6 form with a loopback, private or link-local IPv4 address inside.
 HIDDEN = {

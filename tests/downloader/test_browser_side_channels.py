@@ -12,10 +12,15 @@ import time
 import pytest
 
 from downloader.browser import open_browser
+from downloader.config import (
+    browser_options_from_settings,
+    fetch_policy_from_settings,
+    page_options_from_settings,
+)
 from downloader.egress import EgressGuard
 from downloader.engines.page import extract_page_images
-from tests.downloader.test_page_extractor import addresses_only
 from tests.imitations import SearchImitation
+from tests.network import addresses_only
 
 SITE, INSIDE = "127.0.0.33", "127.0.0.34"
 
@@ -103,10 +108,11 @@ def test_a_page_script_reaches_a_refused_address_by_no_channel(settings):
     inside = Listeners(INSIDE)
     site.pages["/gallery"] = probe_page(INSIDE, inside.port)
     try:
-        guard = EgressGuard(loopback_only=False, resolver=addresses_only)
-        with guard, open_browser(egress=guard) as driver:
+        guard = EgressGuard(fetch_policy_from_settings(), addresses_only, loopback_only=False)
+        with guard, open_browser(browser_options_from_settings(), egress=guard) as driver:
+            options = page_options_from_settings(scroll_wait=0.5)
             found = [
-                c.url for c in extract_page_images(driver, site.base + "/gallery", wanted=10, scroll_wait=0.5)
+                c.url for c in extract_page_images(driver, site.base + "/gallery", wanted=10, options=options)
             ]
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and not driver.execute_script("return window.probeDone"):

@@ -3,33 +3,11 @@ anything else is refused before a connection is made."""
 
 from __future__ import annotations
 
-import socket
-
 from downloader.egress import EgressGuard
 from downloader.http import FetchPolicy
+from tests.network import ask
 
 POLICY = FetchPolicy(allow_private=False, extra_allowed=("127.0.0.27/32",))
-
-
-def ask(guard: EgressGuard, request: bytes, then: bytes = b"") -> bytes:
-    host, port = guard.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(request)
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return answer
-            answer += chunk
-        if then:
-            sock.sendall(then)
-        sock.settimeout(2)
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except TimeoutError:
-            pass
-        return answer
 
 
 def test_a_tunnel_to_an_allowed_host_carries_bytes_and_others_are_refused(start_imitation):
@@ -58,13 +36,14 @@ def test_a_tunnel_to_an_allowed_host_carries_bytes_and_others_are_refused(start_
 
 def test_in_tests_the_browser_resolves_no_name_but_localhost():
     from downloader.browser import open_browser
+    from downloader.config import browser_options_from_settings, egress_guard_from_settings
 
-    with open_browser() as driver:
+    with open_browser(browser_options_from_settings()) as driver:
         driver.get("chrome://version")
         command_line = driver.find_element("id", "command_line").text
     assert "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.*" in command_line
 
-    with EgressGuard() as guard:  # in tests: nothing but loopback, no name looked up
+    with egress_guard_from_settings() as guard:  # in tests: nothing but loopback, no name looked up
         looked_up = []
         guard._server.resolver = lambda host, port: looked_up.append(host) or ["127.0.0.1"]
         assert ask(guard, b"CONNECT accounts.google.com:443 HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 403")

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from PIL import Image
 
 from downloader.choices import FILTER_VALUES, Filters, parse_filters
+from downloader.config import engine_options_from_settings, gather_options_from_settings
 from downloader.engines import get_engine
 from downloader.engines.base import SearchRules, engine_filters
 from downloader.engines.bing import FILTER_WORDS as BING_WORDS
@@ -116,7 +117,9 @@ def test_each_engine_gets_the_filters_and_the_results_change(driver, imitation, 
     events = []
     rules = SearchRules(filters=Filters(layout="wide", license="cc"))
     found = list(
-        get_engine(engine).search(driver, "x", wanted=100, rules=rules, on_event=lambda *e: events.append(e))
+        get_engine(engine, engine_options_from_settings()).search(
+            driver, "x", wanted=100, rules=rules, on_event=lambda *e: events.append(e)
+        )
     )
     expected = {imitation.image_url(i) for i in range(1, 31) if shape_of(i) == "wide" and i % 2}
     assert {c.url for c in found} == expected and len(expected) == 5
@@ -132,7 +135,7 @@ def test_an_engine_reports_the_filters_it_cannot_apply(driver, imitation):
     events = []
     rules = SearchRules(filters=Filters(layout="tall", license="public"))
     found = list(
-        get_engine("google").search(
+        get_engine("google", engine_options_from_settings()).search(
             driver, "x", wanted=100, rules=rules, on_event=lambda *e: events.append(e)
         )
     )
@@ -155,6 +158,7 @@ def test_a_wide_search_keeps_only_wide_images_and_rejects_the_rest(tmp_path, ima
         Request(wanted=20, query="x", engine="bing", filters=Filters(layout="wide")),
         tmp_path,
         on_event=lambda *e: events.append(e),
+        options=gather_options_from_settings(),
     )
     assert len(result.kept) == 10 and all(image.width > image.height for image in result.kept)
     assert result.rejected == {"filter_mismatch": 10}
@@ -170,6 +174,7 @@ def test_an_animated_search_keeps_only_images_of_several_frames(tmp_path, image_
         Request(wanted=12, query="x", engine="duckduckgo", filters=Filters(type="animated")),
         tmp_path,
         on_event=lambda *e: None,
+        options=gather_options_from_settings(),
     )
     assert len(result.kept) == 4 and result.rejected == {"filter_mismatch": 8}
     for image in result.kept:
@@ -237,7 +242,7 @@ def test_the_form_stores_the_filters_and_the_resubmit_link_keeps_them(cassandra_
 
     from jobs.lib import links
     from jobs.store import records
-    from tests.jobs.web.test_web_pages import good_post
+    from tests.factories import good_post
 
     cache.clear()  # the rate limits
     response = client.post("/", good_post(filter_layout="wide", filter_colour="red", filter_freshness="week"))
@@ -264,7 +269,17 @@ def test_engine_all_passes_the_filters_to_every_engine(driver, imitation):
 
     events = []
     rules = SearchRules(filters=Filters(layout="square", license="public"))
-    found = list(search(ALL, driver, "x", 100, rules, lambda kind, data: events.append((kind, data))))
+    found = list(
+        search(
+            ALL,
+            driver,
+            "x",
+            100,
+            rules,
+            lambda kind, data: events.append((kind, data)),
+            engine_options_from_settings(),
+        )
+    )
     assert {engine for engine, _ in imitation.asked} == {"bing", "duckduckgo", "google"}
     for engine, asked in imitation.asked:
         assert asked == (

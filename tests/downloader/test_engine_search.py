@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from downloader.config import engine_options_from_settings
 from downloader.engines import search_with_fallback
-from downloader.engines.base import EngineBlocked, EngineError, SearchRules
+from downloader.engines.base import Engine, EngineBlocked, EngineError, SearchRules
 from downloader.engines.bing import BingEngine, filter_param
 from downloader.engines.duckduckgo import DuckDuckGoEngine
 from downloader.engines.google import GoogleEngine
@@ -13,10 +14,15 @@ from downloader.engines.google import GoogleEngine
 pytestmark = [pytest.mark.browser, pytest.mark.imitation(total=150, see_more_after=70)]
 
 
+def configured(kind: type[Engine]) -> Engine:
+    """The engine as the settings say: pointed at the imitation."""
+    return kind(engine_options_from_settings())
+
+
 def test_bing_collects_distinct_full_size_urls_through_scrolls_and_see_more(driver, imitation):
     events = []
     found = list(
-        BingEngine().search(
+        configured(BingEngine).search(
             driver, "red fox", wanted=120, rules=SearchRules(), on_event=lambda k, d: events.append(k)
         )
     )
@@ -32,7 +38,7 @@ def test_bing_collects_distinct_full_size_urls_through_scrolls_and_see_more(driv
 
 
 def test_bing_stops_as_soon_as_enough(driver, imitation):
-    found = list(BingEngine().search(driver, "cats", wanted=40, rules=SearchRules()))
+    found = list(configured(BingEngine).search(driver, "cats", wanted=40, rules=SearchRules()))
     assert len(found) == 40
     assert imitation.count("/images/async") == 1  # one batch of 35 after the first page
 
@@ -40,7 +46,7 @@ def test_bing_stops_as_soon_as_enough(driver, imitation):
 def test_bing_returns_what_exists_when_asked_for_more(driver, imitation):
     events = []
     found = list(
-        BingEngine().search(
+        configured(BingEngine).search(
             driver, "rare", wanted=400, rules=SearchRules(), on_event=lambda k, d: events.append(k)
         )
     )
@@ -51,14 +57,14 @@ def test_bing_returns_what_exists_when_asked_for_more(driver, imitation):
 def test_bing_captcha_is_reported_not_saved(driver, imitation):
     imitation.modes["bing"] = "captcha"
     with pytest.raises(EngineBlocked) as caught:
-        list(BingEngine().search(driver, "x", wanted=10, rules=SearchRules()))
+        list(configured(BingEngine).search(driver, "x", wanted=10, rules=SearchRules()))
     assert caught.value.reason == "captcha"
 
 
 def test_bing_thumbnails_are_never_results(driver, imitation):
     imitation.modes["bing"] = "thumbnails"
     imitation.total = 30
-    assert list(BingEngine().search(driver, "x", wanted=10, rules=SearchRules())) == []
+    assert list(configured(BingEngine).search(driver, "x", wanted=10, rules=SearchRules())) == []
 
 
 def test_bing_filter_parameters():
@@ -69,7 +75,7 @@ def test_bing_filter_parameters():
 
 
 def test_duckduckgo_reads_full_size_urls_from_its_json(driver, imitation):
-    found = list(DuckDuckGoEngine().search(driver, "owl", wanted=130, rules=SearchRules()))
+    found = list(configured(DuckDuckGoEngine).search(driver, "owl", wanted=130, rules=SearchRules()))
     assert [c.url for c in found] == [imitation.image_url(i) for i in range(1, 131)]
     assert found[0].width == 640
 
@@ -85,12 +91,12 @@ def test_duckduckgo_reads_full_size_urls_from_its_json(driver, imitation):
 def test_duckduckgo_problems_are_recognised(driver, imitation, mode, error, reason):
     imitation.modes["duckduckgo"] = mode
     with pytest.raises(error) as caught:
-        list(DuckDuckGoEngine().search(driver, "owl", wanted=10, rules=SearchRules()))
+        list(configured(DuckDuckGoEngine).search(driver, "owl", wanted=10, rules=SearchRules()))
     assert caught.value.reason == reason
 
 
 def test_google_reads_imgurl_and_scrolls_for_more(driver, imitation):
-    found = list(GoogleEngine().search(driver, "heron", wanted=50, rules=SearchRules()))
+    found = list(configured(GoogleEngine).search(driver, "heron", wanted=50, rules=SearchRules()))
     assert [c.url for c in found] == [imitation.image_url(i) for i in range(1, 51)]
     assert found[0].page_url == "http://example.org/g/1"
 
@@ -101,7 +107,7 @@ def test_google_reads_imgurl_and_scrolls_for_more(driver, imitation):
 def test_google_walls_and_thumbnails_are_recognised(driver, imitation, mode, reason):
     imitation.modes["google"] = mode
     with pytest.raises(EngineError) as caught:
-        list(GoogleEngine().search(driver, "heron", wanted=10, rules=SearchRules()))
+        list(configured(GoogleEngine).search(driver, "heron", wanted=10, rules=SearchRules()))
     assert caught.value.reason == reason
 
 
@@ -117,6 +123,7 @@ def test_fallback_moves_on_and_records_why(driver, imitation):
             100,
             SearchRules(),
             lambda k, d: events.append((k, d)),
+            engine_options_from_settings(),
         )
     )
     # DuckDuckGo gives all 60; Google then offers the same 60 URLs again (handed on:

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from PIL import Image
 
+from downloader.config import validation_limits_from_settings
 from downloader.validation import ImageRules, validate_file
 
 
@@ -40,9 +41,11 @@ def test_the_floor_follows_the_setting_and_can_be_turned_off_per_run(tmp_path, s
     path = png(tmp_path / "a.png", (1, 1))
     assert validate_file(path, ImageRules(min_side=0)).ok
     settings.IMAGEDL_MIN_SIDE = 0
-    assert validate_file(path, ImageRules()).ok
+    assert validate_file(path, ImageRules(), validation_limits_from_settings()).ok
     settings.IMAGEDL_MIN_SIDE = 200
-    assert validate_file(png(tmp_path / "b.png", (150, 300)), ImageRules()).reason == "too_small"
+    limits = validation_limits_from_settings()
+    assert validate_file(png(tmp_path / "b.png", (150, 300)), ImageRules(), limits).reason == "too_small"
+    assert validate_file(png(tmp_path / "c.png", (150, 300)), ImageRules(min_side=100), limits).ok
 
 
 def test_min_size_on_the_command_lowers_the_floor_for_that_run(tmp_path, capsys, start_image_host):

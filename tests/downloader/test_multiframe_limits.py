@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from downloader import validation
 from downloader.collect import Candidate, collect_images
 from downloader.http import Fetcher, FetchPolicy
-from downloader.validation import ImageRules, PixelBudget, validate_file
+from downloader.validation import ImageRules, PixelBudget, ValidationLimits, validate_file
 
 ONE_MP = ImageRules(max_pixels=1_000_000)
 
@@ -68,10 +68,10 @@ def test_pixels_over_all_frames_count_against_the_limit(tmp_path, make):
 
 
 @pytest.mark.parametrize("make", [gif_of, apng_of, webp_of], ids=["gif", "apng", "webp"])
-def test_one_files_validation_is_bounded_in_time_between_frames(tmp_path, make, settings):
+def test_one_files_validation_is_bounded_in_time_between_frames(tmp_path, make):
     path = make(tmp_path / "anim.bin", 12, (200, 200))
-    settings.IMAGEDL_VALIDATION_SECONDS = 1e-9  # over before the second frame
-    check = validate_file(path, ImageRules())
+    over = ValidationLimits(max_seconds=1e-9)  # over before the second frame
+    check = validate_file(path, ImageRules(), over)
     assert (check.ok, check.reason) == (False, "decode_timeout")
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import pytest
 
 from downloader.browser import open_browser
-from downloader.engines.base import EngineError
+from downloader.config import (
+    browser_options_from_settings,
+    fetch_policy_from_settings,
+    page_options_from_settings,
+)
+from downloader.engines.base import Candidate, EngineError
 from downloader.engines.page import extract_page_images, largest_from_srcset, pick_urls
+from tests.network import addresses_only
 
 PAGE = """<!doctype html><html><head>
 <meta property="og:image" content="/social/cover.jpg">
@@ -39,6 +43,12 @@ def test_srcset_largest():
     assert largest_from_srcset("only.jpg")[0] == "only.jpg"
 
 
+def extract(driver, url: str, *, wanted: int, **overrides: object) -> list[Candidate]:
+    """The page's candidates, read as the settings say (their address rules, scroll wait)."""
+    options = page_options_from_settings(**overrides)
+    return list(extract_page_images(driver, url, wanted=wanted, options=options))
+
+
 def test_pick_urls_resolves_and_skips_data_and_duplicates():
     urls = pick_urls(
         {
@@ -58,8 +68,8 @@ def test_pick_urls_resolves_and_skips_data_and_duplicates():
 def test_a_real_page_with_lazy_images_srcsets_links_and_og_image(start_imitation):
     server = start_imitation(scroll_wait=1.0)
     server.pages["/gallery"] = PAGE
-    with open_browser() as driver:
-        found = list(extract_page_images(driver, server.base + "/gallery", wanted=50))
+    with open_browser(browser_options_from_settings()) as driver:
+        found = extract(driver, server.base + "/gallery", wanted=50)
     base = server.base
     urls = [c.url for c in found]
     assert urls[0] == base + "/social/cover.jpg"
@@ -79,26 +89,18 @@ def test_pages_on_private_addresses_are_refused_before_and_after_loading(setting
     settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS = ["127.0.0.23/32"]  # stands in for a public site
     allowed.pages["/gallery"] = private.pages["/gallery"] = PAGE
     allowed.redirects["/moved"] = private.base + "/gallery"
-    with open_browser() as driver:
+    with open_browser(browser_options_from_settings()) as driver:
         with pytest.raises(EngineError) as direct:
-            list(extract_page_images(driver, private.base + "/gallery", wanted=5))
+            extract(driver, private.base + "/gallery", wanted=5)
         assert direct.value.reason == "private_address"
         assert private.requests == []  # refused before the browser went there
 
-        assert list(extract_page_images(driver, allowed.base + "/gallery", wanted=3))
+        assert extract(driver, allowed.base + "/gallery", wanted=3)
 
         with pytest.raises(EngineError) as moved:
-            list(extract_page_images(driver, allowed.base + "/moved", wanted=5))
+            extract(driver, allowed.base + "/moved", wanted=5)
         assert moved.value.reason == "private_address"
         assert "redirected" in str(moved.value)
-
-
-def addresses_only(host: str, port: int) -> list[str]:
-    """A resolver for tests: IP literals only, no name is looked up."""
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        raise OSError(f"{host}: not looked up in tests") from None
 
 
 @pytest.mark.browser
@@ -121,11 +123,9 @@ def test_through_the_egress_guard_a_page_cannot_make_the_browser_reach_private_a
     )
     # The settings' rules (.25 allowed, the rest of 127/8 private), not the tests'
     # loopback-only mode; names (Chromium's own calls home) resolve to nothing.
-    guard = EgressGuard(loopback_only=False, resolver=addresses_only)
-    with guard, open_browser(egress=guard) as driver:
-        found = [
-            c.url for c in extract_page_images(driver, site.base + "/gallery", wanted=10, scroll_wait=0.5)
-        ]
+    guard = EgressGuard(fetch_policy_from_settings(), addresses_only, loopback_only=False)
+    with guard, open_browser(browser_options_from_settings(), egress=guard) as driver:
+        found = [c.url for c in extract(driver, site.base + "/gallery", wanted=10, scroll_wait=0.5)]
         refused = guard.refused
     assert site.base + "/img/own.jpg" in found  # the page itself loads through the guard
     assert inside.requests == []  # not one request reached the private host

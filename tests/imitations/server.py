@@ -6,7 +6,7 @@ plus arbitrary pages for the page extractor.
                                 total=200, batch_latency=0.3, see_more_after=70).start()
     settings.IMAGEDL_BING_URL = imitation.base   # or all of imitation.engine_settings()
 
-In tests, the ``start_imitation`` and ``imitation`` fixtures (tests/conftest.py) start
+In tests, the ``start_imitation`` and ``imitation`` fixtures (tests/fixtures/hosts.py) start
 them and point the settings at them.
 
 ``mode`` per engine ("ok", "captcha", "consent", "thumbnails", "rate_limited",
@@ -147,7 +147,8 @@ class SearchImitation:
         self._server = _Server((address, 0), _Handler)
         self._server.imitation = self
         self.address, self.port = self._server.server_address[:2]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll: stop() returns at once (the default half second adds up over a suite).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def base(self) -> str:

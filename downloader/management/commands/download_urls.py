@@ -53,7 +53,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         from downloader.collect import Collector
-        from downloader.http import Fetcher
+        from downloader.config import fetcher_from_settings, validation_limits_from_settings
 
         source = Path(options["urls"])
         if not source.is_file():
@@ -62,7 +62,7 @@ class Command(BaseCommand):
         if wanted < 1:
             raise CommandError(f"{source} lists no URLs")
         rules = image_rules(options)
-        fetcher = Fetcher(concurrency=options["concurrency"] or None, per_host=options["per_host"] or None)
+        fetcher = fetcher_from_settings(concurrency=options["concurrency"], per_host=options["per_host"])
         out = Path(options["out"]).resolve()
         bar = ProgressBar(wanted, not options["no_progress"], self.stderr.write)
         work = Path(tempfile.mkdtemp(prefix="imagedl-urls-", dir=out.parent if out.parent.exists() else None))
@@ -73,6 +73,7 @@ class Command(BaseCommand):
                 rules=rules,
                 progress=lambda kind, **info: bar.update(collector.counts),
                 fetcher=fetcher,
+                limits=validation_limits_from_settings(),
             )
             result = collector.run(read_url_file(source))
             bar.close()

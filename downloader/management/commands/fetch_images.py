@@ -31,6 +31,9 @@ from downloader.management.commands._options import ProgressBar, add_filter_argu
 
 class Command(BaseCommand):
     help = "Search an image engine and download valid, unique, full-size images into a zip."
+    # Needs neither Cassandra nor mail (the web app's checks would print warnings that
+    # do not apply); a missing browser is reported when the search starts.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("query", help="what to search for (or a page URL with --page)")
@@ -62,7 +65,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         from downloader.archive import write_archive
-        from downloader.gather import gather
 
         request = self._request(options)
         out = Path(options["out"]).resolve()
@@ -71,17 +73,7 @@ class Command(BaseCommand):
         out.parent.mkdir(parents=True, exist_ok=True)
         bar = ProgressBar(request.wanted, not options["no_progress"], self.stderr.write)
         with tempfile.TemporaryDirectory(prefix="imagedl-") as work:
-            result = gather(
-                request,
-                Path(work),
-                on_event=lambda kind, message, data: bar.message(message),
-                on_progress=bar.update,
-            )
-            bar.close()
-            if not result.kept:
-                raise CommandError(
-                    f"no valid images found ({result.found} candidates, rejected: {dict(result.rejected)})"
-                )
+            result = self._gather(request, Path(work), bar)
             archive = write_archive(
                 result.kept[: request.wanted],
                 name_stem=request.name_stem,
@@ -91,6 +83,29 @@ class Command(BaseCommand):
                 filters="" if request.page_url else request.filters.as_text(),
             )
         self.stdout.write(summary(result, archive.count, out, archive.bytes))
+
+    def _gather(self, request, work: Path, bar: ProgressBar):
+        """The request's images; CommandError when no browser starts or none is kept."""
+        from downloader.browser import BrowserUnavailable
+        from downloader.config import gather_options_from_settings
+        from downloader.gather import gather
+
+        try:
+            result = gather(
+                request,
+                work,
+                on_event=lambda kind, message, data: bar.message(message),
+                on_progress=bar.update,
+                options=gather_options_from_settings(),
+            )
+        except BrowserUnavailable as exc:
+            raise CommandError(str(exc)) from None
+        bar.close()
+        if not result.kept:
+            raise CommandError(
+                f"no valid images found ({result.found} candidates, rejected: {dict(result.rejected)})"
+            )
+        return result
 
     def _request(self, options: dict):
         from downloader.gather import Request

@@ -23,6 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         from downloader.browser import open_browser
+        from downloader.config import browser_options_from_settings, engine_options_from_settings
         from downloader.engines import ENGINES, get_engine
         from downloader.engines.base import EngineError, SearchRules
 
@@ -32,9 +33,10 @@ class Command(BaseCommand):
             raise CommandError(f"unknown engine(s): {', '.join(sorted(unknown))}")
         wanted = options["min_results"]
         failures = []
-        with open_browser() as driver:
+        engines = engine_options_from_settings()
+        with open_browser(browser_options_from_settings()) as driver:
             for name in names:
-                engine = get_engine(name)
+                engine = get_engine(name, engines)
                 started = time.monotonic()
                 try:
                     found = list(engine.search(driver, options["query"], wanted=wanted, rules=SearchRules()))

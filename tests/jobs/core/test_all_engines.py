@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from downloader.choices import ALL, ENGINE_OPTIONS
+from downloader.config import engine_options_from_settings
 from downloader.engines import search
 from downloader.engines.base import SearchRules
 from downloader.gather import describe_engine_event
@@ -30,7 +31,15 @@ def test_all_is_a_choice_of_the_form_and_the_command():
 def test_all_takes_results_from_every_engine_in_turn(driver, imitation):
     events = []
     found = list(
-        search(ALL, driver, "red fox", 90, SearchRules(), lambda kind, data: events.append((kind, data)))
+        search(
+            ALL,
+            driver,
+            "red fox",
+            90,
+            SearchRules(),
+            lambda kind, data: events.append((kind, data)),
+            engine_options_from_settings(),
+        )
     )
     engines = [c.engine for c in found]
     assert engines[:6] == ["bing", "duckduckgo", "google"] * 2
@@ -44,7 +53,15 @@ def test_all_takes_results_from_every_engine_in_turn(driver, imitation):
 def test_an_engine_that_fails_leaves_the_round_and_the_others_go_on(driver, imitation):
     events = []
     found = list(
-        search(ALL, driver, "owl", 20, SearchRules(), lambda kind, data: events.append((kind, data)))
+        search(
+            ALL,
+            driver,
+            "owl",
+            20,
+            SearchRules(),
+            lambda kind, data: events.append((kind, data)),
+            engine_options_from_settings(),
+        )
     )
     assert len(found) == 20 and {c.engine for c in found} == {"duckduckgo", "google"}
     failed = [d for k, d in events if k == "engine_failed"]

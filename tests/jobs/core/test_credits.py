@@ -16,6 +16,7 @@ from django.core.management import call_command
 from downloader.archive import MANIFEST_COLUMNS, write_archive
 from downloader.browser import open_browser
 from downloader.collect import KeptImage
+from downloader.config import browser_options_from_settings, page_options_from_settings
 from downloader.engines.page import extract_page_images
 from jobs.core.run import job_run
 from jobs.lib import links
@@ -119,8 +120,12 @@ def test_the_page_extractor_takes_each_images_alt_text_as_its_title(start_imitat
     site.pages["/gallery"] = (
         '<img src="/a.jpg" alt="A  fox\n in snow"><img src="/b.jpg"><a href="/c.png">c</a>'
     )
-    with open_browser() as driver:
-        found = list(extract_page_images(driver, site.base + "/gallery", wanted=10))
+    with open_browser(browser_options_from_settings()) as driver:
+        found = list(
+            extract_page_images(
+                driver, site.base + "/gallery", wanted=10, options=page_options_from_settings()
+            )
+        )
     assert [(c.title, c.rank, c.engine) for c in found] == [
         ("A fox in snow", 1, "page"),
         ("", 2, "page"),

@@ -9,10 +9,16 @@ import pytest
 
 from downloader.browser import open_browser
 from downloader.collect import Candidate, collect_images
+from downloader.config import (
+    browser_options_from_settings,
+    engine_options_from_settings,
+    fetch_policy_from_settings,
+    page_options_from_settings,
+)
 from downloader.engines import get_engine
 from downloader.engines.base import EngineError, SearchRules
 from downloader.engines.page import extract_page_images, robots_allows
-from downloader.http import Fetcher, FetchPolicy, robots_tag_opts_out
+from downloader.http import Fetcher, robots_tag_opts_out
 from jobs.core.run import job_run
 from jobs.models import JobStatus
 from jobs.store import records
@@ -41,7 +47,8 @@ def test_the_default_user_agent_names_imagedl_and_the_public_url():
     assert (
         "imagedl" in settings.IMAGEDL_USER_AGENT and settings.IMAGEDL_BASE_URL in settings.IMAGEDL_USER_AGENT
     )
-    assert FetchPolicy.from_settings().user_agent == settings.IMAGEDL_USER_AGENT
+    assert fetch_policy_from_settings().user_agent == settings.IMAGEDL_USER_AGENT
+    assert browser_options_from_settings().user_agent == settings.IMAGEDL_USER_AGENT
 
 
 @pytest.mark.parametrize("respect", [True, False])
@@ -51,7 +58,7 @@ def test_downloads_skip_publishers_who_opt_out_unless_turned_off(settings, image
         image_host.url(f"/xrobots/{quote(value, safe='')}/img/{n}.jpeg")
         for n, value in enumerate(["noai", "noimageai", "googlebot: noai", "noindex"], 1)
     ]
-    fetcher = Fetcher(FetchPolicy.from_settings(extra_allowed=("127.0.0.0/8",)), concurrency=4, per_host=4)
+    fetcher = Fetcher(fetch_policy_from_settings(extra_allowed=("127.0.0.0/8",)), concurrency=4, per_host=4)
     try:
         result = collect_images((Candidate(u) for u in urls), wanted=4, workdir=tmp_path, fetcher=fetcher)
     finally:
@@ -78,17 +85,18 @@ def test_downloads_skip_publishers_who_opt_out_unless_turned_off(settings, image
 def test_robots_txt(start_imitation, robots, status, page, allowed):
     site = start_imitation()
     site.robots_txt, site.robots_status = robots, status
-    assert robots_allows(site.base + page) is allowed
+    assert robots_allows(site.base + page, fetch_policy_from_settings()) is allowed
 
 
 @pytest.fixture(scope="module")
 def page_browser():
-    with open_browser(for_pages=True) as driver:
+    with open_browser(browser_options_from_settings(), for_pages=True) as driver:
         yield driver
 
 
 def extract(driver, url: str) -> list[str]:
-    return [c.url for c in extract_page_images(driver, url, wanted=10, scroll_wait=0.3)]
+    options = page_options_from_settings(scroll_wait=0.3)
+    return [c.url for c in extract_page_images(driver, url, wanted=10, options=options)]
 
 
 @pytest.mark.browser
@@ -121,8 +129,9 @@ def test_the_page_extractor_honours_robots_txt_noai_and_names_itself(settings, p
 @pytest.mark.browser
 @pytest.mark.imitation(total=5)
 def test_search_engines_keep_the_browsers_own_user_agent(imitation):
-    with open_browser() as driver:
-        list(get_engine("bing").search(driver, "fox", wanted=3, rules=SearchRules()))
+    with open_browser(browser_options_from_settings()) as driver:
+        engine = get_engine("bing", engine_options_from_settings())
+        list(engine.search(driver, "fox", wanted=3, rules=SearchRules()))
     agents = {agent for path, agent in imitation.agents if path == "/images/search"}
     assert agents and not any("imagedl" in agent for agent in agents)
 

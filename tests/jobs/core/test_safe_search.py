@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from downloader.choices import SAFE_SEARCH, SAFE_SEARCH_DEFAULT
+from downloader.config import engine_options_from_settings
 from downloader.engines import get_engine
 from downloader.engines.base import SearchRules
 from jobs.core.run import job_run
@@ -45,7 +46,9 @@ def test_moderate_is_the_default_everywhere():
 def test_every_engine_is_sent_the_setting_in_its_own_words(driver, imitation, engine, setting):
     found = {
         c.url
-        for c in get_engine(engine).search(driver, "x", wanted=100, rules=SearchRules(safe_search=setting))
+        for c in get_engine(engine, engine_options_from_settings()).search(
+            driver, "x", wanted=100, rules=SearchRules(safe_search=setting)
+        )
     }
     parameter, words = ENGINE_WORDS[engine]
     sent = [q.get(parameter) for path, q in imitation.requests if path == ENGINE_PATHS[engine]]
@@ -93,7 +96,7 @@ def test_fetch_images_takes_safe_search(tmp_path, imitation, capsys):
 def test_the_form_stores_the_choice_and_defaults_to_moderate(cassandra_db, client):
     from django.core.cache import cache
 
-    from tests.jobs.web.test_web_pages import good_post
+    from tests.factories import good_post
 
     cache.clear()  # the rate limits
     for posted, stored in (({"safe_search": "strict"}, "strict"), ({}, "moderate")):

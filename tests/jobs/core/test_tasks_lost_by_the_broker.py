@@ -21,8 +21,15 @@ from jobs.models import JobMail, JobStatus, MailState
 from jobs.store import records
 from jobs.store.series import run_job_id, series_get
 from tests.clock import SimulatedClock, run_due_tasks
-from tests.factories import NOW, expire_lease, finished_minutes_ago, make_done_job, make_job
-from tests.jobs.series.test_series import deliver, submit
+from tests.factories import (
+    NOW,
+    deliver_run,
+    expire_lease,
+    finished_minutes_ago,
+    make_done_job,
+    make_job,
+    submit_series,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -79,7 +86,7 @@ def test_a_lost_mail_is_sent_by_the_reaper(cassandra_db, monkeypatch, kind):
 
 def test_a_lost_series_stopped_mail_is_sent_by_the_reaper(cassandra_db, monkeypatch, settings):
     settings.IMAGEDL_SERIES_MAX_RUNS = 1
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     assert series_get(job.series_id).stop_reason == "max_runs"
     lose_every_queued_task()
     clock = SimulatedClock(monkeypatch)
@@ -91,7 +98,7 @@ def test_a_lost_series_stopped_mail_is_sent_by_the_reaper(cassandra_db, monkeypa
 
 
 def test_a_series_end_step_lost_with_its_worker_is_run_by_the_reaper(cassandra_db):
-    job = records.job_get(submit().id)
+    job = records.job_get(submit_series().id)
     services.job_start_attempt(job)
     # The run's outcome landed, then its worker died: no end step, no next run.
     assert records.job_status_change(job, JobStatus.DONE, only_from=(JobStatus.RUNNING,), run_is=job.run_id)

@@ -7,7 +7,7 @@ import pytest
 
 from jobs.lib.mailboxes import mailbox_key
 from jobs.lib.ratelimit import allow, client_key
-from tests.jobs.web.test_web_pages import good_post
+from tests.factories import good_post
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 

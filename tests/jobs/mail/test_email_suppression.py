@@ -14,8 +14,8 @@ from jobs.mail.emails import email_build
 from jobs.models import EmailSuppression
 from jobs.store import records
 from jobs.tasks import email_send
+from tests.factories import good_post
 from tests.factories import make_job as a_job
-from tests.jobs.web.test_web_pages import good_post
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 

@@ -18,8 +18,8 @@ from jobs.mail import outbox
 from jobs.models import JobMail, MailPending, MailState
 from jobs.store import records
 from jobs.store.events import job_events
+from tests.cassandra_faults import writes_to_time_out
 from tests.factories import NOW, make_done_job, make_job
-from tests.jobs.mail.test_outbox_rows import writes_to_time_out
 
 EXECUTE = Session.execute
 

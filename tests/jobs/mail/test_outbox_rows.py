@@ -8,29 +8,13 @@ import contextlib
 
 import pytest
 from cassandra import WriteTimeout
-from cassandra.cluster import Session
 
 from jobs.mail import outbox
 from jobs.models import JobMail, MailPending
+from tests.cassandra_faults import writes_to_time_out
 from tests.factories import NOW, make_job_record
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
-
-
-def writes_to_time_out(monkeypatch, table: str, *, batches: bool = False) -> None:
-    """The node answers every single write to ``table`` with a timeout; a logged batch
-    goes through (the batch log makes it land whole), unless ``batches``."""
-    execute = Session.execute
-
-    def timing_out(self, query, *args, **kwargs):
-        if batches and type(query).__name__ == "BatchStatement":
-            raise WriteTimeout("Operation timed out writing a batch", write_type=0)
-        text = getattr(query, "query_string", str(query))
-        if text.lstrip().upper().startswith("INSERT") and f"{table}" in text:
-            raise WriteTimeout(f"Operation timed out writing {table}", write_type=0)
-        return execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(Session, "execute", timing_out)
 
 
 def outbox_rows(job) -> tuple[list[str], list[str]]:

@@ -7,16 +7,12 @@ test_series_end_to_end.py.)"""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
-import threading
 import zoneinfo
 from urllib.parse import urlsplit
 
 import pytest
 from django.core import mail
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django_q.models import Schedule
 
 from downloader.choices import Filters
@@ -33,60 +29,16 @@ from jobs.series.services import (
     series_run_ended,
     series_run_now,
     series_stop,
-    series_submit,
 )
 from jobs.store import records
 from jobs.store.events import job_events
 from jobs.store.series import run_job_id, series_get, series_history
-from tests.factories import make_archive
+from tests.factories import deliver_run, fail_run, submit_series
+from tests.racing import race
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
-
-
-def submit(every: str = "day", run_in: dt.timedelta = dt.timedelta(hours=1), **fields: object):
-    values = {
-        "email": "lin@example.org",
-        "query": "red fox",
-        "requested_count": 2,
-        "time_zone": "Europe/Paris",
-        "run_at": dt.datetime.now(dt.UTC) + run_in,
-        **fields,
-    }
-    return series_submit(every=every, **values)
-
-
-def deliver(job, images: int = 2, first: int = 1):
-    """Run the job through the services as a worker would, keeping ``images`` images
-    (numbered from ``first``: distinct pictures), and deliver it."""
-    job = records.job_get(job.id)
-    assert services.job_start_attempt(job)
-    data = make_archive(job.query, images)
-    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(data))
-    for position in range(1, images + 1):
-        content = f"image {first + position}".encode()
-        services.job_add_image(
-            job,
-            position,
-            file_name=f"{position}.jpg",
-            sha256=hashlib.sha256(content).hexdigest(),
-            phash="",
-            width=300,
-            height=200,
-            format="jpeg",
-            bytes=len(content),
-            source_url=f"http://images.example/{first + position}",
-        )
-    assert services.job_complete(job, archive_path=path, archive_bytes=len(data), kept=images)
-    return records.job_get(job.id)
-
-
-def fail(job, reason: str = "Nothing new this time."):
-    job = records.job_get(job.id)
-    assert services.job_start_attempt(job)
-    assert services.job_fail(job, reason)
-    return records.job_get(job.id)
 
 
 def schedules_named(job_id) -> int:
@@ -94,7 +46,7 @@ def schedules_named(job_id) -> int:
 
 
 def test_a_repeating_submission_makes_a_series_and_its_first_run(cassandra_db):
-    job = submit("week", run_in=dt.timedelta(days=2))
+    job = submit_series("week", run_in=dt.timedelta(days=2))
     series = series_get(job.series_id)
     assert series is not None and series.status == SeriesStatus.ACTIVE
     assert job.series_run == 1 and job.id == run_job_id(series.id, 1) == series.next_job_id
@@ -106,7 +58,7 @@ def test_a_repeating_submission_makes_a_series_and_its_first_run(cassandra_db):
 
 def test_every_run_of_a_series_asks_for_its_engine_filters(cassandra_db):
     chosen = Filters(license="cc", layout="wide", freshness="week")
-    job = deliver(submit(filters=chosen))
+    job = deliver_run(submit_series(filters=chosen))
     series = series_get(job.series_id)
     assert series.filters == chosen and records.job_get(job.id).filters == chosen
     second = records.job_get(run_job_id(series.id, 2))
@@ -114,7 +66,7 @@ def test_every_run_of_a_series_asks_for_its_engine_filters(cassandra_db):
 
 
 def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     assert series.runs_scheduled == 2 and series.runs_done == 1 and series.delivered_total == 2
     second = records.job_get(run_job_id(series.id, 2))
@@ -127,17 +79,7 @@ def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):
 
     # The step again, then eight copies at once (a task handed out twice, the reaper).
     series_run_ended(records.job_get(job.id))
-    barrier = threading.Barrier(8)
-
-    def again() -> None:
-        barrier.wait()
-        series_run_ended(records.job_get(job.id))
-
-    threads = [threading.Thread(target=again) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race(lambda: series_run_ended(records.job_get(job.id)), 8)
     series = series_get(series.id)
     assert series.runs_scheduled == 2 and series.runs_done == 1
     assert schedules_named(second.id) == 1
@@ -146,7 +88,7 @@ def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):
 
 
 def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     second = records.job_get(series.next_job_id)
     # Back to the moment before the end step: the series on run 1, no second job.
@@ -156,17 +98,7 @@ def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
     Series.objects(id=series.id).update(
         runs_scheduled=1, runs_done=0, delivered_total=0, next_job_id=job.id, next_run_at=job.run_at
     )
-    barrier = threading.Barrier(8)
-
-    def end() -> None:
-        barrier.wait()
-        series_run_ended(records.job_get(job.id))
-
-    threads = [threading.Thread(target=end) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race(lambda: series_run_ended(records.job_get(job.id)), 8)
     series = series_get(series.id)
     assert series.runs_scheduled == 2 and series.runs_done == 1 and series.delivered_total == 2
     assert records.job_get(run_job_id(series.id, 2)).status == JobStatus.SCHEDULED
@@ -177,7 +109,7 @@ def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
 
 
 def test_a_next_run_lost_between_the_two_writes_is_made_by_the_reaper(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     second = records.job_get(series.next_job_id)
     # As if the worker died after moving the series on and before making the job:
@@ -198,7 +130,7 @@ def test_a_failing_end_step_is_left_to_the_reaper(cassandra_db, monkeypatch):
         raise ConnectionError("Cassandra went away")
 
     monkeypatch.setitem(hooks._end_steps, "series", broken)
-    job = deliver(submit())  # delivered all the same
+    job = deliver_run(submit_series())  # delivered all the same
     assert records.job_get(job.id).status == JobStatus.DONE
     assert series_get(job.series_id).runs_scheduled == 1
     assert jobs_reap().cleared == 0  # still broken: the job stays listed for the next pass
@@ -209,10 +141,10 @@ def test_a_failing_end_step_is_left_to_the_reaper(cassandra_db, monkeypatch):
 
 
 def test_history_is_kept_per_series_and_method_version(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     rows = list(SeriesImage.objects.filter(series_id=job.series_id))
     assert len(rows) == 2 and {row.method for row in rows} == {SIGNATURE_METHOD}
-    other = deliver(submit(email="kai@example.org"), first=1)  # the same pictures, another series
+    other = deliver_run(submit_series(email="kai@example.org"), first=1)  # the same pictures, another series
     assert len(series_history(other.series_id)) == 2  # its own history, not shared
     from PIL import Image
 
@@ -228,10 +160,10 @@ def test_history_is_kept_per_series_and_method_version(cassandra_db):
 
 
 def test_three_runs_in_a_row_with_nothing_new_stop_the_series_with_one_mail(cassandra_db, settings):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     for run in (2, 3, 4):
-        last = fail(records.job_get(run_job_id(series.id, run)))
+        last = fail_run(records.job_get(run_job_id(series.id, run)))
     series = series_get(series.id)
     assert series.status == SeriesStatus.STOPPED and series.stop_reason == "nothing_new"
     assert series.runs_done == 4 and series.empty_runs == 3
@@ -249,20 +181,20 @@ def test_three_runs_in_a_row_with_nothing_new_stop_the_series_with_one_mail(cass
 
 
 def test_a_delivery_resets_the_count_of_empty_runs(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
-    fail(records.job_get(run_job_id(series.id, 2)))
-    fail(records.job_get(run_job_id(series.id, 3)))
-    deliver(records.job_get(run_job_id(series.id, 4)), first=10)
-    fail(records.job_get(run_job_id(series.id, 5)))
+    fail_run(records.job_get(run_job_id(series.id, 2)))
+    fail_run(records.job_get(run_job_id(series.id, 3)))
+    deliver_run(records.job_get(run_job_id(series.id, 4)), first=10)
+    fail_run(records.job_get(run_job_id(series.id, 5)))
     series = series_get(series.id)
     assert series.is_active and series.empty_runs == 1 and series.runs_done == 5
 
 
 def test_a_series_stops_after_its_most_runs(cassandra_db, settings):
     settings.IMAGEDL_SERIES_MAX_RUNS = 2
-    job = deliver(submit())
-    second = deliver(records.job_get(run_job_id(job.series_id, 2)), first=10)
+    job = deliver_run(submit_series())
+    second = deliver_run(records.job_get(run_job_id(job.series_id, 2)), first=10)
     series = series_get(job.series_id)
     assert series.status == SeriesStatus.STOPPED and series.stop_reason == "max_runs"
     assert records.job_get(run_job_id(series.id, 3)) is None
@@ -270,7 +202,7 @@ def test_a_series_stops_after_its_most_runs(cassandra_db, settings):
 
 
 def test_the_stop_link_stops_the_series_and_cancels_its_next_run(cassandra_db, client):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     pending = series.next_job_id
     stop = urlsplit(links.series_stop_url(series.id)).path
@@ -292,7 +224,7 @@ def test_the_stop_link_stops_the_series_and_cancels_its_next_run(cassandra_db, c
 
 
 def test_the_series_page_shows_the_next_run_in_the_users_zone_and_past_deliveries(cassandra_db, client):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     response = client.get(urlsplit(links.series_url(series.id)).path)
     assert response.status_code == 200
@@ -306,11 +238,14 @@ def test_the_series_page_shows_the_next_run_in_the_users_zone_and_past_deliverie
 
 
 def test_series_mails_carry_the_stop_link_and_count_the_new_images(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     records.job_update(job, already_delivered=7)
     message = email_build(records.job_get(job.id), "ready")
-    stop_url = links.series_stop_url(job.series_id)
-    assert message.extra_headers["List-Unsubscribe"] == f"<{stop_url}>"
+    # The series' stop link (its token is signed with a timestamp: read back, not remade).
+    stop_url, token = re.fullmatch(
+        r"<(http\S+/series/([^/]+)/stop)>", message.extra_headers["List-Unsubscribe"]
+    ).groups()
+    assert stop_url.startswith(links.absolute("/")) and links.series_token_read(token) == job.series_id
     assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "new images are ready" in message.subject
     assert "All 2 are new: 7 images found again were left out" in message.body
@@ -326,12 +261,12 @@ def test_series_mails_carry_the_stop_link_and_count_the_new_images(cassandra_db)
 
 
 def test_run_now_moves_the_pending_run_to_now(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     assert series_run_now(series) == "queued to run now"
     pending = records.job_get(series.next_job_id)
     assert aware(pending.run_at) <= dt.datetime.now(dt.UTC)
-    deliver(pending, first=10)
+    deliver_run(pending, first=10)
     # The run after it: the next local occurrence after now, not after the time it replaced.
     series = series_get(series.id)
     assert aware(series.next_run_at) - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1)
@@ -340,7 +275,7 @@ def test_run_now_moves_the_pending_run_to_now(cassandra_db):
 
 
 def test_a_stopped_series_is_purged_after_the_retention(cassandra_db, settings):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     series_stop(series)
     assert series_purge_due(dt.datetime.now(dt.UTC)) == 0  # not yet
@@ -359,7 +294,7 @@ def aware(value: dt.datetime) -> dt.datetime:
 def test_the_form_offers_repeat_and_a_weekly_post_makes_a_series(cassandra_db, client):
     from django.core.cache import cache
 
-    from tests.jobs.web.test_web_pages import good_post
+    from tests.factories import good_post
 
     cache.clear()
     home = client.get("/").content.decode()
@@ -384,7 +319,7 @@ def test_the_form_offers_repeat_and_a_weekly_post_makes_a_series(cassandra_db, c
 
 
 def test_the_admin_lists_series_and_stops_or_runs_one_now(cassandra_db, admin_client):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     listing = admin_client.get("/admin/jobs/series/")
     assert listing.status_code == 200 and str(series.id)[:8] in listing.content.decode()
@@ -412,7 +347,7 @@ def test_only_staff_see_the_series_admin(cassandra_db, client):
 def test_purge_jobs_purges_stopped_series_past_retention(cassandra_db, capsys):
     from django.core.management import call_command
 
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series_stop(series_get(job.series_id))
     call_command("purge_jobs", "--older-than", "0m")
     assert "1 stopped series" in capsys.readouterr().out

@@ -20,8 +20,7 @@ from jobs.models import JobStatus, SeriesStatus
 from jobs.series.services import series_run_now, series_submit
 from jobs.store import records
 from jobs.store.series import run_job_id, series_get
-from tests.jobs.core.test_job_end_to_end import link_in
-from tests.mailserver import text_body, worker_mail_env
+from tests.mailserver import link_in, text_body, worker_mail_env
 from tests.waiting import wait_for
 
 pytestmark = [

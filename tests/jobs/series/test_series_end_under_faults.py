@@ -15,7 +15,7 @@ from jobs.models import JobActive, JobMail, JobStatus, Series, SeriesStatus
 from jobs.store import records
 from jobs.store.events import job_events
 from jobs.store.series import run_job_id, series_get
-from tests.jobs.series.test_series import deliver, submit
+from tests.factories import deliver_run, submit_series
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -25,7 +25,7 @@ def listed_active(job_id) -> bool:
 
 
 def test_a_run_made_for_a_series_stopped_meanwhile_does_not_run(cassandra_db, monkeypatch):
-    first = deliver(submit())
+    first = deliver_run(submit_series())
     second = records.job_get(run_job_id(first.series_id, 2))
     # Stop read the series before the end step made run 2, and cancelled run 1 only.
     Series.objects(id=first.series_id).update(
@@ -43,7 +43,7 @@ def test_a_run_made_for_a_series_stopped_meanwhile_does_not_run(cassandra_db, mo
 
 
 def test_a_cancel_leaves_the_job_listed_until_the_series_step_went_through(cassandra_db, monkeypatch):
-    job = submit()
+    job = submit_series()
 
     def broken(job) -> None:
         raise ConnectionError("Cassandra went away")
@@ -59,7 +59,7 @@ def test_a_cancel_leaves_the_job_listed_until_the_series_step_went_through(cassa
 
 
 def test_a_run_that_could_not_be_scheduled_still_moves_the_series_on(cassandra_db, monkeypatch):
-    job = submit()
+    job = submit_series()
     series_id = job.series_id
     second_id = run_job_id(series_id, 2)
     queue_at = scheduling.queue_at
@@ -72,7 +72,7 @@ def test_a_run_that_could_not_be_scheduled_still_moves_the_series_on(cassandra_d
         return queue_at(name, *args, **kwargs)
 
     monkeypatch.setattr(scheduling, "queue_at", refuse_once)
-    deliver(job)
+    deliver_run(job)
     assert refused and records.job_get(second_id).status == JobStatus.FAILED
     series = series_get(series_id)
     assert series.runs_scheduled == 3 and series.runs_done == 2

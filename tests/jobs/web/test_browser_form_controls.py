@@ -9,6 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from downloader.browser import open_browser
+from downloader.config import browser_options_from_settings
 from jobs.lib import links
 from jobs.store import records
 from tests.jobs.web.test_browser_pages import Tabber, press, settle, shoot
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, datab
 
 @pytest.fixture
 def chromium(cassandra_db):
-    with open_browser(width=1280, height=900) as driver:
+    with open_browser(browser_options_from_settings(), width=1280, height=900) as driver:
         yield driver
 
 

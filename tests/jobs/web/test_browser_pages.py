@@ -23,6 +23,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from downloader.browser import open_browser
+from downloader.config import browser_options_from_settings
 from jobs.core import services
 from jobs.lib import links
 from jobs.models import JobStatus
@@ -59,7 +60,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, datab
 
 @pytest.fixture
 def browser(cassandra_db):
-    with open_browser(width=1280, height=900) as driver:
+    with open_browser(browser_options_from_settings(), width=1280, height=900) as driver:
         yield driver
 
 
