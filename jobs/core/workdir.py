@@ -12,6 +12,7 @@ runs now and then over its own folders.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 import uuid
@@ -48,9 +49,13 @@ def run_workdir(job_id: uuid.UUID, run_id: uuid.UUID, *, adopt: uuid.UUID | None
 
 
 def workdir_remove(job_id: uuid.UUID, *, run_id: uuid.UUID | None = None) -> None:
-    """Remove the job's folder, or with ``run_id`` only that run's."""
+    """Remove the job's folder, or with ``run_id`` only that run's (and the job's
+    folder with it when no other run has one there)."""
     folder = job_workdir(job_id, create=False)
     shutil.rmtree(folder / run_id.hex if run_id is not None else folder, ignore_errors=True)
+    if run_id is not None:
+        with contextlib.suppress(OSError):  # another run's folder is in it, or it is gone
+            folder.rmdir()
 
 
 def _work_root() -> Path:
