@@ -233,13 +233,19 @@ def job_reschedule(job: Job, run_at: dt.datetime, *, by: str = "operator") -> Jo
     return job
 
 
-def _active_bucket_move(job: Job, bucket: str) -> None:
-    """List the job under its new run time's bucket (the reaper reads buckets up to now)."""
+def _active_bucket_move(job: Job, bucket: str, *, run_is: object = records.ANY_RUN) -> None:
+    """List the job under another bucket of ``job_active`` (the reaper reads buckets up
+    to now). Given ``run_is`` (a run's id), only while that run owns the job; else the
+    job stays listed in both, which the reaper's pass sorts out."""
     old = job.active_bucket or LEGACY_BUCKET
-    if bucket != old:
-        JobActive.create(bucket=bucket, job_id=job.id)
+    if bucket == old:
+        return
+    JobActive.create(bucket=bucket, job_id=job.id)
+    if run_is is records.ANY_RUN:
         records.job_update(job, active_bucket=bucket)
-        JobActive.objects(bucket=old, job_id=job.id).delete()
+    elif not records.job_write_if(job, {"active_bucket": bucket}, run_is=run_is):
+        return
+    JobActive.objects(bucket=old, job_id=job.id).delete()
 
 
 def job_purge(job: Job, *, by: str = "retention") -> None:
@@ -349,7 +355,7 @@ def _run_ended(job: Job, mail: str | None = None) -> None:
     if hooks.end_steps_run(job):
         _no_longer_active(job)
     else:  # listed where the reaper's next pass reads (a job cancelled before its time)
-        _active_bucket_move(job, queue_bucket())
+        _active_bucket_move(job, queue_bucket(), run_is=job.run_id)
 
 
 def _drop_purge_row(job: Job) -> None:
@@ -437,13 +443,17 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     }
     if job.started_at is None:
         changes["started_at"] = _now()
+    listed_in = job.active_bucket or LEGACY_BUCKET
+    if listed_in > queue_bucket():  # started before its time's bucket: listed where the reaper reads
+        changes["active_bucket"] = queue_bucket()
     taken = records.job_write_if(
         job, changes, status_in=JobStatus.ACTIVE, run_is=job.run_id, lease_is=job.lease_until
     )
     if not taken:
         return 0
-    if (job.active_bucket or LEGACY_BUCKET) > queue_bucket():  # started before its time's bucket
-        _active_bucket_move(job, queue_bucket())
+    if "active_bucket" in changes:
+        JobActive.create(bucket=changes["active_bucket"], job_id=job.id)
+        JobActive.objects(bucket=listed_in, job_id=job.id).delete()
     event_record(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
     if attempt == 1 and (job.series_run or 1) == 1:
         # Once (a lightweight transaction): a run resuming its first attempt after a
