@@ -99,7 +99,7 @@ def _reap_job(row: JobActive, now: dt.datetime, grace: dt.timedelta, summary: Re
     return False
 
 
-OUTCOME_MAILS = {JobStatus.DONE: "ready", JobStatus.FAILED: "failed"}
+OUTCOME_MAILS = services.OUTCOME_MAILS
 
 
 def _queue_lost_outcome_mail(job: Job | None) -> int:

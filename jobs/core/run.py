@@ -106,6 +106,8 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
     if job is None:
         return "missing"
     if job.status not in JobStatus.ACTIVE:  # (a late copy of a retry says nothing on a finished job)
+        if run_id and job.run_id == uuid.UUID(run_id):  # this run's outcome landed, a write after it did not
+            services.job_end_repair(job)
         return f"skipped: {job.status}"
     if stepped_back:  # recorded now that Cassandra answers again
         services.job_note(

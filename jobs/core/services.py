@@ -23,7 +23,7 @@ from jobs.core import hooks, storage
 from jobs.core.workdir import workdir_remove, workdirs_sweep
 from jobs.lib import scheduling
 from jobs.lib.utc import aware_utc
-from jobs.mail.outbox import email_enqueue, email_enqueue_once, email_withdraw
+from jobs.mail.outbox import email_enqueue, email_enqueue_once, email_withdraw, queue_send
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
 from jobs.store import records
 from jobs.store.events import event_record, personal_ttl_seconds
@@ -356,6 +356,20 @@ def _run_ended(job: Job, mail: str | None = None) -> None:
         _no_longer_active(job)
     else:  # listed where the reaper's next pass reads (a job cancelled before its time)
         _active_bucket_move(job, queue_bucket(), run_is=job.run_id)
+
+
+OUTCOME_MAILS = {JobStatus.DONE: "ready", JobStatus.FAILED: "failed"}
+
+
+def job_end_repair(job: Job) -> None:
+    """What follows a run's outcome, again, by the run that stepped back after a write
+    of it failed (a passing fault): the purge row, the outcome mail (queued again
+    whether or not its row landed: the outbox sends it once) and the end steps, now
+    instead of at the reaper's next pass or grace."""
+    kind = OUTCOME_MAILS.get(job.status)
+    if kind is not None and job.email and not email_enqueue_once(job, kind):
+        queue_send(job.id, kind, job.generation or 1)
+    _run_ended(job)
 
 
 def _drop_purge_row(job: Job) -> None:

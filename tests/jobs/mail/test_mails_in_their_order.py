@@ -10,12 +10,12 @@ import ast
 import pytest
 from cassandra.cluster import Session
 from django.core import mail
-from django_q.models import Schedule
+from django_q.models import OrmQ, Schedule
 
-from jobs.core import run
+from jobs.core import run, services
 from jobs.core.run import job_run
 from jobs.mail import outbox
-from jobs.models import JobMail, MailPending, MailState
+from jobs.models import JobActive, JobMail, JobStatus, MailPending, MailState
 from jobs.store import records
 from jobs.store.events import job_events
 from tests.cassandra_faults import writes_to_time_out
@@ -62,3 +62,27 @@ def test_a_timeout_while_the_started_mail_is_queued_does_not_lose_it(cassandra_d
         "accepted",
         "started",
     ]
+
+
+def test_a_timeout_while_the_ready_mail_is_queued_is_repaired_by_the_runs_retry(cassandra_db, monkeypatch):
+    job = make_job(run_in=NOW)
+
+    def deliver_then_time_out(self) -> str:
+        writes_to_time_out(monkeypatch, "mail_pending", batches=True)  # the outbox's batch times out
+        services.job_complete(
+            self.job, archive_path=f"archives/{self.job.id.hex}-x.zip", archive_bytes=1, kept=1
+        )
+        return "done"
+
+    monkeypatch.setattr(run.JobRun, "execute", deliver_then_time_out)
+    assert job_run(str(job.id)).startswith("retry in")  # delivered; the run steps back
+    monkeypatch.setattr(Session, "execute", EXECUTE)
+    assert records.job_get(job.id).status == JobStatus.DONE
+    args = ast.literal_eval(Schedule.objects.get(name=f"job-{job.id}-retry-1").args)
+    OrmQ.objects.all().delete()
+    assert job_run(*args) == "skipped: done"
+    ready = JobMail.objects.filter(job_id=job.id, generation=1, kind="ready").first()
+    assert ready is not None and ready.state == MailState.PENDING
+    # Queued now, by the run that delivered, not by the reaper after its grace.
+    assert f"email-ready-{job.id}" in [queued.task["name"] for queued in OrmQ.objects.all()]
+    assert not [row for row in JobActive.objects.all() if row.job_id == job.id]
