@@ -153,12 +153,22 @@ CASSANDRA_REPLICATION = parse_replication(env_str("CASSANDRA_REPLICATION", "Simp
 CASSANDRA_FALLBACK_ORDER_BY_PYTHON = False
 # The data centre whose nodes this process talks to (empty: the driver takes the first
 # contact point's); reads and writes at CASSANDRA_CONSISTENCY, lightweight transactions
-# (the conditional writes that guard a run's lease) at LOCAL_SERIAL.
+# (the conditional writes that guard a run's lease) at CASSANDRA_SERIAL_CONSISTENCY:
+# LOCAL_SERIAL, or SERIAL by default with a local data centre among several, since
+# LOCAL_SERIAL does not fence across data centres.
 CASSANDRA_LOCAL_DC = env_str("CASSANDRA_LOCAL_DC", "")
 CASSANDRA_CONSISTENCY = env_choice(
     "CASSANDRA_CONSISTENCY",
     "LOCAL_QUORUM",
     ("LOCAL_QUORUM", "QUORUM", "LOCAL_ONE", "ONE", "ALL", "EACH_QUORUM"),
+)
+_DATA_CENTRES = [
+    name for name in CASSANDRA_REPLICATION if name not in ("strategy_class", "replication_factor")
+]
+CASSANDRA_SERIAL_CONSISTENCY = env_choice(
+    "CASSANDRA_SERIAL_CONSISTENCY",
+    "SERIAL" if CASSANDRA_LOCAL_DC and len(_DATA_CENTRES) > 1 else "LOCAL_SERIAL",
+    ("LOCAL_SERIAL", "SERIAL"),
 )
 
 DATABASES = {
@@ -191,7 +201,7 @@ DATABASES = {
                             DCAwareRoundRobinPolicy(local_dc=CASSANDRA_LOCAL_DC or None)
                         ),
                         consistency_level=getattr(ConsistencyLevel, CASSANDRA_CONSISTENCY),
-                        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+                        serial_consistency_level=getattr(ConsistencyLevel, CASSANDRA_SERIAL_CONSISTENCY),
                         request_timeout=env_float("CASSANDRA_QUERY_TIMEOUT", 10.0, minimum=0.1),
                     )
                 },
@@ -280,6 +290,9 @@ IMAGEDL_PURGE_EVERY_MINUTES = env_int("IMAGEDL_PURGE_EVERY_MINUTES", 1, minimum=
 # A run holds its job with a lease it renews every third of this; a run whose lease ran
 # out is taken over (by the reaper's next pass, or a copy of its task).
 IMAGEDL_LEASE_SECONDS = env_int("IMAGEDL_LEASE_SECONDS", 60, minimum=3)
+# How far apart the machines' clocks may be (they need NTP): a lease counts as run out
+# only this long after its time, so a machine whose clock is ahead steals no live run.
+IMAGEDL_CLOCK_SKEW_SECONDS = env_int("IMAGEDL_CLOCK_SKEW_SECONDS", 10, minimum=0)
 # How often the reaper looks for jobs and mails nobody is working on.
 IMAGEDL_REAPER_EVERY_MINUTES = env_int("IMAGEDL_REAPER_EVERY_MINUTES", 1, minimum=1)
 # A scheduled job this long past its time with no run, or a mail queued this long ago

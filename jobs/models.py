@@ -88,6 +88,7 @@ class Job(DjangoCassandraModel):
     lease_until = columns.DateTime()
     requeued_at = columns.DateTime()  # the reaper's last copy of its run (one per grace period)
     generation = columns.Integer(default=1)
+    active_bucket = columns.Text()  # its job_active row's bucket (jobs.store.queues)
 
     # A run of a recurring series (``Series``): its id and the run's number (from 1),
     # and how many images found again were left out (already delivered to the series).
@@ -198,14 +199,23 @@ class JobEvent(DjangoCassandraModel):
         get_pk_field = "job_id"
 
 
+# The three queue tables (job_purge_due, job_active, mail_pending) are partitioned by
+# the five minutes their rows fall due in (jobs.store.queues), and passes read those
+# buckets from a watermark: no partition collects the tombstones of every job. Their rows are
+# rewritten by the passes anyway, so a row a node missed the deletion of comes back
+# harmlessly: tombstones need not outlive an hour.
+QUEUE_OPTIONS = {"gc_grace_seconds": 3600}
+
+
 class JobPurgeDue(DjangoCassandraModel):
     """Finished jobs by the time their data is due for deletion, oldest first.
 
-    The purge reads one small partition up to "now" instead of scanning ``job``. Rows
-    hold no personal data and are deleted once the job is purged.
+    The purge reads the small bucket partitions up to "now" instead of scanning ``job``.
+    Rows hold no personal data and are deleted once the job is purged.
     """
 
     __table_name__ = "job_purge_due"
+    __options__ = QUEUE_OPTIONS
 
     bucket = columns.Text(partition_key=True, default="all")
     due_at = columns.DateTime(primary_key=True, clustering_order="ASC")
@@ -216,11 +226,11 @@ class JobPurgeDue(DjangoCassandraModel):
 
 
 class JobActive(DjangoCassandraModel):
-    """Jobs scheduled or running (one small partition): what the reaper looks after.
-
-    A row is written with the job and deleted once it is finished."""
+    """Jobs scheduled or running, by the bucket of their run time: what the reaper
+    looks after. A row is written with the job and deleted once it is finished."""
 
     __table_name__ = "job_active"
+    __options__ = QUEUE_OPTIONS
 
     bucket = columns.Text(partition_key=True, default="all")
     job_id = columns.UUID(primary_key=True, clustering_order="ASC")
@@ -256,15 +266,17 @@ class JobMail(DjangoCassandraModel):
     tries = columns.Integer(default=0)
     queued_at = columns.DateTime()
     sent_at = columns.DateTime()
+    listed_in = columns.Text()  # its mail_pending row's bucket (jobs.store.queues)
 
     class Meta:
         get_pk_field = "job_id"
 
 
 class MailPending(DjangoCassandraModel):
-    """Outbox rows not yet sent (one small partition), for the reaper."""
+    """Outbox rows not yet sent, by the bucket of the time they were queued, for the reaper."""
 
     __table_name__ = "mail_pending"
+    __options__ = QUEUE_OPTIONS
 
     bucket = columns.Text(partition_key=True, default="all")
     job_id = columns.UUID(primary_key=True, clustering_order="ASC")
@@ -439,3 +451,16 @@ class SeriesPurgeDue(DjangoCassandraModel):
 
     class Meta:
         get_pk_field = "bucket"
+
+
+class QueueMark(DjangoCassandraModel):
+    """Per queue table, the oldest bucket partition a pass must still read (the
+    watermark of jobs.store.queues): older ones hold nothing but tombstones."""
+
+    __table_name__ = "queue_mark"
+
+    queue = columns.Text(primary_key=True)
+    bucket = columns.Text()
+
+    class Meta:
+        get_pk_field = "queue"

@@ -4,6 +4,8 @@
     job = make_job(query="owls", run_in=NOW)          # queued at once
     done = make_done_job(images=3)                    # ran and delivered its zip
     data = stored_archive(done)
+    first = submit_series()                           # a daily series and its first run's job
+    deliver_run(first)                                # ...run and delivered: the next run exists
 
 Every field of ``jobs.core.services.job_submit`` can be given; the rest are ``DEFAULTS``.
 ``make_job_record`` writes a row straight through ``jobs.store.records`` instead, for tests
@@ -25,7 +27,9 @@ from django.core.files.base import ContentFile
 from downloader.archive import MANIFEST_COLUMNS, MANIFEST_NAME, entry_names, is_image_entry
 from jobs.core import services, storage
 from jobs.models import Job, JobPurgeDue
+from jobs.series.services import series_submit
 from jobs.store import records
+from jobs.store.queues import queue_bucket
 from tests.imagehosts import encoded
 
 DEFAULTS = {"email": "ada@example.org", "query": "red fox", "requested_count": 25, "time_zone": "UTC"}
@@ -150,18 +154,19 @@ def finished_minutes_ago(job: Job, minutes: float, *, now: dt.datetime | None = 
     """Move a finished job in the purge queue as if it had finished ``minutes`` before
     ``now``: it falls due that long ago plus the retention (IMAGEDL_RETENTION_MINUTES)."""
     now = now or dt.datetime.now(dt.UTC)
-    for row in JobPurgeDue.objects.filter(bucket="all"):
+    for row in JobPurgeDue.objects.all():
         if row.job_id == job.id:
             row.delete()
     retention = dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
     due = now - dt.timedelta(minutes=minutes) + retention
-    JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
+    JobPurgeDue.create(bucket=queue_bucket(due), due_at=due, job_id=job.id)
     records.job_update(job, purge_due_at=due)
 
 
 def expire_lease(job: Job) -> None:
-    """Let the lease of the run ``job.run_id`` run out, as if its worker had died."""
-    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    """Let the lease of the run ``job.run_id`` run out, as if its worker had died (past
+    the allowance for clocks apart, IMAGEDL_CLOCK_SKEW_SECONDS)."""
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.IMAGEDL_CLOCK_SKEW_SECONDS + 1)
     assert records.job_write_if(job, {"lease_until": past}, run_is=job.run_id)
 
 
@@ -190,11 +195,14 @@ def good_post(**changes: str) -> dict[str, str]:
     return data
 
 
-def make_series(every: str = "day", run_in: dt.timedelta = dt.timedelta(hours=1), **fields: object) -> Job:
+# --- recurring series --------------------------------------------------------------
+
+
+def submit_series(every: str = "day", run_in: dt.timedelta = IN_AN_HOUR, **fields: object) -> Job:
     """A recurring series submitted through ``series_submit`` and confirmed by its
     mailbox's owner (double opt-in), returning its first run's job (Lin's, in Paris,
     2 images, unless ``fields`` say)."""
-    from jobs.series.services import series_confirm, series_submit
+    from jobs.series.services import series_confirm
     from jobs.store.series import series_get
 
     values = {
@@ -214,14 +222,12 @@ def deliver_run(job: Job, images: int = 2, first: int = 1, on_started=None) -> J
     """Run the job through the services as a worker would, keeping ``images`` images
     (numbered from ``first``: distinct pictures), and deliver it; ``on_started(job)``
     is called once it has started."""
-    from django.core.files.storage import default_storage
-
     job = records.job_get(job.id)
     assert services.job_start_attempt(job)
     if on_started is not None:
         on_started(job)
     data = make_archive(job.query, images)
-    path = default_storage.save(f"archives/{job.id.hex}.zip", ContentFile(data))
+    path = storage.outputs().save(f"archives/{job.id.hex}.zip", ContentFile(data))
     for position in range(1, images + 1):
         content = f"image {first + position}".encode()
         services.job_add_image(
@@ -237,4 +243,12 @@ def deliver_run(job: Job, images: int = 2, first: int = 1, on_started=None) -> J
             source_url=f"http://images.example/{first + position}",
         )
     assert services.job_complete(job, archive_path=path, archive_bytes=len(data), kept=images)
+    return records.job_get(job.id)
+
+
+def fail_run(job: Job, reason: str = "Nothing new this time.") -> Job:
+    """Run the job through the services as a worker would, and fail it."""
+    job = records.job_get(job.id)
+    assert services.job_start_attempt(job)
+    assert services.job_fail(job, reason)
     return records.job_get(job.id)

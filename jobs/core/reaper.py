@@ -1,14 +1,16 @@
 """The reaper: finds work nobody is doing, from the job rows, not from the broker.
 
-A recurring django-q2 task (like the purge). Each pass reads the small ``job_active``
-and ``mail_pending`` partitions and queues again:
+A recurring django-q2 task (like the purge). Each pass reads the bucket partitions of
+``job_active`` and ``mail_pending`` from their watermarks (``jobs.store.queues``) and
+queues again:
 
 - a running job whose run's lease ran out (its worker died, or its task was lost);
 - a scheduled job more than ``IMAGEDL_REAPER_GRACE_SECONDS`` past its time with no
   live lease (its task was lost, or the scheduler was down);
 - a mail not sent that long after it was queued, or whose sender's claim ran out;
 - the outcome mail of a job that finished just before its worker died, and, for a
-  run of a recurring series, its end step (the series' next run; ``jobs.series``).
+  run of a recurring series, its end step (the series' next run; ``jobs.series``);
+  such a job also gets its purge row (``job_purge_due``) if it has none yet.
 
 At most one copy of a job's run is queued per grace period (``requeued_at``), however
 often the reaper runs. A copy of a task that was only late is harmless: the lease and the outbox let one win.
@@ -24,15 +26,19 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from jobs.core import hooks
+from jobs.core import hooks, services
 from jobs.lib import scheduling
 from jobs.lib.utc import aware_utc
 from jobs.mail.outbox import email_enqueue, queue_send
 from jobs.models import Job, JobActive, JobMail, JobStatus, MailPending, MailState
 from jobs.store import records
 from jobs.store.events import event_record
+from jobs.store.queues import queue_buckets, queue_mark_advance
 
 logger = logging.getLogger("imagedl.jobs")
+
+ACTIVE_QUEUE = "job_active"
+MAIL_QUEUE = "mail_pending"
 
 
 @dataclass
@@ -47,33 +53,51 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
     now = now or timezone.now()
     grace = dt.timedelta(seconds=settings.IMAGEDL_REAPER_GRACE_SECONDS)
     summary = ReapSummary()
-    for row in list(JobActive.objects.filter(bucket="all").limit(None)):
-        job = records.job_get(row.job_id)
-        if job is None or job.status not in JobStatus.ACTIVE:
-            summary.mails += _queue_lost_outcome_mail(job)
-            # Its end steps may not have run (the worker died, or a step failed): they
-            # are idempotent. Should one fail again, the row stays for the next pass.
-            if job is not None and not hooks.end_steps_run(job):
-                continue
-            row.delete()
-            summary.cleared += 1
-            continue
-        lease = aware_utc(job.lease_until)
-        if lease is not None and lease > now:
-            continue  # someone is working on it
-        late = job.status == JobStatus.SCHEDULED and not job.held and aware_utc(job.run_at) < now - grace
-        if (job.status == JobStatus.RUNNING or late) and _requeue_due(job, now, grace):
-            what = "its run stopped answering" if job.status == JobStatus.RUNNING else "its run never started"
-            event_record(job.id, "requeued", f"Queued again: {what}", level="warning")
-            scheduling.queue_at(f"job-{job.id}-reaped", scheduling.RUN_TASK, (str(job.id),), group="jobs")
-            summary.runs += 1
-    for pending in list(MailPending.objects.filter(bucket="all").limit(None)):
-        if _mail_needs_sending(pending, now, grace):
-            queue_send(pending.job_id, pending.kind, pending.generation)
-            summary.mails += 1
+    oldest_left = None
+    for bucket in queue_buckets(ACTIVE_QUEUE, now, now=now):
+        for row in list(JobActive.objects.filter(bucket=bucket).limit(None)):
+            if not _reap_job(row, now, grace, summary):
+                oldest_left = oldest_left or bucket
+    queue_mark_advance(ACTIVE_QUEUE, oldest_left, until=now, now=now)
+    oldest_left = None
+    for bucket in queue_buckets(MAIL_QUEUE, now, now=now):
+        for pending in list(MailPending.objects.filter(bucket=bucket).limit(None)):
+            mail = _mail_needing_sending(pending, now, grace)
+            if mail is False:
+                continue  # done: its listing row is gone
+            oldest_left = oldest_left or bucket
+            if mail is not None:  # resumed from its tries: a copy is not a new first try
+                queue_send(pending.job_id, pending.kind, pending.generation, attempt=(mail.tries or 0) + 1)
+                summary.mails += 1
+    queue_mark_advance(MAIL_QUEUE, oldest_left, until=now, now=now)
     if summary.runs or summary.mails:
         logger.warning("reaper: queued %d runs and %d mails again", summary.runs, summary.mails)
     return summary
+
+
+def _reap_job(row: JobActive, now: dt.datetime, grace: dt.timedelta, summary: ReapSummary) -> bool:
+    """Look after one listed job; whether its row is gone (the job finished)."""
+    job = records.job_get(row.job_id)
+    if job is None or job.status not in JobStatus.ACTIVE:
+        if job is not None:  # its worker may have died right after the outcome
+            services.job_purge_row_ensure(job)
+        summary.mails += _queue_lost_outcome_mail(job)
+        # Its end steps may not have run (the worker died, or a step failed): they
+        # are idempotent. Should one fail again, the row stays for the next pass.
+        if job is not None and not hooks.end_steps_run(job):
+            return False
+        row.delete()
+        summary.cleared += 1
+        return True
+    if services.lease_held(job.lease_until, now):
+        return False  # someone is working on it
+    late = job.status == JobStatus.SCHEDULED and not job.held and aware_utc(job.run_at) < now - grace
+    if (job.status == JobStatus.RUNNING or late) and _requeue_due(job, now, grace):
+        what = "its run stopped answering" if job.status == JobStatus.RUNNING else "its run never started"
+        event_record(job.id, "requeued", f"Queued again: {what}", level="warning")
+        scheduling.queue_at(f"job-{job.id}-reaped", scheduling.RUN_TASK, (str(job.id),), group="jobs")
+        summary.runs += 1
+    return False
 
 
 def _requeue_due(job: Job, now: dt.datetime, grace: dt.timedelta) -> bool:
@@ -87,7 +111,7 @@ def _requeue_due(job: Job, now: dt.datetime, grace: dt.timedelta) -> bool:
     return records.job_requeue_mark(job, previous=job.requeued_at, now=now)
 
 
-OUTCOME_MAILS = {JobStatus.DONE: "ready", JobStatus.FAILED: "failed"}
+OUTCOME_MAILS = services.OUTCOME_MAILS
 
 
 def _queue_lost_outcome_mail(job: Job | None) -> int:
@@ -102,7 +126,12 @@ def _queue_lost_outcome_mail(job: Job | None) -> int:
     return 1
 
 
-def _mail_needs_sending(pending: MailPending, now: dt.datetime, grace: dt.timedelta) -> bool:
+def _mail_needing_sending(
+    pending: MailPending, now: dt.datetime, grace: dt.timedelta
+) -> JobMail | bool | None:
+    """The outbox row of a mail nobody is sending (its sender's claim ran out, or it
+    is still pending ``grace`` after it was due: queued, or its retry's time); None
+    while it is in hand; False when it is done (its listing row is then deleted)."""
     mail = JobMail.objects.filter(
         job_id=pending.job_id, generation=pending.generation, kind=pending.kind
     ).first()
@@ -111,6 +140,6 @@ def _mail_needs_sending(pending: MailPending, now: dt.datetime, grace: dt.timede
         return False
     if mail.state == MailState.SENDING:
         claim = aware_utc(mail.claim_until)
-        return claim is None or claim < now
+        return mail if claim is None or claim < now else None
     queued = aware_utc(mail.queued_at)
-    return queued is None or queued < now - grace
+    return mail if queued is None or queued < now - grace else None

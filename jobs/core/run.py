@@ -33,14 +33,13 @@ from downloader.dedupe import DuplicateFilter
 from downloader.engines.base import EngineError
 from downloader.gather import Request, delivered_filter, gather
 from jobs.core import services, storage
-from jobs.core.workdir import run_workdir, workdir_remove
+from jobs.core.workdir import run_workdir, workdir_remove, workdirs_sweep_now_and_then
 from jobs.lib import scheduling
 from jobs.lib.transient import is_transient
-from jobs.lib.utc import aware_utc
 from jobs.models import Job, JobStatus
 from jobs.store import records
 from jobs.store.events import job_error_log
-from jobs.store.series import series_history
+from jobs.store.series import series_get, series_history
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -74,9 +73,8 @@ def request_for(job: Job) -> Request:
 
 
 def archive_path(job: Job, run_id: uuid.UUID) -> str:
-    """Where a run's zip is stored (a path in Django's default storage): each run has
-    its own, so a run that lost its job never touches the delivered one."""
-    return f"archives/{job.id.hex}-{run_id.hex[:12]}.zip"
+    """Where a run's zip is stored (``services.run_archive_path``)."""
+    return services.run_archive_path(job.id, run_id)
 
 
 def job_run(job_id: uuid.UUID | str, retry: int = 0, run_id: str = "", stepped_back: str = "") -> str:
@@ -85,6 +83,7 @@ def job_run(job_id: uuid.UUID | str, retry: int = 0, run_id: str = "", stepped_b
     ``retry``, ``run_id`` and ``stepped_back`` come from ``step_back``: how many times
     this run stepped back, its id (to resume its own lease), and why.
     """
+    _sweep_work_folders()
     try:
         return _claim_and_run(job_id, retry, run_id, stepped_back)
     except Exception as exc:
@@ -93,11 +92,22 @@ def job_run(job_id: uuid.UUID | str, retry: int = 0, run_id: str = "", stepped_b
         return step_back(str(job_id), retry, run_id, exc)
 
 
+def _sweep_work_folders() -> None:
+    """This machine's forgotten work folders go (at most once a purge period): the
+    purge task runs on one worker, a killed run's folder stays on the one it ran on."""
+    try:
+        workdirs_sweep_now_and_then(settings.IMAGEDL_PURGE_EVERY_MINUTES * 60)
+    except Exception as exc:  # never a reason for the run to fail
+        logger.warning("sweeping work folders failed (%s)", type(exc).__name__)
+
+
 def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_back: str) -> str:
     job = records.job_get(job_id)
     if job is None:
         return "missing"
     if job.status not in JobStatus.ACTIVE:  # (a late copy of a retry says nothing on a finished job)
+        if run_id and job.run_id == uuid.UUID(run_id):  # this run's outcome landed, a write after it did not
+            services.job_end_repair(job)
         return f"skipped: {job.status}"
     if job.held:  # waiting for its confirmation: whatever queued this task, nothing runs
         return "skipped: held"
@@ -110,9 +120,12 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
             error=stepped_back,
         )
     own = uuid.UUID(run_id) if run_id else None
-    lease = aware_utc(job.lease_until)
-    if job.run_id not in (None, own) and lease is not None and lease > timezone.now():
+    if job.run_id not in (None, own) and services.lease_held(job.lease_until):
         return "skipped: another run holds the job"
+    if job.series_id is not None and not _series_active(job):
+        services.job_note(job, "series_stopped", "The series was stopped: this run does not run")
+        services.job_cancel(job, by="series")
+        return "skipped: the series stopped"
     if own is None and (job.attempts or 0) >= settings.IMAGEDL_JOB_MAX_ATTEMPTS:
         services.job_fail(
             job,
@@ -120,7 +133,15 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
         )
         return "failed: attempts"
     earlier = job.run_id
-    if not services.job_start_attempt(job, run_id=own):
+    try:
+        claimed = services.job_start_attempt(job, run_id=own)
+    except Exception as exc:
+        if not is_transient(exc) or job.run_id == earlier:
+            raise
+        # The claim landed and a later write did not: the retry resumes this claim
+        # (its first attempt's "started" mail included) instead of waiting out its lease.
+        return step_back(str(job.id), retry, str(job.run_id), exc)
+    if not claimed:
         return f"skipped: {job.status} (claimed by another run)"
     try:
         return JobRun(job, adopt=earlier).execute()
@@ -129,6 +150,13 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
             raise
         # The retry resumes this run (``job.run_id`` now): its attempt is not counted again.
         return step_back(str(job.id), retry, str(job.run_id), exc)
+
+
+def _series_active(job: Job) -> bool:
+    """Whether the series of this run still runs (a stop may have missed this run: it
+    cancels the one pending run it read, while an end step was making the next)."""
+    series = series_get(job.series_id)
+    return series is not None and series.is_active
 
 
 def step_back(job_id: str, retry: int, run_id: str, exc: BaseException) -> str:
@@ -140,6 +168,8 @@ def step_back(job_id: str, retry: int, run_id: str, exc: BaseException) -> str:
         return f"gave up after {retry} retries ({error})"
     delay = min(settings.IMAGEDL_TRANSIENT_BACKOFF_SECONDS * 2**retry, MAX_STEP_BACK_DELAY)
     logger.warning("job=%s: %s; run queued again in %d s", job_id, error, delay)
+    if run_id:
+        _hold_lease(job_id, run_id, delay)
     scheduling.schedule_once(
         f"job-{job_id}-retry-{retry + 1}",
         scheduling.RUN_TASK,
@@ -147,6 +177,17 @@ def step_back(job_id: str, retry: int, run_id: str, exc: BaseException) -> str:
         timezone.now() + dt.timedelta(seconds=delay),
     )
     return f"retry in {delay}s ({error})"
+
+
+def _hold_lease(job_id: str, run_id: str, delay: float) -> None:
+    """Extend the stepping-back run's lease through its delay (conditional on its run
+    id), so the reaper does not take the job over and count an attempt meanwhile.
+    While Cassandra does not answer this cannot be written: the lease then runs out
+    and the reaper may take the job over once Cassandra is back."""
+    try:
+        services.job_renew_lease(Job(id=uuid.UUID(job_id), run_id=uuid.UUID(run_id)), extra_seconds=delay)
+    except Exception as exc:
+        logger.warning("job=%s: the lease could not be extended (%s)", job_id, type(exc).__name__)
 
 
 class CancelWatch:

@@ -20,14 +20,17 @@ from django.utils import timezone
 
 from downloader.choices import SAFE_SEARCH_DEFAULT, Filters
 from jobs.core import hooks, storage
-from jobs.core.workdir import workdir_remove
+from jobs.core.workdir import workdir_remove, workdirs_sweep
 from jobs.lib import scheduling
 from jobs.lib.mailboxes import address_problem
 from jobs.lib.utc import aware_utc
-from jobs.mail.outbox import email_enqueue, email_withdraw
+from jobs.mail.outbox import email_enqueue, email_enqueue_once, email_withdraw, queue_send
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
 from jobs.store import records
 from jobs.store.events import event_record, personal_ttl_seconds
+from jobs.store.queues import LEGACY_BUCKET, queue_bucket, queue_buckets, queue_mark_advance
+
+PURGE_QUEUE = "job_purge_due"
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -145,16 +148,18 @@ def _schedule(job: Job, *, accepted_mail: bool) -> None:
             if accepted_mail:
                 email_enqueue(job, "accepted")
     except Exception:
+        now = _now()
         records.job_status_change(
             job,
             JobStatus.FAILED,
             only_from=JobStatus.ACTIVE,
             error="could not be scheduled",
-            finished_at=_now(),
+            finished_at=now,
+            purge_due_at=purge_due_time(now),
         )
         event_record(job.id, "failed", "Could not be scheduled", level="error")
         email_withdraw(job, "accepted")
-        _due_for_purge(job)
+        _run_ended(job)  # a series' run: the series moves on instead of waiting for it
         raise
 
 
@@ -165,19 +170,26 @@ def job_cancel(job: Job, *, by: str = "user") -> bool:
     status at its next step, stops, cleans up and records it.
     """
     was_running = job.status == JobStatus.RUNNING
+    # Listed where the reaper reads now, not at its run time's bucket: should this
+    # process die before the end below, the reaper finishes it (the purge row first).
+    _active_bucket_move(job, queue_bucket())
+    now = _now()
     if not records.job_status_change(
-        job, JobStatus.CANCELLED, only_from=JobStatus.ACTIVE, finished_at=_now()
+        job,
+        JobStatus.CANCELLED,
+        only_from=JobStatus.ACTIVE,
+        finished_at=now,
+        purge_due_at=purge_due_time(now),
     ):
         return False  # it finished (or was cancelled) first
     _remove_schedule(job)
-    _no_longer_active(job)
     event_record(
         job.id,
         "cancelled",
         "Cancelled while running; stopping at the next step" if was_running else "Cancelled before the run",
         by=by,
     )
-    _due_for_purge(job, still_active=not hooks.end_steps_run(job))
+    _run_ended(job)
     return True
 
 
@@ -194,6 +206,7 @@ def job_retry(job: Job, *, by: str = "operator") -> Job:
         only_from=JobStatus.FINISHED,
         run_at=_now(),
         generation=(job.generation or 1) + 1,  # its mails are sent again
+        active_bucket=queue_bucket(),
         run_id=None,
         lease_until=None,
         attempts=0,
@@ -210,7 +223,7 @@ def job_retry(job: Job, *, by: str = "operator") -> Job:
     if not applied:
         raise JobStateError("the job is already scheduled or running again")
     _drop_purge_row(job)  # the old retention must not purge the new run
-    JobActive.create(bucket="all", job_id=job.id)
+    JobActive.create(bucket=job.active_bucket, job_id=job.id)
     event_record(job.id, "retried", "Job queued to run again", by=by)
     _enqueue_run(job)
     return job
@@ -223,6 +236,7 @@ def job_reschedule(job: Job, run_at: dt.datetime, *, by: str = "operator") -> Jo
     run_at = aware_utc(run_at)
     _remove_schedule(job)
     _drop_purge_row(job)
+    _active_bucket_move(job, queue_bucket(run_at))
     records.job_update(job, run_at=run_at)
     event_record(job.id, "rescheduled", f"Run time moved to {run_at:%Y-%m-%d %H:%M} UTC", by=by)
     _enqueue_run(job)
@@ -239,6 +253,21 @@ def job_release(job: Job, *, by: str = "user") -> bool:
     event_record(job.id, "released", f"Confirmed: runs at {run_at:%Y-%m-%d %H:%M} UTC", by=by)
     _enqueue_run(job)
     return True
+
+
+def _active_bucket_move(job: Job, bucket: str, *, run_is: object = records.ANY_RUN) -> None:
+    """List the job under another bucket of ``job_active`` (the reaper reads buckets up
+    to now). Given ``run_is`` (a run's id), only while that run owns the job; else the
+    job stays listed in both, which the reaper's pass sorts out."""
+    old = job.active_bucket or LEGACY_BUCKET
+    if bucket == old:
+        return
+    JobActive.create(bucket=bucket, job_id=job.id)
+    if run_is is records.ANY_RUN:
+        records.job_update(job, active_bucket=bucket)
+    elif not records.job_write_if(job, {"active_bucket": bucket}, run_is=run_is):
+        return
+    JobActive.objects(bucket=old, job_id=job.id).delete()
 
 
 def job_purge(job: Job, *, by: str = "retention") -> None:
@@ -285,56 +314,110 @@ def jobs_purge_due(
     # "due before now - older_than + retention".
     cutoff = now if older_than is None else now - older_than + retention
     summary = PurgeSummary()
-    due_rows = list(JobPurgeDue.objects.filter(bucket="all", due_at__lte=cutoff).limit(None))
-    for row in due_rows:
-        job = records.job_get(row.job_id)
-        stale = job is not None and aware_utc(job.purge_due_at) not in (None, aware_utc(row.due_at))
-        if job is None or job.purged_at is not None or job.status in JobStatus.ACTIVE or stale:
-            # Gone, purged, running again after a retry, or replaced: nothing to delete.
-            if not dry_run:
-                row.delete()
-            continue
-        summary.jobs += 1
-        summary.job_ids.append(job.id)
-        if job.archive_path:
-            summary.archives += 1
-            summary.bytes += job.archive_bytes or 0
-        if not dry_run:
-            job_purge(job)
-            row.delete()
+    oldest_left = None
+    until = max(cutoff, now)  # a row due before it was written sits in the bucket it was written in
+    for bucket in queue_buckets(PURGE_QUEUE, until, now=now):
+        for row in list(JobPurgeDue.objects.filter(bucket=bucket, due_at__lte=cutoff).limit(None)):
+            if not _purge_row(row, summary, dry_run=dry_run):
+                oldest_left = oldest_left or bucket
+    if not dry_run:
+        queue_mark_advance(PURGE_QUEUE, oldest_left, until=min(cutoff, now), now=now)
     summary.series = hooks.purge_steps_run(cutoff, dry_run=dry_run).get("series", 0)
+    if not dry_run:
+        workdirs_sweep()  # this machine's; every worker also sweeps its own (jobs.core.run)
     return summary
 
 
-def _due_for_purge(job: Job, *, still_active: bool = False) -> None:
-    """A finished job: due for purge after the retention, and no longer active (unless
-    ``still_active``: a step of its end is left to the reaper)."""
-    finished = aware_utc(job.finished_at) or _now()
-    due = finished + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
-    _drop_purge_row(job)
-    JobPurgeDue.create(bucket="all", due_at=due, job_id=job.id)
-    records.job_update(job, purge_due_at=due)
-    if not still_active:
+def _purge_row(row: JobPurgeDue, summary: PurgeSummary, *, dry_run: bool) -> bool:
+    """Purge the job of one due row (counted in ``summary``); whether the row is gone."""
+    job = records.job_get(row.job_id)
+    stale = job is not None and aware_utc(job.purge_due_at) not in (None, aware_utc(row.due_at))
+    if job is None or job.purged_at is not None or job.status in JobStatus.ACTIVE or stale:
+        # Gone, purged, running again after a retry, or replaced: nothing to delete.
+        if not dry_run:
+            row.delete()
+        return not dry_run
+    summary.jobs += 1
+    summary.job_ids.append(job.id)
+    if job.archive_path:
+        summary.archives += 1
+        summary.bytes += job.archive_bytes or 0
+    if dry_run:
+        return False
+    job_purge(job)
+    row.delete()
+    return True
+
+
+def purge_due_time(finished: dt.datetime) -> dt.datetime:
+    """When the data of a job that finished at ``finished`` is due for deletion."""
+    return aware_utc(finished) + dt.timedelta(minutes=settings.IMAGEDL_RETENTION_MINUTES)
+
+
+def job_purge_row_ensure(job: Job) -> None:
+    """Write the finished job's ``job_purge_due`` row (idempotent: the same row again).
+
+    The due time comes with the final status (one conditional write); a job finished
+    by an older version, or without it, is due the retention after it finished."""
+    due = aware_utc(job.purge_due_at)
+    if due is None:
+        due = purge_due_time(aware_utc(job.finished_at) or _now())
+        records.job_update(job, purge_due_at=due)
+    JobPurgeDue.create(bucket=queue_bucket(due), due_at=due, job_id=job.id)
+
+
+def _run_ended(job: Job, mail: str | None = None) -> None:
+    """What follows a final status, in the order that keeps the promises: the purge
+    row first, then the outcome mail, then the end steps (a series' next run). The job
+    leaves ``job_active`` only when all of them went through; until then the reaper
+    repeats what is missing (each step is idempotent)."""
+    job_purge_row_ensure(job)
+    if mail is not None:
+        email_enqueue(job, mail)
+    if hooks.end_steps_run(job):
         _no_longer_active(job)
+    else:  # listed where the reaper's next pass reads (a job cancelled before its time)
+        _active_bucket_move(job, queue_bucket(), run_is=job.run_id)
+
+
+OUTCOME_MAILS = {JobStatus.DONE: "ready", JobStatus.FAILED: "failed"}
+
+
+def job_end_repair(job: Job) -> None:
+    """What follows a run's outcome, again, by the run that stepped back after a write
+    of it failed (a passing fault): the purge row, the outcome mail (queued again
+    whether or not its row landed: the outbox sends it once) and the end steps, now
+    instead of at the reaper's next pass or grace."""
+    kind = OUTCOME_MAILS.get(job.status)
+    if kind is not None and job.email and not email_enqueue_once(job, kind):
+        queue_send(job.id, kind, job.generation or 1)
+    _run_ended(job)
 
 
 def _drop_purge_row(job: Job) -> None:
-    due = aware_utc(job.purge_due_at)
-    if due is not None:
-        JobPurgeDue.objects(bucket="all", due_at=due, job_id=job.id).delete()
+    """The job is active again: its purge row no longer applies (the purge pass drops
+    it, finding the job active or due at another time)."""
+    if job.purge_due_at is not None:
         records.job_update(job, purge_due_at=None)
 
 
 def _no_longer_active(job: Job) -> None:
-    JobActive.objects(bucket="all", job_id=job.id).delete()
+    JobActive.objects(bucket=job.active_bucket or LEGACY_BUCKET, job_id=job.id).delete()
 
 
 def _delete_outputs(job: Job) -> None:
-    if job.archive_path:
-        storage.delete(job.archive_path)
+    """Every run's archive and the job's previews (by the job's prefix, in the folder
+    or the bucket), the work folders on this machine and the image rows."""
+    storage.delete_prefix(f"archives/{job.id.hex}")
     storage.delete_folder(preview_folder(job.id))
     workdir_remove(job.id)
     JobImage.objects.filter(job_id=job.id).delete()
+
+
+def run_archive_path(job_id: uuid.UUID, run_id: uuid.UUID) -> str:
+    """Where a run's zip is stored (a path in jobs.core.storage.outputs()): each run has
+    its own, so a run that lost its job never touches the delivered one."""
+    return f"archives/{job_id.hex}-{run_id.hex[:12]}.zip"
 
 
 def preview_folder(job_id: uuid.UUID) -> str:
@@ -359,8 +442,17 @@ def job_kept_images(job: Job, run_id: uuid.UUID) -> list[JobImage]:
     return records.job_images(job.id, run_id=run_id)
 
 
-def _lease_until() -> dt.datetime:
-    return _now() + dt.timedelta(seconds=settings.IMAGEDL_LEASE_SECONDS)
+def lease_held(lease_until: dt.datetime | None, now: dt.datetime | None = None) -> bool:
+    """Whether a lease still holds its job. It counts as run out only
+    IMAGEDL_CLOCK_SKEW_SECONDS after its time: the machine that wrote it may have a
+    clock behind this one's."""
+    lease = aware_utc(lease_until)
+    skew = dt.timedelta(seconds=settings.IMAGEDL_CLOCK_SKEW_SECONDS)
+    return lease is not None and lease + skew > (now or _now())
+
+
+def _lease_until(extra_seconds: float = 0) -> dt.datetime:
+    return _now() + dt.timedelta(seconds=settings.IMAGEDL_LEASE_SECONDS + extra_seconds)
 
 
 def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
@@ -373,11 +465,10 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     stepped back after a transient failure: its attempt is not counted again, and it
     still gets a new id, so a second delivery of the same retry task finds the job taken.
     """
-    lease = aware_utc(job.lease_until)
     own = run_id is not None and job.run_id == run_id
     if job.status not in JobStatus.ACTIVE:
         return 0
-    if job.run_id is not None and not own and lease is not None and lease > _now():
+    if job.run_id is not None and not own and lease_held(job.lease_until):
         return 0  # someone is working on it
     attempt = (job.attempts or 0) + (0 if own else 1)
     changes: dict[str, object] = {
@@ -388,18 +479,30 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     }
     if job.started_at is None:
         changes["started_at"] = _now()
-    if not records.job_write_if(job, changes, status_in=JobStatus.ACTIVE, run_is=job.run_id):
+    listed_in = job.active_bucket or LEGACY_BUCKET
+    if listed_in > queue_bucket():  # started before its time's bucket: listed where the reaper reads
+        changes["active_bucket"] = queue_bucket()
+    taken = records.job_write_if(
+        job, changes, status_in=JobStatus.ACTIVE, run_is=job.run_id, lease_is=job.lease_until
+    )
+    if not taken:
         return 0
+    if "active_bucket" in changes:
+        JobActive.create(bucket=changes["active_bucket"], job_id=job.id)
+        JobActive.objects(bucket=listed_in, job_id=job.id).delete()
     event_record(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
-    if attempt == 1 and not own and (job.series_run or 1) == 1:
-        email_enqueue(job, "started")
+    if attempt == 1 and (job.series_run or 1) == 1:
+        # Once (a lightweight transaction): a run resuming its first attempt after a
+        # passing fault queues it again, in case the fault came while it was queued.
+        email_enqueue_once(job, "started")
     return attempt
 
 
-def job_renew_lease(job: Job) -> bool:
-    """Extend this run's lease; False when it lost the job (cancelled, or taken over)."""
+def job_renew_lease(job: Job, *, extra_seconds: float = 0) -> bool:
+    """Extend this run's lease (by ``extra_seconds`` more: a run stepping back holds
+    its job through its delay); False when it lost the job (cancelled, or taken over)."""
     return records.job_write_if(
-        job, {"lease_until": _lease_until()}, status_in=(JobStatus.RUNNING,), run_is=job.run_id
+        job, {"lease_until": _lease_until(extra_seconds)}, status_in=(JobStatus.RUNNING,), run_is=job.run_id
     )
 
 
@@ -449,6 +552,7 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
         downloaded_count=kept,
         finished_at=now,
         delivered_at=now,
+        purge_due_at=purge_due_time(now),
         lease_until=None,
         error=None,
     )
@@ -458,12 +562,7 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
     event_record(
         job.id, "done", f"{kept} images ready ({archive_bytes} bytes)", kept=kept, bytes=archive_bytes
     )
-    # The mail first: until the job leaves job_active, the reaper finds a finished job
-    # whose outcome mail was never queued (a worker that died in between) and queues it.
-    email_enqueue(job, "ready")
-    # A series' next run, before the job leaves job_active: when the step fails the job
-    # stays listed there and the reaper repeats it (the step is idempotent).
-    _due_for_purge(job, still_active=not hooks.end_steps_run(job))
+    _run_ended(job, "ready")
     return True
 
 
@@ -471,22 +570,28 @@ def job_fail(job: Job, reason: str) -> bool:
     """The job cannot deliver: record the plain reason and tell the user. Made only
     while the run seen on ``job`` (or none) still owns it; when the job was cancelled,
     finished or taken over meanwhile nothing changes and False comes back."""
+    now = _now()
     if not records.job_status_change(
         job,
         JobStatus.FAILED,
         only_from=JobStatus.ACTIVE,
         run_is=job.run_id,
         error=reason,
-        finished_at=_now(),
+        finished_at=now,
+        purge_due_at=purge_due_time(now),
         lease_until=None,
     ):
         return False
     event_record(job.id, "failed", reason, level="error")
-    email_enqueue(job, "failed")
-    _due_for_purge(job, still_active=not hooks.end_steps_run(job))
+    _run_ended(job, "failed")
     return True
 
 
 def job_note_cancelled_during_run(job: Job) -> None:
-    _delete_outputs(job)
+    """The run ``job.run_id`` stopped after a cancel: it removes what it made and only
+    that (its archive, its work folder, its image rows), since a retry may already
+    have a new run at work. The job's previews, shared by its runs, go with the purge."""
+    storage.delete(run_archive_path(job.id, job.run_id))
+    workdir_remove(job.id, run_id=job.run_id)
+    JobImage.objects.filter(job_id=job.id, run_id=job.run_id).delete()
     event_record(job.id, "cancel_done", "Run stopped and partial files removed")

@@ -108,8 +108,38 @@ def delete(path: str) -> None:
         storage.delete(path)
 
 
+def delete_prefix(prefix: str) -> int:
+    """Remove every object whose name starts with ``prefix`` (``archives/<job>``: the
+    archive of every run of a job, delivered or not); returns how many."""
+    if uses_s3():
+        return _bucket_delete_prefix(prefix)
+    storage = outputs()
+    folder, _, start = prefix.rpartition("/")
+    try:
+        names = [name for name in storage.listdir(folder)[1] if name.startswith(start)]
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        storage.delete(f"{folder}/{name}")
+    return len(names)
+
+
+def _bucket_delete_prefix(prefix: str) -> int:
+    client = outputs().connection.meta.client
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=settings.IMAGEDL_S3_BUCKET, Prefix=prefix)
+    keys = [entry["Key"] for page in pages for entry in page.get("Contents", ())]
+    # One DELETE each: a job has a few objects, and S3-compatible servers refuse the
+    # checksum header boto3 sends with a multi-object DeleteObjects.
+    for key in keys:
+        client.delete_object(Bucket=settings.IMAGEDL_S3_BUCKET, Key=key)
+    return len(keys)
+
+
 def delete_folder(folder: str) -> None:
     """Remove every object under ``folder`` (a prefix in a bucket)."""
+    if uses_s3():
+        _bucket_delete_prefix(f"{folder}/")
+        return
     storage = outputs()
     try:
         names = storage.listdir(folder)[1]

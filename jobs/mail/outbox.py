@@ -1,7 +1,7 @@
 """The job's mails, sent once per (job, generation, kind) however often a task runs.
 
 ``email_enqueue`` writes the outbox row (``job_mail``, state pending) and its listing
-row (``mail_pending``), then queues the send task. ``email_send`` claims the row in a
+row (``mail_pending``) in one logged batch, then queues the send task. ``email_send`` claims the row in a
 lightweight transaction before sending and marks it sent after: a copy of the task that
 comes later finds it claimed or sent and does nothing. While the mail server is down
 the row goes back to pending and the send is scheduled again with doubling delays. A
@@ -25,8 +25,9 @@ from jobs.lib.utc import aware_utc, naive_utc
 from jobs.mail import emails
 from jobs.models import Job, JobMail, MailPending, MailState
 from jobs.store import records
-from jobs.store.cassandra import execute, prepared
+from jobs.store.cassandra import execute, prepared, write_together
 from jobs.store.events import event_record
+from jobs.store.queues import LEGACY_BUCKET, queue_bucket
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -36,6 +37,8 @@ BLOCKED_REASONS = {
     "daily_cap": "the address had its day's share of emails",
 }
 MAX_STEP_BACK_DELAY = 300  # seconds, as a job's run
+BEFORE_OUTCOME = ("accepted", "started")  # mails that make no sense after the outcome's
+OUTCOME_MAILS = ("ready", "failed")
 
 
 def _generation(job: Job) -> int:
@@ -47,29 +50,50 @@ def email_enqueue(job: Job, kind: str) -> None:
     generation = _generation(job)
     # A plain insert: each (job, generation, kind) is enqueued once, by the one run or
     # verb that won its lightweight transaction (submit, the first claim, deliver, fail).
-    JobMail.create(
-        job_id=job.id, generation=generation, kind=kind, state=MailState.PENDING, queued_at=timezone.now()
+    # One logged batch: a mail row without its listing row would be a mail the reaper
+    # never sees.
+    bucket = queue_bucket()
+    mail = (
+        f"INSERT INTO {JobMail.column_family_name()} "  # noqa: S608
+        "(job_id, generation, kind, state, tries, queued_at, listed_in) VALUES (?, ?, ?, ?, ?, ?, ?)"
     )
-    MailPending.create(bucket="all", job_id=job.id, generation=generation, kind=kind)
+    values = (job.id, generation, kind, MailState.PENDING, 0, naive_utc(timezone.now()), bucket)
+    write_together([(mail, values), _pending_write(bucket, job.id, generation, kind)])
     queue_send(job.id, kind, generation)
+
+
+def _pending_write(bucket: str, job_id: uuid.UUID, generation: int, kind: str) -> tuple[str, tuple]:
+    table = MailPending.column_family_name()
+    cql = f"INSERT INTO {table} (bucket, job_id, generation, kind) VALUES (?, ?, ?, ?)"  # noqa: S608
+    return cql, (bucket, job_id, generation, kind)
 
 
 def email_enqueue_once(job: Job, kind: str) -> bool:
     """Like ``email_enqueue``, for a step that may run more than once (a series' end
     step, repaired by the reaper): the outbox row is written only if it is not there
-    yet (a lightweight transaction), and only then is the send queued."""
+    yet (a lightweight transaction, which cannot share a batch with another
+    partition), and only then is the send queued. The listing row is written each
+    time, so a step repeated after a failure between the two leaves both."""
     from cassandra.cqlengine.query import LWTException
 
     generation = _generation(job)
+    bucket = queue_bucket()
     try:
         JobMail.if_not_exists().create(
-            job_id=job.id, generation=generation, kind=kind, state=MailState.PENDING, queued_at=timezone.now()
+            job_id=job.id,
+            generation=generation,
+            kind=kind,
+            state=MailState.PENDING,
+            queued_at=timezone.now(),
+            listed_in=bucket,
         )
+        created = True
     except LWTException:
-        return False
-    MailPending.create(bucket="all", job_id=job.id, generation=generation, kind=kind)
-    queue_send(job.id, kind, generation)
-    return True
+        created = False
+    write_together([_pending_write(bucket, job.id, generation, kind)])  # the reaper drops it once sent
+    if created:
+        queue_send(job.id, kind, generation)
+    return created
 
 
 def _add_row(job_id: uuid.UUID, generation: int, kind: str) -> None:
@@ -132,9 +156,14 @@ def _email_send(job_id: str, kind: str, attempt: int, generation: int) -> str:
     if generation != _generation(job) or not job.email:
         _finish(row, MailState.SUPERSEDED, row.claimed_by)
         return "skipped: superseded or no address"
+    if kind in BEFORE_OUTCOME and _outcome_mailed(job.id, generation):
+        return _drop_late(job, row)
     claim = _claim(row)
     if claim is None:
         return f"skipped: {row.state}"
+    # The row counts the tries: a copy queued by the reaper (or a late task) resumes
+    # from there, and only the mail's first try counts against the daily cap.
+    attempt = max(attempt, (row.tries or 0) + 1)
     blocked = emails.email_blocked(job, first_try=attempt == 1)
     if blocked:
         _finish(row, MailState.BLOCKED, claim)
@@ -162,6 +191,26 @@ def _refused_for_good(exc: smtplib.SMTPRecipientsRefused) -> bool:
     (a 4xx is the server asking to try later)."""
     codes = [code for code, _message in exc.recipients.values()]
     return bool(codes) and all(500 <= code < 600 for code in codes)
+
+
+def _outcome_mailed(job_id: uuid.UUID, generation: int) -> bool:
+    """Whether the job's outcome mail ("ready" or "failed") is out, or going out."""
+    rows = JobMail.objects.filter(job_id=job_id, generation=generation, kind__in=OUTCOME_MAILS)
+    return any(row.state in (MailState.SENDING, MailState.SENT) for row in rows)
+
+
+def _drop_late(job: Job, row: JobMail) -> str:
+    """A mail whose moment has passed: the user has the outcome already, and reading
+    "started" after "ready" would only confuse. Dropped, and the job's events say so."""
+    if _finish(row, MailState.SUPERSEDED, row.claimed_by):
+        event_record(
+            job.id,
+            "email_dropped",
+            f"The {row.kind} email was not sent: the job's outcome had been mailed first",
+            level="warning",
+            email=row.kind,
+        )
+    return "skipped: too late"
 
 
 def _claim(row: JobMail) -> uuid.UUID | None:
@@ -207,7 +256,7 @@ def _finish(row: JobMail, state: str, claim: uuid.UUID | None, **extra: object) 
     )
     if result.was_applied and state in MailState.DONE:
         MailPending.objects(
-            bucket="all", job_id=row.job_id, generation=row.generation, kind=row.kind
+            bucket=row.listed_in or LEGACY_BUCKET, job_id=row.job_id, generation=row.generation, kind=row.kind
         ).delete()
     return bool(result.was_applied)
 
@@ -225,7 +274,9 @@ def _send_failed(job: Job, row: JobMail, claim: uuid.UUID, attempt: int, exc: Ex
         )
         return "gave up"
     delay = settings.IMAGEDL_EMAIL_RETRY_SECONDS * 2 ** (attempt - 1)
-    _finish(row, MailState.PENDING, claim, tries=attempt, queued_at=timezone.now())
+    # queued_at is when the retry is due: the reaper copies it only once that is past.
+    due = timezone.now() + dt.timedelta(seconds=delay)
+    _finish(row, MailState.PENDING, claim, tries=attempt, queued_at=due)
     queue_send(job.id, kind, row.generation, attempt + 1, delay)
     event_record(
         job.id,

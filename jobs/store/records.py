@@ -18,6 +18,7 @@ from jobs.lib.utc import aware_utc, naive_utc, utc_day
 from jobs.models import Job, JobActive, JobByDay, JobDay, JobImage
 from jobs.store.cassandra import execute, prepared, update_if, write_together
 from jobs.store.events import event_log, event_write, personal_ttl_seconds
+from jobs.store.queues import queue_bucket
 
 PERSONAL_FIELDS = ("email", "query", "page_url")
 
@@ -41,6 +42,7 @@ def job_create(
     now = fields.pop("created_at", None) or timezone.now()
     assert isinstance(now, dt.datetime)
     personal = {name: fields.pop(name) for name in PERSONAL_FIELDS if name in fields}
+    fields["active_bucket"] = queue_bucket(fields.get("run_at"))  # type: ignore[arg-type]
     job = Job(created_at=now, **fields)
     job.validate()
     if claim and not _claim_id(job):
@@ -78,7 +80,7 @@ def job_create(
     )
     writes.append((f"INSERT INTO {JobDay.column_family_name()} (bucket, day) VALUES (?, ?)", ("all", day)))  # noqa: S608
     active = f"INSERT INTO {JobActive.column_family_name()} (bucket, job_id) VALUES (?, ?)"  # noqa: S608
-    writes.append((active, ("all", job.id)))
+    writes.append((active, (job.active_bucket, job.id)))
     if first_event is not None:
         kind, message, data = first_event
         writes.append(event_write(job.id, kind, message, **data))
@@ -134,11 +136,17 @@ def job_status_change(
 
 
 def job_write_if(
-    job: Job, changes: dict[str, object], *, status_in: tuple[str, ...] = (), run_is: object = ANY_RUN
+    job: Job,
+    changes: dict[str, object],
+    *,
+    status_in: tuple[str, ...] = (),
+    run_is: object = ANY_RUN,
+    lease_is: object = ANY_RUN,
 ) -> bool:
     """Write non-personal columns of the job in a lightweight transaction, only while
-    its status is one of ``status_in`` (when given) and its run is ``run_is`` (when
-    given; None means no run yet)."""
+    its status is one of ``status_in`` (when given), its run is ``run_is`` (when
+    given; None means no run yet) and its lease ends at ``lease_is`` (when given: a
+    takeover of the very lease its caller saw run out, not of one renewed since)."""
     if any(name in PERSONAL_FIELDS for name in changes):
         raise ValueError("personal fields are written with their TTL, not here")
     conditions: list[tuple[str, tuple[object, ...]]] = []
@@ -147,6 +155,8 @@ def job_write_if(
         conditions.append((f"status IN ({', '.join('?' * len(sources))})", sources))
     if run_is is not ANY_RUN:
         conditions.append(("run_id = ?", (run_is,)))
+    if lease_is is not ANY_RUN:
+        conditions.append(("lease_until = ?", (naive_utc(lease_is),)))
     values = {name: naive_utc(value) for name, value in changes.items()}
     result = update_if(Job.column_family_name(), job.id, values, conditions)
     if not result.was_applied:

@@ -168,3 +168,22 @@ def test_one_machine_by_default_several_with_redis_s3_and_a_local_data_centre():
     }
     assert several["bucket"] == "imagedl-archives" and several["redirect"] is False
     assert several["dc"] == "dc2" and several["cl"] == ConsistencyLevel.QUORUM
+
+
+def test_leases_are_fenced_across_data_centres_with_serial():
+    from cassandra import ConsistencyLevel
+
+    one_dc = _scale_out_settings(
+        CASSANDRA_LOCAL_DC="dc1", CASSANDRA_REPLICATION="NetworkTopologyStrategy:dc1=3"
+    )
+    assert one_dc["serial"] == ConsistencyLevel.LOCAL_SERIAL
+    two_dcs = _scale_out_settings(
+        CASSANDRA_LOCAL_DC="dc1", CASSANDRA_REPLICATION="NetworkTopologyStrategy:dc1=3,dc2=3"
+    )
+    assert two_dcs["serial"] == ConsistencyLevel.SERIAL  # LOCAL_SERIAL fences one data centre only
+    chosen = _scale_out_settings(
+        CASSANDRA_LOCAL_DC="dc1",
+        CASSANDRA_REPLICATION="NetworkTopologyStrategy:dc1=3,dc2=3",
+        CASSANDRA_SERIAL_CONSISTENCY="LOCAL_SERIAL",
+    )
+    assert chosen["serial"] == ConsistencyLevel.LOCAL_SERIAL

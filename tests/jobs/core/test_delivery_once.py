@@ -69,7 +69,7 @@ def test_a_run_that_lost_its_lease_writes_nothing(cassandra_db):
     assert done.status == JobStatus.DONE and done.archive_path == second_zip and done.downloaded_count == 1
     assert [image.file_name for image in records.job_images(job.id)] == ["one.jpg"]
     assert default_storage.exists(second_zip)
-    assert not list(JobActive.objects.filter(bucket="all"))
+    assert not list(JobActive.objects.all())
 
 
 def test_a_copy_of_the_run_task_leaves_a_held_job_alone(cassandra_db):
@@ -89,7 +89,7 @@ def test_each_mail_is_sent_once_however_often_its_task_runs(cassandra_db):
     results = [outbox.email_send(str(job.id), "accepted", 1, 1) for _ in range(3)]
     assert results == ["sent", "skipped: sent", "skipped: sent"]
     assert len(mail.outbox) == 1
-    assert not list(MailPending.objects.filter(bucket="all"))
+    assert not list(MailPending.objects.all())
     # At the same moment, from several threads: still one.
     services.job_fail(records.job_get(job.id), "The search engines blocked us.")
     outcomes = race(lambda: outbox.email_send(str(job.id), "failed", 1, 1), 4)
@@ -104,11 +104,12 @@ def test_an_operators_retry_mails_again_and_replaces_the_purge_row(cassandra_db)
     mail.outbox.clear()
     assert outbox.email_send(str(job.id), "failed", 1, 1) == "sent"
     failed = records.job_get(job.id)
-    assert [row.job_id for row in JobPurgeDue.objects.filter(bucket="all")] == [job.id]
+    assert [row.job_id for row in JobPurgeDue.objects.all()] == [job.id]
     retried = services.job_retry(failed)
     assert retried.generation == 2
-    assert not list(JobPurgeDue.objects.filter(bucket="all"))  # the old retention is gone
+    # The old retention is gone: the purge drops the row and purges nothing.
     assert services.jobs_purge_due(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).jobs == 0
+    assert not list(JobPurgeDue.objects.all())
     fresh = records.job_get(job.id)
     assert fresh.run_id is None and services.job_start_attempt(fresh) == 1
     services.job_fail(fresh, "Blocked again.")
@@ -161,8 +162,8 @@ def test_the_reaper_forgets_finished_jobs_and_sent_mails(cassandra_db):
     services.job_cancel(records.job_get(job.id))
     summary = jobs_reap(now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     assert summary.runs == 0 and summary.mails == 0
-    assert not list(JobActive.objects.filter(bucket="all"))
-    assert not list(MailPending.objects.filter(bucket="all"))
+    assert not list(JobActive.objects.all())
+    assert not list(MailPending.objects.all())
 
 
 def test_a_run_steps_back_when_cassandra_does_not_answer(cassandra_db, settings, monkeypatch):

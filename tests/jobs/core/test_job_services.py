@@ -121,7 +121,7 @@ def test_a_job_that_cannot_be_queued_is_recorded_as_failed_not_left_waiting(cass
     # The schedule row was rolled back with the email: nothing will run it.
     assert not Schedule.objects.filter(name=f"job-{stored.id}").exists()
     assert [e.kind for e in job_events(stored.id)] == ["scheduled", "failed"]
-    assert [row.job_id for row in JobPurgeDue.objects.filter(bucket="all")] == [stored.id]
+    assert [row.job_id for row in JobPurgeDue.objects.all()] == [stored.id]
 
 
 def test_cancel_before_the_run_removes_the_schedule(cassandra_db):

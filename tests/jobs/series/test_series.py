@@ -33,8 +33,7 @@ from jobs.series.services import (
 from jobs.store import records
 from jobs.store.events import job_events
 from jobs.store.series import run_job_id, series_get, series_history
-from tests.factories import deliver_run as deliver
-from tests.factories import make_series as submit
+from tests.factories import deliver_run, fail_run, submit_series
 from tests.racing import race
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -42,19 +41,12 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 
 
-def fail(job, reason: str = "Nothing new this time."):
-    job = records.job_get(job.id)
-    assert services.job_start_attempt(job)
-    assert services.job_fail(job, reason)
-    return records.job_get(job.id)
-
-
 def schedules_named(job_id) -> int:
     return Schedule.objects.filter(name=f"job-{job_id}").count()
 
 
 def test_a_repeating_submission_makes_a_series_and_its_first_run(cassandra_db):
-    job = submit("week", run_in=dt.timedelta(days=2))
+    job = submit_series("week", run_in=dt.timedelta(days=2))
     series = series_get(job.series_id)
     assert series is not None and series.status == SeriesStatus.ACTIVE
     assert job.series_run == 1 and job.id == run_job_id(series.id, 1) == series.next_job_id
@@ -66,7 +58,7 @@ def test_a_repeating_submission_makes_a_series_and_its_first_run(cassandra_db):
 
 def test_every_run_of_a_series_asks_for_its_engine_filters(cassandra_db):
     chosen = Filters(license="cc", layout="wide", freshness="week")
-    job = deliver(submit(filters=chosen))
+    job = deliver_run(submit_series(filters=chosen))
     series = series_get(job.series_id)
     assert series.filters == chosen and records.job_get(job.id).filters == chosen
     second = records.job_get(run_job_id(series.id, 2))
@@ -74,7 +66,7 @@ def test_every_run_of_a_series_asks_for_its_engine_filters(cassandra_db):
 
 
 def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     assert series.runs_scheduled == 2 and series.runs_done == 1 and series.delivered_total == 2
     second = records.job_get(run_job_id(series.id, 2))
@@ -96,12 +88,12 @@ def test_the_end_step_makes_one_next_run_however_often_it_runs(cassandra_db):
 
 
 def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     second = records.job_get(series.next_job_id)
     # Back to the moment before the end step: the series on run 1, no second job.
     second.delete()
-    JobActive.objects(bucket="all", job_id=second.id).delete()
+    JobActive.objects(bucket=second.active_bucket, job_id=second.id).delete()
     Schedule.objects.filter(name=f"job-{second.id}").delete()
     Series.objects(id=series.id).update(
         runs_scheduled=1, runs_done=0, delivered_total=0, next_job_id=job.id, next_run_at=job.run_at
@@ -117,13 +109,13 @@ def test_end_steps_racing_from_the_start_make_one_next_run(cassandra_db):
 
 
 def test_a_next_run_lost_between_the_two_writes_is_made_by_the_reaper(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     second = records.job_get(series.next_job_id)
     # As if the worker died after moving the series on and before making the job:
     # no job row, no schedule, and the finished run still listed as active.
     second.delete()
-    JobActive.objects(bucket="all", job_id=second.id).delete()
+    JobActive.objects(bucket=second.active_bucket, job_id=second.id).delete()
     Schedule.objects.filter(name=f"job-{second.id}").delete()
     JobActive.create(bucket="all", job_id=job.id)
     jobs_reap()
@@ -138,7 +130,7 @@ def test_a_failing_end_step_is_left_to_the_reaper(cassandra_db, monkeypatch):
         raise ConnectionError("Cassandra went away")
 
     monkeypatch.setitem(hooks._end_steps, "series", broken)
-    job = deliver(submit())  # delivered all the same
+    job = deliver_run(submit_series())  # delivered all the same
     assert records.job_get(job.id).status == JobStatus.DONE
     assert series_get(job.series_id).runs_scheduled == 1
     assert jobs_reap().cleared == 0  # still broken: the job stays listed for the next pass
@@ -149,10 +141,10 @@ def test_a_failing_end_step_is_left_to_the_reaper(cassandra_db, monkeypatch):
 
 
 def test_history_is_kept_per_series_and_method_version(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     rows = list(SeriesImage.objects.filter(series_id=job.series_id))
     assert len(rows) == 2 and {row.method for row in rows} == {SIGNATURE_METHOD}
-    other = deliver(submit(email="kai@example.org"), first=1)  # the same pictures, another series
+    other = deliver_run(submit_series(email="kai@example.org"), first=1)  # the same pictures, another series
     assert len(series_history(other.series_id)) == 2  # its own history, not shared
     from PIL import Image
 
@@ -168,10 +160,10 @@ def test_history_is_kept_per_series_and_method_version(cassandra_db):
 
 
 def test_three_runs_in_a_row_with_nothing_new_stop_the_series_with_one_mail(cassandra_db, settings):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     for run in (2, 3, 4):
-        last = fail(records.job_get(run_job_id(series.id, run)))
+        last = fail_run(records.job_get(run_job_id(series.id, run)))
     series = series_get(series.id)
     assert series.status == SeriesStatus.STOPPED and series.stop_reason == "nothing_new"
     assert series.runs_done == 4 and series.empty_runs == 3
@@ -189,20 +181,20 @@ def test_three_runs_in_a_row_with_nothing_new_stop_the_series_with_one_mail(cass
 
 
 def test_a_delivery_resets_the_count_of_empty_runs(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
-    fail(records.job_get(run_job_id(series.id, 2)))
-    fail(records.job_get(run_job_id(series.id, 3)))
-    deliver(records.job_get(run_job_id(series.id, 4)), first=10)
-    fail(records.job_get(run_job_id(series.id, 5)))
+    fail_run(records.job_get(run_job_id(series.id, 2)))
+    fail_run(records.job_get(run_job_id(series.id, 3)))
+    deliver_run(records.job_get(run_job_id(series.id, 4)), first=10)
+    fail_run(records.job_get(run_job_id(series.id, 5)))
     series = series_get(series.id)
     assert series.is_active and series.empty_runs == 1 and series.runs_done == 5
 
 
 def test_a_series_stops_after_its_most_runs(cassandra_db, settings):
     settings.IMAGEDL_SERIES_MAX_RUNS = 2
-    job = deliver(submit())
-    second = deliver(records.job_get(run_job_id(job.series_id, 2)), first=10)
+    job = deliver_run(submit_series())
+    second = deliver_run(records.job_get(run_job_id(job.series_id, 2)), first=10)
     series = series_get(job.series_id)
     assert series.status == SeriesStatus.STOPPED and series.stop_reason == "max_runs"
     assert records.job_get(run_job_id(series.id, 3)) is None
@@ -210,7 +202,7 @@ def test_a_series_stops_after_its_most_runs(cassandra_db, settings):
 
 
 def test_the_stop_link_stops_the_series_and_cancels_its_next_run(cassandra_db, client):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     pending = series.next_job_id
     stop = urlsplit(links.series_stop_url(series.id)).path
@@ -235,7 +227,7 @@ def test_the_stop_link_stops_the_series_and_cancels_its_next_run(cassandra_db, c
 
 
 def test_the_series_page_shows_the_next_run_in_the_users_zone_and_past_deliveries(cassandra_db, client):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     response = client.get(urlsplit(links.series_url(series.id, period_days=1)).path)
     assert response.status_code == 200
@@ -249,7 +241,7 @@ def test_the_series_page_shows_the_next_run_in_the_users_zone_and_past_deliverie
 
 
 def test_series_mails_carry_the_stop_link_and_count_the_new_images(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     records.job_update(job, already_delivered=7)
     message = email_build(records.job_get(job.id), "ready")
     # The series' stop link (its token is signed with a timestamp: read back, not remade).
@@ -274,12 +266,12 @@ def test_series_mails_carry_the_stop_link_and_count_the_new_images(cassandra_db)
 
 
 def test_run_now_moves_the_pending_run_to_now(cassandra_db):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     assert series_run_now(series) == "queued to run now"
     pending = records.job_get(series.next_job_id)
     assert aware(pending.run_at) <= dt.datetime.now(dt.UTC)
-    deliver(pending, first=10)
+    deliver_run(pending, first=10)
     # The run after it: the next local occurrence after now, not after the time it replaced.
     series = series_get(series.id)
     assert aware(series.next_run_at) - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1)
@@ -288,7 +280,7 @@ def test_run_now_moves_the_pending_run_to_now(cassandra_db):
 
 
 def test_a_stopped_series_is_purged_after_the_retention(cassandra_db, settings):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     series_stop(series)
     assert series_purge_due(dt.datetime.now(dt.UTC)) == 0  # not yet
@@ -332,7 +324,7 @@ def test_the_form_offers_repeat_and_a_weekly_post_makes_a_series(cassandra_db, c
 
 
 def test_the_admin_lists_series_and_stops_or_runs_one_now(cassandra_db, admin_client):
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series = series_get(job.series_id)
     listing = admin_client.get("/admin/jobs/series/")
     assert listing.status_code == 200 and str(series.id)[:8] in listing.content.decode()
@@ -360,7 +352,7 @@ def test_only_staff_see_the_series_admin(cassandra_db, client):
 def test_purge_jobs_purges_stopped_series_past_retention(cassandra_db, capsys):
     from django.core.management import call_command
 
-    job = deliver(submit())
+    job = deliver_run(submit_series())
     series_stop(series_get(job.series_id))
     call_command("purge_jobs", "--older-than", "0m")
     assert "1 stopped series" in capsys.readouterr().out

@@ -17,7 +17,7 @@ from jobs.store.events import job_events
 from jobs.store.series import series_get
 from tests.factories import deliver_run as deliver
 from tests.factories import good_post
-from tests.factories import make_series as submit
+from tests.factories import submit_series as submit
 from tests.mailserver import MailServer
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

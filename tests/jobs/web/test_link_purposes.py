@@ -15,7 +15,7 @@ from jobs.lib import links
 from jobs.store.series import series_get
 from tests.factories import deliver_run as deliver
 from tests.factories import make_done_job
-from tests.factories import make_series as submit
+from tests.factories import submit_series as submit
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
