@@ -292,6 +292,8 @@ def series_stop(series: Series, *, reason: str = "user", by: str = "user") -> bo
     pending = records.job_get(series.next_job_id) if series.next_job_id else None
     if pending is not None and pending.status in JobStatus.ACTIVE:
         services.job_cancel(pending, by=by)
+    if pending is not None:  # the series' last run carries its end (webhooks: series.stopped)
+        event_record(pending.id, "series_stopped", f"The series stopped: {reason}", reason=reason)
     _finish_stop(series, None)
     logger.info("series=%s stopped reason=%s", series.id, reason)
     return True

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import hmac
 import io
-import ipaddress
 import json
 import logging
 import time
@@ -29,7 +28,7 @@ from jobs.core import services, storage
 from jobs.lib import links
 from jobs.lib.formatting import human_bytes, in_job_zone
 from jobs.lib.mailboxes import mailbox_key
-from jobs.lib.ratelimit import allow, client_key, configured_rate
+from jobs.lib.ratelimit import allow, client_address, client_key, configured_rate
 from jobs.lib.recent import RecentAnswers
 from jobs.lib.timezones import is_valid_zone
 from jobs.lib.utc import aware_utc
@@ -56,22 +55,7 @@ class LinkProblem(Exception):
 
 
 def _client_ip(request: HttpRequest) -> str:
-    """The client's address. Behind proxies, each one appends the address it saw to
-    the forwarding header, so the client is the entry that many places from the right;
-    anything further left was written by the client and proves nothing."""
-    remote = request.META.get("REMOTE_ADDR", "")
-    header = settings.IMAGEDL_CLIENT_IP_HEADER
-    if not header or not request.META.get(header):
-        return remote
-    hops = [part.strip() for part in request.META[header].split(",") if part.strip()]
-    proxies = settings.IMAGEDL_TRUSTED_PROXIES
-    if len(hops) < proxies:
-        return remote
-    candidate = hops[-proxies]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return remote
+    return client_address(request)
 
 
 def _job_from(token: str, purpose: str) -> Job:
@@ -124,20 +108,7 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
             data = form.cleaned_data
             if not allow("email", mailbox_key(data["email"]), configured_rate("email")):
                 return _too_many(request, "email")
-            request_fields = {
-                "email": data["email"],
-                "query": data["query"],
-                "page_url": data["page_url"],
-                "requested_count": data["count"],
-                "run_at": data["run_at"],
-                "time_zone": data["time_zone"],
-                "formats": set(data["formats"]),
-                "min_width": data["min_width"],
-                "min_height": data["min_height"],
-                "engine": data["engine"],
-                "safe_search": data["safe_search"],
-                "filters": data["filters"],
-            }
+            request_fields = form.request_fields()
             if data["repeat"] != REPEAT_NEVER:
                 job = series_submit(every=data["repeat"], **request_fields)
             else:
