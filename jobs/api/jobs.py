@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Header, Query, Router
+from ninja import Header, Query, Router, Status
 
 from jobs.api.present import job_detail, job_out
 from jobs.api.problems import ApiProblem
@@ -56,7 +56,7 @@ def job_submit(
     response["Location"] = body["links"]["self"]  # type: ignore[index]
     if replayed:
         response["Idempotent-Replayed"] = "true"
-    return 201, body
+    return Status(201, body)
 
 
 @router.get(

@@ -58,6 +58,4 @@ def keys_reveal(request: HttpRequest, token: str) -> HttpResponse:
     keys = key_request_redeem(request_id)
     if keys is None:
         return render(request, "api/keys_reveal.html", {"used": True}, status=410)
-    response = render(request, "api/keys_reveal.html", {"keys": keys})
-    response["Cache-Control"] = "no-store"
-    return response
+    return render(request, "api/keys_reveal.html", {"keys": keys})  # never_cache: no-store
