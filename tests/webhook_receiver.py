@@ -31,6 +31,7 @@ class Receiver:
     address: str
     secret: str = ""
     answers: Callable[[str, int], int] = lambda webhook_id, n: 200
+    retry_after: str = ""  # sent with every answer that is not 2xx, when set
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -51,6 +52,8 @@ class Receiver:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status = receiver._take(dict(self.headers.items()), raw)
                 self.send_response(status)
+                if receiver.retry_after and not 200 <= status < 300:
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

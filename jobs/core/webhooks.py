@@ -178,7 +178,7 @@ def _after_try(job: Job, row: WebhookDelivery, claim: uuid.UUID, result: PostRes
     seen = {"tries": tries, "last_status": result.status or None, "reply": result.reply or None}
     if 200 <= result.status < 300:
         delivery_finish(row, claim, WebhookState.SENT, reason=None, **seen)
-        event_record(job.id, "webhook_sent", f"Delivered the {row.type} webhook", kind=row.type)
+        event_record(job.id, "webhook_sent", f"Delivered the {row.type} webhook", event_type=row.type)
         return "sent"
     if result.status == 410:
         api_key_webhooks_off(prefix)

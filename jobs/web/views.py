@@ -37,6 +37,7 @@ from jobs.models import Job, JobImage, JobStatus
 from jobs.series.services import series_submit
 from jobs.store import records
 from jobs.store.events import job_events
+from jobs.store.webhooks import deliveries_of_job
 from jobs.web.estimate import estimate_model, estimate_seconds
 from jobs.web.forms import REPEAT_NEVER, JobForm
 from jobs.web.health import health_report
@@ -179,7 +180,8 @@ def submitted(request: HttpRequest, job: Job, token: str) -> HttpResponse:
 @require_GET
 @job_link("status")
 def status(request: HttpRequest, job: Job, token: str) -> HttpResponse:
-    return render(request, "jobs/status.html", _job_context(job, token))
+    context = {**_job_context(job, token), "webhooks": deliveries_of_job(job.id)}
+    return render(request, "jobs/status.html", context)
 
 
 @never_cache
