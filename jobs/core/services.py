@@ -27,6 +27,7 @@ from jobs.mail.outbox import email_enqueue, email_withdraw
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
 from jobs.store import records
 from jobs.store.events import event_record, personal_ttl_seconds
+from jobs.store.webhooks import webhook_target_forget
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -227,6 +228,7 @@ def job_purge(job: Job, *, by: str = "retention") -> None:
     _remove_schedule(job)
     _delete_outputs(job)
     JobMail.objects.filter(job_id=job.id).delete()
+    webhook_target_forget(job.id)  # its webhook address is personal too
     changes: dict[str, object] = {
         "email": None,
         "query": None,

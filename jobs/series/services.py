@@ -46,6 +46,7 @@ from jobs.store import records
 from jobs.store.cassandra import update_if
 from jobs.store.events import event_record, personal_ttl_seconds
 from jobs.store.series import run_job_id, series_get
+from jobs.store.webhooks import webhook_target_forget
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -329,6 +330,7 @@ def series_purge(series: Series, *, by: str = "retention") -> None:
     SeriesImage.objects.filter(series_id=series.id).delete()
     SeriesRun.objects.filter(series_id=series.id).delete()
     SeriesList.objects(bucket="all", created_at=series.created_at, series_id=series.id).delete()
+    webhook_target_forget(series.id)  # its webhook address is personal too
     Series.objects(id=series.id).update(email=None, query=None, page_url=None, purged_at=_now())
     logger.info("series=%s purged by=%s", series.id, by.split(":")[0])
 

@@ -16,7 +16,7 @@ from jobs.models import WebhookDelivery, WebhookState
 from jobs.store import records
 from jobs.store.api_keys import api_key_create, api_key_get
 from jobs.store.events import job_events
-from jobs.store.webhooks import deliveries_of_job, webhook_target_set
+from jobs.store.webhooks import deliveries_of_job, webhook_target_get, webhook_target_set
 from tests.conftest import allow_address
 from tests.webhook_receiver import Receiver
 
@@ -132,3 +132,13 @@ def test_a_name_that_now_resolves_to_a_private_address_is_refused_at_send(client
 
     assert webhooks.webhook_send(made["id"], row.event_id, resolver=rebound) == "gave up (private_address)"
     assert receiver.received == [] and only_delivery(made["id"]).reason == "private_address"
+
+
+def test_the_purge_forgets_the_webhook_address(client, keys, receiver):
+    made = submit(client, keys, receiver.url)
+    job = records.job_get(made["id"])
+    services.job_purge(job)
+    assert webhook_target_get(job.id) is None
+    for row in deliveries_of_job(job.id):  # scheduled, and cancelled by the purge
+        assert webhooks.webhook_send(str(job.id), row.event_id) == "skipped: webhooks off"
+    assert receiver.received == []
