@@ -80,7 +80,7 @@ def webhook_data(job: Job) -> dict[str, object]:
         "downloaded_count": job.downloaded_count or 0,
         "rejected_count": job.rejected_count or 0,
         "download_url": links.download_url(job.id, expires) if ready else None,
-        "archive_bytes": job.archive_bytes or 0 if ready else None,
+        "archive_bytes": (job.archive_bytes or 0) if ready else None,
         "expires_at": expires.isoformat() if ready else None,
         "error": job.error if job.status == JobStatus.FAILED else None,
     }

@@ -113,14 +113,14 @@ def api_key_find(raw: str) -> ApiKey | None:
 
 
 def api_key_revoke(prefix: str) -> bool:
-    """Revoke a key (and the one issued with it: they share a mailbox and a secret).
-    False when no such key exists."""
+    """Revoke a key (and the one issued with it: they share a mailbox and a secret),
+    forgetting the address it delivered to. False when no such key exists."""
     row = api_key_get(prefix)
     if row is None:
         return False
     now = naive_utc(timezone.now())
     for each in filter(None, (prefix, row.pair_prefix)):
-        ApiKey.objects(prefix=each).update(revoked_at=now)
+        ApiKey.objects(prefix=each).update(revoked_at=now, email=None)
     return True
 
 
