@@ -48,7 +48,7 @@ def job_submit(
     response: HttpResponse,
     payload: JobIn,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
-):
+) -> Status:
     """Validated as the form is; the job's address is the key's mailbox. With an
     `Idempotency-Key`, a repeated request returns the job the first one made."""
     job, replayed = job_submit_api(request, payload, _key(request), idempotency_key)
@@ -62,7 +62,9 @@ def job_submit(
 @router.get(
     "/jobs", response={200: JobPage, 400: Problem, **ERRORS}, url_name="job_list", summary="List jobs"
 )
-def job_list(request: HttpRequest, cursor: str | None = Query(None), limit: int = Query(20, ge=1, le=100)):
+def job_list(
+    request: HttpRequest, cursor: str | None = Query(None), limit: int = Query(20, ge=1, le=100)
+) -> dict:
     """The mailbox's jobs, newest first; `next_cursor` fetches the next page."""
     before = None
     if cursor:
@@ -80,7 +82,7 @@ def job_list(request: HttpRequest, cursor: str | None = Query(None), limit: int 
 
 
 @router.get("/jobs/{job_id}", response={200: JobDetail, **ERRORS}, url_name="job_get", summary="Read a job")
-def job_get(request: HttpRequest, job_id: str):
+def job_get(request: HttpRequest, job_id: str) -> dict:
     """Status, counts, progress, events, webhook deliveries and, once done, the
     download link, its size and expiry."""
     return job_detail(owned_job(request, job_id))
@@ -92,7 +94,7 @@ def job_get(request: HttpRequest, job_id: str):
     url_name="job_cancel",
     summary="Cancel a job",
 )
-def job_cancel(request: HttpRequest, job_id: str):
+def job_cancel(request: HttpRequest, job_id: str) -> dict:
     """Cancel a scheduled or running job (409 once it has finished)."""
     job = owned_job(request, job_id)
     if not services.job_cancel(job, by="api"):
@@ -106,7 +108,7 @@ def job_cancel(request: HttpRequest, job_id: str):
     url_name="job_manifest",
     summary="A job's manifest",
 )
-def job_manifest(request: HttpRequest, job_id: str):
+def job_manifest(request: HttpRequest, job_id: str) -> dict:
     """The images of a delivered job, as its zip's `manifest.csv` lists them."""
     job = owned_job(request, job_id)
     if job.status != JobStatus.DONE:

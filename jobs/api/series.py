@@ -32,7 +32,7 @@ def owned_series(request: HttpRequest, series_id: str) -> Series:
 
 
 @router.get("/series", response={200: SeriesList, **ERRORS}, url_name="series_list", summary="List series")
-def series_list(request: HttpRequest):
+def series_list(request: HttpRequest) -> dict:
     """The mailbox's recurring series, newest first (those with a run among its
     newest 500 jobs)."""
     seen: list = []
@@ -46,7 +46,7 @@ def series_list(request: HttpRequest):
 @router.get(
     "/series/{series_id}", response={200: SeriesOut, **ERRORS}, url_name="series_get", summary="Read a series"
 )
-def series_read(request: HttpRequest, series_id: str):
+def series_read(request: HttpRequest, series_id: str) -> dict:
     return series_out(owned_series(request, series_id))
 
 
@@ -56,7 +56,7 @@ def series_read(request: HttpRequest, series_id: str):
     url_name="series_stop",
     summary="Stop a series",
 )
-def series_end(request: HttpRequest, series_id: str):
+def series_end(request: HttpRequest, series_id: str) -> dict:
     """No more runs; the pending run is cancelled. Stopping a stopped series changes nothing."""
     series = owned_series(request, series_id)
     series_stop(series, reason="user", by="api")

@@ -29,7 +29,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from downloader.config import fetch_policy_from_settings
-from downloader.http import PostResult, Resolver, post_checked, system_resolver
+from downloader.http import FetchPolicy, PostResult, Resolver, post_checked, system_resolver
 from jobs.lib import links, scheduling
 from jobs.models import Job, JobStatus, WebhookDelivery, WebhookState, WebhookTarget
 from jobs.store import records
@@ -164,7 +164,7 @@ def _headers(row: WebhookDelivery, secret: str) -> dict[str, str]:
     }
 
 
-def _policy():
+def _policy() -> FetchPolicy:
     return fetch_policy_from_settings(
         total_timeout=TIMEOUT_SECONDS,
         connect_timeout=min(settings.IMAGEDL_CONNECT_TIMEOUT, TIMEOUT_SECONDS),

@@ -10,6 +10,7 @@ up by its prefix and its hash compared in constant time.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -23,7 +24,7 @@ from django.utils import timezone
 
 from jobs.lib.mailboxes import mailbox_owner
 from jobs.lib.utc import naive_utc
-from jobs.models import ApiIdempotency, ApiKey, ApiKeyList, ApiKeyRequest, ApiScope, JobByOwner
+from jobs.models import ApiIdempotency, ApiKey, ApiKeyList, ApiKeyRequest, ApiScope, Job, JobByOwner
 from jobs.store.cassandra import execute, prepared
 
 SALT = "imagedl.api-key.v1"
@@ -69,7 +70,7 @@ def webhook_secret_make() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def _key_write(scope: str, owner: str, email: str, now, **extra: object) -> str:
+def _key_write(scope: str, owner: str, email: str, now: object, **extra: object) -> str:
     raw = PREFIXES[scope] + _random(PREFIX_CHARS + SECRET_CHARS)
     prefix = raw[:PREFIX_LENGTH]
     ApiKey.if_not_exists().create(
@@ -179,13 +180,15 @@ def key_request_redeem(request_id: uuid.UUID) -> IssuedKeys | None:
 # --- what a mailbox owns ------------------------------------------------------------
 
 
-def owner_has_job(owner: str, job) -> bool:
+def owner_has_job(owner: str, job: Job) -> bool:
     """Whether the job is one of the mailbox's (its listing row exists)."""
     rows = JobByOwner.objects.filter(owner=owner, created_at=job.created_at, job_id=job.id)
     return rows.first() is not None
 
 
-def owner_jobs(owner: str, *, limit: int, before: tuple | None = None) -> list[JobByOwner]:
+def owner_jobs(
+    owner: str, *, limit: int, before: tuple[dt.datetime, uuid.UUID] | None = None
+) -> list[JobByOwner]:
     """The mailbox's listing rows newest first, after the cursor ``(created_at, job_id)``."""
     rows = JobByOwner.objects.filter(owner=owner)
     if before is not None:
