@@ -561,3 +561,17 @@ class WebhookDelivery(DjangoCassandraModel):
 
     class Meta:
         get_pk_field = "job_id"
+
+
+class WebhookPending(DjangoCassandraModel):
+    """Webhook deliveries not yet done (one small partition): what the reaper reads to
+    queue again a try whose task was lost."""
+
+    __table_name__ = "webhook_pending"
+
+    bucket = columns.Text(partition_key=True, default="all")
+    job_id = columns.UUID(primary_key=True, clustering_order="ASC")
+    event_id = columns.Text(primary_key=True, clustering_order="ASC")
+
+    class Meta:
+        get_pk_field = "bucket"

@@ -31,9 +31,10 @@ def purge_due() -> str:
 
 
 def reap() -> str:
-    """Queue again the runs and mails nobody is working on."""
+    """Queue again the runs, mails and webhooks nobody is working on."""
     summary = reaper.jobs_reap()
-    return f"queued {summary.runs} runs and {summary.mails} mails again"
+    hooks = webhooks.webhooks_reap()
+    return f"queued {summary.runs} runs, {summary.mails} mails and {hooks} webhooks again"
 
 
 def webhook_send(job_id: str, event_id: str) -> str:

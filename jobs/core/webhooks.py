@@ -31,15 +31,18 @@ from standardwebhooks import Webhook
 from downloader.config import fetch_policy_from_settings
 from downloader.http import FetchPolicy, PostResult, Resolver, post_checked, system_resolver
 from jobs.lib import links, scheduling
+from jobs.lib.utc import aware_utc
 from jobs.models import Job, JobStatus, WebhookDelivery, WebhookState, WebhookTarget
 from jobs.store import records
 from jobs.store.api_keys import api_key_get, api_key_webhooks_off
 from jobs.store.events import event_record
 from jobs.store.webhooks import (
+    deliveries_pending,
     delivery_claim,
     delivery_create,
     delivery_finish,
     delivery_get,
+    delivery_unlist,
     webhook_target_get,
 )
 
@@ -201,3 +204,31 @@ def _after_try(job: Job, row: WebhookDelivery, claim: uuid.UUID, result: PostRes
     delivery_finish(row, claim, WebhookState.PENDING, reason=reason, next_try_at=next_try, **seen)
     _queue(job.id, row.event_id, delay, tries)
     return f"retry in {delay:g}s ({reason})"
+
+
+# --- the reaper's part ----------------------------------------------------------------
+
+
+def webhooks_reap(*, now: dt.datetime | None = None) -> int:
+    """Queue again the tries nobody is making: a delivery pending more than
+    IMAGEDL_REAPER_GRACE_SECONDS past its time, or sending under a claim that ran out
+    that long ago (its task was lost, or its worker died). A copy of a try that was
+    only late is harmless: the claim lets one send. Returns how many were queued."""
+    now = now or timezone.now()
+    grace = dt.timedelta(seconds=settings.IMAGEDL_REAPER_GRACE_SECONDS)
+    queued = 0
+    for listed in deliveries_pending():
+        row = delivery_get(listed.job_id, listed.event_id)
+        if row is None or row.state in WebhookState.DONE:
+            delivery_unlist(listed.job_id, listed.event_id)
+            continue
+        if row.state == WebhookState.SENDING:
+            due = aware_utc(row.claim_until)
+        else:
+            due = aware_utc(row.next_try_at) or aware_utc(row.created_at)
+        if due is not None and due + grace < now:
+            scheduling.queue_at(
+                f"webhook-{row.event_id}-reaped", SEND_TASK, (str(row.job_id), row.event_id), group="webhooks"
+            )
+            queued += 1
+    return queued

@@ -14,7 +14,7 @@ from cassandra.cqlengine.query import LWTException
 from django.utils import timezone
 
 from jobs.lib.utc import aware_utc, naive_utc
-from jobs.models import WebhookDelivery, WebhookState, WebhookTarget
+from jobs.models import WebhookDelivery, WebhookPending, WebhookState, WebhookTarget
 from jobs.store.cassandra import execute, prepared
 from jobs.store.events import personal_ttl_seconds
 
@@ -52,7 +52,17 @@ def delivery_create(job_id: uuid.UUID, event_id: str, event_type: str, payload: 
         )
     except LWTException:
         return False
+    WebhookPending.create(bucket="all", job_id=job_id, event_id=event_id)
     return True
+
+
+def deliveries_pending() -> list[WebhookPending]:
+    """The listing rows of deliveries not done yet (the reaper's)."""
+    return list(WebhookPending.objects.filter(bucket="all").limit(None))
+
+
+def delivery_unlist(job_id: uuid.UUID, event_id: str) -> None:
+    WebhookPending.objects(bucket="all", job_id=job_id, event_id=event_id).delete()
 
 
 def delivery_get(job_id: uuid.UUID, event_id: str) -> WebhookDelivery | None:
@@ -105,4 +115,6 @@ def delivery_finish(row: WebhookDelivery, claim: uuid.UUID, state: str, **values
         ),
         (*(naive_utc(v) for v in changes.values()), row.job_id, row.event_id, claim),
     )
+    if result.was_applied and state in WebhookState.DONE:
+        delivery_unlist(row.job_id, row.event_id)
     return bool(result.was_applied)

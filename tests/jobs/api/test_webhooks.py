@@ -142,3 +142,14 @@ def test_the_purge_forgets_the_webhook_address(client, keys, receiver):
     for row in deliveries_of_job(job.id):  # scheduled, and cancelled by the purge
         assert webhooks.webhook_send(str(job.id), row.event_id) == "skipped: webhooks off"
     assert receiver.received == []
+
+
+def test_the_reaper_queues_again_a_try_whose_task_was_lost(client, keys, receiver, settings):
+    made = submit(client, keys, receiver.url)
+    row = only_delivery(made["id"])
+    OrmQ.objects.all().delete()  # the broker lost the send task
+    assert webhooks.webhooks_reap() == 0  # not late yet
+    late = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.IMAGEDL_REAPER_GRACE_SECONDS + 5)
+    assert webhooks.webhooks_reap(now=late) == 1 and OrmQ.objects.count() == 1
+    assert webhooks.webhook_send(made["id"], row.event_id) == "sent"
+    assert webhooks.webhooks_reap(now=late) == 0  # done: no longer listed
