@@ -55,7 +55,7 @@ from django.db import connections
 from jobs.store import cassandra
 from jobs.lib import links
 from jobs.core import services
-for table in ("job", "job_by_day", "job_day", "job_event", "job_image", "job_purge_due"):
+for table in ("job", "job_by_day", "job_day", "job_event", "job_run_image", "job_purge_due"):
     cassandra.execute(f"TRUNCATE bench_web.{table}", timeout=30)
 for table in ("job_by_owner", "api_key", "api_key_list", "api_idempotency", "webhook_target", "webhook_delivery"):
     cassandra.execute(f"TRUNCATE bench_web.{table}", timeout=30)
