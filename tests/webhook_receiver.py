@@ -32,6 +32,8 @@ class Receiver:
     secret: str = ""
     answers: Callable[[str, int], int] = lambda webhook_id, n: 200
     retry_after: str = ""  # sent with every answer that is not 2xx, when set
+    reply: bytes = b"ok"  # the body of every answer
+    latency: float = 0.0  # seconds before answering (a slow receiver)
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -51,12 +53,16 @@ class Receiver:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status = receiver._take(dict(self.headers.items()), raw)
+                if receiver.latency:
+                    threading.Event().wait(
+                        receiver.latency
+                    )  # the server is slow, the test does not wait on it
                 self.send_response(status)
                 if receiver.retry_after and not 200 <= status < 300:
                     self.send_header("Retry-After", receiver.retry_after)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(receiver.reply)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(receiver.reply)
 
         self._server = ThreadingHTTPServer((self.address, 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import pytest
 from django_q.models import OrmQ, Schedule
@@ -153,3 +154,16 @@ def test_the_reaper_queues_again_a_try_whose_task_was_lost(client, keys, receive
     assert webhooks.webhooks_reap(now=late) == 1 and OrmQ.objects.count() == 1
     assert webhooks.webhook_send(made["id"], row.event_id) == "sent"
     assert webhooks.webhooks_reap(now=late) == 0  # done: no longer listed
+
+
+def test_a_slow_receiver_times_out_after_10_s_and_only_200_characters_are_kept(client, keys, receiver):
+    receiver.reply = b"x" * 5000
+    receiver.answers = lambda webhook_id, n: 500
+    made = submit(client, keys, receiver.url)
+    row = only_delivery(made["id"])
+    webhooks.webhook_send(made["id"], row.event_id)
+    assert only_delivery(made["id"]).reply == "x" * 200
+    receiver.latency = 15
+    started = time.monotonic()
+    assert webhooks.webhook_send(made["id"], row.event_id).endswith("(timeout)")
+    assert 9 <= time.monotonic() - started < 14
