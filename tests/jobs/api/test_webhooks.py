@@ -167,3 +167,32 @@ def test_a_slow_receiver_times_out_after_10_s_and_only_200_characters_are_kept(c
     started = time.monotonic()
     assert webhooks.webhook_send(made["id"], row.event_id).endswith("(timeout)")
     assert 9 <= time.monotonic() - started < 14
+
+
+def test_a_series_sends_series_stopped_to_its_address(client, keys, receiver):
+    body = {"query": "owls", "count": 2, "repeat": "day", "webhook_url": receiver.url}
+    answer = client.post(
+        "/api/v1/jobs", json.dumps(body), content_type="application/json", HTTP_X_API_KEY=keys.read_write
+    )
+    made = answer.json()
+    stop = client.post(f"/api/v1/series/{made['series_id']}/stop", HTTP_X_API_KEY=keys.read_write)
+    assert stop.status_code == 200
+    rows = {row.type: row for row in deliveries_of_job(made["id"])}
+    assert set(rows) == {"job.scheduled", "job.cancelled", "series.stopped"}
+    assert webhooks.webhook_send(made["id"], rows["series.stopped"].event_id) == "sent"
+    (stopped,) = receiver.of_type("series.stopped")
+    assert stopped.verified and stopped.body["data"]["series_id"] == made["series_id"]
+
+
+def test_a_series_next_run_is_announced_to_the_series_address(client, keys, receiver):
+    body = {"query": "owls", "count": 2, "repeat": "week", "webhook_url": receiver.url}
+    answer = client.post(
+        "/api/v1/jobs", json.dumps(body), content_type="application/json", HTTP_X_API_KEY=keys.read_write
+    )
+    first = records.job_get(answer.json()["id"])
+    services.job_start_attempt(first)
+    assert services.job_fail(first, "Nothing could be found")
+    series = client.get(f"/api/v1/series/{first.series_id}", HTTP_X_API_KEY=keys.read_only).json()
+    second = series["next_job_id"]
+    assert second != str(first.id)
+    assert [row.type for row in deliveries_of_job(records.job_get(second).id)] == ["job.scheduled"]
