@@ -19,7 +19,7 @@ from jobs.api.auth import retry_after
 from jobs.api.problems import ApiProblem
 from jobs.api.schemas import JobIn
 from jobs.core import services
-from jobs.core.webhooks import webhook_enqueue
+from jobs.core.webhooks import webhook_catch_up
 from jobs.lib.mailboxes import mailbox_key
 from jobs.lib.ratelimit import allow, client_address, client_key, configured_rate
 from jobs.lib.timezones import is_valid_zone
@@ -119,7 +119,7 @@ def _hook_up(job: Job, url: str | None, key: ApiKey) -> None:
     webhook_target_set(job.id, url=url, key_prefix=key.prefix)
     if job.series_id:
         webhook_target_set(job.series_id, url=url, key_prefix=key.prefix)
-    webhook_enqueue(job, "job.scheduled")
+    webhook_catch_up(job.id)  # a run that started before the address was stored
 
 
 def job_submit_api(
@@ -136,7 +136,7 @@ def job_submit_api(
             return _replay(first), True
     try:
         form = validated_form(request, payload, key)
-        job = _create(form, job_id)
+        job = _create(form, job_id if idempotency is not None else None)
     except Exception:
         if idempotency is not None:
             idempotency_set(key.prefix, idempotency, None)  # a retry may try again

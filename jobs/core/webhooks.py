@@ -115,6 +115,27 @@ def webhook_enqueue(job: Job, event_type: str) -> bool:
     return True
 
 
+def webhook_catch_up(job_id: uuid.UUID) -> None:
+    """Enqueue every event the job has had so far, once the address is stored: the
+    events recorded before then found no address (a run that starts at once can
+    start before it is stored). Events enqueued already are not enqueued again."""
+    job = records.job_get(job_id)
+    if job is None:
+        return
+    happened = ["job.scheduled"]
+    if job.started_at is not None:
+        happened.append("job.started")
+    finished = {
+        JobStatus.DONE: "job.ready",
+        JobStatus.FAILED: "job.failed",
+        JobStatus.CANCELLED: "job.cancelled",
+    }
+    if job.status in finished:
+        happened.append(finished[job.status])
+    for event_type in happened:
+        webhook_enqueue(job, event_type)
+
+
 def _queue(job_id: uuid.UUID, event_id: str, delay: float = 0, tries: int = 0) -> None:
     name = f"webhook-{event_id}" + (f"-{tries}" if tries else "")
     if not delay:

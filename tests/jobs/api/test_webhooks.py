@@ -17,7 +17,12 @@ from jobs.models import WebhookDelivery, WebhookState
 from jobs.store import records
 from jobs.store.api_keys import api_key_create, api_key_get
 from jobs.store.events import job_events
-from jobs.store.webhooks import deliveries_of_job, webhook_target_get, webhook_target_set
+from jobs.store.webhooks import (
+    deliveries_of_job,
+    webhook_target_forget,
+    webhook_target_get,
+    webhook_target_set,
+)
 from tests.conftest import allow_address
 from tests.webhook_receiver import Receiver
 
@@ -196,3 +201,19 @@ def test_a_series_next_run_is_announced_to_the_series_address(client, keys, rece
     second = series["next_job_id"]
     assert second != str(first.id)
     assert [row.type for row in deliveries_of_job(records.job_get(second).id)] == ["job.scheduled"]
+
+
+def test_events_before_the_address_was_stored_are_caught_up(client, keys, receiver):
+    made = submit(client, keys, receiver.url)
+    job = records.job_get(made["id"])
+    services.job_start_attempt(job)
+    webhook_target_forget(job.id)
+    assert services.job_fail(job, "Nothing could be found")  # heard with no address: nothing enqueued
+    assert [row.type for row in deliveries_of_job(job.id)] == ["job.scheduled", "job.started"]
+    webhook_target_set(job.id, url=receiver.url, key_prefix=keys.read_write[:12])
+    webhooks.webhook_catch_up(job.id)
+    assert sorted(row.type for row in deliveries_of_job(job.id)) == [
+        "job.failed",
+        "job.scheduled",
+        "job.started",
+    ]
