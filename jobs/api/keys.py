@@ -33,7 +33,7 @@ def _too_many(request: HttpRequest, scope: str) -> HttpResponse:
 def keys_request(request: HttpRequest) -> HttpResponse:
     """The form; a valid post mails the link. The answer is the same whether or not
     the address may be mailed (suppressed, capped): it tells nobody which it is."""
-    form = KeyRequestForm(request.POST or None)
+    form = KeyRequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if not allow("ip", client_key(client_address(request)), configured_rate("ip")):
             return _too_many(request, "ip")

@@ -174,7 +174,9 @@ def key_request_redeem(request_id: uuid.UUID) -> IssuedKeys | None:
         return None
     if not key_request_move(row.id, from_states=("pending", "sending", "sent"), to="used"):
         return None
-    return api_key_create(email=row.email)
+    keys = api_key_create(email=row.email)
+    ApiKeyRequest.objects(id=row.id).update(email=None)  # the keys keep it; the request need not
+    return keys
 
 
 # --- what a mailbox owns ------------------------------------------------------------

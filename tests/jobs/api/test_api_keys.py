@@ -76,6 +76,7 @@ def test_the_emailed_link_shows_the_keys_once(client, cassandra_db):
     keys = re.findall(r"<code>((?:imw|imr|whsec)_[^<]+)</code>", shown.content.decode())
     assert [k[:3] for k in keys] == ["imw", "imr", "whs"] and "no-store" in shown["Cache-Control"]
     assert client.get("/api/v1/jobs", HTTP_X_API_KEY=keys[0]).status_code == 200
+    assert ApiKeyRequest.objects.get(id=row.id).email is None  # the keys keep the address, not the request
     again = client.post(path)
     assert again.status_code == 410 and "imw_" not in again.content.decode()
     assert client.get("/api/keys/forged-token/").status_code == 410
@@ -85,6 +86,13 @@ def test_a_suppressed_address_gets_no_mail_and_the_page_says_the_same(client, ca
     suppression_add(address_hash=address_hash("ada@example.org"))
     _, sent = _request_and_mail(client, "Ada@Example.org")
     assert sent == "skipped: blocked" and not mail.outbox
+
+
+def test_an_invalid_address_is_refused(client, cassandra_db):
+    for data in ({"email": "not an address"}, {}):
+        response = client.post("/api/keys/", data)
+        assert response.status_code == 400 and "a link is on its way" not in response.content.decode()
+    assert not list(ApiKeyRequest.objects.all())
 
 
 def test_key_requests_are_rate_limited(client, cassandra_db, settings):
