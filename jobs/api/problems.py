@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import traceback
+from pathlib import Path
 
 from django.http import HttpRequest, HttpResponse
+
+from jobs.lib.transient import is_transient
+
+logger = logging.getLogger("imagedl.jobs")
 
 CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "https://imagedl.invalid/problems/"  # a stable name, not a page to fetch
@@ -19,7 +26,9 @@ TITLES = {
     422: "Invalid request",
     429: "Too many requests",
     500: "Server error",
+    503: "Unavailable",
 }
+RETRY_AFTER_UNAVAILABLE = 5  # seconds: Cassandra coming back, as a job's run steps back
 
 
 class ApiProblem(Exception):
@@ -86,3 +95,17 @@ def http_error_handler(request: HttpRequest, exc) -> HttpResponse:
 
 def not_found_handler(request: HttpRequest, exc) -> HttpResponse:
     return problem_response(ApiProblem(404, "No such resource for this key.", kind="not-found"))
+
+
+def server_error_handler(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """Anything else: 503 with ``Retry-After`` while a dependency does not answer
+    (Cassandra), else 500. Logged by type and place only: a message can quote a query."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+    if is_transient(exc):
+        logger.warning("api: %s at %s; answered 503", type(exc).__name__, where)
+        detail = "The job store did not answer; try again shortly."
+        problem = ApiProblem(503, detail, kind="unavailable", retry_after=RETRY_AFTER_UNAVAILABLE)
+        return problem_response(problem)
+    logger.error("api: %s at %s", type(exc).__name__, where)
+    return problem_response(ApiProblem(500, "Something went wrong on our side.", kind="server-error"))

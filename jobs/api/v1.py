@@ -14,6 +14,7 @@ from jobs.api.problems import (
     http_error_handler,
     not_found_handler,
     problem_handler,
+    server_error_handler,
     validation_handler,
 )
 
@@ -38,3 +39,4 @@ api.add_exception_handler(ValidationError, validation_handler)
 api.add_exception_handler(AuthenticationError, authentication_handler)
 api.add_exception_handler(HttpError, http_error_handler)
 api.add_exception_handler(Http404, not_found_handler)
+api.add_exception_handler(Exception, server_error_handler)

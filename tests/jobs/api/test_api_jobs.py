@@ -12,6 +12,7 @@ import pytest
 from jobs.models import ApiIdempotency, JobStatus
 from jobs.store import records
 from jobs.store.api_keys import api_key_create, api_key_revoke
+from tests import suite_node
 from tests.factories import make_done_job
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
@@ -228,3 +229,15 @@ def test_a_private_webhook_target_is_refused(client, ada):
         response = post(client, "/jobs", {"query": "owls", "count": 1, "webhook_url": url}, ada.read_write)
         assert response.status_code == 422 and "webhook_url" in response.json()["errors"], url
     assert get(client, "/jobs", ada.read_write).json()["items"] == []
+
+
+@pytest.mark.slow
+def test_while_cassandra_is_down_the_api_answers_503_with_retry_after(client, ada, suite_cassandra):
+    suite_node.stop()
+    try:
+        response = get(client, "/jobs", ada.read_only)
+        assert response.status_code == 503 and response["Content-Type"] == PROBLEM
+        assert int(response["Retry-After"]) > 0 and response.json()["status"] == 503
+    finally:
+        suite_node.ensure_up()
+    assert get(client, "/jobs", ada.read_only).status_code == 200
