@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import requests
 from jobs.store.api_keys import api_key_create
 from tests.conftest import allow_address
 from tests.mailserver import free_port
+from tests.paths import REPO
 from tests.waiting import wait_for
 from tests.webhook_receiver import Receiver
 
@@ -141,3 +143,33 @@ def test_410_gone_stops_the_keys_webhooks(web, keys, receiver, start_worker):
         lambda: states() == {"job.scheduled": "disabled", "job.cancelled": "disabled"}, timeout=60
     ), states()
     assert len(receiver.received) == 1
+
+
+@pytest.fixture
+def example_hook(settings) -> tuple[str, int]:
+    """Where the docs' example listens (let in before the web starts: it checks the
+    webhook address when the job is made)."""
+    allow_address(settings, "127.0.0.63")
+    return "127.0.0.63", free_port("127.0.0.63")
+
+
+def test_the_python_example_of_the_docs_gets_its_zip(
+    example_hook, web, keys, imitation, start_worker, tmp_path
+):
+    """docs/api.md's example, run as written but for its addresses and count."""
+    start_worker(imitation, IMAGEDL_BASE_URL=web)
+    address, port = example_hook
+    text = (REPO / "docs" / "api.md").read_text()
+    example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    for old, new in (
+        ("https://imagedl.example/api/v1", f"{web}/api/v1"),
+        ("http://me.example:8080/hook", f"http://{address}:{port}/hook"),
+        ('("", 8080)', f'("{address}", {port})'),
+        ('"count": 50', '"count": 4'),
+    ):
+        assert old in example
+        example = example.replace(old, new)
+    env = {**os.environ, "IMAGEDL_KEY": keys.read_write, "IMAGEDL_WEBHOOK_SECRET": keys.webhook_secret}
+    subprocess.run([sys.executable, "-c", example], cwd=tmp_path, env=env, timeout=300, check=True)
+    with zipfile.ZipFile(tmp_path / "red-fox.zip") as archive:
+        assert len([n for n in archive.namelist() if n.startswith("red-fox_")]) == 4
