@@ -34,7 +34,7 @@ if not _project.REDIS_URL:  # a worker started with REDIS_URL keeps the Redis ca
     }
 # Tests stand up image hosts and search-engine imitations on 127.0.0.0/8, and the
 # address guards run as in production: only the exact addresses of the servers a test
-# started are let in (the fixtures in conftest.py add them to the allowed networks).
+# started are let in (the fixtures in tests/fixtures/hosts.py add them to the allowed networks).
 IMAGEDL_ALLOW_PRIVATE_NETWORKS = False
 # Empty in the pytest process; a worker it starts gets that test's servers through the
 # environment (start_worker), which must therefore be read here too.

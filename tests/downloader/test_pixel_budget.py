@@ -6,8 +6,10 @@ from __future__ import annotations
 def test_the_pixel_budget_lets_large_decodes_take_turns():
     import threading
     import time
+    from functools import partial
 
     from downloader.validation import PixelBudget
+    from tests.racing import race_each
 
     budget = PixelBudget(100)
     inside, most = [0], [0]
@@ -22,11 +24,6 @@ def test_the_pixel_budget_lets_large_decodes_take_turns():
             with lock:
                 inside[0] -= 1
 
-    threads = [threading.Thread(target=decode, args=(60,)) for _ in range(4)]
-    threads += [threading.Thread(target=decode, args=(500,))]  # larger than the budget: alone
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
+    race_each([partial(decode, 60)] * 4 + [partial(decode, 500)])  # 500: larger than the budget, alone
     assert most[0] == 1  # two images of 60 never fit in 100 together
     assert budget.peak == 100 and budget.used == 0

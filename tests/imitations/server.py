@@ -6,7 +6,7 @@ plus arbitrary pages for the page extractor.
                                 total=200, batch_latency=0.3, see_more_after=70).start()
     settings.IMAGEDL_BING_URL = imitation.base   # or all of imitation.engine_settings()
 
-In tests, the ``start_imitation`` and ``imitation`` fixtures (tests/conftest.py) start
+In tests, the ``start_imitation`` and ``imitation`` fixtures (tests/fixtures/hosts.py) start
 them and point the settings at them.
 
 ``mode`` per engine ("ok", "captcha", "consent", "thumbnails", "rate_limited",

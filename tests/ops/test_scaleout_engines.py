@@ -19,7 +19,7 @@ from django.conf import settings
 from jobs.models import JobMail, JobStatus, MailState
 from jobs.store import records
 from jobs.store.events import job_events
-from tests.conftest import stop_worker
+from tests.fixtures.servers import stop_worker
 from tests.waiting import wait_for
 
 pytestmark = [

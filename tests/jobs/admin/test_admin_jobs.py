@@ -119,10 +119,14 @@ def test_detail_page_shows_fields_events_and_task_links(admin_client, cassandra_
     assert "Job scheduled for" in html
     assert "http://img.example/a.jpg" in html
     assert f"q=job-{job.id}" in html
-    moved = admin_client.post(f"/admin/jobs/job/{job.id}/change/", {"run_at": "2027-01-02 03:04"})
+    # Three weeks ahead at 03:04 (UTC, as the form reads it): always in the future.
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=21)).replace(
+        hour=3, minute=4, second=0, microsecond=0
+    )
+    moved = admin_client.post(f"/admin/jobs/job/{job.id}/change/", {"run_at": f"{later:%Y-%m-%d %H:%M}"})
     assert moved.status_code == 302
-    assert records.job_get(job.id).run_at == dt.datetime(2027, 1, 2, 3, 4)
-    assert Schedule.objects.get(name=f"job-{job.id}").next_run == dt.datetime(2027, 1, 2, 3, 4, tzinfo=dt.UTC)
+    assert records.job_get(job.id).run_at == later.replace(tzinfo=None)
+    assert Schedule.objects.get(name=f"job-{job.id}").next_run == later
 
 
 def test_actions_cancel_retry_purge_are_logged(admin_client, cassandra_db):

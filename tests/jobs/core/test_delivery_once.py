@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import smtplib
-import threading
 import uuid
+from functools import partial
 
 import pytest
 from django.core import mail
@@ -23,6 +23,7 @@ from jobs.models import JobActive, JobMail, JobPurgeDue, JobStatus, MailPending,
 from jobs.store import records
 from jobs.store.events import job_events
 from tests.factories import NOW, expire_lease, make_job
+from tests.racing import race, race_each
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -34,18 +35,7 @@ def _queued() -> list[str]:
 def test_two_runs_claiming_at_once_one_wins(cassandra_db):
     job = make_job(run_in=NOW)
     views = [records.job_get(job.id) for _ in range(6)]
-    results = [0] * len(views)
-    barrier = threading.Barrier(len(views))
-
-    def claim(index: int) -> None:
-        barrier.wait()
-        results[index] = services.job_start_attempt(views[index])
-
-    threads = [threading.Thread(target=claim, args=(index,)) for index in range(len(views))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = race_each([partial(services.job_start_attempt, view) for view in views])
     assert sorted(results) == [0, 0, 0, 0, 0, 1]
     stored = records.job_get(job.id)
     assert stored.status == JobStatus.RUNNING and stored.attempts == 1
@@ -102,18 +92,7 @@ def test_each_mail_is_sent_once_however_often_its_task_runs(cassandra_db):
     assert not list(MailPending.objects.filter(bucket="all"))
     # At the same moment, from several threads: still one.
     services.job_fail(records.job_get(job.id), "The search engines blocked us.")
-    barrier = threading.Barrier(4)
-    outcomes: list[str] = []
-
-    def send() -> None:
-        barrier.wait()
-        outcomes.append(outbox.email_send(str(job.id), "failed", 1, 1))
-
-    threads = [threading.Thread(target=send) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = race(lambda: outbox.email_send(str(job.id), "failed", 1, 1), 4)
     assert outcomes.count("sent") == 1
     assert [m.subject for m in mail.outbox].count(mail.outbox[-1].subject) == 1 and len(mail.outbox) == 2
 

@@ -18,8 +18,8 @@ from jobs.core import services
 from jobs.models import JobStatus
 from jobs.store import records
 from jobs.store.events import job_events
-from tests.conftest import stop_worker
 from tests.factories import NOW, make_job
+from tests.fixtures.servers import stop_worker
 from tests.mailserver import MailServer, free_port, html_body, link_in, text_body, worker_mail_env
 from tests.waiting import wait_for
 

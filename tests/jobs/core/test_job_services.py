@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import re
 import uuid
 import zoneinfo
 
@@ -200,13 +201,18 @@ def test_links_are_signed_scoped_and_expire():
 def test_emails_have_subject_text_html_and_local_times(cassandra_db):
     from jobs.mail.emails import email_build
 
-    job = make_job(run_at=dt.datetime(2026, 12, 30, 23, 15, tzinfo=dt.UTC), time_zone="Asia/Tokyo")
+    run_at = dt.datetime.combine(dt.date.today() + dt.timedelta(days=10), dt.time(23, 15), dt.UTC)
+    tokyo = run_at.astimezone(zoneinfo.ZoneInfo("Asia/Tokyo"))
+    assert tokyo.date() == run_at.date() + dt.timedelta(days=1)  # 23:15 UTC is 08:15 the next day there
+    job = make_job(run_at=run_at, time_zone="Asia/Tokyo")
     message = email_build(job, "accepted")
     assert message.subject.startswith("Your image job is scheduled: red fox")
-    assert "Thursday 31 December 2026, 08:15 (Asia/Tokyo)" in message.body
+    assert f"{tokyo:%A} {tokyo.day} {tokyo:%B %Y}, 08:15 (Asia/Tokyo)" in message.body
     html, mime = message.alternatives[0]
     assert mime == "text/html" and "Follow its progress" in html
-    assert links.status_url(job.id).split("/jobs/")[1].split("/")[0] in message.body
+    # The status link (signed with a timestamp: read back, not compared with a new one).
+    token = re.search(r"/jobs/([^/\s]+)/", message.body).group(1)
+    assert links.token_read(token, "status") == job.id
     services.job_fail(job, "The search engines blocked us.")
     failed = email_build(records.job_get(job.id), "failed")
     assert "The search engines blocked us." in failed.body and "/resubmit" in failed.body

@@ -16,6 +16,7 @@ from jobs.lib import links
 from jobs.models import Job, JobStatus
 from jobs.store import records
 from tests.factories import good_post, make_done_job, make_job, stored_archive
+from tests.racing import race
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
@@ -102,9 +103,11 @@ def test_each_bad_input_gets_its_message_and_stores_nothing(
 
 def test_a_time_the_clocks_skip_is_refused(client, cassandra_db, settings):
     settings.IMAGEDL_MAX_SCHEDULE_DAYS = 3650
-    # New York skips 02:00-03:00 on 14 March 2027.
+    # New York skips 02:00-03:00 on the second Sunday of March (next year's: always ahead).
+    march = dt.date(dt.date.today().year + 1, 3, 1)
+    spring = march + dt.timedelta(days=(6 - march.weekday()) % 7 + 7)
     response = client.post(
-        "/", good_post(run_date="2027-03-14", run_time="02:30", time_zone="America/New_York")
+        "/", good_post(run_date=spring.isoformat(), run_time="02:30", time_zone="America/New_York")
     )
     assert "does not exist" in response.context["form"].errors["run_time"][0]
     assert nothing_stored()
@@ -276,10 +279,12 @@ def test_csrf_is_enforced(cassandra_db):
 
 
 def test_times_are_shown_in_the_users_zone(client, cassandra_db):
-    run_at = dt.datetime(2026, 12, 30, 23, 15, tzinfo=dt.UTC)
+    run_at = dt.datetime.combine(dt.date.today() + dt.timedelta(days=10), dt.time(23, 15), dt.UTC)
+    tokyo = run_at.astimezone(zoneinfo.ZoneInfo("Asia/Tokyo"))
+    assert tokyo.date() == run_at.date() + dt.timedelta(days=1)  # 23:15 UTC is 08:15 the next day there
     job = make_job(run_at=run_at, time_zone="Asia/Tokyo")
     html = client.get(f"/jobs/{links.token_make(job.id, 'status')}/").content.decode()
-    assert "Thursday 31 December 2026, 08:15" in html  # 23:15 UTC is 08:15 next day in Tokyo
+    assert f"{tokyo:%A} {tokyo.day} {tokyo:%B %Y}, 08:15" in html
 
 
 def test_every_form_control_has_a_label_and_choices_have_a_legend(client, cassandra_db):
@@ -349,22 +354,10 @@ def test_a_download_link_of_a_purged_job_says_gone(client, cassandra_db):
 
 
 def test_rate_limit_counts_are_exact_under_concurrent_posts(settings):
-    import threading
-
     from jobs.lib.ratelimit import allow
 
-    outcomes = []
-    lock = threading.Lock()
+    def post_five() -> list[bool]:
+        return [allow("ip", "198.51.100.99", (100, 3600)) for _ in range(5)]
 
-    def post_five() -> None:
-        for _ in range(5):
-            answer = allow("ip", "198.51.100.99", (100, 3600))
-            with lock:
-                outcomes.append(answer)
-
-    threads = [threading.Thread(target=post_five) for _ in range(30)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = [answer for answers in race(post_five, 30) for answer in answers]
     assert outcomes.count(True) == 100 and outcomes.count(False) == 50  # no increment lost
