@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from jobs.store.api_keys import api_key_create
-from tests.conftest import allow_address
+from tests.fixtures.hosts import allow_address
 from tests.mailserver import free_port
 from tests.paths import REPO
 from tests.waiting import wait_for

@@ -23,7 +23,7 @@ from jobs.store.webhooks import (
     webhook_target_get,
     webhook_target_set,
 )
-from tests.conftest import allow_address
+from tests.fixtures.hosts import allow_address
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
