@@ -8,12 +8,14 @@ import datetime as dt
 import json
 
 import pytest
+from django.test import Client
 
 from jobs.models import ApiIdempotency, JobStatus
 from jobs.store import records
 from jobs.store.api_keys import api_key_create, api_key_revoke
 from tests import suite_node
 from tests.factories import make_done_job
+from tests.racing import race
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 PROBLEM = "application/problem+json"
@@ -241,3 +243,16 @@ def test_while_cassandra_is_down_the_api_answers_503_with_retry_after(client, ad
     finally:
         suite_node.ensure_up()
     assert get(client, "/jobs", ada.read_only).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_racing_requests_with_one_idempotency_key_make_one_job(ada):
+    def one_request():
+        return post(
+            Client(), "/jobs", {"query": "owls", "count": 2}, ada.read_write, **{"Idempotency-Key": "race"}
+        )
+
+    answers = race(one_request, 4)
+    made = {a.json()["id"] for a in answers if a.status_code == 201}
+    assert {a.status_code for a in answers} <= {201, 409} and len(made) == 1
+    assert [item["id"] for item in get(Client(), "/jobs", ada.read_only).json()["items"]] == list(made)
