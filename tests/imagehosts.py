@@ -303,7 +303,8 @@ class ImageHost:
             raise ValueError("test hosts live on 127.0.0.0/8 only")
         self._server = _Server((address, port), latency, files)
         self.address, self.port = self._server.server_address[:2]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll: stop() returns at once (the default half second adds up over a suite).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def base(self) -> str:

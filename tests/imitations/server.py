@@ -147,7 +147,8 @@ class SearchImitation:
         self._server = _Server((address, 0), _Handler)
         self._server.imitation = self
         self.address, self.port = self._server.server_address[:2]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll: stop() returns at once (the default half second adds up over a suite).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def base(self) -> str:

@@ -7,7 +7,9 @@ both nodes at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 
@@ -17,6 +19,7 @@ from cassandra.cluster import Cluster
 from cassandra.io.asyncioreactor import AsyncioConnection
 from cassandra.query import SimpleStatement
 
+from devtools.cassandra_node import Node
 from tests.paths import REPO
 from tests.suite_node import free_ports
 
@@ -26,9 +29,10 @@ ROOT = REPO
 @pytest.fixture
 def two_nodes(tmp_path):
     native, storage = free_ports(2, addresses=("127.0.0.1", "127.0.0.2"))
+    root = tmp_path / "cluster"
     env = dict(
         os.environ,
-        IMAGEDL_CASSANDRA_DATA=str(tmp_path / "cluster"),
+        IMAGEDL_CASSANDRA_DATA=str(root),
         CASSANDRA_PORT=str(native),
         IMAGEDL_CASSANDRA_STORAGE_PORT=str(storage),
     )
@@ -49,6 +53,10 @@ def two_nodes(tmp_path):
         assert started.returncode == 0, started.stderr
         yield native, started.stdout.strip().splitlines()[-1].split(",")
     finally:
+        # Their data is thrown away: killed, not drained (a clean stop takes seconds a node).
+        for index in (1, 2):
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(Node(index, root=root).pid(), signal.SIGKILL)
         node_command("stop")
 
 

@@ -143,7 +143,15 @@ def test_a_worker_process_killed_outright_leaves_no_browser(start_worker, imitat
     )
     grace_job(requested_count=40)
     assert wait_for(lambda: _drivers(marker), timeout=60), "the browser never started"
-    time.sleep(2)
+    # Chromium itself up under its driver (not only the driver), as when a job runs.
+    assert wait_for(
+        lambda: [
+            p
+            for p in _browser_processes(marker)
+            if _name(p).startswith("chrom") and p not in _drivers(marker)
+        ],
+        timeout=60,
+    )
     (task_process,) = {_parent(pid) for pid in _drivers(marker)}
     os.kill(task_process, signal.SIGKILL)
     assert wait_for(lambda: not _browser_processes(marker), timeout=15), _browser_processes(marker)

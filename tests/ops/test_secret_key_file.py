@@ -7,15 +7,15 @@ import os
 import stat
 import subprocess
 import sys
-import time
-
 from tests.paths import REPO
+from tests.waiting import wait_for
 
 ROOT = REPO
 
 # Each child loads the real settings with no SECRET_KEY, an open umask and chmod
 # disabled (a file that is private only after a chmod shows up as such), once the
-# go-file appears, so they all reach the key file at the same moment.
+# go-file appears, so they all reach the key file at the same moment. It says it is at
+# the start line with a file of its own.
 CHILD = """
 import os, pathlib, sys, time
 import django, cassandra.cluster  # the slow imports happen before the start line
@@ -23,6 +23,7 @@ os.umask(0)
 pathlib.Path.chmod = lambda *args, **kwargs: None
 os.chmod = lambda *args, **kwargs: None
 go = pathlib.Path(sys.argv[1])
+pathlib.Path(sys.argv[2]).touch()
 while not go.exists():
     time.sleep(0.001)
 from imagedl_site.settings import SECRET_KEY
@@ -36,13 +37,18 @@ def test_processes_started_together_share_one_private_key(tmp_path):
     go = tmp_path / "go"
     env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
     env.update(IMAGEDL_VAR_DIR=str(var), DJANGO_SETTINGS_MODULE="imagedl_site.settings")
+    ready = [tmp_path / f"ready-{n}" for n in range(8)]
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(go)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", CHILD, str(go), str(flag)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        for _ in range(8)
+        for flag in ready
     ]
-    time.sleep(3)  # every child waits at the start line
+    assert wait_for(lambda: all(flag.exists() for flag in ready), timeout=60), "a child never got ready"
     go.touch()
     keys = [child.communicate(timeout=60)[0].strip() for child in children]
     assert all(child.returncode == 0 for child in children)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import signal
-import time
 import zipfile
 from functools import partial
 from urllib.parse import urlsplit
@@ -20,6 +19,8 @@ from jobs.store import records
 from jobs.store.events import job_events
 from tests.factories import NOW, make_job
 from tests.fixtures.servers import stop_worker
+from tests.mailserver import MailServer, free_port, html_body, text_body, worker_mail_env
+from tests.waiting import holds_for, wait_for
 from tests.mailserver import MailServer, free_port, html_body, link_in, text_body, worker_mail_env
 from tests.waiting import wait_for
 
@@ -69,8 +70,7 @@ def test_a_future_job_waits_for_its_time(start_worker, imitation, mailserver):
     start_worker(imitation, **worker_mail_env(mailserver.port))
     job = grace_job(requested_count=5, run_in=dt.timedelta(hours=2), time_zone="Asia/Tokyo")
     mailserver.wait_for("grace@example.org", "scheduled")
-    time.sleep(3)
-    assert records.job_get(job.id).status == JobStatus.SCHEDULED
+    assert holds_for(lambda: records.job_get(job.id).status == JobStatus.SCHEDULED, 3)
     assert services.job_cancel(records.job_get(job.id))
 
 
@@ -80,8 +80,13 @@ def test_a_killed_worker_does_not_lose_the_job(start_worker, imitation, image_ho
     env = worker_mail_env(
         mailserver.port,
         IMAGEDL_PER_HOST_CONNECTIONS="1",
-        IMAGEDL_JOB_TIMEOUT="60",
-        IMAGEDL_TASK_RETRY="70",
+        # The dead run's lease (9 s) runs out soon: the job comes back through the
+        # reaper, or the broker's copy of the task (45 s after the first worker took it),
+        # whichever first (with the default minute's lease the copy found it still held).
+        # The rest of the run (some 10 s, on a busy machine) has 40 s before its time-out.
+        IMAGEDL_LEASE_SECONDS="9",
+        IMAGEDL_JOB_TIMEOUT="40",
+        IMAGEDL_TASK_RETRY="45",
     )
     first = start_worker(imitation, **env)
     job = grace_job(requested_count=30)
@@ -89,7 +94,7 @@ def test_a_killed_worker_does_not_lose_the_job(start_worker, imitation, image_ho
     stop_worker(first, signal.SIGKILL)
     kept_before = len(records.job_images(job.id))
     assert 6 <= kept_before < 30
-    start_worker(imitation, **env)  # the task is re-delivered once its lease (IMAGEDL_TASK_RETRY) runs out
+    start_worker(imitation, **env)  # resumes the run once the job is queued again
     assert wait_for(lambda: records.job_get(job.id).status == JobStatus.DONE, timeout=200, interval=1)
     done = records.job_get(job.id)
     assert done.downloaded_count == 30 and done.attempts == 2
