@@ -25,9 +25,8 @@ import requests
 from tests.imagehosts import ImageHost, image_urls
 from tests.imitations.server import SearchImitation
 from tests.mailserver import MailServer
-from tests.waiting import wait_for, wait_for_count
 from tests.paths import REPO
-from tests.waiting import wait_for
+from tests.waiting import wait_for, wait_for_count
 from tests.web_client import WebClient, download_path
 
 ROOT = REPO

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+
 from tests.paths import REPO
 from tests.waiting import wait_for
 

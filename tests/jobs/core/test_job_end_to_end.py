@@ -19,10 +19,8 @@ from jobs.store import records
 from jobs.store.events import job_events
 from tests.factories import NOW, make_job
 from tests.fixtures.servers import stop_worker
-from tests.mailserver import MailServer, free_port, html_body, text_body, worker_mail_env
-from tests.waiting import holds_for, wait_for
 from tests.mailserver import MailServer, free_port, html_body, link_in, text_body, worker_mail_env
-from tests.waiting import wait_for
+from tests.waiting import holds_for, wait_for
 
 pytestmark = [
     pytest.mark.browser,
