@@ -10,7 +10,7 @@ PORT ?= 8000
 APT_PACKAGES := chromium chromium-driver openjdk-17-jre-headless maven postgresql redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test screenshots deps system-deps browser-user stop-system-engines venv cassandra cassandra-stop cluster cluster-stop setup lint format bench clean
+.PHONY: run test screenshots api-schema deps system-deps browser-user stop-system-engines venv cassandra cassandra-stop cluster cluster-stop setup lint format bench clean
 
 # The local node is stopped on exit only if this command started it.
 run: deps
@@ -28,6 +28,11 @@ test: deps lint
 screenshots: deps
 	$(PY) manage.py collectstatic --noinput -v0
 	IMAGEDL_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest -m screenshots $(PYTEST_ARGS)
+
+# The API's OpenAPI document, kept in docs/openapi.json (a test fails while they differ).
+API_SCHEMA_ARGS := --api jobs.api.v1.api --indent 2 --sorted --skip-checks
+api-schema: venv
+	$(PY) manage.py export_openapi_schema $(API_SCHEMA_ARGS) --output docs/openapi.json
 
 deps: system-deps browser-user venv
 	$(PY) -m devtools.cassandra_node fetch >/dev/null

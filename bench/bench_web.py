@@ -1,7 +1,9 @@
 """Web throughput under gunicorn with the local Cassandra node, on loopback.
 
 50 concurrent clients against the home page and the status JSON (wrk), and against
-job submission (Python clients that fetch the form, keep the CSRF cookie and post).
+job submission (Python clients that fetch the form, keep the CSRF cookie and post);
+then the API beside them: GET /api/v1/jobs/{id} (wrk, with a key) and POST /api/v1/jobs
+(Python clients posting JSON with a key).
 Prints requests/s and p50/p99 latency, then checks that every accepted submission is
 in Cassandra and scheduled. Uses its own keyspace (bench_web) and SQLite file, with
 the submission rate limits off.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import re
 import shutil
@@ -39,6 +42,7 @@ def bench_env() -> dict[str, str]:
         DATABASE_URL=f"sqlite:///{var / 'web.sqlite3'}",
         IMAGEDL_SUBMIT_RATE_PER_IP="0",
         IMAGEDL_SUBMIT_RATE_PER_EMAIL="0",
+        IMAGEDL_API_RATE_PER_KEY="0",
         IMAGEDL_LOG_LEVEL="WARNING",
     )
 
@@ -51,7 +55,9 @@ from django.db import connections
 from jobs.store import cassandra
 from jobs.lib import links
 from jobs.core import services
-for table in ("job", "job_by_day", "job_day", "job_event", "job_image", "job_purge_due"):
+for table in ("job", "job_by_day", "job_day", "job_event", "job_run_image", "job_purge_due"):
+    cassandra.execute(f"TRUNCATE bench_web.{table}", timeout=30)
+for table in ("job_by_owner", "api_key", "api_key_list", "api_idempotency", "webhook_target", "webhook_delivery"):
     cassandra.execute(f"TRUNCATE bench_web.{table}", timeout=30)
 from django_q.models import OrmQ, Schedule
 Schedule.objects.filter(name__startswith="job-").delete(); OrmQ.objects.all().delete()
@@ -62,6 +68,8 @@ services.job_start_attempt(job)
 assert services.job_complete(job, archive_path=path, archive_bytes=2, kept=5)
 Schedule.objects.filter(name=f"job-{job.id}").delete()  # only submissions are counted below
 print("TOKEN", links.token_make(job.id, "status"))
+from jobs.store.api_keys import api_key_create
+print("JOB", job.id, "KEY", api_key_create(email="b@example.org").read_write)
 """
 
 VERIFY = """
@@ -85,9 +93,18 @@ def manage(*args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
-def wrk(path: str, seconds: int, clients: int) -> str:
+def wrk(path: str, seconds: int, clients: int, *headers: str) -> str:
+    extra = [arg for header in headers for arg in ("-H", header)]
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{PORT}{path}"],
+        [
+            "wrk",
+            "-t2",
+            f"-c{clients}",
+            f"-d{seconds}s",
+            "--latency",
+            *extra,
+            f"http://127.0.0.1:{PORT}{path}",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -159,6 +176,54 @@ def submit_clients(seconds: int, clients: int) -> tuple[int, int, list[float]]:
     return accepted[0], failed[0], latencies
 
 
+def api_submit_clients(seconds: int, clients: int, key: str) -> tuple[int, int, list[float]]:
+    """Like ``submit_clients``, through POST /api/v1/jobs: JSON, the key in X-Api-Key."""
+    accepted, failed, latencies = [0], [0], []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    tomorrow = time.strftime("%Y-%m-%dT12:00:00+00:00", time.gmtime(time.time() + 86400))
+
+    def client(number: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            body = json.dumps({"query": f"api bench {number}-{n}", "count": 10, "run_at": tomorrow})
+            started = time.monotonic()
+            conn.request(
+                "POST",
+                "/api/v1/jobs",
+                body=body,
+                headers={"Content-Type": "application/json", "X-Api-Key": key},
+            )
+            response = conn.getresponse()
+            response.read()
+            took = time.monotonic() - started
+            with lock:
+                latencies.append(took)
+                if response.status == 201:
+                    accepted[0] += 1
+                else:
+                    failed[0] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return accepted[0], failed[0], latencies
+
+
+def summary(label: str, seconds: int, accepted: int, failed: int, latencies: list[float]) -> str:
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    return (
+        f"{label}{accepted / seconds:8.1f} jobs/s  p50 {p50:6.1f}ms  p99 {p99:6.1f}ms  "
+        f"accepted {accepted}, refused {failed}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -171,7 +236,9 @@ def main() -> None:
     manage("migrate", "-v0")
     manage("sync_cassandra", "-v0")
     manage("collectstatic", "--noinput", "-v0")
-    token = re.search(r"TOKEN (\S+)", manage("shell", stdin=SETUP)).group(1)
+    made = manage("shell", stdin=SETUP)
+    token = re.search(r"TOKEN (\S+)", made).group(1)
+    job_id, key = re.search(r"JOB (\S+) KEY (\S+)", made).groups()
     server = subprocess.Popen(
         [
             PY,
@@ -203,14 +270,12 @@ def main() -> None:
         )
         print("home page   ", wrk("/", args.seconds, args.clients))
         print("status JSON ", wrk(f"/jobs/{token}/status.json", args.seconds, args.clients))
-        accepted, failed, latencies = submit_clients(args.seconds, args.clients)
-        latencies.sort()
-        p50 = statistics.median(latencies) * 1000
-        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-        print(
-            f"submission  {accepted / args.seconds:8.1f} jobs/s  p50 {p50:6.1f}ms  p99 {p99:6.1f}ms  "
-            f"accepted {accepted}, refused {failed}"
-        )
+        form = submit_clients(args.seconds, args.clients)
+        print(summary("submission  ", args.seconds, *form))
+        print("API GET job ", wrk(f"/api/v1/jobs/{job_id}", args.seconds, args.clients, f"X-Api-Key: {key}"))
+        api = api_submit_clients(args.seconds, args.clients, key)
+        print(summary("API POST job", args.seconds, *api))
+        accepted = form[0] + api[0]
     finally:
         server.terminate()
         server.wait(20)

@@ -443,3 +443,71 @@ class _Abort(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+# --- one POST to an address a stranger gave (webhooks) ----------------------------------
+
+REPLY_CHARS = 200  # what is kept of a receiver's answer
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """The answer to ``post_checked``: a status (0 when none came), at most
+    ``REPLY_CHARS`` of the body, the receiver's ``Retry-After`` in seconds, and a short
+    reason code when no answer came (``private_address``, ``timeout``, ...)."""
+
+    status: int = 0
+    reply: str = ""
+    retry_after: float | None = None
+    reason: str = ""
+
+
+def post_checked(
+    url: str, body: bytes, headers: dict[str, str], policy: FetchPolicy, resolver: Resolver = system_resolver
+) -> PostResult:
+    """POST ``body`` once, under the same address rule as every download: resolved and
+    checked here, connected to the checked address, no redirect followed, the total
+    timeout enforced by the watchdog. Never raises for network trouble."""
+    try:
+        target = resolve_checked(url, policy, resolver)
+    except Refused as exc:
+        return PostResult(reason=exc.reason)
+    deadline = time.monotonic() + policy.total_timeout
+    watch = watchdog().watch(deadline)
+    try:
+        return _post_once(target, body, headers, policy)
+    except (urllib3.exceptions.HTTPError, OSError):
+        return PostResult(reason="timeout" if time.monotonic() >= deadline else "connection_error")
+    finally:
+        watchdog().release(watch)
+
+
+def _post_once(
+    target: tuple[str, str, int, str, str], body: bytes, headers: dict[str, str], policy: FetchPolicy
+) -> PostResult:
+    scheme, host, port, address, path = target
+    timeout = urllib3.Timeout(connect=policy.connect_timeout, read=policy.read_timeout)
+    if scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(
+            address, port, server_hostname=host, assert_hostname=host, timeout=timeout, retries=False
+        )
+        pool.ConnectionCls = WatchedHTTPSConnection
+    else:
+        pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)
+        pool.ConnectionCls = WatchedHTTPConnection
+    sent = {
+        "Host": host if port in (80, 443) else f"{host}:{port}",
+        "User-Agent": policy.user_agent,
+        "Content-Type": "application/json",
+        **headers,
+    }
+    try:
+        response = pool.urlopen("POST", path, body=body, headers=sent, redirect=False, preload_content=False)
+        try:
+            reply = response.read(REPLY_CHARS * 4, decode_content=False).decode("utf-8", "replace")
+        finally:
+            response.release_conn()
+        wait = _retry_after(response.headers.get("Retry-After"), 86400.0)
+        return PostResult(status=response.status, reply=reply[:REPLY_CHARS], retry_after=wait)
+    finally:
+        pool.close()

@@ -96,6 +96,24 @@ def env_list(
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_int_list(
+    name: str, default: list[int], *, minimum: int = 0, environ: Mapping[str, str] | None = None
+) -> list[int]:
+    """A comma list of whole numbers, each at least ``minimum`` (and at least one)."""
+    items = env_list(name, None, environ)
+    if not items:
+        return list(default)
+    try:
+        numbers = [int(item) for item in items]
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={_raw(name, environ)!r} is not a comma list of whole numbers"
+        ) from None
+    if min(numbers) < minimum:
+        raise ImproperlyConfigured(f"{name}: {min(numbers)} is below the minimum of {minimum}")
+    return numbers
+
+
 def env_choice(
     name: str, default: str, choices: tuple[str, ...], environ: Mapping[str, str] | None = None
 ) -> str:

@@ -20,6 +20,7 @@ from imagedl_site.env import (
     env_choice,
     env_float,
     env_int,
+    env_int_list,
     env_list,
     env_str,
     parse_hosts,
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "downloader",
+    "ninja",  # the API's schema and docs pages, served from our own static files
 ]
 
 MIDDLEWARE = [
@@ -491,5 +493,14 @@ IMAGEDL_CLIENT_IP_HEADER = env_str("IMAGEDL_CLIENT_IP_HEADER", "")
 # entries from the right).
 IMAGEDL_TRUSTED_PROXIES = env_int("IMAGEDL_TRUSTED_PROXIES", 1, minimum=1)
 IMAGEDL_HEALTHZ_TOKEN = env_str("IMAGEDL_HEALTHZ_TOKEN", "")
+
+# --- API (jobs.api) and webhooks -------------------------------------------------------
+# Requests per API key (every method), as the submission limits: "120/m", 0 for none.
+IMAGEDL_API_RATE_PER_KEY = env_str("IMAGEDL_API_RATE_PER_KEY", "120/m")
+# Seconds before each new try of a webhook that failed; after the last, it is given up.
+IMAGEDL_WEBHOOK_RETRY_SECONDS = env_int_list(
+    "IMAGEDL_WEBHOOK_RETRY_SECONDS", [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400], minimum=1
+)
+
 MIDDLEWARE.insert(1, "jobs.web.middleware.SecurityHeadersMiddleware")
 CSRF_FAILURE_VIEW = "jobs.web.views.csrf_failure"

@@ -39,6 +39,14 @@ def _register_series_steps() -> None:
     hooks.purge_step_register("series", series_purge_due)
 
 
+def _register_webhooks() -> None:
+    """Core and the store record a job's events; the webhooks hear of each one."""
+    from jobs.core.webhooks import webhook_on_event
+    from jobs.store.events import event_observer_register
+
+    event_observer_register("webhooks", webhook_on_event)
+
+
 class JobsConfig(AppConfig):
     name = "jobs"
     verbose_name = "Image jobs"
@@ -51,6 +59,7 @@ class JobsConfig(AppConfig):
 
         load_rates()  # a bad limit stops start-up here, naming the setting
         _register_series_steps()
+        _register_webhooks()
         setting_changed.connect(reload_rates, dispatch_uid="imagedl-rates")
 
         # After django_q's tables exist (its post_migrate runs for every app).

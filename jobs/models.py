@@ -464,3 +464,165 @@ class QueueMark(DjangoCassandraModel):
 
     class Meta:
         get_pk_field = "queue"
+
+
+# --- the API (jobs.api): keys, what each mailbox owns, webhooks ------------------------
+
+
+class ApiScope:
+    READ_WRITE = "rw"
+    READ_ONLY = "ro"
+
+
+class ApiKey(DjangoCassandraModel):
+    """One API key, found by its visible prefix (``imw_AbCd1234``); only a keyed hash of
+    the whole key is kept (``jobs.store.api_keys``). A read-write key and a read-only key
+    are issued together with a webhook secret, kept on the read-write key's row (the
+    deliveries are signed with it, so it is stored as it is). ``owner`` is the keyed hash
+    of the mailbox (``jobs.lib.mailboxes.mailbox_owner``): the key sees that mailbox's
+    jobs and series; ``email`` is where the jobs it submits are delivered."""
+
+    __table_name__ = "api_key"
+
+    prefix = columns.Text(partition_key=True)
+    scope = columns.Text(required=True)
+    key_hash = columns.Text(required=True)
+    owner = columns.Text(required=True)
+    email = columns.Text()
+    pair_prefix = columns.Text()  # the key issued with this one
+    webhook_secret = columns.Text()  # read-write keys: whsec_...
+    webhooks_off_at = columns.DateTime()  # a receiver answered 410 Gone
+    created_at = columns.DateTime(required=True)
+    revoked_at = columns.DateTime()
+
+    class Meta:
+        get_pk_field = "prefix"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ApiKeyList(DjangoCassandraModel):
+    """Every key, newest first (one small partition): the admin's list."""
+
+    __table_name__ = "api_key_list"
+
+    bucket = columns.Text(partition_key=True, default="all")
+    created_at = columns.DateTime(primary_key=True, clustering_order="DESC")
+    prefix = columns.Text(primary_key=True, clustering_order="ASC")
+
+    class Meta:
+        get_pk_field = "bucket"
+
+
+class ApiKeyRequest(DjangoCassandraModel):
+    """A person asked for keys (``/api/keys/``): the mail with the one-time link, and
+    the link's use. ``state`` goes pending -> sending -> sent -> used, each step a
+    lightweight transaction; the row (and its address) expires after a day."""
+
+    __table_name__ = "api_key_request"
+
+    id = columns.UUID(primary_key=True, default=uuid.uuid4)
+    email = columns.Text()
+    state = columns.Text(default="pending")
+    created_at = columns.DateTime(required=True)
+
+    class Meta:
+        get_pk_field = "id"
+
+
+class JobByOwner(DjangoCassandraModel):
+    """A mailbox's jobs newest first (by the keyed hash of the mailbox): what its API
+    keys list and may open. No personal data; expires with the job's personal cells."""
+
+    __table_name__ = "job_by_owner"
+
+    owner = columns.Text(partition_key=True)
+    created_at = columns.DateTime(primary_key=True, clustering_order="DESC")
+    job_id = columns.UUID(primary_key=True, clustering_order="ASC")
+    series_id = columns.UUID()
+
+    class Meta:
+        get_pk_field = "owner"
+
+
+class ApiIdempotency(DjangoCassandraModel):
+    """``Idempotency-Key`` of a POST /jobs by one key: the job the first request made
+    (claimed in a lightweight transaction before the job is made; kept a day)."""
+
+    __table_name__ = "api_idempotency"
+
+    key_prefix = columns.Text(partition_key=True)
+    idempotency_key = columns.Text(primary_key=True, clustering_order="ASC")
+    job_id = columns.UUID(required=True)
+    created_at = columns.DateTime(required=True)
+
+    class Meta:
+        get_pk_field = "key_prefix"
+
+
+class WebhookTarget(DjangoCassandraModel):
+    """Where a job's (or a series') events go, and the key whose secret signs them.
+    The URL is personal: written with the personal-data TTL, purged with the job."""
+
+    __table_name__ = "webhook_target"
+
+    subject_id = columns.UUID(primary_key=True)  # a job's id or a series' id
+    url = columns.Text()
+    key_prefix = columns.Text()
+    created_at = columns.DateTime(required=True)
+
+    class Meta:
+        get_pk_field = "subject_id"
+
+
+class WebhookState:
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the last try, or the target was refused
+    DISABLED = "disabled"  # the key's webhooks are off (410 Gone) or the key was revoked
+
+    DONE = (SENT, FAILED, DISABLED)
+
+
+class WebhookDelivery(DjangoCassandraModel):
+    """The webhook outbox: one row per event of a job (``event_id``, the
+    ``webhook-id`` every try carries), claimed in a lightweight transaction before
+    each try, like the mails' ``job_mail``. ``reply`` keeps at most 200 characters of
+    the receiver's answer."""
+
+    __table_name__ = "webhook_delivery"
+
+    job_id = columns.UUID(partition_key=True)
+    event_id = columns.Text(primary_key=True, clustering_order="ASC")
+    type = columns.Text(required=True)
+    payload = columns.Text(required=True)
+    state = columns.Text(default=WebhookState.PENDING)
+    created_at = columns.DateTime(required=True)
+    claimed_by = columns.UUID()
+    claim_until = columns.DateTime()
+    tries = columns.Integer(default=0)
+    next_try_at = columns.DateTime()
+    last_status = columns.Integer()
+    reply = columns.Text()
+    reason = columns.Text()
+    sent_at = columns.DateTime()
+
+    class Meta:
+        get_pk_field = "job_id"
+
+
+class WebhookPending(DjangoCassandraModel):
+    """Webhook deliveries not yet done (one small partition): what the reaper reads to
+    queue again a try whose task was lost."""
+
+    __table_name__ = "webhook_pending"
+
+    bucket = columns.Text(partition_key=True, default="all")
+    job_id = columns.UUID(primary_key=True, clustering_order="ASC")
+    event_id = columns.Text(primary_key=True, clustering_order="ASC")
+
+    class Meta:
+        get_pk_field = "bucket"

@@ -6,8 +6,8 @@ Arguments are the job id (a plain string) and plain values, never personal data.
 
 from __future__ import annotations
 
-from jobs.core import reaper, run, services
-from jobs.mail import outbox
+from jobs.core import reaper, run, services, webhooks
+from jobs.mail import api_keys, outbox
 
 
 def job_run(job_id: str, retry: int = 0, run_id: str = "", stepped_back: str = "") -> str:
@@ -31,6 +31,17 @@ def purge_due() -> str:
 
 
 def reap() -> str:
-    """Queue again the runs and mails nobody is working on."""
+    """Queue again the runs, mails and webhooks nobody is working on."""
     summary = reaper.jobs_reap()
-    return f"queued {summary.runs} runs and {summary.mails} mails again"
+    hooks = webhooks.webhooks_reap()
+    return f"queued {summary.runs} runs, {summary.mails} mails and {hooks} webhooks again"
+
+
+def webhook_send(job_id: str, event_id: str) -> str:
+    """Try one webhook delivery of a job's event (retried later on failure)."""
+    return webhooks.webhook_send(job_id, event_id)
+
+
+def api_key_link_send(request_id: str) -> str:
+    """Mail the one-time link to a mailbox's API keys."""
+    return api_keys.key_link_send(request_id)

@@ -1,5 +1,5 @@
-"""The Django admin of jobs and recurring series (both registered on import)."""
+"""The Django admin of jobs, recurring series and API keys (registered on import)."""
 
-from jobs.admin import jobs, series
+from jobs.admin import api_keys, jobs, series
 
-__all__ = ["jobs", "series"]
+__all__ = ["api_keys", "jobs", "series"]

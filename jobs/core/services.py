@@ -29,6 +29,7 @@ from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatu
 from jobs.store import records
 from jobs.store.events import event_record, personal_ttl_seconds
 from jobs.store.queues import LEGACY_BUCKET, queue_bucket, queue_buckets, queue_mark_advance
+from jobs.store.webhooks import webhook_target_forget
 
 PURGE_QUEUE = "job_purge_due"
 
@@ -278,6 +279,7 @@ def job_purge(job: Job, *, by: str = "retention") -> None:
     _remove_schedule(job)
     _delete_outputs(job)
     JobMail.objects.filter(job_id=job.id).delete()
+    webhook_target_forget(job.id)  # its webhook address is personal too
     changes: dict[str, object] = {
         "email": None,
         "query": None,

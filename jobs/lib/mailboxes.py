@@ -7,6 +7,8 @@ is deliberately coarse: two addresses that share it are treated alike.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 # Providers known to ignore dots in the local part.
@@ -48,3 +50,15 @@ def mailbox_key(email: str) -> str:
         domain = DOTLESS_DOMAINS[domain]
         local = local.replace(".", "")
     return f"{local}@{domain}"
+
+
+OWNER_SALT = "imagedl.owner.v1"
+
+
+def mailbox_owner(email: str) -> str:
+    """A keyed hash of the mailbox ``email`` names (hex, 64 characters): who owns a job
+    for the API (``jobs.models.JobByOwner``), without keeping the address."""
+    from django.conf import settings
+
+    key = hashlib.sha256((OWNER_SALT + settings.SECRET_KEY).encode()).digest()
+    return hmac.new(key, mailbox_key(email).encode(), hashlib.sha256).hexdigest()

@@ -45,6 +45,27 @@ def client_key(address: str) -> str:
     return str(ip)
 
 
+def client_address(request) -> str:
+    """The client's address. Behind proxies (IMAGEDL_CLIENT_IP_HEADER), each one appends
+    the address it saw to the forwarding header, so the client is the entry
+    IMAGEDL_TRUSTED_PROXIES places from the right; anything further left was written
+    by the client and proves nothing."""
+    from django.conf import settings
+
+    remote = request.META.get("REMOTE_ADDR", "")
+    header = settings.IMAGEDL_CLIENT_IP_HEADER
+    if not header or not request.META.get(header):
+        return remote
+    hops = [part.strip() for part in request.META[header].split(",") if part.strip()]
+    proxies = settings.IMAGEDL_TRUSTED_PROXIES
+    if len(hops) < proxies:
+        return remote
+    try:
+        return str(ipaddress.ip_address(hops[-proxies]))
+    except ValueError:
+        return remote
+
+
 def allow(scope: str, key: str, rate: tuple[int, int]) -> bool:
     """Count one hit; False once the window's limit is passed."""
     limit, window = rate
@@ -88,7 +109,11 @@ def _file_lock(folder: Path) -> Iterator[None]:
 
 # The configured limits, parsed once: at start-up (a bad value stops it with the
 # setting's name) and again whenever a test changes one of the settings.
-RATE_SETTINGS = {"ip": "IMAGEDL_SUBMIT_RATE_PER_IP", "email": "IMAGEDL_SUBMIT_RATE_PER_EMAIL"}
+RATE_SETTINGS = {
+    "ip": "IMAGEDL_SUBMIT_RATE_PER_IP",
+    "email": "IMAGEDL_SUBMIT_RATE_PER_EMAIL",
+    "api_key": "IMAGEDL_API_RATE_PER_KEY",
+}
 _rates: dict[str, tuple[int, int]] = {}
 
 
@@ -105,7 +130,7 @@ def reload_rates(*, setting: str, **_signal: object) -> None:
 
 
 def configured_rate(scope: str) -> tuple[int, int]:
-    """The parsed limit of ``scope`` ("ip" or "email")."""
+    """The parsed limit of ``scope`` ("ip", "email" or "api_key")."""
     if not _rates:
         load_rates()
     return _rates[scope]

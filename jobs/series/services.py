@@ -53,6 +53,7 @@ from jobs.store import records
 from jobs.store.cassandra import update_if
 from jobs.store.events import event_record, job_events, personal_ttl_seconds
 from jobs.store.series import run_job_id, series_get
+from jobs.store.webhooks import webhook_target_forget
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -362,6 +363,8 @@ def series_stop(series: Series, *, reason: str = "user", by: str = "user") -> bo
     pending = records.job_get(series.next_job_id) if series.next_job_id else None
     if pending is not None and pending.status in JobStatus.ACTIVE:
         services.job_cancel(pending, by=by)
+    if pending is not None:  # the series' last run carries its end (webhooks: series.stopped)
+        event_record(pending.id, "series_stopped", f"The series stopped: {reason}", reason=reason)
     _finish_stop(series, None)
     logger.info("series=%s stopped reason=%s", series.id, reason)
     return True
@@ -403,6 +406,7 @@ def series_purge(series: Series, *, by: str = "retention") -> None:
     SeriesImage.objects.filter(series_id=series.id).delete()
     SeriesRun.objects.filter(series_id=series.id).delete()
     SeriesList.objects(bucket="all", created_at=series.created_at, series_id=series.id).delete()
+    webhook_target_forget(series.id)  # its webhook address is personal too
     Series.objects(id=series.id).update(email=None, query=None, page_url=None, purged_at=_now())
     logger.info("series=%s purged by=%s", series.id, by.split(":")[0])
 

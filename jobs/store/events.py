@@ -13,6 +13,7 @@ import re
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from cassandra.query import UNSET_VALUE
@@ -62,9 +63,30 @@ def _loggable(key: str, value: object) -> bool:
 
 def event_log(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
     """Mirror an event to the application log: its job id, kind, numbers and codes.
-    The message stays out (it is in Cassandra, purged with the job)."""
+    The message stays out (it is in Cassandra, purged with the job). Then the
+    observers registered from above hear of it (``event_observer_register``)."""
     extras = " ".join(f"{k}={v}" for k, v in sorted(data.items()) if _loggable(k, v))
     logger.log(_LEVELS[level], "job=%s event=%s%s", job_id, kind, f" {extras}" if extras else "")
+    _observers_tell(job_id, kind)
+
+
+EventObserver = Callable[[uuid.UUID, str], None]
+_observers: dict[str, EventObserver] = {}
+
+
+def event_observer_register(name: str, observer: EventObserver) -> None:
+    """Call ``observer(job_id, kind)`` after each event of any job is recorded (the
+    webhooks, registered in ``JobsConfig.ready()``). It must be quick for kinds it
+    ignores; its failures are logged and never undo the event."""
+    _observers[name] = observer
+
+
+def _observers_tell(job_id: uuid.UUID, kind: str) -> None:
+    for name, observer in _observers.items():
+        try:
+            observer(job_id, kind)
+        except Exception as exc:
+            logger.warning("job=%s: the %s observer failed (%s)", job_id, name, type(exc).__name__)
 
 
 def job_error_log(job_id: uuid.UUID, exc: BaseException) -> None:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from jobs.lib.mailboxes import mailbox_owner
 from jobs.lib.utc import aware_utc, naive_utc, utc_day
-from jobs.models import Job, JobActive, JobByDay, JobDay, JobImage
+from jobs.models import Job, JobActive, JobByDay, JobByOwner, JobDay, JobImage
 from jobs.store.cassandra import execute, prepared, update_if, write_together
 from jobs.store.events import event_log, event_write, personal_ttl_seconds
 from jobs.store.queues import queue_bucket
@@ -81,6 +82,8 @@ def job_create(
     writes.append((f"INSERT INTO {JobDay.column_family_name()} (bucket, day) VALUES (?, ?)", ("all", day)))  # noqa: S608
     active = f"INSERT INTO {JobActive.column_family_name()} (bucket, job_id) VALUES (?, ?)"  # noqa: S608
     writes.append((active, (job.active_bucket, job.id)))
+    if job.email:
+        writes.append(_owner_write(job))
     if first_event is not None:
         kind, message, data = first_event
         writes.append(event_write(job.id, kind, message, **data))
@@ -89,6 +92,19 @@ def job_create(
     if first_event is not None:
         event_log(job.id, kind, message, **data)
     return job
+
+
+def _owner_write(job: Job) -> tuple[str, tuple]:
+    """The mailbox's listing row of a new job (what its API keys see)."""
+    from cassandra.query import UNSET_VALUE
+
+    cql = (
+        f"INSERT INTO {JobByOwner.column_family_name()} (owner, created_at, job_id, series_id) "  # noqa: S608
+        "VALUES (?, ?, ?, ?) USING TTL ?"
+    )
+    series = job.series_id if job.series_id is not None else UNSET_VALUE
+    values = (mailbox_owner(job.email), naive_utc(job.created_at), job.id, series, personal_ttl_seconds())
+    return cql, values
 
 
 def _claim_id(job: Job) -> bool:

@@ -222,6 +222,24 @@ class JobForm(forms.Form):
         data["filters"] = Filters(**{kind: data.get(f"filter_{kind}") or "" for kind in FILTER_KINDS})
         return data
 
+    def request_fields(self) -> dict[str, object]:
+        """The valid form as ``job_submit`` (and ``series_submit``) take it."""
+        data = self.cleaned_data
+        return {
+            "email": data["email"],
+            "query": data["query"],
+            "page_url": data["page_url"],
+            "requested_count": data["count"],
+            "run_at": data["run_at"],
+            "time_zone": data["time_zone"],
+            "formats": set(data["formats"]),
+            "min_width": data["min_width"],
+            "min_height": data["min_height"],
+            "engine": data["engine"],
+            "safe_search": data["safe_search"],
+            "filters": data["filters"],
+        }
+
     def _run_at(self, day: dt.date, time_of_day: dt.time, zone_name: str) -> dt.datetime | None:
         zone = zoneinfo.ZoneInfo(zone_name)
         naive = dt.datetime.combine(day, time_of_day.replace(second=0, microsecond=0))

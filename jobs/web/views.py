@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import hmac
 import io
-import ipaddress
 import json
 import logging
 import time
@@ -29,7 +28,7 @@ from jobs.core import services, storage
 from jobs.lib import links
 from jobs.lib.formatting import human_bytes, in_job_zone
 from jobs.lib.mailboxes import mailbox_key
-from jobs.lib.ratelimit import allow, client_key, configured_rate
+from jobs.lib.ratelimit import allow, client_address, client_key, configured_rate
 from jobs.lib.recent import RecentAnswers
 from jobs.lib.timezones import is_valid_zone
 from jobs.lib.utc import aware_utc
@@ -39,6 +38,7 @@ from jobs.series.limits import series_limit_reached
 from jobs.series.services import series_submit
 from jobs.store import records
 from jobs.store.events import job_events
+from jobs.store.webhooks import deliveries_of_job
 from jobs.web.estimate import estimate_model, estimate_seconds
 from jobs.web.forms import REPEAT_NEVER, JobForm
 from jobs.web.health import health_report
@@ -57,22 +57,7 @@ class LinkProblem(Exception):
 
 
 def _client_ip(request: HttpRequest) -> str:
-    """The client's address. Behind proxies, each one appends the address it saw to
-    the forwarding header, so the client is the entry that many places from the right;
-    anything further left was written by the client and proves nothing."""
-    remote = request.META.get("REMOTE_ADDR", "")
-    header = settings.IMAGEDL_CLIENT_IP_HEADER
-    if not header or not request.META.get(header):
-        return remote
-    hops = [part.strip() for part in request.META[header].split(",") if part.strip()]
-    proxies = settings.IMAGEDL_TRUSTED_PROXIES
-    if len(hops) < proxies:
-        return remote
-    candidate = hops[-proxies]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return remote
+    return client_address(request)
 
 
 def _job_from(token: str, purpose: str) -> Job:
@@ -144,32 +129,14 @@ def _home_post(request: HttpRequest) -> HttpResponse:
     if not allow("email", mailbox_key(data["email"]), configured_rate("email")):
         return _too_many(request, "email")
     if data["repeat"] == REPEAT_NEVER:
-        job = services.job_submit(**_request_fields(data))
+        job = services.job_submit(**form.request_fields())
     else:
         refused = series_limit_reached(data["email"], client)
         if refused is not None:  # a series costs runs for months: bounded per mailbox, client, site
             form.add_error("repeat", refused)
             return _home_page(request, form, status=400)
-        job = series_submit(every=data["repeat"], client=client, **_request_fields(data))
+        job = series_submit(every=data["repeat"], client=client, **form.request_fields())
     return redirect("jobs:submitted", token=links.token_make(job.id, "status"))
-
-
-def _request_fields(data: dict) -> dict[str, object]:
-    """What ``job_submit`` (and ``series_submit``) take, from the form's cleaned data."""
-    return {
-        "email": data["email"],
-        "query": data["query"],
-        "page_url": data["page_url"],
-        "requested_count": data["count"],
-        "run_at": data["run_at"],
-        "time_zone": data["time_zone"],
-        "formats": set(data["formats"]),
-        "min_width": data["min_width"],
-        "min_height": data["min_height"],
-        "engine": data["engine"],
-        "safe_search": data["safe_search"],
-        "filters": data["filters"],
-    }
 
 
 def _job_context(job: Job, token: str) -> dict:
@@ -222,7 +189,8 @@ def submitted(request: HttpRequest, job: Job, token: str) -> HttpResponse:
 @require_GET
 @job_link("status")
 def status(request: HttpRequest, job: Job, token: str) -> HttpResponse:
-    return render(request, "jobs/status.html", _job_context(job, token))
+    context = {**_job_context(job, token), "webhooks": deliveries_of_job(job.id)}
+    return render(request, "jobs/status.html", context)
 
 
 @never_cache

@@ -9,7 +9,15 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from imagedl_site.env import env_bool, env_int, env_list, env_str, parse_hosts, parse_replication
+from imagedl_site.env import (
+    env_bool,
+    env_int,
+    env_int_list,
+    env_list,
+    env_str,
+    parse_hosts,
+    parse_replication,
+)
 from tests.paths import REPO
 
 ROOT = REPO
@@ -45,6 +53,16 @@ def test_bad_integers_are_rejected_with_bounds():
 
 def test_lists_split_on_commas_and_drop_blanks():
     assert env_list("H", environ={"H": "10.0.0.1, cass-2 ,,"}) == ["10.0.0.1", "cass-2"]
+
+
+def test_lists_of_seconds():
+    name = "IMAGEDL_WEBHOOK_RETRY_SECONDS"
+    assert env_int_list(name, [5, 300], minimum=1, environ={}) == [5, 300]
+    assert env_int_list(name, [5], minimum=1, environ={name: "1, 2,3"}) == [1, 2, 3]
+    with pytest.raises(ImproperlyConfigured, match="not a comma list of whole numbers"):
+        env_int_list(name, [5], minimum=1, environ={name: "5,soon"})
+    with pytest.raises(ImproperlyConfigured, match="below the minimum of 1"):
+        env_int_list(name, [5], minimum=1, environ={name: "5,0"})
 
 
 def test_replication_forms():
