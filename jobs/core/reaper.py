@@ -29,6 +29,7 @@ from django.utils import timezone
 from jobs.core import hooks, services
 from jobs.lib import scheduling
 from jobs.lib.utc import aware_utc
+from jobs.mail.emails import KINDS
 from jobs.mail.outbox import email_enqueue, queue_send
 from jobs.models import Job, JobActive, JobMail, JobStatus, MailPending, MailState
 from jobs.store import records
@@ -61,7 +62,7 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
     queue_mark_advance(ACTIVE_QUEUE, oldest_left, until=now, now=now)
     oldest_left = None
     for bucket in queue_buckets(MAIL_QUEUE, now, now=now):
-        for pending in list(MailPending.objects.filter(bucket=bucket).limit(None)):
+        for pending in _in_mail_order(MailPending.objects.filter(bucket=bucket).limit(None)):
             mail = _mail_needing_sending(pending, now, grace)
             if mail is False:
                 continue  # done: its listing row is gone
@@ -98,6 +99,15 @@ def _reap_job(row: JobActive, now: dt.datetime, grace: dt.timedelta, summary: Re
         scheduling.queue_at(f"job-{job.id}-reaped", scheduling.RUN_TASK, (str(job.id),), group="jobs")
         summary.runs += 1
     return False
+
+
+def _in_mail_order(rows) -> list[MailPending]:
+    """A job's mails in the order its life sends them: queued again together after a
+    broker lost them, "started" must not come after "ready" (it would be dropped as
+    late, see the outbox)."""
+    return sorted(
+        rows, key=lambda row: (row.job_id, KINDS.index(row.kind) if row.kind in KINDS else len(KINDS))
+    )
 
 
 def _requeue_due(job: Job, now: dt.datetime, grace: dt.timedelta) -> bool:
