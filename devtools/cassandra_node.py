@@ -392,7 +392,7 @@ def answers_cql(address: str, port: int | None = None, timeout: float = 3.0) -> 
         connect_timeout=timeout,
         control_connection_timeout=timeout,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        protocol_version=5,
+        protocol_version=4,
     )
     try:
         session = cluster.connect()

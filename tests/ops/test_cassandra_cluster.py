@@ -61,7 +61,7 @@ def two_nodes(tmp_path):
 
 
 def _session(address: str, port: int):
-    cluster = Cluster([address], port=port, connection_class=AsyncioConnection, protocol_version=5)
+    cluster = Cluster([address], port=port, connection_class=AsyncioConnection, protocol_version=4)
     return cluster, cluster.connect()
 
 
