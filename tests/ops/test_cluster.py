@@ -66,6 +66,7 @@ def cluster_env(imitation: SearchImitation, mail: MailServer) -> dict[str, str]:
         # queue or a lease, never by the reaper standing in for a lost task.
         "IMAGEDL_REAPER_GRACE_SECONDS": "900",
         "IMAGEDL_TRANSIENT_BACKOFF_SECONDS": "2",
+        "IMAGEDL_TRANSIENT_RETRIES": "3",
         "IMAGEDL_EMAIL_RETRY_SECONDS": "5",
         "IMAGEDL_SUBMIT_RATE_PER_IP": "100/h",
         "IMAGEDL_SUBMIT_RATE_PER_EMAIL": "100/h",
@@ -73,12 +74,23 @@ def cluster_env(imitation: SearchImitation, mail: MailServer) -> dict[str, str]:
     }
 
 
+def copies_window(env: dict[str, str]) -> float:
+    """Seconds within which a second copy of a run or a mail would have come: a lease
+    running out, a mail's retry, a run's whole chain of step-backs, and a margin. Redis
+    never hands a task out twice and the reaper waits longer than any test, so "once"
+    is watched past every other source of copies."""
+    backoff, retries = int(env["IMAGEDL_TRANSIENT_BACKOFF_SECONDS"]), int(env["IMAGEDL_TRANSIENT_RETRIES"])
+    step_backs = sum(backoff * 2**retry for retry in range(retries))
+    return int(env["IMAGEDL_LEASE_SECONDS"]) + int(env["IMAGEDL_EMAIL_RETRY_SECONDS"]) + step_backs + 5
+
+
 class Cluster:
-    def __init__(self, info: dict, hosts: list[ImageHost], mail: MailServer) -> None:
+    def __init__(self, info: dict, hosts: list[ImageHost], mail: MailServer, env: dict[str, str]) -> None:
         self.info = info
         self.hosts = hosts
         self.mail = mail
         self.web = info["web"]
+        self.watch_for_copies = copies_window(env)
 
     def kill(self, name: str) -> None:
         done = cluster_command("kill", name)
@@ -144,11 +156,12 @@ def cluster():
     hosts = [ImageHost(address, latency=0.05).start() for address in HOST_ADDRESSES]
     imitation = SearchImitation(IMITATION_ADDRESS, image_url=image_urls(hosts), total=300).start()
     mail = MailServer().start()
+    env = cluster_env(imitation, mail)
     try:
         started = subprocess.run(
             [sys.executable, "-m", "devtools.cluster", "up", "--free-ports", "--root", str(CLUSTER_ROOT)],
             cwd=ROOT,
-            env=cluster_env(imitation, mail),
+            env=env,
             capture_output=True,
             text=True,
             timeout=900,
@@ -156,7 +169,7 @@ def cluster():
         assert started.returncode == 0, started.stderr[-5000:]
         info = json.loads(started.stdout.strip().splitlines()[-1])
         assert len(info["web"]) == 2 and len(info["cassandra"]) == 3 and len(info["workers"]) == 2
-        yield Cluster(info, hosts, mail)
+        yield Cluster(info, hosts, mail, env)
     finally:
         cluster_command("down")
         mail.stop()
@@ -197,7 +210,8 @@ def test_a_job_is_delivered_with_one_cassandra_node_killed(cluster):
         message = cluster.ready_mail("bob@example.org", timeout=300)
         assert len(images_in(cluster.download(cluster.web[1], message)[1])) == 40
         mails = lambda: len(cluster.mail.messages_to("bob@example.org"))  # noqa: E731
-        assert wait_for_count(mails, 3, timeout=60) == 3  # scheduled, started, ready; no more
+        # scheduled, started, ready; no more
+        assert wait_for_count(mails, 3, timeout=60, settle=cluster.watch_for_copies) == 3
     finally:
         for host in cluster.hosts:
             host.latency = 0.05
@@ -223,7 +237,7 @@ def test_a_killed_worker_leaves_the_job_to_the_other(cluster):
         done = lambda: cluster.job_state(cluster.web[1], status_path).get("status") == "done"  # noqa: E731
         assert wait_for(done, timeout=30)
         ready = lambda: len(ready_mails(cluster.mail, "cy@example.org"))  # noqa: E731
-        assert wait_for_count(ready, 1, timeout=10, settle=5) == 1
+        assert wait_for_count(ready, 1, timeout=10, settle=cluster.watch_for_copies) == 1
     finally:
         for host in cluster.hosts:
             host.latency = 0.05
@@ -253,4 +267,5 @@ def test_jobs_queued_in_redis_survive_its_restart(cluster):
         assert events and not any(m.startswith("Queued again") for m in events), (email, events)
     # One each (every one has one by now): no job runs twice from a queue that survived.
     all_ready = lambda: sum(len(ready_mails(cluster.mail, email)) for email in emails)  # noqa: E731
-    assert wait_for_count(all_ready, len(emails), timeout=10, settle=5) == len(emails)
+    count = wait_for_count(all_ready, len(emails), timeout=10, settle=cluster.watch_for_copies)
+    assert count == len(emails)

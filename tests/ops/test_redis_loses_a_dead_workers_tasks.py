@@ -131,7 +131,9 @@ def test_a_mail_lost_with_its_worker_is_sent_once_by_the_reaper(
     assert wait_for_count(lambda: subjects_with(mailserver, SUBJECTS[kind]), 1, timeout=30) == 1
 
 
-def test_a_purge_lost_with_its_worker_is_made_up_by_the_next_pass(redis_queue, redis_env, start_worker, settings):
+def test_a_purge_lost_with_its_worker_is_made_up_by_the_next_pass(
+    redis_queue, redis_env, start_worker, settings
+):
     dying = start_busy_worker(start_worker, redis_queue, redis_env)
     job = make_done_job(images=1, email="lost@example.org")
     finished_minutes_ago(job, settings.IMAGEDL_RETENTION_MINUTES + 1)
@@ -141,7 +143,9 @@ def test_a_purge_lost_with_its_worker_is_made_up_by_the_next_pass(redis_queue, r
     assert records.job_get(job.id).email == "lost@example.org"
 
     # The schedule comes round again: its next pass is due when a worker's scheduler looks.
-    Schedule.objects.filter(name=PURGE_SCHEDULE_NAME).update(next_run=timezone.now() - dt.timedelta(seconds=1))
+    Schedule.objects.filter(name=PURGE_SCHEDULE_NAME).update(
+        next_run=timezone.now() - dt.timedelta(seconds=1)
+    )
     start_worker(**redis_env)
     assert wait_for(lambda: records.job_get(job.id).purged_at is not None, timeout=120, interval=1)
     purged = records.job_get(job.id)
