@@ -609,16 +609,18 @@ class WebhookDelivery(DjangoCassandraModel):
     reply = columns.Text()
     reason = columns.Text()
     sent_at = columns.DateTime()
+    listed_in = columns.Text()  # its webhook_pending bucket (jobs.store.queues)
 
     class Meta:
         get_pk_field = "job_id"
 
 
 class WebhookPending(DjangoCassandraModel):
-    """Webhook deliveries not yet done (one small partition): what the reaper reads to
-    queue again a try whose task was lost."""
+    """Webhook deliveries not yet done, by the bucket of the time they were made
+    (jobs.store.queues): what the reaper reads to queue again a try whose task was lost."""
 
     __table_name__ = "webhook_pending"
+    __options__ = QUEUE_OPTIONS
 
     bucket = columns.Text(partition_key=True, default="all")
     job_id = columns.UUID(primary_key=True, clustering_order="ASC")

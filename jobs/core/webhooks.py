@@ -36,6 +36,7 @@ from jobs.models import Job, JobStatus, WebhookDelivery, WebhookState, WebhookTa
 from jobs.store import records
 from jobs.store.api_keys import api_key_get, api_key_webhooks_off
 from jobs.store.events import event_record
+from jobs.store.queues import queue_buckets, queue_mark_advance
 from jobs.store.webhooks import (
     deliveries_pending,
     delivery_claim,
@@ -49,6 +50,7 @@ from jobs.store.webhooks import (
 logger = logging.getLogger("imagedl.jobs")
 
 SEND_TASK = "jobs.tasks.webhook_send"
+WEBHOOK_QUEUE = "webhook_pending"
 TIMEOUT_SECONDS = 10.0
 MAX_BODY_BYTES = 20 * 1024
 # The job's event kinds (jobs.store.events) that are sent, and their webhook types.
@@ -230,6 +232,16 @@ def _after_try(job: Job, row: WebhookDelivery, claim: uuid.UUID, result: PostRes
 # --- the reaper's part ----------------------------------------------------------------
 
 
+def _delivery_overdue(row, now: dt.datetime, grace: dt.timedelta) -> bool:
+    """Whether a try should have been made more than ``grace`` ago: a sending claim's
+    end, or a pending row's next try (its creation for the first)."""
+    if row.state == WebhookState.SENDING:
+        due = aware_utc(row.claim_until)
+    else:
+        due = aware_utc(row.next_try_at) or aware_utc(row.created_at)
+    return due is not None and due + grace < now
+
+
 def webhooks_reap(*, now: dt.datetime | None = None) -> int:
     """Queue again the tries nobody is making: a delivery pending more than
     IMAGEDL_REAPER_GRACE_SECONDS past its time, or sending under a claim that ran out
@@ -238,18 +250,17 @@ def webhooks_reap(*, now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     grace = dt.timedelta(seconds=settings.IMAGEDL_REAPER_GRACE_SECONDS)
     queued = 0
-    for listed in deliveries_pending():
-        row = delivery_get(listed.job_id, listed.event_id)
-        if row is None or row.state in WebhookState.DONE:
-            delivery_unlist(listed.job_id, listed.event_id)
-            continue
-        if row.state == WebhookState.SENDING:
-            due = aware_utc(row.claim_until)
-        else:
-            due = aware_utc(row.next_try_at) or aware_utc(row.created_at)
-        if due is not None and due + grace < now:
-            scheduling.queue_at(
-                f"webhook-{row.event_id}-reaped", SEND_TASK, (str(row.job_id), row.event_id), group="webhooks"
-            )
-            queued += 1
+    oldest_left = None
+    for bucket in queue_buckets(WEBHOOK_QUEUE, now, now=now):
+        for listed in deliveries_pending(bucket):
+            row = delivery_get(listed.job_id, listed.event_id)
+            if row is None or row.state in WebhookState.DONE:
+                delivery_unlist(bucket, listed.job_id, listed.event_id)
+                continue
+            oldest_left = oldest_left or bucket
+            if _delivery_overdue(row, now, grace):
+                args = (str(row.job_id), row.event_id)
+                scheduling.queue_at(f"webhook-{row.event_id}-reaped", SEND_TASK, args, group="webhooks")
+                queued += 1
+    queue_mark_advance(WEBHOOK_QUEUE, oldest_left, until=now, now=now)
     return queued

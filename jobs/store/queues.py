@@ -1,4 +1,5 @@
-"""The queue tables by time bucket: ``job_active``, ``mail_pending`` and ``job_purge_due``.
+"""The queue tables by time bucket: ``job_active``, ``mail_pending``, ``job_purge_due``
+and ``webhook_pending``.
 
 Each row goes in the partition of the five minutes it falls due in (its ``bucket``,
 e.g. ``2026-12-05T19:05``), never a bucket already past: a row due earlier goes in the

@@ -17,6 +17,7 @@ from jobs.lib.utc import aware_utc, naive_utc
 from jobs.models import WebhookDelivery, WebhookPending, WebhookState, WebhookTarget
 from jobs.store.cassandra import execute, prepared
 from jobs.store.events import personal_ttl_seconds
+from jobs.store.queues import LEGACY_BUCKET, queue_bucket
 
 CLAIM_SECONDS = 60  # a sender holding a claim this long has died (the POST takes at most 10 s)
 
@@ -41,9 +42,11 @@ def webhook_target_forget(subject_id: uuid.UUID) -> None:
 
 def delivery_create(job_id: uuid.UUID, event_id: str, event_type: str, payload: str) -> bool:
     """Put one event in the outbox, once: False when that event id is there already."""
+    bucket = queue_bucket()
     try:
         WebhookDelivery.if_not_exists().ttl(personal_ttl_seconds()).create(
             job_id=job_id,
+            listed_in=bucket,
             event_id=event_id,
             type=event_type,
             payload=payload,
@@ -52,17 +55,17 @@ def delivery_create(job_id: uuid.UUID, event_id: str, event_type: str, payload: 
         )
     except LWTException:
         return False
-    WebhookPending.create(bucket="all", job_id=job_id, event_id=event_id)
+    WebhookPending.create(bucket=bucket, job_id=job_id, event_id=event_id)
     return True
 
 
-def deliveries_pending() -> list[WebhookPending]:
-    """The listing rows of deliveries not done yet (the reaper's)."""
-    return list(WebhookPending.objects.filter(bucket="all").limit(None))
+def deliveries_pending(bucket: str) -> list[WebhookPending]:
+    """The listing rows of one bucket's deliveries not done yet (the reaper's)."""
+    return list(WebhookPending.objects.filter(bucket=bucket).limit(None))
 
 
-def delivery_unlist(job_id: uuid.UUID, event_id: str) -> None:
-    WebhookPending.objects(bucket="all", job_id=job_id, event_id=event_id).delete()
+def delivery_unlist(bucket: str | None, job_id: uuid.UUID, event_id: str) -> None:
+    WebhookPending.objects(bucket=bucket or LEGACY_BUCKET, job_id=job_id, event_id=event_id).delete()
 
 
 def delivery_get(job_id: uuid.UUID, event_id: str) -> WebhookDelivery | None:
@@ -116,5 +119,5 @@ def delivery_finish(row: WebhookDelivery, claim: uuid.UUID, state: str, **values
         (*(naive_utc(v) for v in changes.values()), row.job_id, row.event_id, claim),
     )
     if result.was_applied and state in WebhookState.DONE:
-        delivery_unlist(row.job_id, row.event_id)
+        delivery_unlist(row.listed_in, row.job_id, row.event_id)
     return bool(result.was_applied)

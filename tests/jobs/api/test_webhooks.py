@@ -13,10 +13,11 @@ import pytest
 from django_q.models import OrmQ, Schedule
 
 from jobs.core import services, webhooks
-from jobs.models import WebhookDelivery, WebhookState
+from jobs.models import QueueMark, WebhookDelivery, WebhookPending, WebhookState
 from jobs.store import records
 from jobs.store.api_keys import api_key_create, api_key_get
 from jobs.store.events import job_events
+from jobs.store.queues import bucket_of
 from jobs.store.webhooks import (
     deliveries_of_job,
     webhook_target_forget,
@@ -159,6 +160,20 @@ def test_the_reaper_queues_again_a_try_whose_task_was_lost(client, keys, receive
     assert webhooks.webhooks_reap(now=late) == 1 and OrmQ.objects.count() == 1
     assert webhooks.webhook_send(made["id"], row.event_id) == "sent"
     assert webhooks.webhooks_reap(now=late) == 0  # done: no longer listed
+
+
+def test_deliveries_are_listed_by_the_bucket_they_were_made_in(client, keys, receiver, settings):
+    made = submit(client, keys, receiver.url)
+    row = only_delivery(made["id"])
+    listed = [(p.bucket, p.event_id) for p in WebhookPending.objects.all() if p.job_id == row.job_id]
+    assert listed == [(bucket_of(row.created_at), row.event_id)] and row.listed_in == listed[0][0]
+    OrmQ.objects.all().delete()  # the broker lost the send task
+    # A pass an hour later reads back from its watermark to the bucket that holds it.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    assert webhooks.webhooks_reap(now=later) == 1
+    assert QueueMark.objects.filter(queue="webhook_pending").first().bucket <= row.listed_in
+    assert webhooks.webhook_send(made["id"], row.event_id) == "sent"
+    assert not [p for p in WebhookPending.objects.all() if p.job_id == row.job_id]
 
 
 def test_a_slow_receiver_times_out_after_10_s_and_only_200_characters_are_kept(client, keys, receiver):
