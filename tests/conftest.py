@@ -1,11 +1,12 @@
 """The suite's session hooks; the fixtures live in tests/fixtures/ by kind:
 
   servers   ``suite_cassandra``, ``django_db_setup``, ``cassandra_db``, ``start_worker``,
-            ``worker``, ``postgres_server``, ``redis_server``, ``s3_server``, ``s3_settings``
+            ``worker``, ``start_web``, ``postgres_server``, ``redis_server``, ``s3_server``, ``s3_settings``
   hosts     ``start_image_host``, ``image_host``, ``image_hosts``, ``start_imitation``,
             ``imitation`` (and ``allow_address``)
   mail      ``mailserver``
   browser   ``driver``
+  api       ``api_keys``, ``start_receiver``
 
 The session starts the suite's own Cassandra node (tests/suite_node.py) and stops it at
 the end. Jobs are made with tests/factories.py.
@@ -27,6 +28,7 @@ pytest_plugins = [
     "tests.fixtures.hosts",
     "tests.fixtures.mail",
     "tests.fixtures.browser",
+    "tests.fixtures.api",
 ]
 
 

@@ -4,27 +4,22 @@ with an API key, its webhooks received on loopback and verified with
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
 import os
 import re
-import signal
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from jobs.store.api_keys import api_key_create
 from tests.fixtures.hosts import allow_address
 from tests.mailserver import free_port
 from tests.paths import REPO
 from tests.waiting import wait_for
-from tests.webhook_receiver import Receiver
 
 pytestmark = [
     pytest.mark.browser,
@@ -36,51 +31,13 @@ EVENTS = ("job.scheduled", "job.started", "job.ready")
 
 
 @pytest.fixture
-def keys(cassandra_db):
-    return api_key_create(email="ada@example.org")
+def receiver(start_receiver):
+    return start_receiver("127.0.0.62")
 
 
 @pytest.fixture
-def receiver(keys, settings):
-    server = Receiver("127.0.0.62", secret=keys.webhook_secret).start()
-    allow_address(settings, server.address)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def web(worker_env, settings, receiver):
-    """gunicorn serving the test databases on a free port (its URL)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **worker_env,
-        "IMAGEDL_BASE_URL": url,
-        "IMAGEDL_EXTRA_ALLOWED_NETWORKS": ",".join(settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS),
-    }
-    log = open(Path(settings.TEST_DIR) / f"gunicorn-{port}.log", "wb")
-    command = [sys.executable, "-m", "gunicorn", "imagedl_site.wsgi", "--bind", f"127.0.0.1:{port}"]
-    proc = subprocess.Popen(
-        [*command, "--workers", "1", "--threads", "4"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    assert wait_for(lambda: _answers(url), timeout=60), Path(log.name).read_text()[-3000:]
-    yield url
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(20)
-    log.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url + "/api/v1/openapi.json", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+def web(start_web, receiver):
+    return start_web()
 
 
 def submit(web: str, key: str, **body: object) -> dict:
@@ -89,10 +46,10 @@ def submit(web: str, key: str, **body: object) -> dict:
     return answer.json()
 
 
-def test_signed_webhooks_retried_then_the_zip(web, keys, receiver, imitation, start_worker):
+def test_signed_webhooks_retried_then_the_zip(web, api_keys, receiver, imitation, start_worker):
     receiver.answers = lambda webhook_id, n: 500 if n <= 2 else 200
     start_worker(imitation, IMAGEDL_BASE_URL=web, IMAGEDL_WEBHOOK_RETRY_SECONDS="1,1,1")
-    made = submit(web, keys.read_write, query="red fox", count=5, webhook_url=receiver.url)
+    made = submit(web, api_keys.read_write, query="red fox", count=5, webhook_url=receiver.url)
     (ready,) = receiver.wait_for_type("job.ready", timeout=300)
     for event_type in EVENTS:
         assert wait_for(lambda t=event_type: receiver.wait_for_type(t, timeout=0), timeout=120), event_type
@@ -107,7 +64,7 @@ def test_signed_webhooks_retried_then_the_zip(web, keys, receiver, imitation, st
         assert len([n for n in archive.namelist() if n.endswith((".jpg", ".jpeg", ".png", ".webp"))]) == 5
     detail = requests.get(
         urlsplit(made["links"]["self"])._replace(netloc=urlsplit(web).netloc).geturl(),
-        headers={"Authorization": f"Bearer {keys.read_only}"},
+        headers={"Authorization": f"Bearer {api_keys.read_only}"},
         timeout=30,
     ).json()
     assert {(w["type"], w["state"], w["tries"]) for w in detail["webhooks"]} >= {
@@ -115,13 +72,13 @@ def test_signed_webhooks_retried_then_the_zip(web, keys, receiver, imitation, st
     }
 
 
-def test_410_gone_stops_the_keys_webhooks(web, keys, receiver, start_worker):
+def test_410_gone_stops_the_keys_webhooks(web, api_keys, receiver, start_worker):
     receiver.answers = lambda webhook_id, n: 410
     start_worker(IMAGEDL_BASE_URL=web)
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat()
     made = submit(
         web,
-        keys.read_write,
+        api_keys.read_write,
         query="owls",
         count=3,
         run_at=later,
@@ -130,13 +87,13 @@ def test_410_gone_stops_the_keys_webhooks(web, keys, receiver, start_worker):
     )
     assert receiver.wait_for_type("job.scheduled", answered=410, timeout=60)
     cancel = requests.post(
-        f"{web}/api/v1/jobs/{made['id']}/cancel", headers={"X-Api-Key": keys.read_write}, timeout=30
+        f"{web}/api/v1/jobs/{made['id']}/cancel", headers={"X-Api-Key": api_keys.read_write}, timeout=30
     )
     assert cancel.status_code == 200
     own = f"{web}/api/v1/jobs/{made['id']}"
 
     def states() -> dict[str, str]:
-        detail = requests.get(own, headers={"X-Api-Key": keys.read_only}, timeout=30).json()
+        detail = requests.get(own, headers={"X-Api-Key": api_keys.read_only}, timeout=30).json()
         return {w["type"]: w["state"] for w in detail["webhooks"]}
 
     assert wait_for(
@@ -154,7 +111,7 @@ def example_hook(settings) -> tuple[str, int]:
 
 
 def test_the_python_example_of_the_docs_gets_its_zip(
-    example_hook, web, keys, imitation, start_worker, tmp_path
+    example_hook, web, api_keys, imitation, start_worker, tmp_path
 ):
     """docs/api.md's example, run as written but for its addresses and count."""
     start_worker(imitation, IMAGEDL_BASE_URL=web)
@@ -169,7 +126,11 @@ def test_the_python_example_of_the_docs_gets_its_zip(
     ):
         assert old in example
         example = example.replace(old, new)
-    env = {**os.environ, "IMAGEDL_KEY": keys.read_write, "IMAGEDL_WEBHOOK_SECRET": keys.webhook_secret}
+    env = {
+        **os.environ,
+        "IMAGEDL_KEY": api_keys.read_write,
+        "IMAGEDL_WEBHOOK_SECRET": api_keys.webhook_secret,
+    }
     subprocess.run([sys.executable, "-c", example], cwd=tmp_path, env=env, timeout=300, check=True)
     with zipfile.ZipFile(tmp_path / "red-fox.zip") as archive:
         assert len([n for n in archive.namelist() if n.startswith("red-fox_")]) == 4
