@@ -25,10 +25,9 @@ from jobs.lib.ratelimit import allow, client_address, client_key, configured_rat
 from jobs.lib.timezones import is_valid_zone
 from jobs.models import ApiKey, Job
 from jobs.series.limits import series_limit_reached
-from jobs.series.services import series_confirm, series_submit
+from jobs.series.services import series_submit
 from jobs.store import records
 from jobs.store.api_keys import idempotency_claim, idempotency_set
-from jobs.store.series import series_get
 from jobs.store.webhooks import webhook_target_set
 from jobs.web.forms import REPEAT_NEVER, JobForm, check_public_url
 
@@ -111,11 +110,9 @@ def _create(form: JobForm, job_id: uuid.UUID | None, client: str) -> Job:
         refused = series_limit_reached(form.cleaned_data["email"], client)
         if refused is not None:
             raise ApiProblem(422, "No more series can be started.", errors={"repeat": [refused]})
-        job = series_submit(every=repeat, client=client, **fields)
         # A key was issued to its mailbox's owner (a one-time link mailed there, or an
         # operator): that is the owner's confirmation, so the series starts active.
-        series_confirm(series_get(job.series_id), by="api")
-        return records.job_get(job.id) or job
+        return series_submit(every=repeat, client=client, confirmed_by="api", **fields)
     job = services.job_submit(**fields, job_id=job_id)
     if job is None:  # that id was made already (a replay that lost a race)
         job = records.job_get(job_id)

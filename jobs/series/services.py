@@ -84,14 +84,22 @@ def history_ttl_seconds(every: str) -> int:
 
 
 def series_submit(
-    *, every: str, run_at: dt.datetime, time_zone: str, client: str | None = None, **request: object
+    *,
+    every: str,
+    run_at: dt.datetime,
+    time_zone: str,
+    client: str | None = None,
+    confirmed_by: str | None = None,
+    **request: object,
 ) -> Job:
     """A recurring request: the series, pending until confirmed, and its first run (at
     ``run_at``, aware; held until then), whose local time (and weekday, for a weekly
     series) every later run keeps. ``request`` is what ``services.job_submit`` takes
     (email, query or page_url, count, filters); ``client`` the submitter's address key
     (``client_key``), counted against IMAGEDL_MAX_SERIES_PER_IP (``jobs.series.limits``,
-    which the form checks first)."""
+    which the form checks first). ``confirmed_by`` names who already stands for the
+    mailbox's owner (an API key issued to it): the series starts active, no link to
+    confirm is mailed and its first run is not held."""
     if every not in SeriesEvery.DAYS:
         raise ValueError(f"unknown repeat {every!r}")
     if run_at.tzinfo is None:
@@ -117,8 +125,9 @@ def series_submit(
         time_zone=time_zone,
         local_time=f"{local:%H:%M}",
         weekday=local.weekday() if every == SeriesEvery.WEEK else None,
-        status=SeriesStatus.PENDING,
-        confirm_by=naive_utc(now + dt.timedelta(hours=settings.IMAGEDL_SERIES_CONFIRM_HOURS)),
+        status=SeriesStatus.ACTIVE if confirmed_by else SeriesStatus.PENDING,
+        confirmed_at=naive_utc(now) if confirmed_by else None,
+        confirm_by=None if confirmed_by else naive_utc(now + _confirm_window()),
         runs_scheduled=1,
         next_job_id=run_job_id(series_id, 1),
         next_run_at=naive_utc(aware_utc(run_at)),
@@ -126,14 +135,21 @@ def series_submit(
     _renew(series, **personal)
     slots_take(series, str(personal["email"]), client)
     SeriesList.create(bucket="all", created_at=series.created_at, series_id=series.id)
-    _purge_at(series, aware_utc(series.confirm_by))  # unless confirmed by then
+    if not confirmed_by:
+        _purge_at(series, aware_utc(series.confirm_by))  # unless confirmed by then
     try:
-        job = _create_run_job(series, 1, run_at, held=True)
+        job = _create_run_job(series, 1, run_at, held=not confirmed_by)
     except Exception:
         series_stop(series, reason="not_scheduled", by="system")
         raise
     assert job is not None  # a new series' first run cannot exist yet
+    if confirmed_by:
+        logger.info("series=%s confirmed by=%s", series.id, confirmed_by)
     return job
+
+
+def _confirm_window() -> dt.timedelta:
+    return dt.timedelta(hours=settings.IMAGEDL_SERIES_CONFIRM_HOURS)
 
 
 def _renew(series: Series, **personal: object) -> None:

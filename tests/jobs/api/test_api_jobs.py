@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 
 import pytest
 from django.test import Client
 
-from jobs.models import ApiIdempotency, JobStatus
+from jobs.mail.emails import email_build
+from jobs.models import ApiIdempotency, JobStatus, SeriesStatus
 from jobs.store import records
 from jobs.store.api_keys import api_key_create, api_key_revoke
+from jobs.store.series import series_get
 from tests import suite_node
 from tests.factories import make_done_job
 from tests.racing import race
@@ -219,6 +222,17 @@ def test_series_list_read_and_stop(client, ada, grace):
     stopped = post(client, f"/series/{series_id}/stop", key=ada.read_write).json()
     assert stopped["status"] == "stopped" and stopped["stop_reason"] == "user"
     assert records.job_get(made["id"]).status == JobStatus.CANCELLED
+
+
+def test_a_series_made_with_a_key_starts_active_without_a_link_to_confirm(client, ada):
+    made = post(client, "/jobs", {"query": "owls", "count": 2, "repeat": "day"}, ada.read_write).json()
+    series = series_get(uuid.UUID(made["series_id"]))
+    assert series.status == SeriesStatus.ACTIVE and series.confirmed_at is not None
+    assert series.confirm_by is None and series.purge_due_at is None
+    first = records.job_get(made["id"])
+    assert not first.held
+    accepted = email_build(first, "accepted")
+    assert "/confirm/" not in accepted.body and not accepted.subject.startswith("Confirm")
 
 
 def test_a_private_webhook_target_is_refused(client, ada):
