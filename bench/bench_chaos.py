@@ -40,11 +40,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import io
 import logging
 import os
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -55,11 +53,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.own_node import ROOT, cassandra_node, node_env, node_ready
 from tests.imagehosts import ImageHost, encoded
 from tests.imitations import SearchImitation
-from tests.mailserver import MailServer, _Collector, free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.mailserver import MailServer, _Collector
 
 OUT = ROOT / "var" / "bench-chaos"
 IMITATION = "127.0.0.90"
@@ -77,18 +74,11 @@ OUTCOME_MAIL = {"done": "ready", "failed": "failed"}
 # --- the environment every process shares ----------------------------------------------
 
 
-def bench_env(native_port: int, storage_port: int, mail_port: int, q_workers: int) -> dict[str, str]:
-    return dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="imagedl_site.settings",
+def bench_env(mail_port: int, q_workers: int) -> dict[str, str]:
+    return node_env(
+        OUT,
+        KEYSPACE,
         PYTHONUNBUFFERED="1",
-        IMAGEDL_VAR_DIR=str(OUT),
-        DATABASE_URL=f"sqlite:///{OUT / 'imagedl.sqlite3'}",
-        IMAGEDL_CASSANDRA_DATA=str(OUT / "cassandra"),
-        CASSANDRA_HOSTS="127.0.0.1",
-        CASSANDRA_PORT=str(native_port),
-        IMAGEDL_CASSANDRA_STORAGE_PORT=str(storage_port),
-        CASSANDRA_KEYSPACE=KEYSPACE,
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=str(mail_port),
         EMAIL_TIMEOUT="5",
@@ -104,18 +94,6 @@ def bench_env(native_port: int, storage_port: int, mail_port: int, q_workers: in
         IMAGEDL_RETENTION_MINUTES="600",  # nothing is purged while it is counted
         IMAGEDL_LOG_LEVEL="INFO",
     )
-
-
-def cassandra_node(env: dict[str, str], action: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "devtools.cassandra_node", action],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"cassandra_node {action} failed:\n{result.stdout}{result.stderr}")
 
 
 def quiet(server: object) -> None:
@@ -388,37 +366,16 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
-    native_port, storage_port = free_port(), free_port()
     mail = TimedMailServer().start()
-    env = bench_env(native_port, storage_port, mail.port, args.q_workers)
-    with contextlib.suppress(Exception):  # a node left running by an interrupted run
-        cassandra_node(env, "stop")
-    shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir(parents=True)
-    os.environ.update({k: v for k, v in env.items() if k != "PYTHONUNBUFFERED"})
-    os.environ["IMAGEDL_LOG_LEVEL"] = "WARNING"  # the bench's own process; workers log INFO
+    env = bench_env(mail.port, args.q_workers)
 
     hosts: list[ImageHost] = []
     imitation: SearchImitation | None = None
     chaos = Chaos(env, rng)
     try:
-        began = time.monotonic()
-        print(
-            f"starting a Cassandra node on 127.0.0.1:{native_port} (data in {OUT / 'cassandra'})", flush=True
-        )
-        cassandra_node(env, "start")
-        print(f"  answers after {time.monotonic() - began:.0f} s", flush=True)
-
-        import django
-
-        django.setup()
+        node_ready(OUT, env)  # the bench's own process logs warnings; workers log INFO
         logging.getLogger("cassandra").setLevel(logging.CRITICAL)  # the outage is on purpose
         from django.conf import settings
-        from django.core.management import call_command
-
-        with contextlib.redirect_stdout(io.StringIO()):
-            call_command("migrate", verbosity=0)
-            call_command("sync_cassandra", verbosity=0)
 
         hosts = [ImageHost(address, latency=args.latency).start() for address in HOSTS]
         for index in range(1, 61):  # warm the hosts' image cache

@@ -26,50 +26,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import io
-import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-from tests.mailserver import free_port
+from bench.own_node import ROOT, cassandra_node, node_env, node_ready
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench-queues"
 KEYSPACE = "bench_queues"
 MAIL_KINDS = ("accepted", "started", "ready")
-
-
-def bench_env(native_port: int, storage_port: int) -> dict[str, str]:
-    return dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="imagedl_site.settings",
-        IMAGEDL_VAR_DIR=str(OUT),
-        DATABASE_URL=f"sqlite:///{OUT / 'imagedl.sqlite3'}",
-        IMAGEDL_CASSANDRA_DATA=str(OUT / "cassandra"),
-        CASSANDRA_HOSTS="127.0.0.1",
-        CASSANDRA_PORT=str(native_port),
-        IMAGEDL_CASSANDRA_STORAGE_PORT=str(storage_port),
-        CASSANDRA_KEYSPACE=KEYSPACE,
-        CASSANDRA_QUERY_TIMEOUT="30",
-        IMAGEDL_LOG_LEVEL="WARNING",
-    )
-
-
-def cassandra_node(env: dict[str, str], action: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "devtools.cassandra_node", action],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"cassandra_node {action} failed:\n{result.stdout}{result.stderr}")
 
 
 def churn(jobs: int, single: bool) -> tuple[int, float]:
@@ -165,25 +131,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=50_000)
     parser.add_argument("--layout", choices=("buckets", "single"), default="buckets")
     args = parser.parse_args()
-    env = bench_env(free_port(), free_port())
-    with contextlib.suppress(RuntimeError):
-        cassandra_node(env, "stop")
-    shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir(parents=True)
-    os.environ.update(env)
+    env = node_env(OUT, KEYSPACE, CASSANDRA_QUERY_TIMEOUT="30")
     try:
-        began = time.monotonic()
-        print(f"starting a Cassandra node on 127.0.0.1:{env['CASSANDRA_PORT']} (data in {OUT / 'cassandra'})")
-        cassandra_node(env, "start")
-        print(f"  answers after {time.monotonic() - began:.0f} s", flush=True)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        with contextlib.redirect_stdout(io.StringIO()):
-            call_command("migrate", verbosity=0)
-            call_command("sync_cassandra", verbosity=0)
+        node_ready(OUT, env)
         log = OUT / "cassandra" / "node1" / "logs" / "system.log"
         rows, seconds = churn(args.jobs, args.layout == "single")
         print(
