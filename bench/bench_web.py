@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -116,102 +117,95 @@ def wrk(path: str, seconds: int, clients: int, *headers: str) -> str:
     return f"{float(rps):8.1f} req/s  p50 {p50:>8}  p99 {p99:>8}  non-2xx {non2xx.group(1) if non2xx else 0}"
 
 
-def submit_clients(seconds: int, clients: int) -> tuple[int, int, list[float]]:
+Post = tuple[str, str, dict[str, str]]  # path, body, headers
+
+
+def timed_posts(
+    seconds: int,
+    clients: int,
+    prepare: Callable[[http.client.HTTPConnection, int], Callable[[int], Post]],
+    ok: int,
+) -> tuple[int, int, list[float]]:
+    """``clients`` threads, each on a connection of its own, POST for ``seconds``:
+    ``prepare(conn, number)`` gives the client's ``post(n)`` (its n-th request). How many
+    answered ``ok``, how many did not, and every latency."""
     accepted, failed, latencies = [0], [0], []
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
+
+    def client(number: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        post = prepare(conn, number)
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            path, body, headers = post(n)
+            started = time.monotonic()
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            took = time.monotonic() - started
+            with lock:
+                latencies.append(took)
+                if response.status == ok:
+                    accepted[0] += 1
+                else:
+                    failed[0] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return accepted[0], failed[0], latencies
+
+
+def form_posts(conn: http.client.HTTPConnection, number: int) -> Callable[[int], Post]:
+    """A browser's session: the form's page once (its cookie and CSRF token), then posts."""
+    conn.request("GET", "/")
+    response = conn.getresponse()
+    page = response.read().decode()
+    cookie = response.getheader("Set-Cookie").split(";")[0]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": cookie,
+        "Referer": f"http://127.0.0.1:{PORT}/",
+    }
 
-    def client(number: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        page = response.read().decode()
-        cookie = response.getheader("Set-Cookie").split(";")[0]
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        n = 0
-        while time.monotonic() < deadline:
-            n += 1
-            body = urlencode(
-                {
-                    "csrfmiddlewaretoken": token,
-                    "query": f"bench {number}-{n}",
-                    "page_url": "",
-                    "count": "10",
-                    "email": f"c{number}@example.org",
-                    "run_date": tomorrow,
-                    "run_time": "12:00",
-                    "time_zone": "UTC",
-                    "min_width": "0",
-                    "min_height": "0",
-                    "engine": "auto",
-                }
-            )
-            started = time.monotonic()
-            conn.request(
-                "POST",
-                "/",
-                body=body,
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "Cookie": cookie,
-                    "Referer": f"http://127.0.0.1:{PORT}/",
-                },
-            )
-            response = conn.getresponse()
-            response.read()
-            took = time.monotonic() - started
-            with lock:
-                latencies.append(took)
-                if response.status == 302:
-                    accepted[0] += 1
-                else:
-                    failed[0] += 1
+    def post(n: int) -> Post:
+        fields = {
+            "csrfmiddlewaretoken": token,
+            "query": f"bench {number}-{n}",
+            "page_url": "",
+            "count": "10",
+            "email": f"c{number}@example.org",
+            "run_date": tomorrow,
+            "run_time": "12:00",
+            "time_zone": "UTC",
+            "min_width": "0",
+            "min_height": "0",
+            "engine": "auto",
+        }
+        return "/", urlencode(fields), headers
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return accepted[0], failed[0], latencies
+    return post
 
 
-def api_submit_clients(seconds: int, clients: int, key: str) -> tuple[int, int, list[float]]:
-    """Like ``submit_clients``, through POST /api/v1/jobs: JSON, the key in X-Api-Key."""
-    accepted, failed, latencies = [0], [0], []
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
+def api_posts(key: str) -> Callable[[http.client.HTTPConnection, int], Callable[[int], Post]]:
+    """Clients of POST /api/v1/jobs: JSON, the key in X-Api-Key."""
     tomorrow = time.strftime("%Y-%m-%dT12:00:00+00:00", time.gmtime(time.time() + 86400))
+    headers = {"Content-Type": "application/json", "X-Api-Key": key}
 
-    def client(number: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
-        n = 0
-        while time.monotonic() < deadline:
-            n += 1
-            body = json.dumps({"query": f"api bench {number}-{n}", "count": 10, "run_at": tomorrow})
-            started = time.monotonic()
-            conn.request(
-                "POST",
-                "/api/v1/jobs",
-                body=body,
-                headers={"Content-Type": "application/json", "X-Api-Key": key},
-            )
-            response = conn.getresponse()
-            response.read()
-            took = time.monotonic() - started
-            with lock:
-                latencies.append(took)
-                if response.status == 201:
-                    accepted[0] += 1
-                else:
-                    failed[0] += 1
+    def prepare(conn: http.client.HTTPConnection, number: int) -> Callable[[int], Post]:
+        def post(n: int) -> Post:
+            body = {"query": f"api bench {number}-{n}", "count": 10, "run_at": tomorrow}
+            return "/api/v1/jobs", json.dumps(body), headers
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return accepted[0], failed[0], latencies
+        return post
+
+    return prepare
 
 
 def summary(label: str, seconds: int, accepted: int, failed: int, latencies: list[float]) -> str:
@@ -270,10 +264,10 @@ def main() -> None:
         )
         print("home page   ", wrk("/", args.seconds, args.clients))
         print("status JSON ", wrk(f"/jobs/{token}/status.json", args.seconds, args.clients))
-        form = submit_clients(args.seconds, args.clients)
+        form = timed_posts(args.seconds, args.clients, form_posts, ok=302)
         print(summary("submission  ", args.seconds, *form))
         print("API GET job ", wrk(f"/api/v1/jobs/{job_id}", args.seconds, args.clients, f"X-Api-Key: {key}"))
-        api = api_submit_clients(args.seconds, args.clients, key)
+        api = timed_posts(args.seconds, args.clients, api_posts(key), ok=201)
         print(summary("API POST job", args.seconds, *api))
         accepted = form[0] + api[0]
     finally:
