@@ -497,6 +497,15 @@ IMAGEDL_CLIENT_IP_HEADER = env_str("IMAGEDL_CLIENT_IP_HEADER", "")
 IMAGEDL_TRUSTED_PROXIES = env_int("IMAGEDL_TRUSTED_PROXIES", 1, minimum=1)
 IMAGEDL_HEALTHZ_TOKEN = env_str("IMAGEDL_HEALTHZ_TOKEN", "")
 
+# --- Metrics (jobs.lib.metrics, jobs.ops) -----------------------------------------------
+# /metrics answers loopback callers (while IMAGEDL_CLIENT_IP_HEADER is unset) and callers
+# sending "Authorization: Bearer <this token>"; anyone else gets a 404.
+IMAGEDL_METRICS_TOKEN = env_str("IMAGEDL_METRICS_TOKEN", "")
+# The worker (which has no web server) answers /metrics on its own small listener: on
+# loopback by default; port 0 turns it off.
+IMAGEDL_WORKER_METRICS_HOST = env_str("IMAGEDL_WORKER_METRICS_HOST", "127.0.0.1")
+IMAGEDL_WORKER_METRICS_PORT = env_int("IMAGEDL_WORKER_METRICS_PORT", 9810, minimum=0)
+
 # --- API (jobs.api) and webhooks -------------------------------------------------------
 # Requests per API key (every method), as the submission limits: "120/m", 0 for none.
 IMAGEDL_API_RATE_PER_KEY = env_str("IMAGEDL_API_RATE_PER_KEY", "120/m")

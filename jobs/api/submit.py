@@ -116,7 +116,7 @@ def _create(form: JobForm, job_id: uuid.UUID | None, client: str) -> Job:
         # operator): that is the owner's confirmation, so the series starts active.
         series_confirm(series_get(job.series_id), by="api")
         return records.job_get(job.id) or job
-    job = services.job_submit(**fields, job_id=job_id)
+    job = services.job_submit(**fields, job_id=job_id, source="api")
     if job is None:  # that id was made already (a replay that lost a race)
         job = records.job_get(job_id)
     assert job is not None
