@@ -1,0 +1,62 @@
+"""A real Prometheus, run with ops/prometheus/prometheus.yml, scrapes a real worker's
+/metrics listener: after one job, its HTTP API says imagedl_images_kept_total rose by
+the job's count, and the alert rules are loaded."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+from jobs.models import JobStatus
+from jobs.store import records
+from tests.factories import make_job
+from tests.mailserver import free_port
+from tests.prometheus_server import PrometheusServer
+from tests.waiting import wait_for
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.imitation(total=40),
+]
+KEPT = "imagedl_images_kept_total"
+
+
+@pytest.fixture
+def prometheus_for():
+    started: list[PrometheusServer] = []
+
+    def start(**targets: list[str]) -> PrometheusServer:
+        server = PrometheusServer(Path(settings.TEST_DIR) / f"prometheus-{free_port()}", **targets).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_prometheus_reads_the_kept_images_of_a_job_from_the_worker(start_worker, imitation, prometheus_for):
+    port = free_port()
+    start_worker(imitation, IMAGEDL_WORKER_METRICS_PORT=str(port))
+    prometheus = prometheus_for(workers=[f"127.0.0.1:{port}"])
+    target = f'{{job="imagedl-worker", instance="127.0.0.1:{port}"}}'
+    assert wait_for(lambda: prometheus.value(f"up{target}") == 1, timeout=60), prometheus.log()[-2000:]
+    assert wait_for(lambda: prometheus.value(f"{KEPT}{target}") is not None, timeout=60)
+    before = prometheus.value(f"{KEPT}{target}")
+
+    job = make_job(requested_count=6, run_in=-dt.timedelta(seconds=1))
+    assert wait_for(lambda: records.job_get(job.id).status == JobStatus.DONE, timeout=180)
+    # The next scrape (every 15 s) brings the count.
+    assert wait_for(lambda: prometheus.value(f"{KEPT}{target}") == before + 6, timeout=60), prometheus.value(
+        f"{KEPT}{target}"
+    )
+    rules = prometheus.query("count(ALERTS) or vector(0)")
+    assert rules  # the rule evaluator answers
+    loaded = requests.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    assert [len(group["rules"]) for group in loaded if group["name"] == "imagedl"] == [6]
