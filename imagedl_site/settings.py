@@ -356,23 +356,40 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     )
 LOG_FILE = Path(env_str("IMAGEDL_LOG_FILE", str(VAR_DIR / "log" / "imagedl.log")))
 LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+# plain: one line of text per record; json: one JSON object per line (time, level,
+# logger, process, message, and job_id, run_id, series_id, task where known).
+LOG_FORMAT = env_choice("IMAGEDL_LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        },
     },
-    # No log line holds a link's token (Django's "Not Found: /jobs/<token>/").
-    "filters": {"tokenless": {"()": "imagedl_site.access_log.TokenFilter"}},
+    # No log line holds a link's token (Django's "Not Found: /jobs/<token>/"); each
+    # carries the job, run, series and task it is about (jobs.lib.logcontext).
+    "filters": {
+        "tokenless": {"()": "imagedl_site.access_log.TokenFilter"},
+        "context": {"()": "jobs.lib.logcontext.LogContextFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["tokenless"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["tokenless", "context"],
+        },
         "file": {
-            "filters": ["tokenless"],
+            "filters": ["tokenless", "context"],
             "class": "logging.handlers.RotatingFileHandler",
             "filename": str(LOG_FILE),
             "maxBytes": env_int("IMAGEDL_LOG_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
             "backupCount": env_int("IMAGEDL_LOG_BACKUPS", 5, minimum=0),
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "encoding": "utf-8",
         },
     },

@@ -35,6 +35,7 @@ from downloader.gather import Request, delivered_filter, gather
 from jobs.core import services, storage
 from jobs.core.workdir import run_workdir, workdir_remove, workdirs_sweep_now_and_then
 from jobs.lib import metrics, scheduling
+from jobs.lib.logcontext import log_context_bind
 from jobs.lib.transient import is_transient, transient_cause
 from jobs.models import Job, JobStatus
 from jobs.store import records
@@ -143,6 +144,7 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
         return step_back(str(job.id), retry, str(job.run_id), exc)
     if not claimed:
         return f"skipped: {job.status} (claimed by another run)"
+    log_context_bind(run_id=job.run_id, series_id=job.series_id)
     try:
         return JobRun(job, adopt=earlier).execute()
     except Exception as exc:
