@@ -1,10 +1,11 @@
 """A real Prometheus, run with ops/prometheus/prometheus.yml, scrapes a real worker's
 /metrics listener: after one job, its HTTP API says imagedl_images_kept_total rose by
-the job's count, and the alert rules are loaded."""
+the job's count, the alert rules are loaded and the dashboard's queries are accepted."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from jobs.models import JobStatus
 from jobs.store import records
 from tests.factories import make_job
 from tests.mailserver import free_port
+from tests.paths import REPO
 from tests.prometheus_server import PrometheusServer
 from tests.waiting import wait_for
 
@@ -60,3 +62,10 @@ def test_prometheus_reads_the_kept_images_of_a_job_from_the_worker(start_worker,
     assert rules  # the rule evaluator answers
     loaded = requests.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     assert [len(group["rules"]) for group in loaded if group["name"] == "imagedl"] == [6]
+
+    # Every query of the Grafana dashboard is one this Prometheus accepts.
+    dashboard = json.loads((REPO / "ops" / "grafana" / "imagedl.json").read_text())
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    assert len(queries) > 20
+    for query in queries:
+        prometheus.query(query.replace("$__rate_interval", "1m"))  # raises on a 400
