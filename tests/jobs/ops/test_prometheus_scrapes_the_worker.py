@@ -1,6 +1,8 @@
 """A real Prometheus, run with ops/prometheus/prometheus.yml, scrapes a real worker's
 /metrics listener: after one job, its HTTP API says imagedl_images_kept_total rose by
-the job's count, the alert rules are loaded and the dashboard's queries are accepted."""
+the job's count, the alert rules are loaded and the dashboard's queries are accepted.
+Its graph of imagedl_jobs_finished_total, in headless Chromium, is the picture in
+docs/operations.md (``make screenshots``)."""
 
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ from jobs.models import JobStatus
 from jobs.store import records
 from tests.factories import make_job
 from tests.mailserver import free_port
-from tests.paths import REPO
+from tests.paths import REPO, screenshot_dir
 from tests.prometheus_server import PrometheusServer
 from tests.waiting import wait_for
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.screenshots,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True, databases="__all__"),
     pytest.mark.imitation(total=40),
@@ -69,3 +72,24 @@ def test_prometheus_reads_the_kept_images_of_a_job_from_the_worker(start_worker,
     assert len(queries) > 20
     for query in queries:
         prometheus.query(query.replace("$__rate_interval", "1m"))  # raises on a 400
+
+    _graph_screenshot(prometheus, "imagedl_jobs_finished_total", "prometheus-jobs-finished.png")
+
+
+def _graph_screenshot(prometheus: PrometheusServer, expression: str, name: str) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from downloader.browser import open_browser
+    from downloader.config import browser_options_from_settings
+
+    shots = screenshot_dir()
+    shots.mkdir(parents=True, exist_ok=True)
+    url = f"{prometheus.url}/graph?g0.expr={expression}&g0.tab=0&g0.range_input=2m"
+    with open_browser(browser_options_from_settings(), width=1280, height=1150) as driver:
+        driver.get(url)
+        # The chart is drawn once its legend names the series.
+        WebDriverWait(driver, 30).until(
+            lambda d: f"{expression}{{" in d.find_element("tag name", "body").text
+        )
+        driver.set_window_size(1280, 1150)  # the chart and its legend
+        driver.save_screenshot(str(shots / name))
