@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-APT_PACKAGES := chromium chromium-driver openjdk-17-jre-headless maven postgresql redis-server
+APT_PACKAGES := chromium chromium-driver openjdk-17-jre-headless maven postgresql redis-server prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test screenshots api-schema deps system-deps browser-user stop-system-engines venv cassandra cassandra-stop cluster cluster-stop setup lint format bench clean
@@ -56,14 +56,17 @@ browser-user:
 	  { echo "creating the browser's system user $(BROWSER_USER)"; \
 	    useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin $(BROWSER_USER); }
 
-# The postgresql and redis-server packages may start a system-wide server (Debian's
-# "main" cluster on 5432, Redis on 6379): the project runs instances of its own
-# (devtools/postgres.py, devtools/redis_server.py), so those are stopped, not used.
+# The postgresql, redis-server and prometheus packages may start a system-wide server
+# (Debian's "main" cluster on 5432, Redis on 6379, Prometheus on 9090): the project runs
+# instances of its own (devtools/postgres.py, devtools/redis_server.py; the tests' own
+# Prometheus, and promtool), so those are stopped, not used.
 stop-system-engines:
 	@command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | awk '$$4 == "online" {print $$1, $$2}' | \
 	  while read ver name; do echo "stopping the system PostgreSQL cluster $$ver/$$name"; $(SUDO) pg_ctlcluster $$ver $$name stop || true; done; \
 	pid=$$(cat /run/redis/redis-server.pid 2>/dev/null) && [ -n "$$pid" ] && kill -0 $$pid 2>/dev/null && \
-	  { echo "stopping the system redis-server"; $(SUDO) service redis-server stop >/dev/null 2>&1 || $(SUDO) kill $$pid; }; true
+	  { echo "stopping the system redis-server"; $(SUDO) service redis-server stop >/dev/null 2>&1 || $(SUDO) kill $$pid; }; \
+	pid=$$(pgrep -u prometheus -x prometheus 2>/dev/null | head -1) && [ -n "$$pid" ] && \
+	  { echo "stopping the system prometheus"; $(SUDO) service prometheus stop >/dev/null 2>&1 || $(SUDO) kill $$pid; }; true
 
 venv: $(VENV)/.installed
 

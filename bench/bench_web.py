@@ -239,6 +239,8 @@ def main() -> None:
             "-m",
             "gunicorn",
             "imagedl_site.wsgi",
+            "--config",
+            "python:imagedl_site.gunicorn_conf",
             "--bind",
             f"127.0.0.1:{PORT}",
             "--workers",

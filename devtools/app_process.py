@@ -50,6 +50,8 @@ class AppProcess(Service):
             "-m",
             "gunicorn",
             "imagedl_site.wsgi",
+            "--config",  # Prometheus' multiprocess hooks
+            "python:imagedl_site.gunicorn_conf",
             "--chdir",
             str(ROOT),
             "--bind",

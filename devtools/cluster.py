@@ -53,6 +53,7 @@ FIXED_PORTS = {
     "redis": 6389,
     "s3": 8281,
     "web": [8001, 8002],
+    "worker_metrics": [9811, 9812],  # each worker's /metrics (ops/prometheus/prometheus.yml)
 }
 # Set per process by the cluster, never taken from the caller's environment.
 OWNED = {
@@ -66,6 +67,7 @@ OWNED = {
     "CASSANDRA_LOCAL_DC",
     "IMAGEDL_VAR_DIR",
     "IMAGEDL_STATIC_ROOT",
+    "IMAGEDL_WORKER_METRICS_PORT",
     "IMAGEDL_S3_BUCKET",
     "AWS_S3_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",
@@ -196,7 +198,14 @@ class Layout:
             "AWS_ACCESS_KEY_ID": self.s3_identity,
             "AWS_SECRET_ACCESS_KEY": self.s3_credential,
             "AWS_S3_REGION_NAME": "us-east-1",
+            "IMAGEDL_WORKER_METRICS_PORT": self.worker_metrics_port(name),
         }
+
+    def worker_metrics_port(self, name: str) -> str:
+        """A worker's /metrics port (a cluster.json of an earlier version has none: off)."""
+        ports = self.ports.get("worker_metrics", [])
+        index = int(name.rsplit("-", 1)[1]) - 1 if name.startswith("worker-") else len(ports)
+        return str(ports[index]) if index < len(ports) else "0"
 
     def use_node_ports(self) -> None:
         # devtools.cassandra_node reads its ports from the environment when it uses them.
@@ -248,6 +257,7 @@ def choose_free_ports() -> dict:
         "redis": pick(),
         "s3": pick(),
         "web": [pick() for _ in range(WEBS)],
+        "worker_metrics": [pick() for _ in range(WORKERS)],
     }
 
 

@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                 "-m",
                 "gunicorn",
                 "imagedl_site.wsgi",
+                "--config",  # Prometheus' multiprocess hooks
+                "python:imagedl_site.gunicorn_conf",
                 "--bind",
                 f"{args.host}:{args.port}",
                 "--workers",

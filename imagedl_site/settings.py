@@ -356,23 +356,40 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     )
 LOG_FILE = Path(env_str("IMAGEDL_LOG_FILE", str(VAR_DIR / "log" / "imagedl.log")))
 LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+# plain: one line of text per record; json: one JSON object per line (time, level,
+# logger, process, message, and job_id, run_id, series_id, task where known).
+LOG_FORMAT = env_choice("IMAGEDL_LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        },
     },
-    # No log line holds a link's token (Django's "Not Found: /jobs/<token>/").
-    "filters": {"tokenless": {"()": "imagedl_site.access_log.TokenFilter"}},
+    # No log line holds a link's token (Django's "Not Found: /jobs/<token>/"); each
+    # carries the job, run, series and task it is about (jobs.lib.logcontext).
+    "filters": {
+        "tokenless": {"()": "imagedl_site.access_log.TokenFilter"},
+        "context": {"()": "jobs.lib.logcontext.LogContextFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["tokenless"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["tokenless", "context"],
+        },
         "file": {
-            "filters": ["tokenless"],
+            "filters": ["tokenless", "context"],
             "class": "logging.handlers.RotatingFileHandler",
             "filename": str(LOG_FILE),
             "maxBytes": env_int("IMAGEDL_LOG_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
             "backupCount": env_int("IMAGEDL_LOG_BACKUPS", 5, minimum=0),
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "encoding": "utf-8",
         },
     },
@@ -496,6 +513,15 @@ IMAGEDL_CLIENT_IP_HEADER = env_str("IMAGEDL_CLIENT_IP_HEADER", "")
 # entries from the right).
 IMAGEDL_TRUSTED_PROXIES = env_int("IMAGEDL_TRUSTED_PROXIES", 1, minimum=1)
 IMAGEDL_HEALTHZ_TOKEN = env_str("IMAGEDL_HEALTHZ_TOKEN", "")
+
+# --- Metrics (jobs.lib.metrics, jobs.ops) -----------------------------------------------
+# /metrics answers loopback callers (while IMAGEDL_CLIENT_IP_HEADER is unset) and callers
+# sending "Authorization: Bearer <this token>"; anyone else gets a 404.
+IMAGEDL_METRICS_TOKEN = env_str("IMAGEDL_METRICS_TOKEN", "")
+# The worker (which has no web server) answers /metrics on its own small listener: on
+# loopback by default; port 0 turns it off.
+IMAGEDL_WORKER_METRICS_HOST = env_str("IMAGEDL_WORKER_METRICS_HOST", "127.0.0.1")
+IMAGEDL_WORKER_METRICS_PORT = env_int("IMAGEDL_WORKER_METRICS_PORT", 9810, minimum=0)
 
 # --- API (jobs.api) and webhooks -------------------------------------------------------
 # Requests per API key (every method), as the submission limits: "120/m", 0 for none.

@@ -3,13 +3,16 @@
 The stock changelist, filters, search and bulk delete cannot run on
 django-cassandra-engine models, so the Job admin serves its own staff-only views:
 a newest-first list paged by cursor (never a table scan), filters by status and day,
-search by id (direct) or exact email/query (over a bounded recent window, and the
-page says so), a read-only detail page with the event log and images, and the
-cancel / retry / purge actions through jobs.core.services, each written to the admin log.
+an "overdue" filter and flag (``jobs.core.overview``), search by id (direct) or exact
+email/query (over a bounded recent window, and the page says so), a read-only detail
+page with the event log and images, and the cancel / retry / purge actions through
+jobs.core.services, each written to the admin log. The admin index opens with the jobs
+in hand: counts by state, the overdue ones and the oldest job waiting past its time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from cassandra.util import datetime_from_uuid1
@@ -18,10 +21,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from jobs.admin.changes import log_change
 from jobs.core import services
+from jobs.core.overview import job_overdue, jobs_overview, jobs_overview_cached
 from jobs.lib import links
 from jobs.lib.formatting import human_bytes
 from jobs.lib.utc import aware_utc
@@ -32,6 +37,9 @@ from jobs.store.events import job_events
 PAGE_SIZE = 50
 SEARCH_WINDOW = 5000  # newest jobs scanned for an exact email/query match
 ACTIONS = {"cancel": "Cancel", "retry": "Retry", "purge": "Purge now"}
+OVERDUE_NOTE = (
+    "Overdue jobs: past their run time by more than the reaper's grace, or running on a lease that ran out."
+)
 
 
 def job_action_apply(request: HttpRequest, action: str, job: Job) -> str:
@@ -84,23 +92,29 @@ class JobAdmin(admin.ModelAdmin):
             status = None
         day = parse_date(request.GET.get("day", "") or "") if request.GET.get("day") else None
         search = (request.GET.get("q") or "").strip()
+        overdue = request.GET.get("overdue") == "1"
         cursor = records.Cursor.decode(request.GET.get("after", "")) if request.GET.get("after") else None
         search_note = ""
         next_cursor = None
         if search:
             jobs, search_note = self._search(search)
+        elif overdue:
+            jobs = [job for job in map(records.job_get, jobs_overview().overdue) if job is not None]
+            search_note = OVERDUE_NOTE
         else:
             page = records.jobs_list_newest_first(PAGE_SIZE, cursor, status=status, day=day)
             jobs, next_cursor = page.jobs, page.next_cursor
         params = {
             k: v for k, v in {"status": status or "", "day": day.isoformat() if day else ""}.items() if v
         }
+        now = timezone.now()
         context = {
             **self.admin_site.each_context(request),
             "title": "Jobs",
             "opts": Job._meta,
-            "rows": [self._row(job) for job in jobs],
+            "rows": [self._row(job, now) for job in jobs],
             "statuses": JobStatus.ALL,
+            "overdue": overdue,
             "status": status,
             "day": day,
             "search": search,
@@ -135,9 +149,10 @@ class JobAdmin(admin.ModelAdmin):
         )
         return found, note
 
-    def _row(self, job: Job) -> dict:
+    def _row(self, job: Job, now: dt.datetime) -> dict:
         return {
             "job": job,
+            "overdue": job.status in JobStatus.ACTIVE and job_overdue(job, now),
             "url": reverse("admin:jobs_job_change", args=[job.id]),
             "size": human_bytes(job.archive_bytes or 0) if job.archive_bytes else "",
         }
@@ -209,6 +224,32 @@ class JobAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(request.POST.get("next") or reverse("admin:jobs_job_changelist"))
 
 
+def jobs_at_a_glance() -> dict:
+    """The admin index's summary of the jobs in hand (read at most every 15 s)."""
+    try:
+        overview = jobs_overview_cached()
+    except Exception as exc:  # Cassandra down: the rest of the admin still works
+        return {"error": type(exc).__name__}
+    oldest = overview.oldest_waiting
+    return {
+        "counts": overview.counts,
+        "overdue": len(overview.overdue),
+        "oldest": oldest,
+        "oldest_url": reverse("admin:jobs_job_change", args=[oldest]) if oldest else "",
+        "oldest_minutes": round(overview.oldest_waiting_seconds / 60, 1),
+        "at": dt.datetime.fromtimestamp(overview.at, dt.UTC),
+    }
+
+
+_stock_index = admin.site.index
+
+
+def admin_index(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """Django's admin index with the jobs at a glance on top (templates/admin/index.html)."""
+    return _stock_index(request, {**(extra_context or {}), "jobs_at_a_glance": jobs_at_a_glance()})
+
+
+admin.site.index = admin_index
 admin.site.register(Job, JobAdmin)
 admin.site.site_header = "imagedl operations"
 admin.site.site_title = "imagedl admin"

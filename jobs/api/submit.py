@@ -113,7 +113,7 @@ def _create(form: JobForm, job_id: uuid.UUID | None, client: str) -> Job:
         # A key was issued to its mailbox's owner (a one-time link mailed there, or an
         # operator): that is the owner's confirmation, so the series starts active.
         return series_submit(every=repeat, client=client, confirmed_by="api", **fields)
-    job = services.job_submit(**fields, job_id=job_id)
+    job = services.job_submit(**fields, job_id=job_id, source="api")
     if job is None:  # that id was made already (a replay that lost a race)
         job = records.job_get(job_id)
     assert job is not None

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from jobs.core import hooks, services
 from jobs.lib import scheduling
+from jobs.lib.metrics import reaper_action_count
 from jobs.lib.utc import aware_utc
 from jobs.mail.emails import KINDS
 from jobs.mail.outbox import email_enqueue, queue_send
@@ -69,6 +70,7 @@ def jobs_reap(*, now: dt.datetime | None = None) -> ReapSummary:
             oldest_left = oldest_left or bucket
             if mail is not None:  # resumed from its tries: a copy is not a new first try
                 queue_send(pending.job_id, pending.kind, pending.generation, attempt=(mail.tries or 0) + 1)
+                reaper_action_count("mail_requeued")
                 summary.mails += 1
     queue_mark_advance(MAIL_QUEUE, oldest_left, until=now, now=now)
     if summary.runs or summary.mails:
@@ -82,12 +84,15 @@ def _reap_job(row: JobActive, now: dt.datetime, grace: dt.timedelta, summary: Re
     if job is None or job.status not in JobStatus.ACTIVE:
         if job is not None:  # its worker may have died right after the outcome
             services.job_purge_row_ensure(job)
-        summary.mails += _queue_lost_outcome_mail(job)
+        lost = _queue_lost_outcome_mail(job)
+        reaper_action_count("outcome_mail", lost)
+        summary.mails += lost
         # Its end steps may not have run (the worker died, or a step failed): they
         # are idempotent. Should one fail again, the row stays for the next pass.
         if job is not None and not hooks.end_steps_run(job):
             return False
         row.delete()
+        reaper_action_count("cleared")
         summary.cleared += 1
         return True
     if services.lease_held(job.lease_until, now):
@@ -97,6 +102,7 @@ def _reap_job(row: JobActive, now: dt.datetime, grace: dt.timedelta, summary: Re
         what = "its run stopped answering" if job.status == JobStatus.RUNNING else "its run never started"
         event_record(job.id, "requeued", f"Queued again: {what}", level="warning")
         scheduling.queue_at(f"job-{job.id}-reaped", scheduling.RUN_TASK, (str(job.id),), group="jobs")
+        reaper_action_count("takeover" if job.status == JobStatus.RUNNING else "late_start")
         summary.runs += 1
     return False
 

@@ -34,8 +34,9 @@ from downloader.engines.base import EngineError
 from downloader.gather import Request, delivered_filter, gather
 from jobs.core import services, storage
 from jobs.core.workdir import run_workdir, workdir_remove, workdirs_sweep_now_and_then
-from jobs.lib import scheduling
-from jobs.lib.transient import is_transient
+from jobs.lib import metrics, scheduling
+from jobs.lib.logcontext import log_context_bind
+from jobs.lib.transient import is_transient, transient_cause
 from jobs.models import Job, JobStatus
 from jobs.store import records
 from jobs.store.events import job_error_log
@@ -143,6 +144,7 @@ def _claim_and_run(job_id: uuid.UUID | str, retry: int, run_id: str, stepped_bac
         return step_back(str(job.id), retry, str(job.run_id), exc)
     if not claimed:
         return f"skipped: {job.status} (claimed by another run)"
+    log_context_bind(run_id=job.run_id, series_id=job.series_id)
     try:
         return JobRun(job, adopt=earlier).execute()
     except Exception as exc:
@@ -168,6 +170,7 @@ def step_back(job_id: str, retry: int, run_id: str, exc: BaseException) -> str:
         return f"gave up after {retry} retries ({error})"
     delay = min(settings.IMAGEDL_TRANSIENT_BACKOFF_SECONDS * 2**retry, MAX_STEP_BACK_DELAY)
     logger.warning("job=%s: %s; run queued again in %d s", job_id, error, delay)
+    metrics.stepback_count(transient_cause(exc))
     if run_id:
         _hold_lease(job_id, run_id, delay)
     scheduling.schedule_once(
@@ -256,6 +259,7 @@ class JobRun:
         self.last_progress = 0.0
         self.positions: dict[int, int] = {}  # id(image) -> its number (file and image row)
         self.engines_started: list[str] = []
+        self.engine_outcomes: dict[str, str] = {}  # engine -> ok, empty or failed (counted at the end)
         self.unapplied: list[str] = []  # "Bing could not apply: freshness", one per engine
         self.resumed = self._adopt(adopt) if adopt is not None else []
         self.position = len(self.resumed)  # the last number given
@@ -273,6 +277,8 @@ class JobRun:
             return self._execute()
         finally:
             self.lease.stop()
+            for engine, outcome in self.engine_outcomes.items():
+                metrics.engine_search_count(engine, outcome)
 
     def _execute(self) -> str:
         job = self.job
@@ -327,10 +333,21 @@ class JobRun:
             self.engines_started.append(str(data["engine"]))
             used = self.engines_started if self.request.engine == ALL else self.engines_started[-1:]
             self._progress(engine_used=",".join(used))
+        self._engine_outcome(kind, data)
         if kind == "filters_unapplied" and message not in self.unapplied:
             self.unapplied.append(message)
             self._progress(filters_unapplied="\n".join(self.unapplied))
         services.job_note(self.job, kind, message, **data)
+
+    def _engine_outcome(self, kind: str, data: dict) -> None:
+        """Each engine's search ends ok (it yielded), empty (it found nothing) or failed."""
+        engine = str(data.get("engine", ""))
+        if kind == "engine_started" or (kind == "page_loaded" and engine == "page"):
+            self.engine_outcomes[engine] = "ok"
+        elif kind == "engine_failed":
+            self.engine_outcomes[engine] = "failed"
+        elif kind in ("engine_exhausted", "results_end") and data.get("found") == 0:
+            self.engine_outcomes[engine] = "empty"
 
     def on_progress(self, counts: Counts) -> None:
         now = time.monotonic()
@@ -364,6 +381,7 @@ class JobRun:
         self.positions[id(image)] = position
         services.job_add_preview(self.job, image.sha256, image.preview)
         services.job_add_image(self.job, position, file_name=name, **image.description())
+        metrics.download_bytes_count(image.bytes)
 
     # -- the outcome ----------------------------------------------------------------
 

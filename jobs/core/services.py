@@ -21,7 +21,7 @@ from django.utils import timezone
 from downloader.choices import SAFE_SEARCH_DEFAULT, Filters
 from jobs.core import hooks, storage
 from jobs.core.workdir import workdir_remove, workdirs_sweep
-from jobs.lib import scheduling
+from jobs.lib import metrics, scheduling
 from jobs.lib.mailboxes import address_problem
 from jobs.lib.utc import aware_utc
 from jobs.mail.outbox import email_enqueue, email_enqueue_once, email_withdraw, queue_send
@@ -81,13 +81,15 @@ def job_submit(
     series_id: uuid.UUID | None = None,
     series_run: int | None = None,
     held: bool = False,
+    source: str = "form",
 ) -> Job | None:
     """Store a validated request in Cassandra and schedule its run (forms validate first).
 
     ``job_id`` makes the job with that id, once: None comes back when it exists
     already (a series' next run created twice). ``series_id`` and ``series_run`` mark
     a run of a recurring series (``jobs.series``). ``held``: its "accepted" mail goes
-    out but its run waits for ``job_release`` (a series' confirmation)."""
+    out but its run waits for ``job_release`` (a series' confirmation). ``source``
+    (form, api, series, cli) is counted in ``imagedl_jobs_submitted_total``."""
     if bool(query) == bool(page_url):
         raise ValueError("give exactly one of query and page_url")
     problem = address_problem(email)
@@ -133,6 +135,7 @@ def job_submit(
     )
     if job is None:
         return None  # made already, by another caller
+    metrics.job_submitted_count(source)
     _schedule(job, accepted_mail=(series_run or 1) == 1)  # a series' later runs: its last mail said when
     return job
 
@@ -492,6 +495,8 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     if "active_bucket" in changes:
         JobActive.create(bucket=changes["active_bucket"], job_id=job.id)
         JobActive.objects(bucket=listed_in, job_id=job.id).delete()
+    if "started_at" in changes:  # the job's first start: how long it waited past its time
+        metrics.job_wait_observe((changes["started_at"] - aware_utc(job.run_at)).total_seconds())
     event_record(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
     if attempt == 1 and (job.series_run or 1) == 1:
         # Once (a lightweight transaction): a run resuming its first attempt after a
@@ -564,6 +569,7 @@ def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) 
     event_record(
         job.id, "done", f"{kept} images ready ({archive_bytes} bytes)", kept=kept, bytes=archive_bytes
     )
+    _run_time_observe(job, now)
     _run_ended(job, "ready")
     return True
 
@@ -585,8 +591,15 @@ def job_fail(job: Job, reason: str) -> bool:
     ):
         return False
     event_record(job.id, "failed", reason, level="error")
+    _run_time_observe(job, now)
     _run_ended(job, "failed")
     return True
+
+
+def _run_time_observe(job: Job, now: dt.datetime) -> None:
+    started = aware_utc(job.started_at)
+    if started is not None:
+        metrics.job_run_observe((now - started).total_seconds())
 
 
 def job_note_cancelled_during_run(job: Job) -> None:

@@ -30,6 +30,20 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def transient_cause(exc: BaseException) -> str:
+    """What did not answer, as a metrics label: ``browser`` or ``cassandra``."""
+    from downloader.browser import BrowserStartFailed
+
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        if isinstance(current, BrowserStartFailed):
+            return "browser"
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return "cassandra" if is_transient(exc) else "other"
+
+
 def _cqlengine_not_connected(exc: BaseException) -> bool:
     """cqlengine's own error when no session could be made (the node was down at
     connect time)."""

@@ -20,7 +20,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs.lib import scheduling
-from jobs.lib.transient import is_transient
+from jobs.lib.metrics import stepback_count
+from jobs.lib.transient import is_transient, transient_cause
 from jobs.lib.utc import aware_utc, naive_utc
 from jobs.mail import emails
 from jobs.models import Job, JobMail, MailPending, MailState
@@ -133,6 +134,7 @@ def email_send(job_id: str, kind: str, attempt: int = 1, generation: int = 0, st
         error = type(exc).__name__
         delay = min(settings.IMAGEDL_TRANSIENT_BACKOFF_SECONDS * 2**stepped_back, MAX_STEP_BACK_DELAY)
         logger.warning("job=%s: %s; the %s email is queued again in %d s", job_id, error, kind, delay)
+        stepback_count(transient_cause(exc))
         scheduling.schedule_once(
             f"email-{kind}-{job_id}-{attempt}-back-{stepped_back + 1}",
             scheduling.EMAIL_TASK,
@@ -168,7 +170,9 @@ def _email_send(job_id: str, kind: str, attempt: int, generation: int) -> str:
     if blocked:
         _finish(row, MailState.BLOCKED, claim)
         why = BLOCKED_REASONS[blocked]
-        event_record(job.id, f"email_{blocked}", f"The {kind} email was not sent: {why}", level="warning")
+        event_record(
+            job.id, f"email_{blocked}", f"The {kind} email was not sent: {why}", level="warning", email=kind
+        )
         return f"skipped: {blocked}"
     try:
         emails.email_deliver(job, kind)
@@ -177,7 +181,7 @@ def _email_send(job_id: str, kind: str, attempt: int, generation: int) -> str:
             return _send_failed(job, row, claim, attempt, exc)
         _finish(row, MailState.FAILED, claim, tries=attempt)
         refused = f"The mail server refused the address for the {kind} email"
-        event_record(job.id, "email_refused", refused, level="warning")
+        event_record(job.id, "email_refused", refused, level="warning", email=kind)
         return "refused"
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:
         return _send_failed(job, row, claim, attempt, exc)
@@ -270,7 +274,12 @@ def _send_failed(job: Job, row: JobMail, claim: uuid.UUID, attempt: int, exc: Ex
         logger.warning("job=%s: giving up on the %s email (%s)", job.id, kind, error)
         _finish(row, MailState.FAILED, claim, tries=attempt)
         event_record(
-            job.id, "email_failed", f"Could not send the {kind} email ({error})", level="error", error=error
+            job.id,
+            "email_failed",
+            f"Could not send the {kind} email ({error})",
+            level="error",
+            error=error,
+            email=kind,
         )
         return "gave up"
     delay = settings.IMAGEDL_EMAIL_RETRY_SECONDS * 2 ** (attempt - 1)
@@ -284,6 +293,7 @@ def _send_failed(job: Job, row: JobMail, claim: uuid.UUID, attempt: int, exc: Ex
         f"Mail server unavailable; the {kind} email will be retried in {delay} s",
         level="warning",
         error=error,
+        email=kind,
     )
     return f"retry in {delay}s"
 

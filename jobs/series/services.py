@@ -168,6 +168,7 @@ def _create_run_job(series: Series, run: int, run_at: dt.datetime, *, held: bool
     job_id = run_job_id(series.id, run)
     SeriesRun.create(series_id=series.id, run=run, job_id=job_id, run_at=naive_utc(aware_utc(run_at)))
     return services.job_submit(
+        source="series",
         job_id=job_id,
         series_id=series.id,
         series_run=run,

@@ -20,6 +20,7 @@ from cassandra.query import UNSET_VALUE
 from cassandra.util import uuid_from_time
 from django.conf import settings
 
+from jobs.lib.metrics import count_event
 from jobs.models import JobEvent
 from jobs.store.cassandra import write_together
 
@@ -64,9 +65,11 @@ def _loggable(key: str, value: object) -> bool:
 def event_log(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
     """Mirror an event to the application log: its job id, kind, numbers and codes.
     The message stays out (it is in Cassandra, purged with the job). Then the
-    observers registered from above hear of it (``event_observer_register``)."""
+    metrics count it (``jobs.lib.metrics.count_event``) and the observers registered
+    from above hear of it (``event_observer_register``)."""
     extras = " ".join(f"{k}={v}" for k, v in sorted(data.items()) if _loggable(k, v))
     logger.log(_LEVELS[level], "job=%s event=%s%s", job_id, kind, f" {extras}" if extras else "")
+    count_event(kind, data)
     _observers_tell(job_id, kind)
 
 

@@ -26,7 +26,9 @@ LOGGER = "imagedl_site.access_log.TokenlessLogger"
 def _procfile_web(port: int) -> list[str]:
     line = next(x for x in (REPO / "Procfile").read_text().splitlines() if x.startswith("web:"))
     command = line.removeprefix("web:").replace("${PORT:-8000}", str(port))
-    command = command.replace("${WEB_CONCURRENCY:-3}", "1").replace("0.0.0.0", "127.0.0.1")
+    command = command.replace("${WEB_CONCURRENCY:-3}", "1").replace(
+        "${IMAGEDL_WEB_HOST:-0.0.0.0}", "127.0.0.1"
+    )
     words = shlex.split(command)
     assert words[0] == "gunicorn"
     return [sys.executable, "-m", *words]

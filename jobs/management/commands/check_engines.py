@@ -3,7 +3,8 @@ full-size results: an early warning when a site changes its markup.
 
     python manage.py check_engines [--engine bing] [--query "red fox"] [--min-results 10]
 
-Exits non-zero when an engine fails. Base URLs come from IMAGEDL_*_URL settings.
+Exits non-zero when an engine fails. Base URLs come from IMAGEDL_*_URL settings. Each
+engine's result is kept for the metrics (``imagedl_engine_canary_ok``, jobs.ops.canary).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Command(BaseCommand):
         from downloader.config import browser_options_from_settings, engine_options_from_settings
         from downloader.engines import ENGINES, get_engine
         from downloader.engines.base import EngineError, SearchRules
+        from jobs.ops.canary import canary_store
 
         names = options["engine"] or list(ENGINES)
         unknown = set(names) - set(ENGINES)
@@ -55,5 +57,6 @@ class Command(BaseCommand):
                     self.stdout.write(f"FAIL {name:<11} {problem} ({took:.1f}s, {engine.base_url()})")
                 else:
                     self.stdout.write(f"ok   {name:<11} {len(found)} full-size results in {took:.1f}s")
+        canary_store({name: name not in failures for name in names})
         if failures:
             raise CommandError(f"engine check failed for: {', '.join(failures)}")

@@ -164,3 +164,33 @@ def test_admin_index_and_django_q_pages_work(admin_client):
     assert admin_client.get("/admin/").status_code == 200
     for page in ("schedule", "ormq", "failure", "success"):
         assert admin_client.get(f"/admin/django_q/{page}/").status_code == 200
+
+
+def test_overdue_jobs_are_filtered_and_flagged_and_the_index_sums_up(admin_client, cassandra_db, settings):
+    from django.core.cache import cache
+
+    from tests.factories import make_job_record
+
+    settings.IMAGEDL_REAPER_GRACE_SECONDS = 120
+    late = make_job_record(run_in=-dt.timedelta(minutes=25))
+    waiting = make_job_record(run_in=-dt.timedelta(seconds=20))
+    make_job_record(run_in=dt.timedelta(hours=3))
+    dead = make_job_record(run_in=-dt.timedelta(minutes=5))
+    assert records.job_write_if(
+        dead,
+        {"status": JobStatus.RUNNING, "lease_until": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)},
+        run_is=None,
+    )
+
+    page = admin_client.get("/admin/jobs/job/?overdue=1").content.decode()
+    assert sorted(ids_on(page)) == sorted([str(late.id), str(dead.id)])
+    assert page.count('class="overdue"') == 2
+    listed = admin_client.get("/admin/jobs/job/").content.decode()
+    assert str(waiting.id) in ids_on(listed) and listed.count('class="overdue"') == 2
+
+    cache.clear()
+    index = admin_client.get("/admin/").content.decode()
+    assert re.search(r'id="count-scheduled">2<', index) and re.search(r'id="count-running">1<', index)
+    assert re.search(r'id="count-overdue">2<', index)
+    oldest = re.search(r'id="oldest-waiting"><a href="([^"]+)">', index)
+    assert oldest and str(late.id) in oldest.group(1)

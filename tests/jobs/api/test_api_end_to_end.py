@@ -37,7 +37,7 @@ def receiver(start_receiver):
 
 @pytest.fixture
 def web(start_web, receiver):
-    return start_web()
+    return start_web(workers=1)
 
 
 def submit(web: str, key: str, **body: object) -> dict:

@@ -6,9 +6,7 @@ desktop and phone widths go to var/screenshots/, or to IMAGEDL_SCREENSHOT_DIR (w
 from __future__ import annotations
 
 import datetime as dt
-import os
 import zipfile
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,6 +28,7 @@ from jobs.models import JobStatus
 from jobs.store import records
 from jobs.web.estimate import estimate_seconds
 from tests.factories import make_done_job, stored_archive
+from tests.paths import screenshot_dir
 from tests.waiting import wait_for
 
 
@@ -62,16 +61,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, datab
 def browser(cassandra_db):
     with open_browser(browser_options_from_settings(), width=1280, height=900) as driver:
         yield driver
-
-
-def screenshot_dir() -> Path:
-    """Where screenshots go: var/screenshots/ unless IMAGEDL_SCREENSHOT_DIR says (a
-    relative path is taken from the project's folder). Never docs/ by default: a test
-    run must not rewrite tracked files."""
-    from django.conf import settings
-
-    chosen = os.environ.get("IMAGEDL_SCREENSHOT_DIR")
-    return Path(settings.BASE_DIR) / chosen if chosen else Path(settings.VAR_DIR) / "screenshots"
 
 
 def shoot(driver, name: str) -> None:
