@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from downloader.addresses import is_loopback
 from jobs.core import services, storage
 from jobs.lib import links
-from jobs.lib.formatting import human_bytes, in_job_zone
+from jobs.lib.formatting import duration_words, human_bytes, in_job_zone
 from jobs.lib.mailboxes import mailbox_key
 from jobs.lib.ratelimit import allow, client_address, client_key, configured_rate
 from jobs.lib.recent import RecentAnswers
@@ -40,7 +40,7 @@ from jobs.store import records
 from jobs.store.events import job_events
 from jobs.store.webhooks import deliveries_of_job
 from jobs.web.estimate import estimate_model, estimate_seconds
-from jobs.web.forms import REPEAT_NEVER, JobForm
+from jobs.web.forms import REPEAT_NEVER, START_NOW, JobForm, browser_messages
 from jobs.web.health import health_report
 from jobs.web.pages import STATUS_WORDS, link_problem_page
 
@@ -81,12 +81,22 @@ def job_link(purpose: str) -> Callable:
             try:
                 job = _job_from(token, purpose)
             except LinkProblem as exc:
-                return link_problem_page(request, exc.reason)
+                return link_problem_page(
+                    request, exc.reason, again_url=_again_url(token, purpose, exc.reason)
+                )
             return view(request, job, token, *args, **kwargs)
 
         return with_job
 
     return decorate
+
+
+def _again_url(token: str, purpose: str, reason: str) -> str | None:
+    """For an expired download link: the job's "run the same search again" link."""
+    if reason != "expired" or purpose != "download":
+        return None
+    job_id = links.token_read_lapsed(token, purpose)
+    return reverse("jobs:resubmit", args=[links.token_make(job_id, "resubmit")]) if job_id else None
 
 
 def _too_many(request: HttpRequest, scope: str) -> HttpResponse:
@@ -104,15 +114,23 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
         return _home_post(request)
     initial = initial or {}
     zone = initial.get("time_zone") or "UTC"
-    now = timezone.now().astimezone(ZoneInfo(zone if is_valid_zone(zone) else "UTC"))
-    form = JobForm(initial={"run_date": now.date(), "run_time": now.strftime("%H:%M"), **initial})
+    today = timezone.now().astimezone(ZoneInfo(zone if is_valid_zone(zone) else "UTC")).date()
+    form = JobForm(initial={"run_date": today, "start": START_NOW, **initial})
     return _home_page(request, form)
 
 
 def _home_page(request: HttpRequest, form: JobForm, status: int = 200) -> HttpResponse:
-    context: dict[str, object]
-    context = {"form": form, "estimate_model": _ESTIMATE_MODEL}
-    context["max_days"] = settings.IMAGEDL_MAX_SCHEDULE_DAYS
+    context = {
+        "form": form,
+        "estimate_model": _ESTIMATE_MODEL,
+        "messages_json": json.dumps(browser_messages()),
+        "max_days": settings.IMAGEDL_MAX_SCHEDULE_DAYS,
+        "max_runs": settings.IMAGEDL_SERIES_MAX_RUNS,
+        "window": duration_words(settings.IMAGEDL_RETENTION_MINUTES),
+        "start_now": form.is_start_now(),
+        "filters_set": form.filters_set(),
+        "errors": form.error_summary() if form.is_bound else [],
+    }
     return render(request, "jobs/home.html", context, status=status)
 
 
@@ -254,14 +272,15 @@ def cancel(request: HttpRequest, job: Job, token: str) -> HttpResponse:
 @require_GET
 @job_link("download")
 def download(request: HttpRequest, job: Job, token: str) -> HttpResponse:
+    again = reverse("jobs:resubmit", args=[links.token_make(job.id, "resubmit")])
+    if job.purged_at:
+        return link_problem_page(request, "gone", again_url=again)  # 410: gone for good
     if job.status == JobStatus.CANCELLED:
         return link_problem_page(request, "cancelled")
     if job.status != JobStatus.DONE:
-        if job.purged_at:
-            return link_problem_page(request, "gone")  # 410: gone for good
         return link_problem_page(request, "not_ready", status=409)
     if not job.archive_path or not storage.exists(job.archive_path):
-        return link_problem_page(request, "gone")
+        return link_problem_page(request, "gone", again_url=again)
     from downloader.archive import file_stem  # not at import: the web needs it only here
 
     return storage.download_response(job.archive_path, f"{file_stem(job.subject)}.zip")
@@ -290,7 +309,9 @@ def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
 @require_GET
 @job_link("resubmit")
 def resubmit(request: HttpRequest, job: Job, token: str) -> HttpResponse:
-    if not job.email or not (job.query or job.page_url):
+    """The form filled in as the job was, except the address. Once the job's personal
+    data is deleted (its search words or page address too), the rest of it."""
+    if job.requested_count is None:
         return link_problem_page(request, "gone")
     return home(
         request,
