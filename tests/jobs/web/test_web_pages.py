@@ -4,8 +4,10 @@ download, cancel, resubmit, error pages and protections."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
+import zipfile
 import zoneinfo
 
 import pytest
@@ -167,7 +169,16 @@ def test_status_page_json_thumbnails_and_download(client, cassandra_db):
     assert "Ready to download" in html and "Download <span" in html
     status = client.get(f"/jobs/{token}/status.json").json()
     assert status["status"] == "done" and status["downloaded"] == 2 and status["percent"] == 100
-    assert status["events"][0]["message"].startswith("Job scheduled")
+    assert status["events"][0]["message"] == "We received your request"  # people's words, not the code's
+    assert status["thumbs_total"] == 2 and len(status["thumbs"]) == 2
+    # Each preview opens its image at full size through the download's signed, expiring link.
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        first = archive.read(next(n for n in archive.namelist() if n.endswith(".jpg")))
+    full = client.get(status["thumbs"][0]["full"])
+    assert full.status_code == 200 and full["Content-Type"] == "image/jpeg" and full.content == first
+    lapsed = links.token_make(job.id, "download", dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    assert client.get(f"/jobs/{lapsed}/image/1").status_code == 410
+    assert client.get(f"/jobs/{token}/image/1").status_code == 404  # a status link opens no image
     thumb = client.get(f"/jobs/{token}/thumb/1.jpg")
     assert thumb.status_code == 200 and thumb["Content-Type"] == "image/jpeg"
     assert client.get(f"/jobs/{token}/thumb/9.jpg").status_code == 404
@@ -200,7 +211,7 @@ def test_cancel_needs_a_post_and_works(client, cassandra_db):
     assert records.job_get(job.id).status == JobStatus.CANCELLED
     assert not Schedule.objects.filter(name=f"job-{job.id}").exists()
     page = client.get(f"/jobs/{token}/").content.decode()
-    assert "Cancelled" in page and "Submit it again" in page
+    assert "Cancelled" in page and "Run the same search again" in page
 
 
 def test_resubmit_link_prefills_the_form(client, cassandra_db):
