@@ -58,7 +58,12 @@ from jobs.store.webhooks import webhook_target_forget
 logger = logging.getLogger("imagedl.jobs")
 
 PERSONAL = ("email", "query", "page_url")
-MAILED_STOPS = ("max_runs", "nothing_new", "mail_capped")  # (the outbox holds it back if still capped)
+MAILED_STOPS = (
+    "max_runs",
+    "nothing_new",
+    "mail_capped",
+    "last_day",
+)  # (the outbox holds it back if still capped)
 LIVE = (SeriesStatus.PENDING, SeriesStatus.ACTIVE)
 REPAIR_AFTER = dt.timedelta(seconds=60)  # a next job left half-made this long is made again
 
@@ -84,14 +89,20 @@ def history_ttl_seconds(every: str) -> int:
 
 
 def series_submit(
-    *, every: str, run_at: dt.datetime, time_zone: str, client: str | None = None, **request: object
+    *,
+    every: str,
+    run_at: dt.datetime,
+    time_zone: str,
+    client: str | None = None,
+    last_day: dt.date | None = None,
+    **request: object,
 ) -> Job:
     """A recurring request: the series, pending until confirmed, and its first run (at
     ``run_at``, aware; held until then), whose local time (and weekday, for a weekly
     series) every later run keeps. ``request`` is what ``services.job_submit`` takes
     (email, query or page_url, count, filters); ``client`` the submitter's address key
     (``client_key``), counted against IMAGEDL_MAX_SERIES_PER_IP (``jobs.series.limits``,
-    which the form checks first)."""
+    which the form checks first); ``last_day``, the local date after which no run starts."""
     if every not in SeriesEvery.DAYS:
         raise ValueError(f"unknown repeat {every!r}")
     if run_at.tzinfo is None:
@@ -117,6 +128,7 @@ def series_submit(
         time_zone=time_zone,
         local_time=f"{local:%H:%M}",
         weekday=local.weekday() if every == SeriesEvery.WEEK else None,
+        last_day=last_day,
         status=SeriesStatus.PENDING,
         confirm_by=naive_utc(now + dt.timedelta(hours=settings.IMAGEDL_SERIES_CONFIRM_HOURS)),
         runs_scheduled=1,
@@ -263,6 +275,10 @@ def _advance(series: Series, job: Job) -> bool:
         )
         run = (job.series_run or 0) + 1
         changes.update(runs_scheduled=run, next_job_id=run_job_id(series.id, run), next_run_at=next_at)
+        if _after_last_day(series, next_at):
+            reason = "last_day"
+            changes = {**changes, "status": SeriesStatus.STOPPED, "stop_reason": reason, "stopped_at": now}
+            changes.update(runs_scheduled=job.series_run, next_job_id=None, next_run_at=None)
     if not _write_if(series, changes, runs_scheduled=job.series_run):
         return False
     if reason is None:
@@ -273,6 +289,16 @@ def _advance(series: Series, job: Job) -> bool:
     else:
         event_record(job.id, "series_stopped", f"The series stopped: {reason}", reason=reason)
     return True
+
+
+def _after_last_day(series: Series, moment: dt.datetime) -> bool:
+    """Whether a run at ``moment`` would start after the series' last day (its zone's)."""
+    import zoneinfo
+
+    if series.last_day is None:
+        return False
+    last = series.last_day if isinstance(series.last_day, dt.date) else series.last_day.date()
+    return aware_utc(moment).astimezone(zoneinfo.ZoneInfo(series.time_zone)).date() > last
 
 
 def _stop_reason(series: Series, job: Job, *, runs_done: int, empty: int) -> str | None:

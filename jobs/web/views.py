@@ -39,6 +39,7 @@ from jobs.series.limits import series_limit_reached
 from jobs.series.services import series_submit
 from jobs.store import records
 from jobs.store.events import job_events
+from jobs.store.series import series_get, series_promise
 from jobs.store.webhooks import deliveries_of_job
 from jobs.web.estimate import estimate_model, estimate_seconds
 from jobs.web.forms import REPEAT_NEVER, START_NOW, JobForm, browser_messages
@@ -155,7 +156,9 @@ def _home_post(request: HttpRequest) -> HttpResponse:
         if refused is not None:  # a series costs runs for months: bounded per mailbox, client, site
             form.add_error("repeat", refused)
             return _home_page(request, form, status=400)
-        job = series_submit(every=data["repeat"], client=client, **form.request_fields())
+        job = series_submit(
+            every=data["repeat"], client=client, last_day=data.get("repeat_until"), **form.request_fields()
+        )
     return redirect("jobs:submitted", token=links.token_make(job.id, "status"))
 
 
@@ -227,6 +230,8 @@ def _percent(job: Job) -> int:
 @job_link("status")
 def submitted(request: HttpRequest, job: Job, token: str) -> HttpResponse:
     context = _job_context(job, token)
+    series = series_get(job.series_id) if job.series_id else None
+    context["promise"] = series_promise(series) if series is not None else ""
     context["status_url"] = reverse("jobs:status", args=[token])
     context["status_link"] = links.absolute(context["status_url"])
     return render(request, "jobs/submitted.html", context)
