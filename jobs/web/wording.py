@@ -98,7 +98,7 @@ def why_fewer(job: Job, events: list[JobEvent]) -> list[str]:
             words = left_out_reason(str((event.data or {}).get("reason", "")))
             reasons[words] = reasons.get(words, 0) + int((event.data or {}).get("count", 0) or 0)
     lines = [f"{count} {words}" for words, count in reasons.items() if count]
-    unused = found - kept - sum(reasons.values())
+    unused = found - kept - max(job.rejected_count or 0, sum(reasons.values()))
     if job.status == JobStatus.DONE and unused > 0 and kept >= job.requested_count:
         lines.append(f"{unused} not needed: we stopped once we had {kept}")
     return lines

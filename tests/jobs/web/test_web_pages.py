@@ -434,3 +434,14 @@ def test_rate_limit_counts_are_exact_under_concurrent_posts(settings):
 
     outcomes = [answer for answers in race(post_five, 30) for answer in answers]
     assert outcomes.count(True) == 100 and outcomes.count(False) == 50  # no increment lost
+
+
+def test_the_status_page_says_why_it_found_more_than_it_kept(client, cassandra_db):
+    from jobs.store.events import event_record
+
+    job = make_done_job(images=3, found=9, rejected=2)
+    event_record(job.id, "rejected", "2 rejected: too_small", reason="too_small", count=2)
+    html = client.get(f"/jobs/{links.token_make(job.id, 'status')}/").content.decode()
+    assert "2 smaller than you asked" in html  # rejected by reason, in plain words
+    assert "4 not needed: we stopped once we had 3" in html  # 9 found = 3 kept + 2 left out + 4
+    assert "too_small" not in html and "bytes" not in html
