@@ -18,7 +18,7 @@ from jobs.core import services
 from jobs.lib import links
 from jobs.store import records
 from tests.factories import IN_AN_HOUR, make_done_job, make_job, submit_series
-from tests.jobs.web.test_browser_pages import settle
+from tests.jobs.web.test_browser_pages import settle, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
 
@@ -64,6 +64,7 @@ def post_without_the_browsers_checks(driver, **values: str) -> None:
     settle(driver, 10).until(lambda d: d.find_elements(By.ID, "error-summary"))
 
 
+@pytest.mark.screenshots
 def test_the_form_and_its_error_states(browser, live_server, axe):
     browser.get(live_server.url + "/")
     assert browser.find_element(By.ID, "id_email").get_attribute("autocomplete") == "email"
@@ -92,6 +93,7 @@ def test_the_form_and_its_error_states(browser, live_server, axe):
     assert len(browser.find_elements(By.CSS_SELECTOR, "[role=alert]")) == 1  # one announcement
     assert dangling_describedby(browser) == []
     axe(browser, "server errors")
+    shoot(browser, "home-errors")
     browser.find_element(By.CSS_SELECTOR, "#error-summary a[href='#id_count']").click()
     assert browser.switch_to.active_element.get_attribute("id") == "id_count"
 
@@ -111,6 +113,7 @@ def test_the_form_and_its_error_states(browser, live_server, axe):
     axe(browser, "browser errors")
 
 
+@pytest.mark.screenshots
 def test_the_job_pages_in_each_state(browser, live_server, axe, settings):
     settings.IMAGEDL_BASE_URL = live_server.url
     later = make_job(run_in=IN_AN_HOUR)
@@ -121,6 +124,7 @@ def test_the_job_pages_in_each_state(browser, live_server, axe, settings):
     browser.get(live_server.url + f"/jobs/{links.token_make(now.id, 'status')}/submitted")
     assert "We're collecting your images now" in browser.find_element(By.TAG_NAME, "h1").text
     axe(browser, "collecting now")
+    shoot(browser, "collecting")
 
     running = records.job_get(now.id)
     services.job_start_attempt(running)
@@ -146,6 +150,7 @@ def test_the_job_pages_in_each_state(browser, live_server, axe, settings):
     axe(browser, "404")
 
 
+@pytest.mark.screenshots
 def test_the_series_pages(browser, live_server, axe):
     from jobs.store.series import series_get
 
@@ -156,6 +161,7 @@ def test_the_series_pages(browser, live_server, axe):
     stop = urlsplit(links.series_stop_url(series.id)).path
     browser.get(live_server.url + stop)
     axe(browser, "stop question")
+    shoot(browser, "series-stop")
     browser.find_element(By.CSS_SELECTOR, "#stop button").click()
     settle(browser, 10).until(lambda d: d.find_elements(By.ID, "series-stopped"))
     axe(browser, "series stopped")
