@@ -7,10 +7,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-APT_PACKAGES := chromium chromium-driver openjdk-17-jre-headless maven postgresql redis-server prometheus
+APT_PACKAGES := chromium chromium-driver openjdk-17-jre-headless maven postgresql redis-server prometheus nodejs npm
+AXE := tests/axe/node_modules/axe-core/axe.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test screenshots api-schema deps system-deps browser-user stop-system-engines venv cassandra cassandra-stop cluster cluster-stop setup lint format bench clean
+.PHONY: run test screenshots api-schema deps axe system-deps browser-user stop-system-engines venv cassandra cassandra-stop cluster cluster-stop setup lint format bench clean
 
 # The local node is stopped on exit only if this command started it.
 run: deps
@@ -34,9 +35,17 @@ API_SCHEMA_ARGS := --api jobs.api.v1.api --indent 2 --sorted --skip-checks
 api-schema: venv
 	$(PY) manage.py export_openapi_schema $(API_SCHEMA_ARGS) --output docs/openapi.json
 
-deps: system-deps browser-user venv
+deps: system-deps browser-user venv axe
 	$(PY) -m devtools.cassandra_node fetch >/dev/null
 	$(PY) -m devtools.s3proxy fetch >/dev/null
+
+# axe-core for the accessibility tests, pinned by tests/axe/package-lock.json (the PyPI
+# wrappers bundle an older axe without the WCAG 2.2 rules); npm ci when it is missing.
+axe: $(AXE)
+
+$(AXE): tests/axe/package-lock.json
+	cd tests/axe && npm ci --no-audit --no-fund --silent
+	touch $@
 
 # Installs only the Debian packages that are missing (one apt-get update, if any).
 system-deps:

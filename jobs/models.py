@@ -343,6 +343,7 @@ class Series(DjangoCassandraModel):
     time_zone = columns.Text(default="UTC")
     local_time = columns.Text(required=True)
     weekday = columns.Integer()
+    last_day = columns.Date()  # optional: no run starts after this local date
 
     status = columns.Text(default=SeriesStatus.ACTIVE)
     confirm_by = columns.DateTime()  # pending: it expires at this time unless confirmed

@@ -136,8 +136,21 @@ def job_submit(
     if job is None:
         return None  # made already, by another caller
     metrics.job_submitted_count(source)
-    _schedule(job, accepted_mail=(series_run or 1) == 1)  # a series' later runs: its last mail said when
+    # A series' later runs: its last mail said when. A run that starts now: one mail,
+    # its outcome (a held run's first mail carries the series' confirmation link).
+    first = (series_run or 1) == 1
+    _schedule(job, accepted_mail=first and (held or not starts_at_once(job, run_at)))
     return job
+
+
+STARTS_AT_ONCE = dt.timedelta(minutes=1)
+
+
+def starts_at_once(job: Job, moment: dt.datetime | None) -> bool:
+    """Whether ``moment`` (its run time, or its start) is within a minute of the job's
+    submission: such a job is told only its outcome by mail."""
+    created, moment = aware_utc(job.created_at), aware_utc(moment)
+    return created is not None and moment is not None and moment - created <= STARTS_AT_ONCE
 
 
 def _schedule(job: Job, *, accepted_mail: bool) -> None:
@@ -498,7 +511,11 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
     if "started_at" in changes:  # the job's first start: how long it waited past its time
         metrics.job_wait_observe((changes["started_at"] - aware_utc(job.run_at)).total_seconds())
     event_record(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
-    if attempt == 1 and (job.series_run or 1) == 1:
+    # Submitted to start at once and started within the minute: its outcome is its one mail.
+    started_soon = (
+        not job.held and starts_at_once(job, job.run_at) and starts_at_once(job, changes.get("started_at"))
+    )
+    if attempt == 1 and (job.series_run or 1) == 1 and not started_soon:
         # Once (a lightweight transaction): a run resuming its first attempt after a
         # passing fault queues it again, in case the fault came while it was queued.
         email_enqueue_once(job, "started")

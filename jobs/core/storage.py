@@ -230,3 +230,20 @@ def ensure_bucket() -> bool:
             return False
         raise
     return True
+
+
+def archive_image(path: str, number: int) -> tuple[str, bytes] | None:
+    """The n-th image of a delivered zip (its entry name and bytes), or None. A bucket's
+    zip is read through the storage's file object (which fetches what it needs)."""
+    import zipfile
+
+    from downloader.archive import is_image_entry
+
+    try:
+        with outputs().open(path, "rb") as stream, zipfile.ZipFile(stream) as archive:
+            names = [n for n in archive.namelist() if is_image_entry(n)]
+            if not 1 <= number <= len(names):
+                return None
+            return names[number - 1], archive.read(names[number - 1])
+    except (OSError, zipfile.BadZipFile):
+        return None

@@ -19,10 +19,13 @@ class Zoned(Protocol):
 
 
 def human_bytes(size: int) -> str:
+    """A size as people read it: "812 bytes", "340 KB", "2.5 MB" (1 KB = 1024 bytes)."""
     value = float(size)
     for unit in ("bytes", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+            if unit == "bytes":
+                return f"{value:.0f} {unit}"
+            return f"{value:.0f} {unit}" if value >= 100 else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} bytes"
 
@@ -44,3 +47,12 @@ def in_zone(time_zone: str | None, value: dt.datetime | None) -> dt.datetime | N
     # Naive wall-clock time: Django's |date filter would turn an aware value back
     # into the server's zone.
     return aware.astimezone(zone).replace(tzinfo=None)
+
+
+def duration_words(minutes: int) -> str:
+    """A length of time as people say it: "30 minutes", "2 hours", "1 day"."""
+    for unit, size in (("day", 1440), ("hour", 60)):
+        if minutes >= size and minutes % size == 0:
+            count = minutes // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"

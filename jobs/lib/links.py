@@ -56,6 +56,15 @@ def token_read(token: str, purpose: str, now: dt.datetime | None = None) -> uuid
         raise LinkError("invalid") from None
 
 
+def token_read_lapsed(token: str, purpose: str) -> uuid.UUID | None:
+    """The job an expired (but genuine) token of ``purpose`` names, else None: the
+    expired page offers to run the same search again."""
+    try:
+        return token_read(token, purpose, now=dt.datetime.fromtimestamp(0, dt.UTC))
+    except LinkError:
+        return None
+
+
 def absolute(path: str) -> str:
     return settings.IMAGEDL_BASE_URL + path
 

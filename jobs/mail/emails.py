@@ -17,7 +17,7 @@ from jobs.lib.formatting import human_bytes, in_job_zone
 from jobs.mail.suppression import is_suppressed, mail_allowed_today, unsubscribe_url
 from jobs.models import Job, SeriesEvery, SeriesStatus
 from jobs.store.records import download_expires_at
-from jobs.store.series import rhythm_text, series_get, stop_reason_text
+from jobs.store.series import repeat_word, rhythm_text, series_get, series_promise, stop_reason_text
 
 KINDS = ("accepted", "started", "ready", "failed", "series_stopped")
 
@@ -57,6 +57,8 @@ def _series_context(job: Job) -> dict:
         "series_url": links.series_url(series.id, SeriesEvery.DAYS.get(series.every, 7)),
         "stop_url": links.series_stop_url(series.id),
         "series_rhythm": rhythm_text(series),
+        "series_promise": series_promise(series),
+        "series_word": repeat_word(series),
         "stop_reason": stop_reason_text(series),
     }
 

@@ -58,7 +58,12 @@ from jobs.store.webhooks import webhook_target_forget
 logger = logging.getLogger("imagedl.jobs")
 
 PERSONAL = ("email", "query", "page_url")
-MAILED_STOPS = ("max_runs", "nothing_new", "mail_capped")  # (the outbox holds it back if still capped)
+MAILED_STOPS = (
+    "max_runs",
+    "nothing_new",
+    "mail_capped",
+    "last_day",
+)  # (the outbox holds it back if still capped)
 LIVE = (SeriesStatus.PENDING, SeriesStatus.ACTIVE)
 REPAIR_AFTER = dt.timedelta(seconds=60)  # a next job left half-made this long is made again
 
@@ -90,6 +95,7 @@ def series_submit(
     time_zone: str,
     client: str | None = None,
     confirmed_by: str | None = None,
+    last_day: dt.date | None = None,
     **request: object,
 ) -> Job:
     """A recurring request: the series, pending until confirmed, and its first run (at
@@ -97,9 +103,10 @@ def series_submit(
     series) every later run keeps. ``request`` is what ``services.job_submit`` takes
     (email, query or page_url, count, filters); ``client`` the submitter's address key
     (``client_key``), counted against IMAGEDL_MAX_SERIES_PER_IP (``jobs.series.limits``,
-    which the form checks first). ``confirmed_by`` names who already stands for the
-    mailbox's owner (an API key issued to it): the series starts active, no link to
-    confirm is mailed and its first run is not held."""
+    which the form checks first); ``last_day``, the local date after which no run starts.
+    ``confirmed_by`` names who already stands for the mailbox's owner (an API key
+    issued to it): the series starts active, no link to confirm is mailed and its first
+    run is not held."""
     if every not in SeriesEvery.DAYS:
         raise ValueError(f"unknown repeat {every!r}")
     if run_at.tzinfo is None:
@@ -125,6 +132,7 @@ def series_submit(
         time_zone=time_zone,
         local_time=f"{local:%H:%M}",
         weekday=local.weekday() if every == SeriesEvery.WEEK else None,
+        last_day=last_day,
         status=SeriesStatus.ACTIVE if confirmed_by else SeriesStatus.PENDING,
         confirmed_at=naive_utc(now) if confirmed_by else None,
         confirm_by=None if confirmed_by else naive_utc(now + _confirm_window()),
@@ -280,6 +288,10 @@ def _advance(series: Series, job: Job) -> bool:
         )
         run = (job.series_run or 0) + 1
         changes.update(runs_scheduled=run, next_job_id=run_job_id(series.id, run), next_run_at=next_at)
+        if _after_last_day(series, next_at):
+            reason = "last_day"
+            changes = {**changes, "status": SeriesStatus.STOPPED, "stop_reason": reason, "stopped_at": now}
+            changes.update(runs_scheduled=job.series_run, next_job_id=None, next_run_at=None)
     if not _write_if(series, changes, runs_scheduled=job.series_run):
         return False
     if reason is None:
@@ -290,6 +302,16 @@ def _advance(series: Series, job: Job) -> bool:
     else:
         event_record(job.id, "series_stopped", f"The series stopped: {reason}", reason=reason)
     return True
+
+
+def _after_last_day(series: Series, moment: dt.datetime) -> bool:
+    """Whether a run at ``moment`` would start after the series' last day (its zone's)."""
+    import zoneinfo
+
+    if series.last_day is None:
+        return False
+    last = series.last_day if isinstance(series.last_day, dt.date) else series.last_day.date()
+    return aware_utc(moment).astimezone(zoneinfo.ZoneInfo(series.time_zone)).date() > last
 
 
 def _stop_reason(series: Series, job: Job, *, runs_done: int, empty: int) -> str | None:

@@ -3,6 +3,7 @@ reads to people (its rhythm, why it stopped)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from django.conf import settings
@@ -20,6 +21,7 @@ STOP_REASONS = {
     "unconfirmed": "it was never confirmed",
     "mail_capped": "two runs in a row, the address had had its day's share of our emails",
     "address_refused": "the mail server refused the address",
+    "last_day": "it reached the last day you chose",
 }
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -54,6 +56,22 @@ def rhythm_text(series: Series) -> str:
     else:
         when = "every day"
     return f"{when} at {series.local_time} ({series.time_zone})"
+
+
+def series_promise(series: Series) -> str:
+    """What a series promises, in one sentence: "Every day at 09:00 (UTC) until you stop
+    it, at most 52 times" (or "until 3 March 2027 or until you stop it")."""
+    end = "until you stop it"
+    if series.last_day is not None:
+        day = series.last_day if isinstance(series.last_day, dt.date) else series.last_day.date()
+        end = f"until {day.day} {day:%B %Y} or until you stop it"
+    rhythm = rhythm_text(series)
+    return f"{rhythm[0].upper()}{rhythm[1:]} {end}, at most {settings.IMAGEDL_SERIES_MAX_RUNS} times"
+
+
+def repeat_word(series: Series) -> str:
+    """ "daily" or "weekly"."""
+    return "weekly" if series.every == SeriesEvery.WEEK else "daily"
 
 
 def series_history(series_id: uuid.UUID) -> list[tuple[str, str, str]]:

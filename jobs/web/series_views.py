@@ -25,7 +25,14 @@ from jobs.lib.formatting import in_zone
 from jobs.models import JobStatus, Series, SeriesEvery
 from jobs.series import services as recurring
 from jobs.store import records
-from jobs.store.series import rhythm_text, series_get, series_runs, stop_reason_text
+from jobs.store.series import (
+    repeat_word,
+    rhythm_text,
+    series_get,
+    series_promise,
+    series_runs,
+    stop_reason_text,
+)
 from jobs.web.pages import STATUS_WORDS, link_problem_page
 
 
@@ -73,6 +80,7 @@ def series_status(request: HttpRequest, token: str) -> HttpResponse:
         "series": series,
         "token": token,
         "rhythm": rhythm_text(series),
+        "promise": series_promise(series),
         "stop_token": links.series_token_make(series.id, "stop"),
         "next_local": in_zone(series.time_zone, series.next_run_at) if series.is_active else None,
         "stop_reason": stop_reason_text(series) if not series.is_active else "",
@@ -93,7 +101,10 @@ def series_stop(request: HttpRequest, token: str) -> HttpResponse:
         recurring.series_stop(series, reason="user", by="user")
         series = series_get(series.id) or series
     live = series.purged_at is None and series.status in recurring.LIVE
-    return render(request, "jobs/series_stop.html", {"token": token, "live": live})
+    context = {"token": token, "live": live, "series": series, "word": repeat_word(series)}
+    if live:
+        context["promise"] = series_promise(series)
+    return render(request, "jobs/series_stop.html", context)
 
 
 @never_cache
@@ -108,5 +119,10 @@ def series_confirm(request: HttpRequest, token: str) -> HttpResponse:
         recurring.series_confirm(series, by="user")
         page = links.series_page_token(series.id, SeriesEvery.DAYS.get(series.every, 7))
         return redirect("jobs:series", token=page)
-    context = {"series": series, "token": token, "rhythm": rhythm_text(series)}
+    context = {
+        "series": series,
+        "token": token,
+        "rhythm": rhythm_text(series),
+        "promise": series_promise(series),
+    }
     return render(request, "jobs/series_confirm.html", context)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("jobs/<str:token>/cancel", views.cancel, name="cancel"),
     path("jobs/<str:token>/download", views.download, name="download"),
     path("jobs/<str:token>/thumb/<int:number>.jpg", views.thumbnail, name="thumbnail"),
+    path("jobs/<str:token>/image/<int:number>", views.image, name="image"),
     path("jobs/<str:token>/resubmit", views.resubmit, name="resubmit"),
     path("unsubscribe/<str:token>", views.unsubscribe, name="unsubscribe"),
     path("series/<str:token>/", series_views.series_status, name="series"),

@@ -24,9 +24,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from downloader.addresses import is_loopback
+from downloader.choices import MAX_COUNT
 from jobs.core import services, storage
 from jobs.lib import links
-from jobs.lib.formatting import human_bytes, in_job_zone
+from jobs.lib.formatting import duration_words, human_bytes, in_job_zone
 from jobs.lib.mailboxes import mailbox_key
 from jobs.lib.ratelimit import allow, client_address, client_key, configured_rate
 from jobs.lib.recent import RecentAnswers
@@ -38,11 +39,13 @@ from jobs.series.limits import series_limit_reached
 from jobs.series.services import series_submit
 from jobs.store import records
 from jobs.store.events import job_events
+from jobs.store.series import series_get, series_promise
 from jobs.store.webhooks import deliveries_of_job
 from jobs.web.estimate import estimate_model, estimate_seconds
-from jobs.web.forms import REPEAT_NEVER, JobForm
+from jobs.web.forms import REPEAT_NEVER, START_NOW, JobForm, browser_messages
 from jobs.web.health import health_report
 from jobs.web.pages import STATUS_WORDS, link_problem_page
+from jobs.web.wording import events_for_people, time_left_text, why_fewer
 
 logger = logging.getLogger(__name__)
 _ESTIMATE_MODEL = json.dumps(estimate_model())
@@ -81,12 +84,22 @@ def job_link(purpose: str) -> Callable:
             try:
                 job = _job_from(token, purpose)
             except LinkProblem as exc:
-                return link_problem_page(request, exc.reason)
+                return link_problem_page(
+                    request, exc.reason, again_url=_again_url(token, purpose, exc.reason)
+                )
             return view(request, job, token, *args, **kwargs)
 
         return with_job
 
     return decorate
+
+
+def _again_url(token: str, purpose: str, reason: str) -> str | None:
+    """For an expired download link: the job's "run the same search again" link."""
+    if reason != "expired" or purpose != "download":
+        return None
+    job_id = links.token_read_lapsed(token, purpose)
+    return reverse("jobs:resubmit", args=[links.token_make(job_id, "resubmit")]) if job_id else None
 
 
 def _too_many(request: HttpRequest, scope: str) -> HttpResponse:
@@ -104,15 +117,23 @@ def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
         return _home_post(request)
     initial = initial or {}
     zone = initial.get("time_zone") or "UTC"
-    now = timezone.now().astimezone(ZoneInfo(zone if is_valid_zone(zone) else "UTC"))
-    form = JobForm(initial={"run_date": now.date(), "run_time": now.strftime("%H:%M"), **initial})
+    today = timezone.now().astimezone(ZoneInfo(zone if is_valid_zone(zone) else "UTC")).date()
+    form = JobForm(initial={"run_date": today, "start": START_NOW, **initial})
     return _home_page(request, form)
 
 
 def _home_page(request: HttpRequest, form: JobForm, status: int = 200) -> HttpResponse:
-    context: dict[str, object]
-    context = {"form": form, "estimate_model": _ESTIMATE_MODEL}
-    context["max_days"] = settings.IMAGEDL_MAX_SCHEDULE_DAYS
+    context = {
+        "form": form,
+        "estimate_model": _ESTIMATE_MODEL,
+        "messages_json": json.dumps(browser_messages()),
+        "max_days": settings.IMAGEDL_MAX_SCHEDULE_DAYS,
+        "max_runs": settings.IMAGEDL_SERIES_MAX_RUNS,
+        "window": duration_words(settings.IMAGEDL_RETENTION_MINUTES),
+        "start_now": form.is_start_now(),
+        "filters_set": form.filters_set(),
+        "errors": form.error_summary() if form.is_bound else [],
+    }
     return render(request, "jobs/home.html", context, status=status)
 
 
@@ -135,39 +156,67 @@ def _home_post(request: HttpRequest) -> HttpResponse:
         if refused is not None:  # a series costs runs for months: bounded per mailbox, client, site
             form.add_error("repeat", refused)
             return _home_page(request, form, status=400)
-        job = series_submit(every=data["repeat"], client=client, **form.request_fields())
+        job = series_submit(
+            every=data["repeat"], client=client, last_day=data.get("repeat_until"), **form.request_fields()
+        )
     return redirect("jobs:submitted", token=links.token_make(job.id, "status"))
+
+
+THUMBS_SHOWN = 24
 
 
 def _job_context(job: Job, token: str) -> dict:
     expires = records.download_expires_at(job)
     events = job_events(job.id, limit=300)
+    done = job.status == JobStatus.DONE
+    download_token = links.token_make(job.id, "download", expires) if expires and done else None
+    estimate = estimate_seconds(job.requested_count)
+    thumbs = _thumbs(job)
     return {
         "job": job,
         "token": token,
         "status_word": STATUS_WORDS.get(job.status, job.status),
         "run_at_local": in_job_zone(job, job.run_at),
+        "started_local": in_job_zone(job, job.started_at),
+        "finished_local": in_job_zone(job, job.finished_at),
         "expires_local": in_job_zone(job, expires),
         "size_text": human_bytes(job.archive_bytes or 0),
-        "download_url": reverse("jobs:download", args=[links.token_make(job.id, "download", expires)])
-        if expires and job.status == JobStatus.DONE
-        else None,
+        "download_url": reverse("jobs:download", args=[download_token]) if download_token else None,
         "resubmit_url": reverse("jobs:resubmit", args=[links.token_make(job.id, "resubmit")]),
         "events": [
-            {"at": in_job_zone(job, datetime_from_uuid1(e.at)), "message": e.message, "level": e.level}
-            for e in events
+            {"at": in_job_zone(job, datetime_from_uuid1(e.at)), "message": words, "level": e.level}
+            for e, words in events_for_people(events)
         ],
+        "why_fewer": why_fewer(job, events),
+        "time_left": time_left_text(job, estimate, timezone.now()),
         "percent": _percent(job),
         "can_cancel": job.status in JobStatus.ACTIVE,
-        "estimate": estimate_seconds(job.requested_count),
+        "at_once": not job.held and services.starts_at_once(job, job.run_at),
+        "estimate": estimate,
+        "window": duration_words(settings.IMAGEDL_RETENTION_MINUTES),
         # (a week's lifetime, the longest period: this page does not read the series)
         "series_url": reverse("jobs:series", args=[links.series_page_token(job.series_id, period_days=7)])
         if job.series_id
         else None,
-        "thumbs": list(range(1, min(job.downloaded_count or 0, 24) + 1))
-        if job.status == JobStatus.DONE
-        else [],
+        "thumbs": [
+            {
+                "n": n,
+                "src": reverse("jobs:thumbnail", args=[token, n]),
+                "full": reverse("jobs:image", args=[download_token, n]) if download_token else None,
+            }
+            for n in thumbs[:THUMBS_SHOWN]
+        ],
+        "thumbs_total": len(thumbs),
     }
+
+
+def _thumbs(job: Job) -> list[int]:
+    """The numbers of the images the job's run kept so far (in the zip's order)."""
+    if job.status not in (JobStatus.RUNNING, JobStatus.DONE) or job.run_id is None:
+        return []
+    rows = JobImage.objects.filter(job_id=job.id, run_id=job.run_id).limit(MAX_COUNT + 50)
+    positions = [row.position for row in rows if row.sha256]
+    return list(range(1, len(positions) + 1))
 
 
 def _percent(job: Job) -> int:
@@ -181,7 +230,10 @@ def _percent(job: Job) -> int:
 @job_link("status")
 def submitted(request: HttpRequest, job: Job, token: str) -> HttpResponse:
     context = _job_context(job, token)
-    context["status_link"] = links.absolute(reverse("jobs:status", args=[token]))
+    series = series_get(job.series_id) if job.series_id else None
+    context["promise"] = series_promise(series) if series is not None else ""
+    context["status_url"] = reverse("jobs:status", args=[token])
+    context["status_link"] = links.absolute(context["status_url"])
     return render(request, "jobs/submitted.html", context)
 
 
@@ -233,6 +285,10 @@ def _status_payload(job: Job, token: str) -> dict:
         "expires_at": records.download_expires_at(job).isoformat() if context["download_url"] else None,
         "error": job.error,
         "can_cancel": context["can_cancel"],
+        "time_left": context["time_left"],
+        "why_fewer": context["why_fewer"],
+        "thumbs": context["thumbs"],
+        "thumbs_total": context["thumbs_total"],
         "events": [
             {"at": e["at"].isoformat(), "message": e["message"], "level": e["level"]}
             for e in context["events"]
@@ -254,32 +310,42 @@ def cancel(request: HttpRequest, job: Job, token: str) -> HttpResponse:
 @require_GET
 @job_link("download")
 def download(request: HttpRequest, job: Job, token: str) -> HttpResponse:
+    again = reverse("jobs:resubmit", args=[links.token_make(job.id, "resubmit")])
+    if job.purged_at:
+        return link_problem_page(request, "gone", again_url=again)  # 410: gone for good
     if job.status == JobStatus.CANCELLED:
         return link_problem_page(request, "cancelled")
     if job.status != JobStatus.DONE:
-        if job.purged_at:
-            return link_problem_page(request, "gone")  # 410: gone for good
         return link_problem_page(request, "not_ready", status=409)
     if not job.archive_path or not storage.exists(job.archive_path):
-        return link_problem_page(request, "gone")
+        return link_problem_page(request, "gone", again_url=again)
     from downloader.archive import file_stem  # not at import: the web needs it only here
 
     return storage.download_response(job.archive_path, f"{file_stem(job.subject)}.zip")
 
 
+def _kept_row(job: Job, number: int) -> JobImage | None:
+    """The n-th image the job's run kept, in the zip's order."""
+    if job.run_id is None or not 1 <= number <= MAX_COUNT + 50:
+        return None
+    rows = [
+        r for r in JobImage.objects.filter(job_id=job.id, run_id=job.run_id).limit(MAX_COUNT + 50) if r.sha256
+    ]
+    return rows[number - 1] if number <= len(rows) else None
+
+
 @require_GET
 def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
-    """The preview of the n-th delivered image, as the worker stored it: the web never
-    decodes an image."""
+    """The preview of the n-th kept image, as the worker stored it (while the job runs,
+    too): the web never decodes an image."""
     try:
         job = _job_from(token, "status")
     except LinkProblem:
         raise Http404 from None
-    if job.status != JobStatus.DONE or job.run_id is None:
+    if job.status not in (JobStatus.RUNNING, JobStatus.DONE):
         raise Http404
-    row = JobImage.objects.filter(job_id=job.id, run_id=job.run_id, position=number).first()
-    path = services.preview_path(job.id, row.sha256) if row is not None and row.sha256 else None
-    data = storage.preview_bytes(path) if path is not None else None
+    row = _kept_row(job, number)
+    data = storage.preview_bytes(services.preview_path(job.id, row.sha256)) if row is not None else None
     if data is None:
         raise Http404
     response = FileResponse(io.BytesIO(data), content_type="image/jpeg")
@@ -288,9 +354,39 @@ def thumbnail(request: HttpRequest, token: str, number: int) -> HttpResponse:
 
 
 @require_GET
+@job_link("download")
+def image(request: HttpRequest, job: Job, token: str, number: int) -> HttpResponse:
+    """The n-th delivered image at full size, from the zip, through the download's own
+    signed, expiring link."""
+    if job.status != JobStatus.DONE or job.purged_at or not job.archive_path:
+        return link_problem_page(request, "gone")
+    found = storage.archive_image(job.archive_path, number)
+    if found is None:
+        raise Http404
+    name, data = found
+    response = HttpResponse(
+        data, content_type=IMAGE_TYPES.get(name.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+    )
+    response["Content-Disposition"] = f'inline; filename="{name}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+IMAGE_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+}
+
+
+@require_GET
 @job_link("resubmit")
 def resubmit(request: HttpRequest, job: Job, token: str) -> HttpResponse:
-    if not job.email or not (job.query or job.page_url):
+    """The form filled in as the job was, except the address. Once the job's personal
+    data is deleted (its search words or page address too), the rest of it."""
+    if job.requested_count is None:
         return link_problem_page(request, "gone")
     return home(
         request,

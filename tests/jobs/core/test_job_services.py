@@ -206,7 +206,7 @@ def test_emails_have_subject_text_html_and_local_times(cassandra_db):
     assert tokyo.date() == run_at.date() + dt.timedelta(days=1)  # 23:15 UTC is 08:15 the next day there
     job = make_job(run_at=run_at, time_zone="Asia/Tokyo")
     message = email_build(job, "accepted")
-    assert message.subject.startswith("Your image job is scheduled: red fox")
+    assert message.subject.startswith("Your image search is scheduled: red fox")
     assert f"{tokyo:%A} {tokyo.day} {tokyo:%B %Y}, 08:15 (Asia/Tokyo)" in message.body
     html, mime = message.alternatives[0]
     assert mime == "text/html" and "Follow its progress" in html

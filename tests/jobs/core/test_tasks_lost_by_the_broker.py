@@ -22,6 +22,7 @@ from jobs.store import records
 from jobs.store.series import run_job_id, series_get
 from tests.clock import SimulatedClock, run_due_tasks
 from tests.factories import (
+    IN_AN_HOUR,
     NOW,
     deliver_run,
     expire_lease,
@@ -64,7 +65,7 @@ def a_job_with_its_mail(kind: str):
         return make_job()
     if kind == "ready":
         return make_done_job(images=1)
-    job = make_job(run_in=NOW)
+    job = make_job(run_in=NOW if kind == "failed" else IN_AN_HOUR)  # started early: it has a "started" mail
     services.job_start_attempt(job)
     if kind == "failed":
         services.job_fail(job, "We could not find any images for that search.")

@@ -45,7 +45,7 @@ def test_a_started_mail_before_the_ready_mail_goes_out(cassandra_db):
 
 
 def test_a_timeout_while_the_started_mail_is_queued_does_not_lose_it(cassandra_db, monkeypatch):
-    job = make_job(run_in=NOW)
+    job = make_job()  # due later and run early: it has "accepted" and "started" mails
     monkeypatch.setattr(run.JobRun, "execute", lambda self: "ran")
     # The outbox's listing row times out as the claim queues the "started" mail.
     writes_to_time_out(monkeypatch, "mail_pending", batches=True)

@@ -32,7 +32,7 @@ from jobs.series.services import (
 )
 from jobs.store import records
 from jobs.store.events import job_events
-from jobs.store.series import run_job_id, series_get, series_history
+from jobs.store.series import run_job_id, series_get, series_history, series_promise, stop_reason_text
 from tests.factories import deliver_run, fail_run, submit_series
 from tests.racing import race
 
@@ -208,9 +208,11 @@ def test_the_stop_link_stops_the_series_and_cancels_its_next_run(cassandra_db, c
     stop = urlsplit(links.series_stop_url(series.id)).path
     page = client.get(stop)  # a mail scanner following the link stops nothing
     assert page.status_code == 200 and series_get(series.id).is_active
-    assert (
-        page.content.decode().count("<button") == 1 and b"red fox" not in page.content
-    )  # it shows nothing else
+    html = page.content.decode()
+    # It asks, naming what stops; one button, no links to the runs or their images.
+    assert "Stop the daily “red fox” images?" in html and html.count("<button") == 1
+    assert "Every day at " in html and "until you stop it, at most 52 times" in html
+    assert "/download" not in html and "/jobs/" not in html
     response = client.post(stop, {"List-Unsubscribe": "One-Click"})  # RFC 8058 one-click
     assert response.status_code == 200 and b"has stopped" in response.content
     series = series_get(series.id)
@@ -309,10 +311,16 @@ def test_the_form_offers_repeat_and_a_weekly_post_makes_a_series(cassandra_db, c
     response = client.post("/", good_post(repeat="week", count="30"))
     assert response.status_code == 302
     submitted = client.get(response["Location"])
-    assert b"Run 1 of a recurring series" in submitted.content
+    html = submitted.content.decode()
+    assert "Delivery 1 of a repeating search" in html
+    # The confirmation says what repeats: the weekday, the time and zone, the most runs.
+    assert re.search(
+        r"Every (Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day at \d\d:\d\d \(Europe/Paris\) until you stop it, at most 52 times",
+        html,
+    )
     series_link = re.search(r'href="(/series/[^"]+/)"', submitted.content.decode()).group(1)
     page = client.get(series_link)
-    assert page.status_code == 200 and b"every " in page.content and b"Europe/Paris" in page.content
+    assert page.status_code == 200 and b"Every " in page.content and b"Europe/Paris" in page.content
     (series,) = list(Series.objects.all())
     assert series.every == "week" and series.requested_count == 30 and series.weekday is not None
     # Without repeat (or "never") a post makes one job, no series.
@@ -357,3 +365,23 @@ def test_purge_jobs_purges_stopped_series_past_retention(cassandra_db, capsys):
     call_command("purge_jobs", "--older-than", "0m")
     assert "1 stopped series" in capsys.readouterr().out
     assert series_get(job.series_id).purged_at is not None
+
+
+def test_a_series_with_a_last_day_stops_after_it_and_says_so(cassandra_db):
+    first_day = (dt.datetime.now(PARIS) + dt.timedelta(hours=1)).date()  # its first run's, in an hour
+    job = deliver_run(submit_series(last_day=first_day))
+    series = series_get(job.series_id)
+    assert series.status == SeriesStatus.STOPPED and series.stop_reason == "last_day"
+    assert records.job_get(run_job_id(series.id, 2)) is None  # tomorrow is past its last day
+    assert any(row.kind == "series_stopped" for row in JobMail.objects.filter(job_id=job.id))
+    assert stop_reason_text(series) == "it reached the last day you chose"
+
+
+def test_a_series_with_a_later_last_day_goes_on_and_promises_it(cassandra_db):
+    last = dt.datetime.now(PARIS).date() + dt.timedelta(days=10)
+    job = deliver_run(submit_series(last_day=last))
+    series = series_get(job.series_id)
+    assert series.is_active and records.job_get(run_job_id(series.id, 2)) is not None
+    promise = series_promise(series)
+    assert promise.startswith("Every day at ") and "(Europe/Paris)" in promise
+    assert f"until {last.day} {last:%B %Y} or until you stop it, at most 52 times" in promise

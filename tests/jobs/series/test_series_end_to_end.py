@@ -85,7 +85,7 @@ def test_a_series_runs_twice_delivering_only_new_images_then_its_link_stops_it(
     assert done.status == JobStatus.DONE and done.already_delivered >= 1
     body = text_body(second)
     assert f"All 6 are new: {done.already_delivered} images found again were left out" in body
-    assert "Delivery 2 of your recurring images" in body
+    assert "Delivery 2 of your repeating search. Every day at " in body
 
     # The stop link: List-Unsubscribe names it; a one-click POST stops the series.
     stop_url = re.search(r"<([^<>\s]+)>", str(second["List-Unsubscribe"])).group(1)

@@ -40,14 +40,14 @@ def test_safe_search_and_all_engines_by_keyboard_and_on_a_phone(chromium, live_s
     tab = Tabber(chromium)
     tab.to("#id_query")
     press(chromium, "snowy owl")
+    tab.to("#id_email")
+    press(chromium, "ada@example.org")
+    tab.to("#job-form summary")
+    press(chromium, Keys.ENTER)  # opens the optional filters, safe search first
     tab.to("input[name=safe_search]")  # Tab enters the group at its checked button
     assert chromium.switch_to.active_element.get_attribute("value") == "moderate"
     press(chromium, Keys.ARROW_LEFT)  # arrows move within the group, and choose
     assert checked(chromium, "safe_search") == "strict"
-    tab.to("#id_email")
-    press(chromium, "ada@example.org")
-    tab.to("#job-form summary")
-    press(chromium, Keys.ENTER)  # opens the optional filters
     tab.to("#id_engine")
     press(chromium, Keys.ARROW_DOWN)  # Automatic -> All engines
     assert chromium.find_element(By.ID, "id_engine").get_attribute("value") == "all"

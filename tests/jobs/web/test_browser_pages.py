@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import zipfile
-from zoneinfo import ZoneInfo
 
 import pytest
 from selenium.common.exceptions import (
@@ -92,26 +91,34 @@ def test_submit_follow_watch_and_cancel(browser, live_server):
     count.send_keys(Keys.CONTROL, "a")
     count.send_keys("150")
     assert f"about {estimate_seconds(150)} seconds" in browser.find_element(By.ID, "estimate").text
-    # Run times are checked in the browser too, in the chosen zone.
-    date = browser.find_element(By.ID, "id_run_date")
+    # Run times are checked in the browser too, in the chosen zone: a set time reveals them.
+    browser.find_element(By.ID, "id_start_1").click()
+    assert browser.find_element(By.ID, "send").text == "Schedule"
+    date, time = browser.find_element(By.ID, "id_run_date"), browser.find_element(By.ID, "id_run_time")
     today = date.get_attribute("value")
-    for day, message in (
-        (dt.date.fromisoformat(today) - dt.timedelta(days=1), "That time has passed"),
-        (dt.date.fromisoformat(today) + dt.timedelta(days=400), "Choose a time within the next"),
+    in_an_hour = (dt.datetime.now() + dt.timedelta(hours=1)).strftime("%H:%M")
+    browser.execute_script("arguments[0].value = arguments[1];", time, in_an_hour)
+    for day, field, message in (
+        (dt.date.fromisoformat(today) - dt.timedelta(days=1), "id_run_time", "That time has passed"),
+        (
+            dt.date.fromisoformat(today) + dt.timedelta(days=400),
+            "id_run_date",
+            "Choose a date within the next",
+        ),
     ):
         browser.execute_script("arguments[0].value = arguments[1];", date, day.isoformat())
-        browser.find_element(By.CSS_SELECTOR, "#job-form button[type=submit]").click()
-        assert message in browser.find_element(By.ID, "id_run_date_client_error").text
-    browser.execute_script("arguments[0].value = arguments[1];", date, today)
-    browser.find_element(By.ID, "id_email").send_keys("ada@example.org")
+        browser.find_element(By.ID, "send").click()
+        assert message in browser.find_element(By.ID, f"{field}_error").text
+        assert message in browser.find_element(By.ID, "error-summary").text
+    tomorrow = dt.date.fromisoformat(today) + dt.timedelta(days=1)  # (in an hour may be after midnight)
+    browser.execute_script("arguments[0].value = arguments[1];", date, tomorrow.isoformat())
     # Client-side check first: an empty email is stopped in the browser.
-    browser.find_element(By.ID, "id_email").clear()
-    browser.find_element(By.CSS_SELECTOR, "#job-form button[type=submit]").click()
-    assert "Enter a valid email address." in browser.find_element(By.ID, "id_email_client_error").text
+    browser.find_element(By.ID, "send").click()
+    assert "Enter your email address" in browser.find_element(By.ID, "id_email_error").text
     browser.find_element(By.ID, "id_email").send_keys("ada@example.org", Keys.ENTER)
 
     settle(browser, 10).until(lambda d: "/submitted" in d.current_url)
-    assert "Your job is scheduled" in browser.page_source
+    assert "Your search is scheduled" in browser.page_source
     shoot(browser, "submitted")
     browser.find_element(By.LINK_TEXT, "Follow its progress").click()
     settle(browser, 10).until(lambda d: d.find_elements(By.ID, "progress"))
@@ -126,6 +133,7 @@ def test_submit_follow_watch_and_cancel(browser, live_server):
     )
     assert browser.find_element(By.ID, "c-downloaded").text == "60"
     assert browser.find_element(By.ID, "status-word").text == "Running"
+    assert "left" in browser.find_element(By.ID, "time-left").text  # the time it still takes
     shoot(browser, "status-running")
 
     browser.find_element(By.CSS_SELECTOR, "#cancel button").click()
@@ -196,38 +204,44 @@ class Tabber:
         raise AssertionError(f"Tab never reached {selector}; passed {self.passed}")
 
 
-def test_the_form_works_by_keyboard_alone_in_the_browsers_zone(browser, live_server):
+def test_the_whole_path_by_keyboard_alone_in_the_browsers_zone(browser, live_server):
+    """From the form, through an error and its summary, to the collecting page, the
+    status page and a cancel: only keys, each focused element visibly marked."""
     browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})
     browser.get(live_server.url + "/")
     assert Select(browser.find_element(By.ID, "id_time_zone")).first_selected_option.get_attribute(
         "value"
     ) == ("Asia/Tokyo")
-    tokyo_today = {
-        (dt.datetime.now(ZoneInfo("Asia/Tokyo")) + dt.timedelta(minutes=m)).date().isoformat()
-        for m in (-1, 0, 1)
-    }
-    assert browser.find_element(By.ID, "id_run_date").get_attribute("value") in tokyo_today
-
     tab = Tabber(browser)
+    tab.to("a.skip")  # the first stop: past the header, to the form
     tab.to("#id_query")
     press(browser, "snowy owl")
     tab.to("#id_count")
     ActionChains(browser).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys("12").perform()
     assert f"about {estimate_seconds(12)} seconds" in browser.find_element(By.ID, "estimate").text
-    tab.to("#id_email")
-    press(browser, "ada@example.org")
+    tab.to("#id_start_0")  # "As soon as possible", chosen already: the button says so
+    assert browser.find_element(By.ID, "send").text == "Get my images"
     tab.to("#job-form summary")
     press(browser, Keys.ENTER)  # opens the optional filters
     tab.to("#id_formats_0")
     press(browser, Keys.SPACE)  # JPEG only
-    tab.to("#job-form button[type=submit]")
+    assert "1 set" in browser.find_element(By.ID, "filters-set").text
+    tab.to("#send")
     order = [
-        tab.passed.index(name) for name in ("id_query", "id_page_url", "id_count", "id_time_zone", "id_email")
+        tab.passed.index(name) for name in ("id_source_0", "id_query", "id_count", "id_start_0", "id_email")
     ]
     assert order == sorted(order), tab.passed  # the focus follows the page from top to bottom
-    press(browser, Keys.ENTER)
+    assert "id_page_url" not in tab.passed and "id_run_date" not in tab.passed  # hidden until asked for
+    press(browser, Keys.ENTER)  # no address yet: the summary takes the focus
+    assert browser.switch_to.active_element.get_attribute("id") == "error-summary"
+    tab = Tabber(browser)
+    tab.to("#error-summary a")
+    press(browser, Keys.ENTER)  # the summary's link moves the focus to the field
+    assert browser.switch_to.active_element.get_attribute("id") == "id_email"
+    press(browser, "ada@example.org", Keys.ENTER)
 
     settle(browser, 10).until(lambda d: "/submitted" in d.current_url)
+    assert "We're collecting your images now" in browser.find_element(By.TAG_NAME, "h1").text
     tab = Tabber(browser)
     tab.to("a.button")
     press(browser, Keys.ENTER)
@@ -239,6 +253,7 @@ def test_the_form_works_by_keyboard_alone_in_the_browsers_zone(browser, live_ser
         {"jpeg"},
         "Asia/Tokyo",
     )
+    tab = Tabber(browser)
     tab.to("#cancel button")
     press(browser, Keys.ENTER)
     settle(browser, 10).until(lambda d: "Cancelled" in text_of(d, "status-word"))
@@ -265,6 +280,7 @@ def test_the_progress_bar_follows_a_real_job(
     count.send_keys("30")
     browser.find_element(By.ID, "id_email").send_keys("ada@example.org", Keys.ENTER)
     settle(browser, 10).until(lambda d: "/submitted" in d.current_url)
+    assert "We're collecting your images now" in browser.page_source  # with the live status
     browser.find_element(By.LINK_TEXT, "Follow its progress").click()
     settle(browser, 10).until(lambda d: d.find_elements(By.ID, "progress"))
 

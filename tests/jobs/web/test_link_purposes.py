@@ -31,7 +31,9 @@ def test_a_stop_link_only_stops_and_a_page_link_cannot_stop(cassandra_db, client
     page_token = _path(links.series_url(series.id, period_days=1)).split("/")[2]
     assert client.get(f"/series/{stop_token}/").status_code == 404  # a stop link opens no page
     stop_page = client.get(f"/series/{stop_token}/stop")
-    assert b"red fox" not in stop_page.content and b"/download" not in stop_page.content
+    # It asks whether to stop (naming the series, as its mails do), and opens nothing else.
+    assert "Stop the daily “red fox” images?" in stop_page.content.decode()
+    assert b"/download" not in stop_page.content and b"/jobs/" not in stop_page.content
     assert client.post(f"/series/{page_token}/stop").status_code == 404  # a page link stops nothing
     assert series_get(series.id).is_active
     page = client.get(f"/series/{page_token}/")

@@ -4,8 +4,10 @@ download, cancel, resubmit, error pages and protections."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
+import zipfile
 import zoneinfo
 
 import pytest
@@ -15,6 +17,7 @@ from jobs.core import services
 from jobs.lib import links
 from jobs.models import Job, JobStatus
 from jobs.store import records
+from jobs.web.forms import MESSAGES
 from tests.factories import good_post, make_done_job, make_job, stored_archive
 from tests.racing import race
 
@@ -64,29 +67,37 @@ def test_home_renders_the_form_with_every_field(client, cassandra_db):
 @pytest.mark.parametrize(
     "changes,field,message",
     [
-        ({"query": ""}, "query", "Enter what to search for, or a page address."),
-        ({"query": "x" * 201}, "query", "Ensure this value has at most 200 characters"),
-        ({"query": "fox\x00"}, "query", "Null characters are not allowed."),
-        ({"count": "0"}, "count", "Ask for at least 1 image."),
-        ({"count": "501"}, "count", "Ask for at most 500 images."),
-        ({"count": "ten"}, "count", "Enter a whole number from 1 to 500."),
-        ({"email": "not-an-email"}, "email", "Enter a valid email address."),
-        ({"run_date": "2020-01-01"}, "run_date", "That time has passed."),
+        ({"query": ""}, "query", MESSAGES["query_required"]),
+        ({"query": "", "source": "page"}, "page_url", MESSAGES["page_required"]),
+        ({"query": "x" * 201}, "query", MESSAGES["query_long"]),
+        ({"query": "fox\x00"}, "query", MESSAGES["query_chars"]),
+        ({"query": "fox\u200b"}, "query", MESSAGES["query_chars"]),
+        ({"count": ""}, "count", MESSAGES["count_required"]),
+        ({"count": "0"}, "count", MESSAGES["count_range"]),
+        ({"count": "501"}, "count", MESSAGES["count_range"]),
+        ({"count": "ten"}, "count", MESSAGES["count_invalid"]),
+        ({"email": ""}, "email", MESSAGES["email_required"]),
+        ({"email": "not-an-email"}, "email", MESSAGES["email_invalid"]),
+        ({"run_date": "2020-01-01"}, "run_time", MESSAGES["time_past"]),
+        ({"start": "later", "run_date": ""}, "run_date", MESSAGES["date_required"]),
+        ({"start": "later", "run_time": ""}, "run_time", MESSAGES["time_required"]),
+        ({"start": "later", "run_date": "2026-02-30"}, "run_date", MESSAGES["date_invalid"]),
         (
             {"run_date": (dt.date.today() + dt.timedelta(days=60)).isoformat()},
             "run_date",
-            "within the next 30 days",
+            "Choose a date within the next 30 days",
         ),
-        ({"time_zone": "Mars/Olympus"}, "time_zone", "Choose a time zone from the list."),
-        ({"query": "", "page_url": "ftp://example.org/x"}, "page_url", "starting with http:// or https://"),
-        ({"query": "", "page_url": "not a url"}, "page_url", "starting with http:// or https://"),
-        ({"query": "", "page_url": "http://10.1.2.3/gallery"}, "page_url", "private or local network"),
-        ({"query": "", "page_url": "http://169.254.169.254/latest"}, "page_url", "private or local network"),
-        ({"query": "", "page_url": "http://127.0.0.1:8000/admin"}, "page_url", "private or local network"),
-        ({"query": "", "page_url": "http://localhost/x"}, "page_url", "private or local network"),
-        ({"page_url": "https://93.184.216.34/page"}, "page_url", "not both"),  # a literal: no DNS
-        ({"formats": ["bmp"]}, "formats", "Select a valid choice."),
-        ({"min_width": "-5"}, "min_width", "greater than or equal to 0"),
+        ({"time_zone": "Mars/Olympus"}, "time_zone", MESSAGES["zone"]),
+        ({"query": "", "page_url": "ftp://example.org/x"}, "page_url", MESSAGES["page_bad"]),
+        ({"query": "", "page_url": "not a url"}, "page_url", MESSAGES["page_bad"]),
+        ({"query": "", "page_url": "http://10.1.2.3/gallery"}, "page_url", MESSAGES["page_private"]),
+        ({"query": "", "page_url": "http://169.254.169.254/latest"}, "page_url", MESSAGES["page_private"]),
+        ({"query": "", "page_url": "http://127.0.0.1:8000/admin"}, "page_url", MESSAGES["page_private"]),
+        ({"query": "", "page_url": "http://localhost/x"}, "page_url", MESSAGES["page_private"]),
+        ({"page_url": "https://93.184.216.34/page"}, "page_url", MESSAGES["both"]),  # a literal: no DNS
+        ({"formats": ["bmp"]}, "formats", MESSAGES["choice"]),
+        ({"min_width": "-5"}, "min_width", MESSAGES["size_range"]),
+        ({"repeat": "day", "repeat_until": "2020-01-01"}, "repeat_until", MESSAGES["until_early"]),
     ],
 )
 def test_each_bad_input_gets_its_message_and_stores_nothing(
@@ -97,7 +108,12 @@ def test_each_bad_input_gets_its_message_and_stores_nothing(
     assert response.status_code == 200
     errors = response.context["form"].errors
     assert field in errors, errors
-    assert any(message in e for e in errors[field]), errors[field]
+    assert errors[field] == [message]  # one plain message per field
+    html = response.content.decode()
+    # The summary links to the field and the title says there is a problem.
+    assert html.count('id="error-summary"') == 1 and "There is a problem" in html
+    assert "<title>Error: " in html
+    assert 'role="alert"' in html and html.count('role="alert"') == 1  # one announcement
     assert nothing_stored()
 
 
@@ -153,7 +169,16 @@ def test_status_page_json_thumbnails_and_download(client, cassandra_db):
     assert "Ready to download" in html and "Download <span" in html
     status = client.get(f"/jobs/{token}/status.json").json()
     assert status["status"] == "done" and status["downloaded"] == 2 and status["percent"] == 100
-    assert status["events"][0]["message"].startswith("Job scheduled")
+    assert status["events"][0]["message"] == "We received your request"  # people's words, not the code's
+    assert status["thumbs_total"] == 2 and len(status["thumbs"]) == 2
+    # Each preview opens its image at full size through the download's signed, expiring link.
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        first = archive.read(next(n for n in archive.namelist() if n.endswith(".jpg")))
+    full = client.get(status["thumbs"][0]["full"])
+    assert full.status_code == 200 and full["Content-Type"] == "image/jpeg" and full.content == first
+    lapsed = links.token_make(job.id, "download", dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    assert client.get(f"/jobs/{lapsed}/image/1").status_code == 410
+    assert client.get(f"/jobs/{token}/image/1").status_code == 404  # a status link opens no image
     thumb = client.get(f"/jobs/{token}/thumb/1.jpg")
     assert thumb.status_code == 200 and thumb["Content-Type"] == "image/jpeg"
     assert client.get(f"/jobs/{token}/thumb/9.jpg").status_code == 404
@@ -186,7 +211,7 @@ def test_cancel_needs_a_post_and_works(client, cassandra_db):
     assert records.job_get(job.id).status == JobStatus.CANCELLED
     assert not Schedule.objects.filter(name=f"job-{job.id}").exists()
     page = client.get(f"/jobs/{token}/").content.decode()
-    assert "Cancelled" in page and "Submit it again" in page
+    assert "Cancelled" in page and "Run the same search again" in page
 
 
 def test_resubmit_link_prefills_the_form(client, cassandra_db):
@@ -196,8 +221,9 @@ def test_resubmit_link_prefills_the_form(client, cassandra_db):
     form = page.context["form"]
     assert form.initial["query"] == "Red Fox" and "email" not in form.initial  # (test_link_purposes.py)
     services.job_purge(records.job_get(job.id))
-    gone = client.get(f"/jobs/{links.token_make(job.id, 'resubmit')}/resubmit")
-    assert "deleted" in gone.content.decode()
+    later = client.get(f"/jobs/{links.token_make(job.id, 'resubmit')}/resubmit").context["form"]
+    # Once purged, what is left of the request (no words, no address) fills the form.
+    assert later.initial["query"] == "" and later.initial["count"] == job.requested_count
 
 
 def test_rate_limit_per_email(client, cassandra_db, settings):
@@ -255,12 +281,39 @@ def test_healthz_tells_outsiders_only_up_or_down(client, cassandra_db, settings)
 def test_resubmitting_proposes_now_in_the_jobs_own_zone(client, cassandra_db):
     job = make_job(run_in=dt.timedelta(days=1), time_zone="Pacific/Auckland")
     form = client.get(f"/jobs/{links.token_make(job.id, 'resubmit')}/resubmit").context["form"]
-    auckland = dt.datetime.now(zoneinfo.ZoneInfo("Pacific/Auckland"))
-    proposed = dt.datetime.combine(
-        form.initial["run_date"], dt.time.fromisoformat(form.initial["run_time"])
-    ).replace(tzinfo=zoneinfo.ZoneInfo("Pacific/Auckland"))
-    assert form.initial["time_zone"] == "Pacific/Auckland"
-    assert abs((proposed - auckland).total_seconds()) < 120  # now there, not the UTC clock reading
+    auckland = {
+        (dt.datetime.now(zoneinfo.ZoneInfo("Pacific/Auckland")) + dt.timedelta(minutes=m)).date()
+        for m in (-1, 1)
+    }
+    assert form.initial["time_zone"] == "Pacific/Auckland" and form.initial["start"] == "now"
+    assert form.initial["run_date"] in auckland  # today there, for "At a set time"
+
+
+@pytest.mark.parametrize("start", ["now", "later"])
+def test_a_set_time_up_to_15_minutes_past_counts_as_now(client, cassandra_db, start):
+    paris = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Paris"))
+    for minutes_ago, accepted in ((14, True), (16, False)):
+        when = paris - dt.timedelta(minutes=minutes_ago)
+        post = good_post(
+            start=start,
+            run_date=f"{when:%Y-%m-%d}",
+            run_time=f"{when:%H:%M}",
+            email=f"a{minutes_ago}@example.org",
+        )
+        response = client.post("/", post)
+        if start == "now" or accepted:  # "As soon as possible" ignores the hidden date and time
+            assert response.status_code == 302, response.context["form"].errors
+            job = client.get(response["Location"]).context["job"]
+            assert (
+                abs(
+                    (
+                        records.job_get(job.id).run_at - dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                    ).total_seconds()
+                )
+                < 60
+            )
+        else:
+            assert response.context["form"].errors == {"run_time": [MESSAGES["time_past"]]}
 
 
 def test_error_pages_in_the_site_look(client, cassandra_db):
@@ -352,7 +405,25 @@ def test_a_download_link_of_a_purged_job_says_gone(client, cassandra_db):
     job = make_job()
     services.job_purge(records.job_get(job.id))
     response = client.get(f"/jobs/{links.token_make(job.id, 'download')}/download")
-    assert response.status_code == 410 and "deleted" in response.content.decode()
+    html = response.content.decode()
+    assert response.status_code == 410 and "These images have been deleted" in html
+    assert "for 30 minutes after they are ready" in html and 'id="again"' in html
+
+
+def test_an_expired_download_link_states_the_window_and_runs_the_same_search_again(
+    client, cassandra_db, settings
+):
+    settings.IMAGEDL_RETENTION_MINUTES = 120
+    job = make_done_job(email="ada@example.org", query="Snowy owl", images=1)
+    token = links.token_make(job.id, "download", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    page = client.get(f"/jobs/{token}/download")
+    html = page.content.decode()
+    assert page.status_code == 410 and "This link has expired" in html
+    assert "for 2 hours after they are ready" in html and "a short time" not in html
+    again = re.search(r'id="again" href="([^"]+)"', html).group(1)
+    form = client.get(again).context["form"]
+    assert form.initial["query"] == "Snowy owl" and "email" not in form.initial
+    assert "ada@example.org" not in client.get(again).content.decode()
 
 
 def test_rate_limit_counts_are_exact_under_concurrent_posts(settings):
@@ -363,3 +434,14 @@ def test_rate_limit_counts_are_exact_under_concurrent_posts(settings):
 
     outcomes = [answer for answers in race(post_five, 30) for answer in answers]
     assert outcomes.count(True) == 100 and outcomes.count(False) == 50  # no increment lost
+
+
+def test_the_status_page_says_why_it_found_more_than_it_kept(client, cassandra_db):
+    from jobs.store.events import event_record
+
+    job = make_done_job(images=3, found=9, rejected=2)
+    event_record(job.id, "rejected", "2 rejected: too_small", reason="too_small", count=2)
+    html = client.get(f"/jobs/{links.token_make(job.id, 'status')}/").content.decode()
+    assert "2 smaller than you asked" in html  # rejected by reason, in plain words
+    assert "4 not needed: we stopped once we had 3" in html  # 9 found = 3 kept + 2 left out + 4
+    assert "too_small" not in html and "bytes" not in html
