@@ -27,7 +27,15 @@ from jobs.core.reaper import jobs_reap
 from jobs.lib import scheduling
 from jobs.models import JobMail, MailState
 from jobs.store import records
-from tests.factories import NOW, deliver_run, finished_minutes_ago, make_done_job, make_job, submit_series
+from tests.factories import (
+    IN_AN_HOUR,
+    NOW,
+    deliver_run,
+    finished_minutes_ago,
+    make_done_job,
+    make_job,
+    submit_series,
+)
 from tests.fixtures.servers import stop_worker
 from tests.mailserver import worker_mail_env
 from tests.waiting import wait_for, wait_for_count
@@ -98,7 +106,8 @@ def a_job_with_its_mail(kind: str):
         return make_done_job(images=1, email="lost@example.org")
     if kind == "series_stopped":
         return deliver_run(submit_series(email="lost@example.org"))
-    job = make_job(run_in=NOW, email="lost@example.org")
+    # "started" goes to a job that starts later than a minute after it was submitted.
+    job = make_job(run_in=NOW if kind == "failed" else IN_AN_HOUR, email="lost@example.org")
     services.job_start_attempt(job)
     if kind == "failed":
         services.job_fail(job, "We could not find any images for that search.")

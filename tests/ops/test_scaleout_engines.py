@@ -161,6 +161,9 @@ def test_the_redis_broker_loses_a_killed_workers_task_and_the_reaper_recovers_th
         lambda: JobMail.objects.filter(job_id=done.id, kind="ready").first().state == MailState.SENT,
         timeout=30,
     )
-    assert mail_kinds(mailserver, "grace@example.org") == {"accepted": 2, "started": 1, "ready": 1}
+    # The later job's "accepted"; the job of now: its outcome (and "started" only if its
+    # first start came later than a minute after it was submitted), each once.
+    kinds = mail_kinds(mailserver, "grace@example.org")
+    assert kinds["accepted"] == 1 and kinds["ready"] == 1 and kinds["started"] <= 1, kinds
     # The job due in two hours waits as a schedule in the Django database, not in Redis.
     assert records.job_get(jobs["later"]).status == JobStatus.SCHEDULED
