@@ -512,9 +512,8 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
         metrics.job_wait_observe((changes["started_at"] - aware_utc(job.run_at)).total_seconds())
     event_record(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
     # Submitted to start at once and started within the minute: its outcome is its one mail.
-    started_soon = (
-        not job.held and starts_at_once(job, job.run_at) and starts_at_once(job, changes.get("started_at"))
-    )
+    first_start = changes.get("started_at") or job.started_at  # a resumed run keeps its first
+    started_soon = not job.held and starts_at_once(job, job.run_at) and starts_at_once(job, first_start)
     if attempt == 1 and (job.series_run or 1) == 1 and not started_soon:
         # Once (a lightweight transaction): a run resuming its first attempt after a
         # passing fault queues it again, in case the fault came while it was queued.

@@ -280,3 +280,17 @@ def test_a_job_interrupted_too_often_fails_with_an_email(cassandra_db, settings)
     failed = records.job_get(job.id)
     assert failed.status == JobStatus.FAILED and "interrupted 2 times" in failed.error
     assert f"email-failed-{job.id}" in _queued_task_names()
+
+
+def test_a_job_started_at_once_is_told_only_its_outcome_even_when_its_run_resumes(cassandra_db):
+    from jobs.models import JobMail
+
+    job = make_job(run_in=dt.timedelta(0))
+    run_id = None
+    for _ in range(2):  # its first start, then the same run resuming after a step back
+        assert services.job_start_attempt(records.job_get(job.id), run_id=run_id) == 1
+        run_id = records.job_get(job.id).run_id
+    assert [row.kind for row in JobMail.objects.filter(job_id=job.id)] == []
+    later = make_job()  # due in an hour, started now: told that it started
+    services.job_start_attempt(later)
+    assert {row.kind for row in JobMail.objects.filter(job_id=later.id)} == {"accepted", "started"}
