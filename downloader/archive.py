@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
+from downloader.captions import caption_clean
 from downloader.validation import EXTENSIONS
 
 MANIFEST_NAME = "manifest.csv"
@@ -35,7 +36,7 @@ MANIFEST_COLUMNS = (
     "bytes",
     "sha256",
     # Credits (added at the end: readers of the first eight columns are unchanged).
-    "title",  # the engine's title, or the page's alt text
+    "caption",  # the engine's title, or the page's alt text, figure caption or title
     "host",  # the image's host
     "engine",  # bing, duckduckgo, google, page; empty for a URL list
     "rank",  # its place in the engine's results (or on the page), from 1
@@ -126,7 +127,7 @@ def credits_html(names: Sequence[str], kept: Sequence, *, safe_search: str = "",
         out.append(f"<p>Engine filters: {esc(filters)}.</p>\n")
     out.append("<ol>\n")
     for name, image in zip(names, kept, strict=True):
-        title = getattr(image, "title", "") or name
+        title = caption_clean(getattr(image, "caption", "")) or name
         target = http_link(image.page_url) or http_link(image.source_url)
         host = urlsplit(target).hostname if target else ""
         where = (
@@ -190,6 +191,7 @@ def _manifest_row(name: str, image: object, request: dict[str, str]) -> list[obj
         "file": name,
         "host": urlsplit(source_url).hostname or "",
         "rank": getattr(image, "rank", 0) or "",
+        "caption": caption_clean(getattr(image, "caption", "")),
         **request,
     }
     return [_as_text_cell(derived[c] if c in derived else getattr(image, c, "")) for c in MANIFEST_COLUMNS]

@@ -49,7 +49,7 @@ class Candidate:
     page_url: str = ""
     width: int | None = None
     height: int | None = None
-    title: str = ""  # the engine's title, or the page's alt text
+    caption: str = ""  # the engine's title, or the page's alt/figcaption/title (downloader.captions)
     engine: str = ""
     rank: int = 0  # its place in the engine's results (or on the page), from 1; 0: none
     license: str = ""  # when the engine states one
@@ -68,7 +68,7 @@ class KeptImage:
     phash: str = ""
     preview: bytes = field(default=b"", repr=False)  # a small JPEG (downloader.previews)
     # Credits: where the candidate came from (see Candidate).
-    title: str = ""
+    caption: str = ""
     engine: str = ""
     rank: int = 0
     license: str = ""
@@ -82,7 +82,7 @@ class KeptImage:
         "bytes",
         "sha256",
         "phash",
-        "title",
+        "caption",
         "engine",
         "rank",
         "license",
@@ -96,8 +96,10 @@ class KeptImage:
     def from_description(cls, path: Path, record: object) -> KeptImage:
         """The image at ``path`` described by ``record`` (any object with those attributes)."""
         values = {name: getattr(record, name) for name in cls.DESCRIPTION}
-        for name in ("page_url", "phash", "title", "engine", "license"):
+        for name in ("page_url", "phash", "caption", "engine", "license"):
             values[name] = values[name] or ""  # rows stored before a column existed: None
+        # Rows stored before captions kept the engine's title in ``title``.
+        values["caption"] = values["caption"] or str(getattr(record, "title", "") or "")
         values["rank"] = values["rank"] or 0
         return cls(path=path, **values)
 
@@ -446,7 +448,7 @@ class Collector:
             sha256=outcome.fetch.sha256,
             phash=outcome.check.phash,
             preview=outcome.check.preview,
-            title=candidate.title,
+            caption=candidate.caption,
             engine=candidate.engine,
             rank=candidate.rank,
             license=candidate.license,

@@ -174,9 +174,10 @@ class JobImage(DjangoCassandraModel):
     bytes = columns.BigInt()
     sha256 = columns.Text()
     phash = columns.Text()
-    # Credits (downloader.collect.KeptImage): the engine's title or the alt text, the
-    # engine, its rank there, a license the engine stated.
-    title = columns.Text()
+    # Credits (downloader.collect.KeptImage): the caption (the engine's title, or the
+    # page's alt text, figure caption or title), the engine, its rank there, the license.
+    caption = columns.Text()
+    title = columns.Text()  # rows stored before captions: the engine's title (read as the caption)
     engine = columns.Text()
     rank = columns.Integer()
     license = columns.Text()

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
+from downloader.captions import caption_clean
 from downloader.choices import DOMINANT_COLOURS
 from downloader.engines.base import (
     Candidate,
@@ -150,7 +151,7 @@ class DuckDuckGoEngine(Engine):
         return Candidate(
             url=url,
             page_url=page if is_http_url(page) else "",
-            title=str(item.get("title") or "")[:200],
+            caption=caption_clean(item.get("title")),
             width=_dimension(item.get("width")),
             height=_dimension(item.get("height")),
             engine=self.name,

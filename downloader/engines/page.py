@@ -5,7 +5,8 @@ says: ``downloader.robots``), loads the page, and leaves it when the publisher
 opts out of AI use (``X-Robots-Tag`` or ``<meta name="robots">`` noai / noimageai,
 unless the FetchPolicy's ``respect_noai`` is off). Then scrolls until lazy loading stops adding
 images and collects the largest candidate of every ``img`` (src, srcset, data-src,
-data-srcset, data-original and similar; its alt text is its title), ``picture``
+data-srcset, data-original and similar; its caption from its alt text, figure caption or
+title, else the page's title), ``picture``
 sources, links to image files, and og:image/twitter:image.
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from downloader.captions import caption_clean, caption_first
 from downloader.engines.base import Candidate, EngineError, EventCallback, is_http_url, no_events, wait_until
 from downloader.http import (
     OPT_OUT_DIRECTIVES,
@@ -48,7 +50,10 @@ const imgs = [];
 for (const img of document.querySelectorAll('img')) {
   const rec = {src: img.getAttribute('src') || '', current: img.currentSrc || '',
                srcset: img.getAttribute('srcset') || '', width: img.naturalWidth || 0, lazy: [], sets: [],
-               alt: img.getAttribute('alt') || ''};
+               alt: (img.getAttribute('alt') || '').slice(0, 4000),
+               title: (img.getAttribute('title') || '').slice(0, 4000), figcaption: ''};
+  const figure = img.closest('figure'), caption = figure && figure.querySelector('figcaption');
+  if (caption) rec.figcaption = (caption.textContent || '').slice(0, 4000);
   for (const a of lazy) { const v = img.getAttribute(a); if (v) rec.lazy.push(v); }
   for (const a of lazySets) { const v = img.getAttribute(a); if (v) rec.sets.push(v); }
   const pic = img.closest('picture');
@@ -62,7 +67,8 @@ const metas = Array.from(document.querySelectorAll(
   "meta[property='og:image'], meta[property='og:image:url'], " +
   "meta[name='twitter:image'], meta[property='twitter:image']"
 )).map(m => m.getAttribute('content'));
-return {base: document.baseURI, imgs: imgs, links: links, metas: metas};
+return {base: document.baseURI, title: (document.title || '').slice(0, 4000), imgs: imgs, links: links,
+        metas: metas};
 """
 
 
@@ -103,30 +109,38 @@ def pick_urls(collected: dict) -> list[str]:
     return [url for url, _ in pick_images(collected)]
 
 
+def image_caption(img: dict, page_title: str) -> str:
+    """An ``img``'s caption: its alt text, else its figure's caption, else its title
+    attribute, else the page's title (downloader.captions)."""
+    return caption_first(img.get("alt"), img.get("figcaption"), img.get("title"), page_title)
+
+
 def pick_images(collected: dict) -> list[tuple[str, str]]:
-    """``pick_urls`` with each image's alt text (empty for links and metas): its title."""
+    """``pick_urls`` with each image's caption (``image_caption``; for links and metas
+    the page's title)."""
     base = collected.get("base") or ""
+    page_title = caption_clean(collected.get("title"))
     found: dict[str, str] = {}
 
-    def add(url: str | None, alt: str = "") -> None:
+    def add(url: str | None, caption: str = page_title) -> None:
         if not url or url.startswith("data:"):
             return
         absolute = urljoin(base, url.strip())
         if is_http_url(absolute) and absolute not in found:
-            found[absolute] = " ".join(str(alt or "").split())[:200]
+            found[absolute] = caption
 
     for meta in collected.get("metas", []):
         add(meta)
     for img in collected.get("imgs", []):
         choices = [largest_from_srcset(s) for s in [img.get("srcset", ""), *img.get("sets", [])] if s]
         choices = [c for c in choices if c]
-        alt = img.get("alt", "")
+        caption = image_caption(img, page_title)
         if choices:
-            add(max(choices, key=lambda c: c[1])[0], alt)
+            add(max(choices, key=lambda c: c[1])[0], caption)
         elif img.get("lazy"):
-            add(img["lazy"][0], alt)
+            add(img["lazy"][0], caption)
         else:
-            add(img.get("current") or img.get("src"), alt)
+            add(img.get("current") or img.get("src"), caption)
     for href in collected.get("links", []):
         if href and IMAGE_LINK.search(urlsplit(href).path or href):
             add(href)
@@ -262,5 +276,5 @@ def extract_page_images(
     _scroll_to_end(driver, options.scroll_wait)
     images = pick_images(driver.execute_script(COLLECT_JS, list(LAZY_ATTRIBUTES), list(LAZY_SRCSETS)))
     emit("results_end", {"engine": "page", "found": len(images)})
-    for rank, (url, alt) in enumerate(images[:wanted], 1):
-        yield Candidate(url=url, page_url=page_url, title=alt, engine="page", rank=rank)
+    for rank, (url, caption) in enumerate(images[:wanted], 1):
+        yield Candidate(url=url, page_url=page_url, caption=caption, engine="page", rank=rank)

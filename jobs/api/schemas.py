@@ -104,7 +104,7 @@ class ManifestImage(Schema):
     format: str | None = None
     bytes: int | None = None
     sha256: str | None = None
-    title: str | None = None
+    caption: str | None = None
     engine: str | None = None
     rank: int | None = None
     license: str | None = None

@@ -22,6 +22,8 @@ and the cookies carry: Bing's scroll requests forward ``q`` and ``qft`` from the
 not ``adlt`` (what the real Bing was seen to do), Google's forward ``safe`` and ``tbs``.
 ``served`` records, for every results request, (engine, path, safe search as served:
 strict/moderate/off, filters as read).
+``titles(n)`` is result n's title as the engine sends it (Bing's ``t``, DuckDuckGo's
+``title``; default "Result n"): real titles carry entities and highlight marks.
 ``licenses(n)`` is the license Bing and DuckDuckGo state for result n (None: none).
 ``traits(n)`` is what each engine believes of result n, ``{kind: value}`` in
 downloader.choices' terms (``{"layout": "wide", "type": "animated", "license": "cc"}``):
@@ -152,6 +154,7 @@ class SearchImitation:
         adult: Callable[[int], bool] | None = None,
         licenses: Callable[[int], str | None] | None = None,
         traits: Callable[[int], dict[str, str]] | None = None,
+        titles: Callable[[int], str] | None = None,
     ) -> None:
         if not address.startswith("127."):
             raise ValueError("imitations live on 127.0.0.0/8 only")
@@ -166,6 +169,7 @@ class SearchImitation:
         self.adult = adult
         self.licenses = licenses
         self.traits = traits
+        self.titles = titles
         self.asked: list[tuple[str, dict[str, str]]] = []
         self.served: list[tuple[str, str, str, dict[str, str]]] = []
         self.pages: dict[str, str] = {}
@@ -237,7 +241,8 @@ class SearchImitation:
         return {"license": stated} if stated else {}
 
     def _title(self, index: int) -> str:
-        return f"Result {index}" + (" (adult)" if self.adult and self.adult(index) else "")
+        title = self.titles(index) if self.titles else f"Result {index}"
+        return title + (" (adult)" if self.adult and self.adult(index) else "")
 
     # --- Bing ----------------------------------------------------------------------
 
