@@ -1,5 +1,6 @@
-"""The delivered zip: images stored as they are (no re-compression), manifest.csv and
-CREDITS.html (each image with its title and a link to the page it came from).
+"""The delivered zip: images stored as they are (no re-compression), the manifest
+(``downloader.manifest``: manifest.csv and manifest.jsonl) and CREDITS.html (each image
+with its caption and a link to the page it came from).
 
 Entries are named after the query with zero-padded numbers (``red-fox_0001.jpg``).
 Written in place when the storage has a local path, else to a temporary file first,
@@ -9,9 +10,7 @@ a bucket).
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import re
 import tempfile
 import unicodedata
@@ -23,34 +22,18 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from downloader.captions import caption_clean
+from downloader.manifest import MANIFEST_CSV, MANIFEST_JSONL, manifest_csv, manifest_jsonl, manifest_row
 from downloader.validation import EXTENSIONS
 
-MANIFEST_NAME = "manifest.csv"
-MANIFEST_COLUMNS = (
-    "file",
-    "source_url",
-    "page_url",
-    "width",
-    "height",
-    "format",
-    "bytes",
-    "sha256",
-    # Credits (added at the end: readers of the first eight columns are unchanged).
-    "caption",  # the engine's title, or the page's alt text, figure caption or title
-    "host",  # the image's host
-    "engine",  # bing, duckduckgo, google, page; empty for a URL list
-    "rank",  # its place in the engine's results (or on the page), from 1
-    "license",  # when the engine stated one
-    "safe_search",  # the request's (empty for a page or a URL list)
-    "filters",  # the request's engine filters, "layout=wide;license=cc" (empty: none)
-)
+MANIFEST_NAME = MANIFEST_CSV
 CREDITS_NAME = "CREDITS.html"
-NOT_IMAGES = frozenset({MANIFEST_NAME, CREDITS_NAME})  # every other entry is an image
+IMAGE_EXTENSIONS = frozenset(EXTENSIONS.values())
 
 
 def is_image_entry(name: str) -> bool:
-    """True for the zip's images, False for its manifest and credits."""
-    return name not in NOT_IMAGES
+    """True for the images at the zip's root, False for its manifests, credits, card and
+    the files of other layouts (Parquet files, shards)."""
+    return "/" not in name and name.rpartition(".")[2] in IMAGE_EXTENSIONS
 
 
 class Storage(Protocol):
@@ -164,16 +147,15 @@ def write_archive(
     A storage with no local path (a bucket) gets the zip built first in the folder
     ``scratch`` (else a temporary file), then stored."""
     names = entry_names(name_stem, [image.format for image in kept])
-    manifest = io.StringIO()
-    writer = csv.writer(manifest)
-    writer.writerow(MANIFEST_COLUMNS)
+    shared = {"safe_search": safe_search, "filters": filters}
+    rows = [manifest_row(name, image, shared) for name, image in zip(names, kept, strict=True)]
 
     def pack(fh) -> int:
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
             for name, image in zip(names, kept, strict=True):
                 archive.write(Path(image.path), arcname=name)
-                writer.writerow(_manifest_row(name, image, {"safe_search": safe_search, "filters": filters}))
-            archive.writestr(MANIFEST_NAME, manifest.getvalue())
+            archive.writestr(MANIFEST_CSV, manifest_csv(rows))
+            archive.writestr(MANIFEST_JSONL, manifest_jsonl(rows))
             archive.writestr(
                 CREDITS_NAME, credits_html(names, kept, safe_search=safe_search, filters=filters)
             )
@@ -181,31 +163,6 @@ def write_archive(
 
     saved, size = _save(storage, path, pack, scratch)
     return ArchiveResult(path=saved, bytes=size, count=len(kept))
-
-
-def _manifest_row(name: str, image: object, request: dict[str, str]) -> list[object]:
-    """One image's manifest row: its own attributes, by column name, and the rest
-    (``request``: the columns every row shares)."""
-    source_url = str(getattr(image, "source_url", ""))
-    derived = {
-        "file": name,
-        "host": urlsplit(source_url).hostname or "",
-        "rank": getattr(image, "rank", 0) or "",
-        "caption": caption_clean(getattr(image, "caption", "")),
-        **request,
-    }
-    return [_as_text_cell(derived[c] if c in derived else getattr(image, c, "")) for c in MANIFEST_COLUMNS]
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _as_text_cell(value: object) -> object:
-    """A text cell a spreadsheet would run as a formula, with a leading ' (OWASP's
-    advice on CSV injection: titles and URLs come from strangers' pages)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def _save(

@@ -13,9 +13,10 @@ import pytest
 from django.core.files.storage import FileSystemStorage
 from django.core.management import call_command
 
-from downloader.archive import MANIFEST_COLUMNS, write_archive
+from downloader.archive import write_archive
 from downloader.captions import caption_clean
 from downloader.collect import KeptImage
+from downloader.manifest import MANIFEST_COLUMNS
 from jobs.core.run import job_run
 from jobs.lib import links
 from jobs.store import records
@@ -23,6 +24,7 @@ from tests.factories import make_done_job, make_job, stored_archive
 from tests.imagehosts import encoded
 
 FIRST_COLUMNS = ("file", "source_url", "page_url", "width", "height", "format", "bytes", "sha256")
+EXTRAS = ["manifest.csv", "manifest.jsonl", "CREDITS.html"]  # after the images
 HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
 
 
@@ -53,7 +55,15 @@ def kept_image(path: Path, n: int, **fields: object) -> KeptImage:
 
 def test_the_manifest_keeps_its_columns_and_credits_are_escaped_with_only_http_links(tmp_path):
     assert MANIFEST_COLUMNS[:8] == FIRST_COLUMNS
-    assert MANIFEST_COLUMNS[8:] == ("caption", "host", "engine", "rank", "license", "safe_search", "filters")
+    assert MANIFEST_COLUMNS[8:15] == (
+        "caption",
+        "host",
+        "engine",
+        "rank",
+        "license",
+        "safe_search",
+        "filters",
+    )
     kept = [
         kept_image(tmp_path / "1", 1, caption="Red fox", engine="bing", rank=3, license="CC BY 4.0"),
         kept_image(tmp_path / "2", 2, caption=HOSTILE, engine="page", rank=1, page_url="javascript:alert(3)"),
@@ -66,8 +76,7 @@ def test_the_manifest_keeps_its_columns_and_credits_are_escaped_with_only_http_l
         "red-fox_0001.jpg",
         "red-fox_0002.jpg",
         "red-fox_0003.jpg",
-        "manifest.csv",
-        "CREDITS.html",
+        *EXTRAS,
     ]
     assert [row["caption"] for row in rows] == ["Red fox", caption_clean(HOSTILE), ""]
     assert [row["host"] for row in rows] == ["img.example"] * 3
@@ -92,7 +101,7 @@ def test_a_job_zip_credits_every_image_with_the_engines_title_rank_and_license(c
     assert job_run(job.id) == "done: 10"
     done = records.job_get(job.id)
     names, rows, page = read_zip(stored_archive(done))
-    assert names[-2:] == ["manifest.csv", "CREDITS.html"] and len(names) == 12
+    assert names[-len(EXTRAS) :] == EXTRAS and len(names) == 10 + len(EXTRAS)
     by_rank = {int(row["rank"]): row for row in rows}
     # Ten distinct results of Bing's, at their places (downloads finish in any order).
     assert len(by_rank) == 10 and set(by_rank) <= set(range(1, 41))
@@ -119,7 +128,7 @@ def test_download_urls_zips_carry_credits_too(image_host, tmp_path, capsys):
     )
     call_command("download_urls", str(listing), "--out", str(tmp_path / "out.zip"), "--no-progress")
     names, rows, page = read_zip((tmp_path / "out.zip").read_bytes())
-    assert len(names) == 4 and len(rows) == 2
+    assert len(names) == 2 + len(EXTRAS) and len(rows) == 2
     # (downloads finish in any order: the entries follow them)
     assert sorted(h for h in hrefs(page) if h not in names) == sorted(
         ["https://example.org/one", image_host.url("/img/2.jpeg")]
