@@ -109,3 +109,4 @@ def test_every_row_of_a_url_lists_manifest_follows_the_schema(image_host, tmp_pa
     for row in rows:
         assert not [error.message for error in check.iter_errors(row)]
         assert (row["engine"], row["rank"], row["safe_search"]) == ("", None, "")
+    assert [as_csv_cells(row) for row in rows] == csv_rows
