@@ -1,6 +1,8 @@
-"""The delivered zip: images stored as they are (no re-compression), the manifest
-(``downloader.manifest``: manifest.csv and manifest.jsonl) and CREDITS.html (each image
-with its caption and a link to the page it came from).
+"""The delivered zip: one file whatever the layout (``downloader.layouts``: the images
+at its root, a Hugging Face image folder, Parquet files or WebDataset shards), with
+manifest.csv (``downloader.manifest``), CREDITS.html (each image with its caption and
+a link to the page it came from) and a dataset card, README.md (``downloader.card``).
+Images are stored as they are (no re-compression).
 
 Entries are named after the query with zero-padded numbers (``red-fox_0001.jpg``).
 Written in place when the storage has a local path, else to a temporary file first,
@@ -15,14 +17,15 @@ import re
 import tempfile
 import unicodedata
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
-from downloader.captions import caption_clean
-from downloader.manifest import MANIFEST_CSV, MANIFEST_JSONL, manifest_csv, manifest_jsonl, manifest_row
+from downloader.card import CARD_NAME, CardFacts, dataset_card
+from downloader.layouts import Entry, PackOptions, layout_write
+from downloader.manifest import MANIFEST_CSV, manifest_row
 from downloader.validation import EXTENSIONS
 
 MANIFEST_NAME = MANIFEST_CSV
@@ -99,9 +102,12 @@ def http_link(url: str) -> str | None:
     return url if parts.scheme in ("http", "https") and parts.hostname else None
 
 
-def credits_html(names: Sequence[str], kept: Sequence, *, safe_search: str = "", filters: str = "") -> str:
-    """CREDITS.html: each image, its title, and a link to its page (or, without one, to
-    the image). Every text is escaped; only http(s) URLs become links."""
+def credits_html(
+    rows: Sequence[Mapping[str, object]], *, linked: bool = True, safe_search: str = "", filters: str = ""
+) -> str:
+    """CREDITS.html: each image (``rows``: its manifest rows), its caption, and a link to
+    its page (or, without one, to the image). Every text is escaped; only http(s) URLs
+    become links; ``linked``: the images are files beside it (else their names are text)."""
     esc = html.escape
     out = [CREDITS_HEAD]
     if safe_search:
@@ -109,21 +115,23 @@ def credits_html(names: Sequence[str], kept: Sequence, *, safe_search: str = "",
     if filters:
         out.append(f"<p>Engine filters: {esc(filters)}.</p>\n")
     out.append("<ol>\n")
-    for name, image in zip(names, kept, strict=True):
-        title = caption_clean(getattr(image, "caption", "")) or name
-        target = http_link(image.page_url) or http_link(image.source_url)
+    for row in rows:
+        name = str(row["file"])
+        title = str(row.get("caption") or "") or name
+        target = http_link(str(row.get("page_url") or "")) or http_link(str(row.get("source_url") or ""))
         host = urlsplit(target).hostname if target else ""
         where = (
             f'<a href="{esc(target)}" rel="nofollow noopener noreferrer">{esc(host or target)}</a>'
             if target
             else "source unknown"
         )
-        notes = [f"{esc(getattr(image, 'engine', '') or '')}"]
-        if getattr(image, "license", ""):
-            notes.append(f"license: {esc(image.license)}")
-        detail = " · ".join(note for note in notes if note)
+        notes = [str(row.get("engine") or "")]
+        if row.get("license"):
+            notes.append(f"license: {row['license']}")
+        detail = " · ".join(esc(note) for note in notes if note)
+        label = f'<a href="{esc(name)}">{esc(name)}</a>' if linked else esc(name)
         out.append(
-            f'<li><a href="{esc(name)}">{esc(name)}</a>: {esc(title)}, from {where}'
+            f"<li>{label}: {esc(title)}, from {where}"
             + (f" <small>({detail})</small>" if detail else "")
             + "</li>\n"
         )
@@ -140,28 +148,37 @@ def write_archive(
     safe_search: str = "",
     filters: str = "",
     scratch: Path | None = None,
+    pack: PackOptions | None = None,
+    subject: str = "",
+    from_page: bool = False,
 ) -> ArchiveResult:
     """Pack ``kept`` (objects with path, source_url, page_url, width, height, format,
-    bytes, sha256) into a zip saved at ``path`` in ``storage``. ``safe_search`` and
-    ``filters`` (``Filters.as_text()``) are the search's settings, noted on every row.
-    A storage with no local path (a bucket) gets the zip built first in the folder
-    ``scratch`` (else a temporary file), then stored."""
+    bytes, sha256 and the credits of ``downloader.collect.KeptImage``) into one zip
+    saved at ``path`` in ``storage``, in the layout ``pack`` says (default: the images
+    at its root), with manifest.csv, CREDITS.html and a dataset card, README.md.
+    ``safe_search`` and ``filters`` (``Filters.as_text()``) are the search's settings,
+    noted on every row; ``subject`` (the query, or the page URL when ``from_page``) is
+    named in the card. A storage with no local path (a bucket) gets the zip built first
+    in the folder ``scratch`` (else a temporary file), then stored."""
+    options = pack or PackOptions()
     names = entry_names(name_stem, [image.format for image in kept])
     shared = {"safe_search": safe_search, "filters": filters}
-    rows = [manifest_row(name, image, shared) for name, image in zip(names, kept, strict=True)]
+    entries = [
+        Entry(name, Path(image.path), manifest_row(name, image, shared))
+        for name, image in zip(names, kept, strict=True)
+    ]
+    rows = [entry.row for entry in entries]
+    facts = CardFacts(options.layout, subject, from_page, safe_search, filters)
 
-    def pack(fh) -> int:
+    def write(fh) -> int:
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for name, image in zip(names, kept, strict=True):
-                archive.write(Path(image.path), arcname=name)
-            archive.writestr(MANIFEST_CSV, manifest_csv(rows))
-            archive.writestr(MANIFEST_JSONL, manifest_jsonl(rows))
-            archive.writestr(
-                CREDITS_NAME, credits_html(names, kept, safe_search=safe_search, filters=filters)
-            )
+            linked = layout_write(archive, entries, options)
+            credits = credits_html(rows, linked=linked, safe_search=safe_search, filters=filters)
+            archive.writestr(CREDITS_NAME, credits)
+            archive.writestr(CARD_NAME, dataset_card(rows, facts))
         return fh.tell()
 
-    saved, size = _save(storage, path, pack, scratch)
+    saved, size = _save(storage, path, write, scratch)
     return ArchiveResult(path=saved, bytes=size, count=len(kept))
 
 

@@ -18,7 +18,14 @@ import uuid
 from cassandra.cqlengine import columns
 from django_cassandra_engine.models import DjangoCassandraModel
 
-from downloader.choices import FILTER_KINDS, SAFE_SEARCH_DEFAULT, SAFE_SEARCH_LABELS, Filters
+from downloader.choices import (
+    FILTER_KINDS,
+    PACK_DEFAULT,
+    PACK_LABELS,
+    SAFE_SEARCH_DEFAULT,
+    SAFE_SEARCH_LABELS,
+    Filters,
+)
 
 
 class JobStatus:
@@ -60,6 +67,7 @@ class Job(DjangoCassandraModel):
     filter_size = columns.Text()
     filter_type = columns.Text()
     filter_freshness = columns.Text()
+    pack = columns.Text(default=PACK_DEFAULT)  # the delivery's layout (downloader.choices.PACKS)
 
     # What happened.
     status = columns.Text(default=JobStatus.SCHEDULED)
@@ -115,6 +123,11 @@ class Job(DjangoCassandraModel):
     def safe_search_label(self) -> str:
         """The job's safe search in words (jobs stored before it existed: the default)."""
         return SAFE_SEARCH_LABELS.get(self.safe_search or SAFE_SEARCH_DEFAULT, SAFE_SEARCH_DEFAULT)
+
+    @property
+    def pack_label(self) -> str:
+        """The delivery's layout in words (jobs stored before it existed: a zip)."""
+        return PACK_LABELS.get(self.pack or PACK_DEFAULT, PACK_LABELS[PACK_DEFAULT])
 
     @property
     def filters(self) -> Filters:
@@ -338,6 +351,7 @@ class Series(DjangoCassandraModel):
     output_format = columns.Text()
     safe_search = columns.Text(default=SAFE_SEARCH_DEFAULT)
     filter_values = columns.Map(columns.Text, columns.Text)  # engine filters, kind -> value
+    pack = columns.Text(default=PACK_DEFAULT)  # every run's delivery layout
     # When: every day or week, at this wall-clock time ("HH:MM") in this zone; a weekly
     # series on this weekday (0 Monday .. 6 Sunday).
     every = columns.Text(default=SeriesEvery.DAY)

@@ -24,7 +24,7 @@ from tests.factories import make_done_job, make_job, stored_archive
 from tests.imagehosts import encoded
 
 FIRST_COLUMNS = ("file", "source_url", "page_url", "width", "height", "format", "bytes", "sha256")
-EXTRAS = ["manifest.csv", "manifest.jsonl", "CREDITS.html"]  # after the images
+EXTRAS = ["manifest.csv", "manifest.jsonl", "CREDITS.html", "README.md"]  # after the images
 HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
 
 
