@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
-from downloader.card import CARD_NAME, CardFacts, dataset_card
+from downloader.card import CARD_NAME, CardFacts, dataset_card, license_filter
 from downloader.layouts import Entry, PackOptions, layout_write
 from downloader.manifest import MANIFEST_CSV, manifest_row
 from downloader.validation import EXTENSIONS
@@ -115,6 +115,7 @@ def credits_html(
     if filters:
         out.append(f"<p>Engine filters: {esc(filters)}.</p>\n")
     out.append("<ol>\n")
+    filtered = license_filter(filters)
     for row in rows:
         name = str(row["file"])
         title = str(row.get("caption") or "") or name
@@ -125,9 +126,7 @@ def credits_html(
             if target
             else "source unknown"
         )
-        notes = [str(row.get("engine") or "")]
-        if row.get("license"):
-            notes.append(f"license: {row['license']}")
+        notes = [str(row.get("engine") or ""), *_rights_notes(row, filtered)]
         detail = " · ".join(esc(note) for note in notes if note)
         label = f'<a href="{esc(name)}">{esc(name)}</a>' if linked else esc(name)
         out.append(
@@ -137,6 +136,20 @@ def credits_html(
         )
     out.append("</ol>\n</body></html>\n")
     return "".join(out)
+
+
+def _rights_notes(row: Mapping[str, object], filtered: str) -> list[str]:
+    """What is known of an image's rights, each from where it was stated; the engine's
+    license filter is noted as a filter, never as the image's license."""
+    notes = []
+    if row.get("license"):
+        notes.append(f"license: {row['license']} (stated by the {row.get('license_from') or 'source'})")
+    for name in ("creator", "copyright", "licensor"):
+        if row.get(name):
+            notes.append(f"{name}: {row[name]}")
+    if filtered:
+        notes.append(f"filtered: {filtered}")
+    return notes
 
 
 def write_archive(

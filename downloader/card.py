@@ -58,6 +58,13 @@ def size_category(count: int) -> str:
     return "100K<n<1M"
 
 
+def license_filter(filters: str) -> str:
+    """The license filter the engines were asked for, in words ("Creative Commons"), or
+    "" (``filters``: ``Filters.as_text()``)."""
+    chosen = dict(pair.split("=", 1) for pair in filters.split(";") if "=" in pair)
+    return FILTER_VALUES["license"].get(chosen.get("license", ""), "")
+
+
 def license_summary(rows: Sequence[Mapping[str, object]], filters: str) -> str:
     """The images' licenses in a sentence: how many state which, and the engine's
     license filter (a filter, never an image's license)."""
@@ -71,12 +78,9 @@ def license_summary(rows: Sequence[Mapping[str, object]], filters: str) -> str:
         if parts
         else f"None of the {len(rows)} images states a license."
     )
-    wanted = dict(pair.split("=", 1) for pair in filters.split(";") if "=" in pair).get("license", "")
-    if wanted in FILTER_VALUES["license"]:
-        text += (
-            f" The engine was asked for {FILTER_VALUES['license'][wanted]} images "
-            f"(filtered: {FILTER_VALUES['license'][wanted]}): its filter, not a license of any image."
-        )
+    filtered = license_filter(filters)
+    if filtered:
+        text += f" The engines were asked for {filtered} images (filtered: {filtered}): not a license."
     return text + " Each image belongs to its publisher: check its rights before use (CREDITS.html)."
 
 

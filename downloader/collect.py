@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from downloader.dedupe import DuplicateFilter
 from downloader.http import Fetcher, FetchResult, host_key
+from downloader.rights import Rights
 from downloader.validation import ImageRules, Validation, ValidationLimits, convert_file, validate_file
 
 __all__ = [
@@ -52,7 +53,8 @@ class Candidate:
     caption: str = ""  # the engine's title, or the page's alt/figcaption/title (downloader.captions)
     engine: str = ""
     rank: int = 0  # its place in the engine's results (or on the page), from 1; 0: none
-    license: str = ""  # when the engine states one
+    license: str = ""  # what the page states (rel=license, schema.org): downloader.rights
+    creator: str = ""  # what the page states (schema.org creator)
 
 
 @dataclass
@@ -71,7 +73,11 @@ class KeptImage:
     caption: str = ""
     engine: str = ""
     rank: int = 0
-    license: str = ""
+    license: str = ""  # stated by the image itself (XMP), else by its page
+    license_from: str = ""  # "image", "page" or "" (none stated)
+    creator: str = ""  # EXIF Artist, XMP dc:creator, else the page's schema.org creator
+    copyright: str = ""  # EXIF Copyright, XMP dc:rights
+    licensor: str = ""  # XMP plus:Licensor
 
     DESCRIPTION: ClassVar[tuple[str, ...]] = (
         "source_url",
@@ -86,6 +92,10 @@ class KeptImage:
         "engine",
         "rank",
         "license",
+        "license_from",
+        "creator",
+        "copyright",
+        "licensor",
     )
 
     def description(self) -> dict[str, object]:
@@ -96,8 +106,9 @@ class KeptImage:
     def from_description(cls, path: Path, record: object) -> KeptImage:
         """The image at ``path`` described by ``record`` (any object with those attributes)."""
         values = {name: getattr(record, name) for name in cls.DESCRIPTION}
-        for name in ("page_url", "phash", "caption", "engine", "license"):
-            values[name] = values[name] or ""  # rows stored before a column existed: None
+        for name in cls.DESCRIPTION:
+            if values[name] is None and name not in ("width", "height", "bytes", "rank"):
+                values[name] = ""  # rows stored before a column existed: None
         # Rows stored before captions kept the engine's title in ``title``.
         values["caption"] = values["caption"] or str(getattr(record, "title", "") or "")
         values["rank"] = values["rank"] or 0
@@ -225,6 +236,18 @@ def _download_and_check(
         check.format = rules.output_format
         fetched.bytes, fetched.sha256 = _size_and_sha256(path)
     return _Outcome(candidate, fetched, check, path)
+
+
+def _credits(candidate: Candidate, rights: Rights) -> dict[str, str]:
+    """An image's rights: what the file itself states first, else what its page does."""
+    license_from = "image" if rights.license else "page" if candidate.license else ""
+    return {
+        "license": rights.license or candidate.license,
+        "license_from": license_from,
+        "creator": rights.creator or candidate.creator,
+        "copyright": rights.copyright,
+        "licensor": rights.licensor,
+    }
 
 
 def _rank(image: KeptImage) -> tuple[int, int]:
@@ -451,7 +474,7 @@ class Collector:
             caption=candidate.caption,
             engine=candidate.engine,
             rank=candidate.rank,
-            license=candidate.license,
+            **_credits(candidate, outcome.check.rights),
         )
         if self.delivered is not None and self.delivered.match(image.sha256, image.phash):
             outcome.path.unlink(missing_ok=True)

@@ -32,10 +32,14 @@ MANIFEST_FIELDS: dict[str, str] = {
     "host": STRING,  # the source URL's host
     "engine": STRING,  # bing, duckduckgo, google, page; "" for a URL list
     "rank": OPTIONAL_INTEGER,  # its place in the engine's results (or on the page), from 1
-    "license": STRING,  # a license the page or the image itself states
+    "license": STRING,  # a license the image itself (XMP) or its page states (downloader.rights)
     "safe_search": STRING,  # the request's: strict, moderate, off; "" for a page or a URL list
     "filters": STRING,  # the request's engine filters, "layout=wide;license=cc"; "" none
     "dhash": STRING,  # a 64-bit perceptual hash (dHash), 16 hex digits (downloader.dedupe)
+    "license_from": STRING,  # where the license was stated: image, page; "" none
+    "creator": STRING,  # EXIF Artist, XMP dc:creator, else the page's schema.org creator
+    "copyright": STRING,  # EXIF Copyright, XMP dc:rights
+    "licensor": STRING,  # XMP plus:Licensor (its name, else its URL)
 }
 MANIFEST_COLUMNS: tuple[str, ...] = tuple(MANIFEST_FIELDS)
 MANIFEST_CSV = "manifest.csv"

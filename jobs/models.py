@@ -188,12 +188,18 @@ class JobImage(DjangoCassandraModel):
     sha256 = columns.Text()
     phash = columns.Text()
     # Credits (downloader.collect.KeptImage): the caption (the engine's title, or the
-    # page's alt text, figure caption or title), the engine, its rank there, the license.
+    # page's alt text, figure caption or title), the engine, its rank there.
     caption = columns.Text()
     title = columns.Text()  # rows stored before captions: the engine's title (read as the caption)
     engine = columns.Text()
     rank = columns.Integer()
+    # Rights (downloader.rights): a license the image or its page states, and where it
+    # was stated; the creator, copyright notice and licensor the file or page names.
     license = columns.Text()
+    license_from = columns.Text()
+    creator = columns.Text()
+    copyright = columns.Text()
+    licensor = columns.Text()
 
     class Meta:
         get_pk_field = "job_id"

@@ -30,7 +30,6 @@ from downloader.engines.base import (
 
 # --- locators ----------------------------------------------------------------------
 RESULT_LINK = "a.iusc"  # attribute m: HTML-escaped JSON with murl (full size), purl, turl, t (title), desc
-LICENSE_KEY = "license"  # in m, when Bing states the image's license
 SEE_MORE_BUTTON = ".btn_seemore"
 CAPTCHA_MARKERS = ("#b_captcha", "form[action*='captcha']", "#bnp_hfly_cta")
 SEARCH_PATH = "/images/search"
@@ -147,7 +146,6 @@ class BingEngine(Engine):
             page_url=page,
             caption=caption_first(meta.get("t"), meta.get("desc")),
             engine=self.name,
-            license=str(meta.get(LICENSE_KEY) or "")[:200],
         )
 
     def _load_more(self, driver, count: int) -> bool:

@@ -31,7 +31,6 @@ from downloader.engines.base import (
 )
 
 PAGE_PATH = "/"
-LICENSE_KEY = "license"  # in a JSON result, when DuckDuckGo states the image's license
 JSON_PATH = "/i.js"
 VQD_PATTERN = re.compile(r"vqd=['\"]?([\d-]+)")
 THUMBNAIL_MARKERS = ("external-content.duckduckgo.com", "/iu/?u=", "tse1.mm.bing.net", "tse2.mm.bing.net")
@@ -155,7 +154,6 @@ class DuckDuckGoEngine(Engine):
             width=_dimension(item.get("width")),
             height=_dimension(item.get("height")),
             engine=self.name,
-            license=str(item.get(LICENSE_KEY) or "")[:200],
         )
 
 

@@ -7,7 +7,8 @@ unless the FetchPolicy's ``respect_noai`` is off). Then scrolls until lazy loadi
 images and collects the largest candidate of every ``img`` (src, srcset, data-src,
 data-srcset, data-original and similar; its caption from its alt text, figure caption or
 title, else the page's title), ``picture``
-sources, links to image files, and og:image/twitter:image.
+sources, links to image files, and og:image/twitter:image; and what the page states of
+their rights (rel=license, schema.org license and creator: ``downloader.rights``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from downloader.http import (
     resolve_checked,
     robots_tag_opts_out,
 )
+from downloader.rights import page_rights
 from downloader.robots import ROBOTS_MAX_BYTES, fetch_allows, rules_allow
 
 LAZY_ATTRIBUTES = ("data-src", "data-original", "data-lazy-src", "data-url", "data-hi-res-src", "data-full")
@@ -67,8 +69,20 @@ const metas = Array.from(document.querySelectorAll(
   "meta[property='og:image'], meta[property='og:image:url'], " +
   "meta[name='twitter:image'], meta[property='twitter:image']"
 )).map(m => m.getAttribute('content'));
+// What the page states of rights: rel=license links, JSON-LD, schema.org microdata.
+const licenseLinks = Array.from(
+  document.querySelectorAll('a[rel~="license"][href], link[rel~="license"][href]')
+).slice(0, 5).map(a => a.getAttribute('href'));
+const jsonLd = Array.from(document.querySelectorAll('script[type="application/ld+json"]'))
+  .slice(0, 20).map(s => (s.textContent || '').slice(0, 200000));
+const microdata = {};
+for (const name of ['license', 'creator']) {
+  const e = document.querySelector('[itemprop="' + name + '"]');
+  const v = e && (e.getAttribute('href') || e.getAttribute('content') || e.textContent || '');
+  if (v) microdata[name] = v.slice(0, 2000);
+}
 return {base: document.baseURI, title: (document.title || '').slice(0, 4000), imgs: imgs, links: links,
-        metas: metas};
+        metas: metas, license_links: licenseLinks, json_ld: jsonLd, microdata: microdata};
 """
 
 
@@ -274,7 +288,18 @@ def extract_page_images(
     _open_page(driver, page_url, options.fetch)
     emit("page_loaded", {"engine": "page"})
     _scroll_to_end(driver, options.scroll_wait)
-    images = pick_images(driver.execute_script(COLLECT_JS, list(LAZY_ATTRIBUTES), list(LAZY_SRCSETS)))
+    collected = driver.execute_script(COLLECT_JS, list(LAZY_ATTRIBUTES), list(LAZY_SRCSETS))
+    images = pick_images(collected)
+    rights = page_rights(collected, str(collected.get("base") or page_url))
     emit("results_end", {"engine": "page", "found": len(images)})
     for rank, (url, caption) in enumerate(images[:wanted], 1):
-        yield Candidate(url=url, page_url=page_url, caption=caption, engine="page", rank=rank)
+        stated = rights.of(url)
+        yield Candidate(
+            url=url,
+            page_url=page_url,
+            caption=caption,
+            engine="page",
+            rank=rank,
+            license=stated.license,
+            creator=stated.creator,
+        )
