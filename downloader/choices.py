@@ -134,10 +134,10 @@ def parse_filters(values: Mapping[str, str | None]) -> Filters:
 
 # How a delivery is packed: the layout at the root of its one zip (downloader.layouts).
 PACK_LABELS: dict[str, str] = {
-    "zip": "Images in a zip (with a manifest)",
-    "imagefolder": "Hugging Face image folder (images + metadata.jsonl)",
-    "parquet": "Parquet (Hugging Face Image feature)",
-    "webdataset": "WebDataset tar shards",
+    "zip": "Zip of images",
+    "imagefolder": "Image folder (Hugging Face)",
+    "parquet": "Parquet (Hugging Face)",
+    "webdataset": "WebDataset shards",
 }
 PACKS: tuple[str, ...] = tuple(PACK_LABELS)
 PACK_CHOICES: list[tuple[str, str]] = list(PACK_LABELS.items())
