@@ -40,7 +40,7 @@ from downloader.manifest import (
 MB = 1 << 20
 PARQUET_MAX_MB = 500  # Hugging Face's advice for a Parquet file of a dataset
 ROW_GROUP_ROWS = 100  # and for the rows of a row group of images
-ROW_GROUP_BYTES = 32 * MB
+ROW_GROUP_BYTES = 8 * MB  # bounds the writer's memory: a row group is held until written
 TAR_OVERHEAD = 3 * 1024 + 1024  # headers and padding of a sample's three members, about
 IMAGEFOLDER_METADATA = "metadata.jsonl"
 PARQUET_FOLDER = "data"
@@ -150,13 +150,20 @@ def _parquet_layout(archive: zipfile.ZipFile, entries: Sequence[Entry], options:
     import pyarrow.parquet as pq
 
     schema = _parquet_schema()
-    # Images are compressed already: their bytes are stored as they are, the rest zstd.
+    # Images are compressed already: their bytes are stored as they are, the rest zstd;
+    # no statistics of the image bytes (min/max of whole files say nothing).
     compression = {name: "zstd" for name in MANIFEST_FIELDS} | {"image.bytes": "none", "image.path": "zstd"}
     groups = groups_by_size(entries, options.parquet_mb * MB)
     for index, group in enumerate(groups):
         with archive.open(parquet_name(index, len(groups)), "w", force_zip64=True) as raw:
             sink = _Counting(raw)
-            writer = pq.ParquetWriter(sink, schema, compression=compression, use_dictionary=False)
+            writer = pq.ParquetWriter(
+                sink,
+                schema,
+                compression=compression,
+                use_dictionary=False,
+                write_statistics=list(MANIFEST_FIELDS),
+            )
             try:
                 for batch in _row_groups(group):
                     writer.write_table(_parquet_table(batch, schema), row_group_size=len(batch))
