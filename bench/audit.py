@@ -25,7 +25,8 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageStat
 
-NOT_IMAGES = {"manifest.csv", "CREDITS.html"}  # every other entry must be an image
+from downloader.archive import is_image_entry
+
 EXTENSION_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "bmp": "BMP", "tif": "TIFF"}
 AUDIT_BITS = 40  # of 256: proposes re-encodes, resizes and small crops
 AUDIT_PIXELS = 10.0  # mean absolute difference, 0-255, at 64x64
@@ -96,7 +97,7 @@ def audit_zip(
     looks: list[_Look] = []
     digests: set[str] = set()
     with zipfile.ZipFile(path) as archive:
-        names = [n for n in archive.namelist() if n not in NOT_IMAGES]
+        names = [n for n in archive.namelist() if is_image_entry(n)]  # the zip layout's images
         manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
         by_file = {row["file"]: row for row in manifest}
         result.manifest_mismatches += abs(len(manifest) - len(names))

@@ -8,7 +8,11 @@ resize off). Prints images/s of each, the ratio, the floor the corpus cannot bea
 (the larger of the latency floor and the bytes over the hosts' measured loopback
 bandwidth), how far each tool is from it, and download_urls' peak RSS.
 
-    .venv/bin/python -m bench.bench_download [--count 2000] [--latency 0.1]
+    .venv/bin/python -m bench.bench_download [--count 2000] [--latency 0.1] [--pack all]
+
+``--pack`` (a layout, several comma-separated, or ``all``) runs download_urls again for
+each layout (downloader.layouts) and prints them side by side with zip: seconds,
+images/s and its share of zip's in the same run, peak RSS, CPU per image.
 
 Two corpora, in the same run (``--corpus`` picks one):
 
@@ -42,6 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 from bench.audit import audit_zip
 from bench.corpus import realistic_corpus
 from downloader.archive import is_image_entry
+from downloader.choices import PACKS
 from tests.imagehosts import ImageHost, encoded
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +112,7 @@ def children_cpu() -> float:
 
 
 def run_download_urls(
-    url_file: Path, out: Path, per_host: int, concurrency: int
+    url_file: Path, out: Path, per_host: int, concurrency: int, pack: str = "zip"
 ) -> tuple[float, int, float, str]:
     env = dict(
         os.environ,
@@ -131,6 +136,8 @@ def run_download_urls(
             str(concurrency),
             "--per-host",
             str(per_host),
+            "--pack",
+            pack,
         ],
         cwd=ROOT,
         env=env,
@@ -232,6 +239,7 @@ def bench_corpus(
     ours, peak_kb, cpu, summary = run_download_urls(url_file, out, args.per_host, concurrency)
     with zipfile.ZipFile(out) as zf:
         kept = sum(1 for name in zf.namelist() if is_image_entry(name))  # not the manifest, nor the credits
+    layouts = {"zip": (ours, kept, peak_kb, cpu)}
     print(
         f"download_urls: {ours:.2f} s, {kept / ours:.1f} images/s, {ours / floor_latency:.2f}x the floor, "
         f"peak RSS {peak_kb / 1024:.0f} MB, CPU {cpu:.1f} s ({cpu / max(kept, 1) * 1000:.1f} ms/image); "
@@ -240,6 +248,12 @@ def bench_corpus(
     print(f"  {summary}")
     print(f"  {audit_zip(out, urls, lambda url: source_bytes(url, files)).line()}")
     out.unlink()
+    for pack in [p for p in args.pack if p != "zip"]:
+        layouts[pack] = bench_layout(
+            pack, url_file, work / f"ours-{label}-{pack}.zip", args.per_host, concurrency
+        )
+    if len(layouts) > 1:
+        print_layouts(layouts)
     theirs = (
         None if args.no_img2dataset else run_img2dataset(url_file, work / f"img2dataset-{label}", concurrency)
     )
@@ -259,6 +273,28 @@ def bench_corpus(
         print(f"  {evaluate(label, args.dedupe_sample).line()}")
 
 
+def bench_layout(pack: str, url_file: Path, out: Path, per_host: int, concurrency: int) -> tuple:
+    """One download_urls run packing ``pack``: seconds, images kept (its manifest's rows),
+    peak RSS in KB, CPU seconds."""
+    seconds, peak_kb, cpu, _ = run_download_urls(url_file, out, per_host, concurrency, pack)
+    with zipfile.ZipFile(out) as zf:
+        kept = len(zf.read("manifest.csv").decode().splitlines()) - 1
+    out.unlink()
+    return seconds, kept, peak_kb, cpu
+
+
+def print_layouts(layouts: dict[str, tuple]) -> None:
+    """The layouts side by side, each against zip's images/s in the same run."""
+    base = layouts["zip"][1] / layouts["zip"][0]
+    print("  layout        seconds  images/s  vs zip   peak RSS   CPU ms/image")
+    for pack, (seconds, kept, peak_kb, cpu) in layouts.items():
+        rate = kept / seconds
+        print(
+            f"  {pack:<12} {seconds:8.2f} {rate:9.1f} {100 * rate / base:6.1f}%  {peak_kb / 1024:6.0f} MB"
+            f"  {cpu / max(kept, 1) * 1000:8.1f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=2000)
@@ -272,7 +308,17 @@ def main() -> None:
         help="originals per corpus turned into near-duplicates for the dedupe figures (0: skip)",
     )
     parser.add_argument("--no-img2dataset", action="store_true", help="only download_urls")
+    parser.add_argument(
+        "--pack",
+        default="zip",
+        help=f"layouts to pack, comma-separated, or all ({', '.join(PACKS)}); zip always runs first",
+    )
     args = parser.parse_args()
+    chosen = PACKS if args.pack == "all" else tuple(p.strip() for p in args.pack.split(",") if p.strip())
+    unknown = set(chosen) - set(PACKS)
+    if unknown:
+        parser.error(f"--pack: unknown {', '.join(sorted(unknown))}")
+    args.pack = ["zip", *(p for p in chosen if p != "zip")]
     corpora = ["simple", "realistic"] if args.corpus == "both" else [args.corpus]
     work = Path(tempfile.mkdtemp(prefix="imagedl-bench-"))
     hosts: list[ImageHost] = []

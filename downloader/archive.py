@@ -1,5 +1,8 @@
-"""The delivered zip: images stored as they are (no re-compression), manifest.csv and
-CREDITS.html (each image with its title and a link to the page it came from).
+"""The delivered zip: one file whatever the layout (``downloader.layouts``: the images
+at its root, a Hugging Face image folder, Parquet files or WebDataset shards), with
+manifest.csv (``downloader.manifest``), CREDITS.html (each image with its caption and
+a link to the page it came from) and a dataset card, README.md (``downloader.card``).
+Images are stored as they are (no re-compression).
 
 Entries are named after the query with zero-padded numbers (``red-fox_0001.jpg``).
 Written in place when the storage has a local path, else to a temporary file first,
@@ -9,47 +12,31 @@ a bucket).
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import re
 import tempfile
 import unicodedata
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
+from downloader.card import CARD_NAME, CardFacts, dataset_card, license_filter
+from downloader.layouts import Entry, PackOptions, layout_write
+from downloader.manifest import MANIFEST_CSV, manifest_row
 from downloader.validation import EXTENSIONS
 
-MANIFEST_NAME = "manifest.csv"
-MANIFEST_COLUMNS = (
-    "file",
-    "source_url",
-    "page_url",
-    "width",
-    "height",
-    "format",
-    "bytes",
-    "sha256",
-    # Credits (added at the end: readers of the first eight columns are unchanged).
-    "title",  # the engine's title, or the page's alt text
-    "host",  # the image's host
-    "engine",  # bing, duckduckgo, google, page; empty for a URL list
-    "rank",  # its place in the engine's results (or on the page), from 1
-    "license",  # when the engine stated one
-    "safe_search",  # the request's (empty for a page or a URL list)
-    "filters",  # the request's engine filters, "layout=wide;license=cc" (empty: none)
-)
+MANIFEST_NAME = MANIFEST_CSV
 CREDITS_NAME = "CREDITS.html"
-NOT_IMAGES = frozenset({MANIFEST_NAME, CREDITS_NAME})  # every other entry is an image
+IMAGE_EXTENSIONS = frozenset(EXTENSIONS.values())
 
 
 def is_image_entry(name: str) -> bool:
-    """True for the zip's images, False for its manifest and credits."""
-    return name not in NOT_IMAGES
+    """True for the images at the zip's root, False for its manifests, credits, card and
+    the files of other layouts (Parquet files, shards)."""
+    return "/" not in name and name.rpartition(".")[2] in IMAGE_EXTENSIONS
 
 
 class Storage(Protocol):
@@ -115,9 +102,12 @@ def http_link(url: str) -> str | None:
     return url if parts.scheme in ("http", "https") and parts.hostname else None
 
 
-def credits_html(names: Sequence[str], kept: Sequence, *, safe_search: str = "", filters: str = "") -> str:
-    """CREDITS.html: each image, its title, and a link to its page (or, without one, to
-    the image). Every text is escaped; only http(s) URLs become links."""
+def credits_html(
+    rows: Sequence[Mapping[str, object]], *, linked: bool = True, safe_search: str = "", filters: str = ""
+) -> str:
+    """CREDITS.html: each image (``rows``: its manifest rows), its caption, and a link to
+    its page (or, without one, to the image). Every text is escaped; only http(s) URLs
+    become links; ``linked``: the images are files beside it (else their names are text)."""
     esc = html.escape
     out = [CREDITS_HEAD]
     if safe_search:
@@ -125,26 +115,41 @@ def credits_html(names: Sequence[str], kept: Sequence, *, safe_search: str = "",
     if filters:
         out.append(f"<p>Engine filters: {esc(filters)}.</p>\n")
     out.append("<ol>\n")
-    for name, image in zip(names, kept, strict=True):
-        title = getattr(image, "title", "") or name
-        target = http_link(image.page_url) or http_link(image.source_url)
+    filtered = license_filter(filters)
+    for row in rows:
+        name = str(row["file"])
+        title = str(row.get("caption") or "") or name
+        target = http_link(str(row.get("page_url") or "")) or http_link(str(row.get("source_url") or ""))
         host = urlsplit(target).hostname if target else ""
         where = (
             f'<a href="{esc(target)}" rel="nofollow noopener noreferrer">{esc(host or target)}</a>'
             if target
             else "source unknown"
         )
-        notes = [f"{esc(getattr(image, 'engine', '') or '')}"]
-        if getattr(image, "license", ""):
-            notes.append(f"license: {esc(image.license)}")
-        detail = " · ".join(note for note in notes if note)
+        notes = [str(row.get("engine") or ""), *_rights_notes(row, filtered)]
+        detail = " · ".join(esc(note) for note in notes if note)
+        label = f'<a href="{esc(name)}">{esc(name)}</a>' if linked else esc(name)
         out.append(
-            f'<li><a href="{esc(name)}">{esc(name)}</a>: {esc(title)}, from {where}'
+            f"<li>{label}: {esc(title)}, from {where}"
             + (f" <small>({detail})</small>" if detail else "")
             + "</li>\n"
         )
     out.append("</ol>\n</body></html>\n")
     return "".join(out)
+
+
+def _rights_notes(row: Mapping[str, object], filtered: str) -> list[str]:
+    """What is known of an image's rights, each from where it was stated; the engine's
+    license filter is noted as a filter, never as the image's license."""
+    notes = []
+    if row.get("license"):
+        notes.append(f"license: {row['license']} (stated by the {row.get('license_from') or 'source'})")
+    for name in ("creator", "copyright", "licensor"):
+        if row.get(name):
+            notes.append(f"{name}: {row[name]}")
+    if filtered:
+        notes.append(f"filtered: {filtered}")
+    return notes
 
 
 def write_archive(
@@ -156,54 +161,38 @@ def write_archive(
     safe_search: str = "",
     filters: str = "",
     scratch: Path | None = None,
+    pack: PackOptions | None = None,
+    subject: str = "",
+    from_page: bool = False,
 ) -> ArchiveResult:
     """Pack ``kept`` (objects with path, source_url, page_url, width, height, format,
-    bytes, sha256) into a zip saved at ``path`` in ``storage``. ``safe_search`` and
-    ``filters`` (``Filters.as_text()``) are the search's settings, noted on every row.
-    A storage with no local path (a bucket) gets the zip built first in the folder
-    ``scratch`` (else a temporary file), then stored."""
+    bytes, sha256 and the credits of ``downloader.collect.KeptImage``) into one zip
+    saved at ``path`` in ``storage``, in the layout ``pack`` says (default: the images
+    at its root), with manifest.csv, CREDITS.html and a dataset card, README.md.
+    ``safe_search`` and ``filters`` (``Filters.as_text()``) are the search's settings,
+    noted on every row; ``subject`` (the query, or the page URL when ``from_page``) is
+    named in the card. A storage with no local path (a bucket) gets the zip built first
+    in the folder ``scratch`` (else a temporary file), then stored."""
+    options = pack or PackOptions()
     names = entry_names(name_stem, [image.format for image in kept])
-    manifest = io.StringIO()
-    writer = csv.writer(manifest)
-    writer.writerow(MANIFEST_COLUMNS)
+    shared = {"safe_search": safe_search, "filters": filters}
+    entries = [
+        Entry(name, Path(image.path), manifest_row(name, image, shared))
+        for name, image in zip(names, kept, strict=True)
+    ]
+    rows = [entry.row for entry in entries]
+    facts = CardFacts(options.layout, subject, from_page, safe_search, filters)
 
-    def pack(fh) -> int:
+    def write(fh) -> int:
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for name, image in zip(names, kept, strict=True):
-                archive.write(Path(image.path), arcname=name)
-                writer.writerow(_manifest_row(name, image, {"safe_search": safe_search, "filters": filters}))
-            archive.writestr(MANIFEST_NAME, manifest.getvalue())
-            archive.writestr(
-                CREDITS_NAME, credits_html(names, kept, safe_search=safe_search, filters=filters)
-            )
+            linked = layout_write(archive, entries, options)
+            credits = credits_html(rows, linked=linked, safe_search=safe_search, filters=filters)
+            archive.writestr(CREDITS_NAME, credits)
+            archive.writestr(CARD_NAME, dataset_card(rows, facts))
         return fh.tell()
 
-    saved, size = _save(storage, path, pack, scratch)
+    saved, size = _save(storage, path, write, scratch)
     return ArchiveResult(path=saved, bytes=size, count=len(kept))
-
-
-def _manifest_row(name: str, image: object, request: dict[str, str]) -> list[object]:
-    """One image's manifest row: its own attributes, by column name, and the rest
-    (``request``: the columns every row shares)."""
-    source_url = str(getattr(image, "source_url", ""))
-    derived = {
-        "file": name,
-        "host": urlsplit(source_url).hostname or "",
-        "rank": getattr(image, "rank", 0) or "",
-        **request,
-    }
-    return [_as_text_cell(derived[c] if c in derived else getattr(image, c, "")) for c in MANIFEST_COLUMNS]
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _as_text_cell(value: object) -> object:
-    """A text cell a spreadsheet would run as a formula, with a leading ' (OWASP's
-    advice on CSV injection: titles and URLs come from strangers' pages)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def _save(

@@ -1,5 +1,5 @@
 """The choices a download request is made of, in one place: engines, formats, safe search,
-engine filters, the count.
+engine filters, the count, the layout it is packed in.
 
 The form, the commands, the settings and the engines all read these; nothing else
 spells an engine name, a format or the count limit. No Django here: settings import it.
@@ -130,6 +130,19 @@ def parse_filters(values: Mapping[str, str | None]) -> Filters:
     if unknown:
         raise ValueError(f"unknown filters: {', '.join(sorted(unknown))}")
     return Filters(**{kind: parse_filter(kind, values.get(kind)) for kind in FILTER_KINDS})
+
+
+# How a delivery is packed: the layout at the root of its one zip (downloader.layouts).
+PACK_LABELS: dict[str, str] = {
+    "zip": "Zip of images",
+    "imagefolder": "Image folder (Hugging Face)",
+    "parquet": "Parquet (Hugging Face)",
+    "webdataset": "WebDataset shards",
+}
+PACKS: tuple[str, ...] = tuple(PACK_LABELS)
+PACK_CHOICES: list[tuple[str, str]] = list(PACK_LABELS.items())
+PACK_DEFAULT = "zip"
+DEFAULT_SHARD_MB = 256  # a WebDataset shard's largest size
 
 
 MIN_COUNT = 1

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from downloader.dedupe import DuplicateFilter
 from downloader.http import Fetcher, FetchResult, host_key
+from downloader.rights import Rights
 from downloader.validation import ImageRules, Validation, ValidationLimits, convert_file, validate_file
 
 __all__ = [
@@ -49,10 +50,11 @@ class Candidate:
     page_url: str = ""
     width: int | None = None
     height: int | None = None
-    title: str = ""  # the engine's title, or the page's alt text
+    caption: str = ""  # the engine's title, or the page's alt/figcaption/title (downloader.captions)
     engine: str = ""
     rank: int = 0  # its place in the engine's results (or on the page), from 1; 0: none
-    license: str = ""  # when the engine states one
+    license: str = ""  # what the page states (rel=license, schema.org): downloader.rights
+    creator: str = ""  # what the page states (schema.org creator)
 
 
 @dataclass
@@ -68,10 +70,14 @@ class KeptImage:
     phash: str = ""
     preview: bytes = field(default=b"", repr=False)  # a small JPEG (downloader.previews)
     # Credits: where the candidate came from (see Candidate).
-    title: str = ""
+    caption: str = ""
     engine: str = ""
     rank: int = 0
-    license: str = ""
+    license: str = ""  # stated by the image itself (XMP), else by its page
+    license_from: str = ""  # "image", "page" or "" (none stated)
+    creator: str = ""  # EXIF Artist, XMP dc:creator, else the page's schema.org creator
+    copyright: str = ""  # EXIF Copyright, XMP dc:rights
+    licensor: str = ""  # XMP plus:Licensor
 
     DESCRIPTION: ClassVar[tuple[str, ...]] = (
         "source_url",
@@ -82,10 +88,14 @@ class KeptImage:
         "bytes",
         "sha256",
         "phash",
-        "title",
+        "caption",
         "engine",
         "rank",
         "license",
+        "license_from",
+        "creator",
+        "copyright",
+        "licensor",
     )
 
     def description(self) -> dict[str, object]:
@@ -96,8 +106,11 @@ class KeptImage:
     def from_description(cls, path: Path, record: object) -> KeptImage:
         """The image at ``path`` described by ``record`` (any object with those attributes)."""
         values = {name: getattr(record, name) for name in cls.DESCRIPTION}
-        for name in ("page_url", "phash", "title", "engine", "license"):
-            values[name] = values[name] or ""  # rows stored before a column existed: None
+        for name in cls.DESCRIPTION:
+            if values[name] is None and name not in ("width", "height", "bytes", "rank"):
+                values[name] = ""  # rows stored before a column existed: None
+        # Rows stored before captions kept the engine's title in ``title``.
+        values["caption"] = values["caption"] or str(getattr(record, "title", "") or "")
         values["rank"] = values["rank"] or 0
         return cls(path=path, **values)
 
@@ -223,6 +236,18 @@ def _download_and_check(
         check.format = rules.output_format
         fetched.bytes, fetched.sha256 = _size_and_sha256(path)
     return _Outcome(candidate, fetched, check, path)
+
+
+def _credits(candidate: Candidate, rights: Rights) -> dict[str, str]:
+    """An image's rights: what the file itself states first, else what its page does."""
+    license_from = "image" if rights.license else "page" if candidate.license else ""
+    return {
+        "license": rights.license or candidate.license,
+        "license_from": license_from,
+        "creator": rights.creator or candidate.creator,
+        "copyright": rights.copyright,
+        "licensor": rights.licensor,
+    }
 
 
 def _rank(image: KeptImage) -> tuple[int, int]:
@@ -446,10 +471,10 @@ class Collector:
             sha256=outcome.fetch.sha256,
             phash=outcome.check.phash,
             preview=outcome.check.preview,
-            title=candidate.title,
+            caption=candidate.caption,
             engine=candidate.engine,
             rank=candidate.rank,
-            license=candidate.license,
+            **_credits(candidate, outcome.check.rights),
         )
         if self.delivered is not None and self.delivered.match(image.sha256, image.phash):
             outcome.path.unlink(missing_ok=True)

@@ -82,6 +82,22 @@ def thumbnail(value: str) -> Image.Image | None:
     return Image.frombytes("RGB", (SIDE, SIDE), data)
 
 
+def dhash(value: str) -> str:
+    """A 64-bit difference hash (dHash: each of 8 rows of 9 grey cells, 1 where a cell
+    is brighter than its right neighbour) of the thumbnail in a signature, as 16 hex
+    digits: the perceptual hash the manifest publishes (comparable with other tools'
+    dHash by Hamming distance). "" without a thumbnail."""
+    thumb = thumbnail(value)
+    if thumb is None:
+        return ""
+    grey = thumb.convert("L").resize((9, 8), Image.Resampling.BOX).tobytes()
+    bits = 0
+    for row in range(8):
+        for col in range(8):
+            bits = (bits << 1) | (grey[row * 9 + col] > grey[row * 9 + col + 1])
+    return f"{bits:016x}"
+
+
 def _scan_tile(thumb: Image.Image) -> bytes:
     return thumb.resize((SCAN_SIDE, SCAN_SIDE), Image.Resampling.BOX).tobytes()
 

@@ -4,8 +4,8 @@ The real format comes from the bytes. A file is rejected with a short reason cod
 ``html``, ``svg``, ``not_an_image``, ``truncated``, ``too_many_pixels``,
 ``too_small``, ``format_not_allowed``, ``decode_timeout``, ``filter_mismatch`` (not the
 layout, or not animated, when a search's engine filters asked for it: see ``layout_of``).
-Also computes the signature used by de-duplication, and converts to one output format
-when asked.
+Also computes the signature used by de-duplication, reads the rights the file states
+(EXIF and XMP: ``downloader.rights``), and converts to one output format when asked.
 
 JPEGs are decoded at a reduced scale (``draft``: 1/2 to 1/8 by the DCT itself), which
 still reads and entropy-decodes every byte, so truncated and corrupt files fail as
@@ -32,6 +32,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from downloader.dedupe import signature
 from downloader.previews import preview_jpeg
+from downloader.rights import Rights, image_rights, webp_chunk_rights
 
 # Pillow format name -> our name and file extension.
 FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
@@ -114,6 +115,7 @@ class Validation:
     height: int = 0
     phash: str = ""
     preview: bytes = b""  # a small JPEG of a valid image (downloader.previews)
+    rights: Rights = field(default_factory=Rights)  # what its EXIF and XMP state (downloader.rights)
 
 
 def sniff_markup(head: bytes) -> str | None:
@@ -283,6 +285,7 @@ def validate_file(path: Path, rules: ImageRules, limits: ValidationLimits | None
                 img.load()  # every byte read: truncated or corrupt data fails here
                 phash = signature(img)
                 preview = preview_jpeg(img)
+                rights = image_rights(img)
                 _check_frames(img, max_pixels, held, deadline)
     except _Rejected as rejected:
         return Validation(False, rejected.reason, fmt or "", width, height)
@@ -292,7 +295,7 @@ def validate_file(path: Path, rules: ImageRules, limits: ValidationLimits | None
         return Validation(False, "not_an_image")
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError):
         return Validation(False, "truncated")
-    return Validation(True, "", fmt, width, height, phash, preview)
+    return Validation(True, "", fmt, width, height, phash, preview, rights)
 
 
 def webp_canvas(head: bytes) -> tuple[int, int] | None:
@@ -383,7 +386,7 @@ def _validate_still_webp(
             del img, buffer
         finally:
             lib.WebPFree(pixels)
-    return Validation(True, "", "webp", width, height, phash, preview)
+    return Validation(True, "", "webp", width, height, phash, preview, webp_chunk_rights(data))
 
 
 def _tile_pixels(img: Image.Image) -> int:

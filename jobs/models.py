@@ -18,7 +18,14 @@ import uuid
 from cassandra.cqlengine import columns
 from django_cassandra_engine.models import DjangoCassandraModel
 
-from downloader.choices import FILTER_KINDS, SAFE_SEARCH_DEFAULT, SAFE_SEARCH_LABELS, Filters
+from downloader.choices import (
+    FILTER_KINDS,
+    PACK_DEFAULT,
+    PACK_LABELS,
+    SAFE_SEARCH_DEFAULT,
+    SAFE_SEARCH_LABELS,
+    Filters,
+)
 
 
 class JobStatus:
@@ -60,6 +67,7 @@ class Job(DjangoCassandraModel):
     filter_size = columns.Text()
     filter_type = columns.Text()
     filter_freshness = columns.Text()
+    pack = columns.Text(default=PACK_DEFAULT)  # the delivery's layout (downloader.choices.PACKS)
 
     # What happened.
     status = columns.Text(default=JobStatus.SCHEDULED)
@@ -115,6 +123,11 @@ class Job(DjangoCassandraModel):
     def safe_search_label(self) -> str:
         """The job's safe search in words (jobs stored before it existed: the default)."""
         return SAFE_SEARCH_LABELS.get(self.safe_search or SAFE_SEARCH_DEFAULT, SAFE_SEARCH_DEFAULT)
+
+    @property
+    def pack_label(self) -> str:
+        """The delivery's layout in words (jobs stored before it existed: a zip)."""
+        return PACK_LABELS.get(self.pack or PACK_DEFAULT, PACK_LABELS[PACK_DEFAULT])
 
     @property
     def filters(self) -> Filters:
@@ -174,12 +187,19 @@ class JobImage(DjangoCassandraModel):
     bytes = columns.BigInt()
     sha256 = columns.Text()
     phash = columns.Text()
-    # Credits (downloader.collect.KeptImage): the engine's title or the alt text, the
-    # engine, its rank there, a license the engine stated.
-    title = columns.Text()
+    # Credits (downloader.collect.KeptImage): the caption (the engine's title, or the
+    # page's alt text, figure caption or title), the engine, its rank there.
+    caption = columns.Text()
+    title = columns.Text()  # rows stored before captions: the engine's title (read as the caption)
     engine = columns.Text()
     rank = columns.Integer()
+    # Rights (downloader.rights): a license the image or its page states, and where it
+    # was stated; the creator, copyright notice and licensor the file or page names.
     license = columns.Text()
+    license_from = columns.Text()
+    creator = columns.Text()
+    copyright = columns.Text()
+    licensor = columns.Text()
 
     class Meta:
         get_pk_field = "job_id"
@@ -337,6 +357,7 @@ class Series(DjangoCassandraModel):
     output_format = columns.Text()
     safe_search = columns.Text(default=SAFE_SEARCH_DEFAULT)
     filter_values = columns.Map(columns.Text, columns.Text)  # engine filters, kind -> value
+    pack = columns.Text(default=PACK_DEFAULT)  # every run's delivery layout
     # When: every day or week, at this wall-clock time ("HH:MM") in this zone; a weekly
     # series on this weekday (0 Monday .. 6 Sunday).
     every = columns.Text(default=SeriesEvery.DAY)

@@ -18,13 +18,15 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import types
 import zipfile
 import zoneinfo
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 
-from downloader.archive import MANIFEST_COLUMNS, MANIFEST_NAME, entry_names, is_image_entry
+from downloader.archive import MANIFEST_NAME, entry_names, is_image_entry
+from downloader.manifest import manifest_csv, manifest_row
 from jobs.core import services, storage
 from jobs.models import Job, JobPurgeDue
 from jobs.series.services import series_submit
@@ -61,26 +63,23 @@ def make_job_record(*, run_in: dt.timedelta = IN_AN_HOUR, **fields: object) -> J
 def make_archive(subject: str, images: int = 2, size: tuple[int, int] = (300, 200)) -> bytes:
     """A small real zip as a run delivers it: ``images`` distinct JPEGs named after the
     subject (``red-fox_0001.jpg``...), then manifest.csv describing them."""
-    manifest = io.StringIO()
-    writer = csv.writer(manifest)
-    writer.writerow(MANIFEST_COLUMNS)
+    rows = []
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         for n, name in enumerate(entry_names(subject, ["jpeg"] * images), 1):
             data = encoded(n, "jpeg", *size)
             archive.writestr(name, data)
-            row = [f"http://images.example/{n}.jpg", "http://example.org/page", *size, "jpeg", len(data)]
-            credits = [
-                "",
-                "images.example",
-                "",
-                "",
-                "",
-                "",
-                "",
-            ]  # title, host, engine, rank, license, safe search, filters
-            writer.writerow([name, *row, hashlib.sha256(data).hexdigest(), *credits])
-        archive.writestr(MANIFEST_NAME, manifest.getvalue())
+            image = types.SimpleNamespace(
+                source_url=f"http://images.example/{n}.jpg",
+                page_url="http://example.org/page",
+                width=size[0],
+                height=size[1],
+                format="jpeg",
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+            rows.append(manifest_row(name, image, {}))
+        archive.writestr(MANIFEST_NAME, manifest_csv(rows))
     return out.getvalue()
 
 

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
+from downloader.captions import caption_first
 from downloader.choices import DOMINANT_COLOURS
 from downloader.engines.base import (
     Candidate,
@@ -28,8 +29,7 @@ from downloader.engines.base import (
 )
 
 # --- locators ----------------------------------------------------------------------
-RESULT_LINK = "a.iusc"  # attribute m: HTML-escaped JSON with murl (full size), purl, turl, t (title)
-LICENSE_KEY = "license"  # in m, when Bing states the image's license
+RESULT_LINK = "a.iusc"  # attribute m: HTML-escaped JSON with murl (full size), purl, turl, t (title), desc
 SEE_MORE_BUTTON = ".btn_seemore"
 CAPTCHA_MARKERS = ("#b_captcha", "form[action*='captcha']", "#bnp_hfly_cta")
 SEARCH_PATH = "/images/search"
@@ -144,9 +144,8 @@ class BingEngine(Engine):
         return Candidate(
             url=url,
             page_url=page,
-            title=str(meta.get("t") or "")[:200],
+            caption=caption_first(meta.get("t"), meta.get("desc")),
             engine=self.name,
-            license=str(meta.get(LICENSE_KEY) or "")[:200],
         )
 
     def _load_more(self, driver, count: int) -> bool:

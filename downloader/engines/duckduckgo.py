@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
+from downloader.captions import caption_clean
 from downloader.choices import DOMINANT_COLOURS
 from downloader.engines.base import (
     Candidate,
@@ -30,7 +31,6 @@ from downloader.engines.base import (
 )
 
 PAGE_PATH = "/"
-LICENSE_KEY = "license"  # in a JSON result, when DuckDuckGo states the image's license
 JSON_PATH = "/i.js"
 VQD_PATTERN = re.compile(r"vqd=['\"]?([\d-]+)")
 THUMBNAIL_MARKERS = ("external-content.duckduckgo.com", "/iu/?u=", "tse1.mm.bing.net", "tse2.mm.bing.net")
@@ -150,11 +150,10 @@ class DuckDuckGoEngine(Engine):
         return Candidate(
             url=url,
             page_url=page if is_http_url(page) else "",
-            title=str(item.get("title") or "")[:200],
+            caption=caption_clean(item.get("title")),
             width=_dimension(item.get("width")),
             height=_dimension(item.get("height")),
             engine=self.name,
-            license=str(item.get(LICENSE_KEY) or "")[:200],
         )
 
 

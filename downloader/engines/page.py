@@ -5,8 +5,10 @@ says: ``downloader.robots``), loads the page, and leaves it when the publisher
 opts out of AI use (``X-Robots-Tag`` or ``<meta name="robots">`` noai / noimageai,
 unless the FetchPolicy's ``respect_noai`` is off). Then scrolls until lazy loading stops adding
 images and collects the largest candidate of every ``img`` (src, srcset, data-src,
-data-srcset, data-original and similar; its alt text is its title), ``picture``
-sources, links to image files, and og:image/twitter:image.
+data-srcset, data-original and similar; its caption from its alt text, figure caption or
+title, else the page's title), ``picture``
+sources, links to image files, and og:image/twitter:image; and what the page states of
+their rights (rel=license, schema.org license and creator: ``downloader.rights``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from downloader.captions import caption_clean, caption_first
 from downloader.engines.base import Candidate, EngineError, EventCallback, is_http_url, no_events, wait_until
 from downloader.http import (
     OPT_OUT_DIRECTIVES,
@@ -30,6 +33,7 @@ from downloader.http import (
     resolve_checked,
     robots_tag_opts_out,
 )
+from downloader.rights import page_rights
 from downloader.robots import ROBOTS_MAX_BYTES, fetch_allows, rules_allow
 
 LAZY_ATTRIBUTES = ("data-src", "data-original", "data-lazy-src", "data-url", "data-hi-res-src", "data-full")
@@ -48,7 +52,10 @@ const imgs = [];
 for (const img of document.querySelectorAll('img')) {
   const rec = {src: img.getAttribute('src') || '', current: img.currentSrc || '',
                srcset: img.getAttribute('srcset') || '', width: img.naturalWidth || 0, lazy: [], sets: [],
-               alt: img.getAttribute('alt') || ''};
+               alt: (img.getAttribute('alt') || '').slice(0, 4000),
+               title: (img.getAttribute('title') || '').slice(0, 4000), figcaption: ''};
+  const figure = img.closest('figure'), caption = figure && figure.querySelector('figcaption');
+  if (caption) rec.figcaption = (caption.textContent || '').slice(0, 4000);
   for (const a of lazy) { const v = img.getAttribute(a); if (v) rec.lazy.push(v); }
   for (const a of lazySets) { const v = img.getAttribute(a); if (v) rec.sets.push(v); }
   const pic = img.closest('picture');
@@ -62,7 +69,20 @@ const metas = Array.from(document.querySelectorAll(
   "meta[property='og:image'], meta[property='og:image:url'], " +
   "meta[name='twitter:image'], meta[property='twitter:image']"
 )).map(m => m.getAttribute('content'));
-return {base: document.baseURI, imgs: imgs, links: links, metas: metas};
+// What the page states of rights: rel=license links, JSON-LD, schema.org microdata.
+const licenseLinks = Array.from(
+  document.querySelectorAll('a[rel~="license"][href], link[rel~="license"][href]')
+).slice(0, 5).map(a => a.getAttribute('href'));
+const jsonLd = Array.from(document.querySelectorAll('script[type="application/ld+json"]'))
+  .slice(0, 20).map(s => (s.textContent || '').slice(0, 200000));
+const microdata = {};
+for (const name of ['license', 'creator']) {
+  const e = document.querySelector('[itemprop="' + name + '"]');
+  const v = e && (e.getAttribute('href') || e.getAttribute('content') || e.textContent || '');
+  if (v) microdata[name] = v.slice(0, 2000);
+}
+return {base: document.baseURI, title: (document.title || '').slice(0, 4000), imgs: imgs, links: links,
+        metas: metas, license_links: licenseLinks, json_ld: jsonLd, microdata: microdata};
 """
 
 
@@ -103,30 +123,38 @@ def pick_urls(collected: dict) -> list[str]:
     return [url for url, _ in pick_images(collected)]
 
 
+def image_caption(img: dict, page_title: str) -> str:
+    """An ``img``'s caption: its alt text, else its figure's caption, else its title
+    attribute, else the page's title (downloader.captions)."""
+    return caption_first(img.get("alt"), img.get("figcaption"), img.get("title"), page_title)
+
+
 def pick_images(collected: dict) -> list[tuple[str, str]]:
-    """``pick_urls`` with each image's alt text (empty for links and metas): its title."""
+    """``pick_urls`` with each image's caption (``image_caption``; for links and metas
+    the page's title)."""
     base = collected.get("base") or ""
+    page_title = caption_clean(collected.get("title"))
     found: dict[str, str] = {}
 
-    def add(url: str | None, alt: str = "") -> None:
+    def add(url: str | None, caption: str = page_title) -> None:
         if not url or url.startswith("data:"):
             return
         absolute = urljoin(base, url.strip())
         if is_http_url(absolute) and absolute not in found:
-            found[absolute] = " ".join(str(alt or "").split())[:200]
+            found[absolute] = caption
 
     for meta in collected.get("metas", []):
         add(meta)
     for img in collected.get("imgs", []):
         choices = [largest_from_srcset(s) for s in [img.get("srcset", ""), *img.get("sets", [])] if s]
         choices = [c for c in choices if c]
-        alt = img.get("alt", "")
+        caption = image_caption(img, page_title)
         if choices:
-            add(max(choices, key=lambda c: c[1])[0], alt)
+            add(max(choices, key=lambda c: c[1])[0], caption)
         elif img.get("lazy"):
-            add(img["lazy"][0], alt)
+            add(img["lazy"][0], caption)
         else:
-            add(img.get("current") or img.get("src"), alt)
+            add(img.get("current") or img.get("src"), caption)
     for href in collected.get("links", []):
         if href and IMAGE_LINK.search(urlsplit(href).path or href):
             add(href)
@@ -260,7 +288,18 @@ def extract_page_images(
     _open_page(driver, page_url, options.fetch)
     emit("page_loaded", {"engine": "page"})
     _scroll_to_end(driver, options.scroll_wait)
-    images = pick_images(driver.execute_script(COLLECT_JS, list(LAZY_ATTRIBUTES), list(LAZY_SRCSETS)))
+    collected = driver.execute_script(COLLECT_JS, list(LAZY_ATTRIBUTES), list(LAZY_SRCSETS))
+    images = pick_images(collected)
+    rights = page_rights(collected, str(collected.get("base") or page_url))
     emit("results_end", {"engine": "page", "found": len(images)})
-    for rank, (url, alt) in enumerate(images[:wanted], 1):
-        yield Candidate(url=url, page_url=page_url, title=alt, engine="page", rank=rank)
+    for rank, (url, caption) in enumerate(images[:wanted], 1):
+        stated = rights.of(url)
+        yield Candidate(
+            url=url,
+            page_url=page_url,
+            caption=caption,
+            engine="page",
+            rank=rank,
+            license=stated.license,
+            creator=stated.creator,
+        )

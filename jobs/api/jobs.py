@@ -125,7 +125,7 @@ def job_manifest(request: HttpRequest, job_id: str) -> dict:
             "format": row.format,
             "bytes": row.bytes,
             "sha256": row.sha256,
-            "title": row.title,
+            "caption": row.caption or row.title or "",
             "engine": row.engine,
             "rank": row.rank,
             "license": row.license,

@@ -56,6 +56,7 @@ def job_out(job: Job) -> dict[str, object]:
         "rejected_count": job.rejected_count or 0,
         "progress": progress(job),
         "engine": job.engine_used or job.engine,
+        "pack": job.pack or "zip",
         "error": job.error,
         "series_id": job.series_id,
         "download": _download(job),

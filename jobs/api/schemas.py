@@ -29,6 +29,9 @@ class JobIn(Schema):
         default_factory=dict,
         description="Engine filters by kind: license, colour, layout, size, type, freshness.",
     )
+    pack: str = Field(
+        "zip", description="The delivery's layout: zip (the default), imagefolder, parquet or webdataset."
+    )
     repeat: str = Field("never", description="never, day or week: a recurring series.")
     webhook_url: str | None = Field(None, description="Where the job's signed events are POSTed.")
 
@@ -77,6 +80,7 @@ class JobOut(Schema):
     rejected_count: int
     progress: int = Field(..., description="Percent of the requested images kept so far.")
     engine: str | None = None
+    pack: str = Field("zip", description="The delivery's layout: zip, imagefolder, parquet or webdataset.")
     error: str | None = None
     series_id: uuid.UUID | None = None
     download: Download | None = None
@@ -104,7 +108,7 @@ class ManifestImage(Schema):
     format: str | None = None
     bytes: int | None = None
     sha256: str | None = None
-    title: str | None = None
+    caption: str | None = None
     engine: str | None = None
     rank: int | None = None
     license: str | None = None

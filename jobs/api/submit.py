@@ -62,6 +62,7 @@ def form_data(payload: JobIn, email: str) -> dict[str, object]:
         "min_height": str(payload.min_height),
         "engine": payload.engine,
         "safe_search": payload.safe_search,
+        "pack": payload.pack,
         "repeat": payload.repeat,
         **{f"filter_{kind}": value for kind, value in payload.filters.items()},
     }

@@ -26,12 +26,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from downloader.archive import write_archive
-from downloader.choices import ALL, AUTO, SAFE_SEARCH_DEFAULT
+from downloader.choices import ALL, AUTO, PACK_DEFAULT, PACKS, SAFE_SEARCH_DEFAULT
 from downloader.collect import ALREADY_DELIVERED, CollectResult, Counts, KeptImage
 from downloader.config import gather_options_from_settings
 from downloader.dedupe import DuplicateFilter
 from downloader.engines.base import EngineError
 from downloader.gather import Request, delivered_filter, gather
+from downloader.layouts import PackOptions
 from jobs.core import services, storage
 from jobs.core.workdir import run_workdir, workdir_remove, workdirs_sweep_now_and_then
 from jobs.lib import metrics, scheduling
@@ -417,6 +418,9 @@ class JobRun:
             scratch=storage.scratch_folder(self.workdir),
             safe_search="" if request.page_url else request.safe_search,
             filters="" if request.page_url else request.filters.as_text(),
+            pack=PackOptions(layout=job.pack if job.pack in PACKS else PACK_DEFAULT),
+            subject=request.subject,
+            from_page=bool(request.page_url),
         )
         services.job_note(job, "archive_written", f"Packed {archive.count} images ({archive.bytes} bytes)")
         if self.should_stop():

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from downloader.choices import SAFE_SEARCH_DEFAULT, Filters
+from downloader.choices import PACK_DEFAULT, SAFE_SEARCH_DEFAULT, Filters
 from jobs.core import hooks, storage
 from jobs.core.workdir import workdir_remove, workdirs_sweep
 from jobs.lib import metrics, scheduling
@@ -77,6 +77,7 @@ def job_submit(
     output_format: str | None = None,
     safe_search: str = SAFE_SEARCH_DEFAULT,
     filters: Filters | None = None,
+    pack: str = PACK_DEFAULT,
     job_id: uuid.UUID | None = None,
     series_id: uuid.UUID | None = None,
     series_run: int | None = None,
@@ -121,6 +122,7 @@ def job_submit(
         output_format=output_format,
         safe_search=safe_search,
         **filter_columns(filters or Filters()),
+        pack=pack,
         status=JobStatus.SCHEDULED,
         first_event=(
             "scheduled",
@@ -130,6 +132,7 @@ def job_submit(
                 "engine": engine,
                 "safe_search": safe_search,
                 "filters": (filters or Filters()).as_text(),
+                "pack": pack,
             },
         ),
     )

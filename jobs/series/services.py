@@ -31,6 +31,7 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
+from downloader.choices import PACK_DEFAULT
 from downloader.dedupe import SIGNATURE_METHOD
 from jobs.core import services
 from jobs.lib.utc import aware_utc, naive_utc
@@ -128,6 +129,7 @@ def series_submit(
         output_format=request.get("output_format"),
         safe_search=request.get("safe_search") or "moderate",
         filter_values=request["filters"].chosen() if request.get("filters") else {},
+        pack=request.get("pack") or PACK_DEFAULT,
         every=every,
         time_zone=time_zone,
         local_time=f"{local:%H:%M}",
@@ -193,6 +195,7 @@ def _create_run_job(series: Series, run: int, run_at: dt.datetime, *, held: bool
         output_format=series.output_format,
         safe_search=series.safe_search or "moderate",
         filters=series.filters,
+        pack=series.pack or PACK_DEFAULT,
         held=held,
     )
 

@@ -19,6 +19,8 @@ from downloader.choices import (
     FORMAT_CHOICES,
     MAX_COUNT,
     MIN_COUNT,
+    PACK_CHOICES,
+    PACK_DEFAULT,
     SAFE_SEARCH_CHOICES,
     SAFE_SEARCH_DEFAULT,
     Filters,
@@ -263,6 +265,16 @@ class JobForm(forms.Form):
         error_messages=_messages(invalid_choice="choice"),
     )
 
+    # Not required: a post without it (an older page, a script) gets a zip of images.
+    pack = forms.ChoiceField(
+        label="Pack as",
+        choices=PACK_CHOICES,
+        initial=PACK_DEFAULT,
+        required=False,
+        help_text="One zip whatever you choose; the dataset layouts add captions for training.",
+        error_messages=_messages(invalid_choice="choice"),
+    )
+
     # Not required: a post without it (an older page, a script) runs once.
     repeat = forms.ChoiceField(
         label="Repeat?",
@@ -326,6 +338,7 @@ class JobForm(forms.Form):
         data["min_height"] = data.get("min_height") or 0
         data["safe_search"] = data.get("safe_search") or SAFE_SEARCH_DEFAULT
         data["repeat"] = data.get("repeat") or REPEAT_NEVER
+        data["pack"] = data.get("pack") or PACK_DEFAULT
         data["filters"] = Filters(**{kind: data.get(f"filter_{kind}") or "" for kind in FILTER_KINDS})
         until = data.get("repeat_until")
         if data["repeat"] == REPEAT_NEVER:
@@ -432,6 +445,7 @@ class JobForm(forms.Form):
             "engine": data["engine"],
             "safe_search": data["safe_search"],
             "filters": data["filters"],
+            "pack": data["pack"],
         }
 
     def _run_at(self, day: dt.date, time_of_day: dt.time, zone_name: str) -> dt.datetime | None:

@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from downloader.addresses import is_loopback
-from downloader.choices import MAX_COUNT
+from downloader.choices import MAX_COUNT, PACK_DEFAULT
 from jobs.core import services, storage
 from jobs.lib import links
 from jobs.lib.formatting import duration_words, human_bytes, in_job_zone
@@ -402,6 +402,7 @@ def resubmit(request: HttpRequest, job: Job, token: str) -> HttpResponse:
             "min_height": job.min_height,
             "engine": job.engine,
             "safe_search": job.safe_search,
+            "pack": job.pack or PACK_DEFAULT,
             **{f"filter_{kind}": value for kind, value in job.filters.chosen().items()},
         },
     )

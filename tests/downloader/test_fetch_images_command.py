@@ -33,7 +33,9 @@ def test_search_download_and_zip(tmp_path, start_imitation, image_host, capsys):
     with zipfile.ZipFile(tmp_path / "fox.zip") as zf:
         names = zf.namelist()
     assert (
-        len(names) == 27 and names[0] == "red-fox_0001.png" and names[-2:] == ["manifest.csv", "CREDITS.html"]
+        len(names) == 29
+        and names[0] == "red-fox_0001.png"
+        and names[-4:] == ["manifest.csv", "manifest.jsonl", "CREDITS.html", "README.md"]
     )
 
 

@@ -69,4 +69,4 @@ def test_min_size_on_the_command_lowers_the_floor_for_that_run(tmp_path, capsys,
     )
     assert "kept 2" in capsys.readouterr().out
     with zipfile.ZipFile(tmp_path / "b.zip") as zf:
-        assert len(zf.namelist()) == 4  # two images, the manifest and the credits
+        assert len(zf.namelist()) == 6  # two images, the manifests (CSV, JSON lines), the credits, the card

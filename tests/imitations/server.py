@@ -22,12 +22,14 @@ and the cookies carry: Bing's scroll requests forward ``q`` and ``qft`` from the
 not ``adlt`` (what the real Bing was seen to do), Google's forward ``safe`` and ``tbs``.
 ``served`` records, for every results request, (engine, path, safe search as served:
 strict/moderate/off, filters as read).
-``licenses(n)`` is the license Bing and DuckDuckGo state for result n (None: none).
+``titles(n)`` is result n's title as the engine sends it (Bing's ``t``, DuckDuckGo's
+``title``; default "Result n"): real titles carry entities and highlight marks.
 ``traits(n)`` is what each engine believes of result n, ``{kind: value}`` in
 downloader.choices' terms (``{"layout": "wide", "type": "animated", "license": "cc"}``):
 when a request carries filters (Bing ``qft``, Google ``tbs``, DuckDuckGo ``f``, read by
 tests/imitations/filters.py) only results whose traits match every filter are shown,
-and a result shown for a license filter states that license (unless ``licenses`` says).
+and, as on the real sites, nothing in a result states its license (a license filter
+only chooses which results are shown).
 ``asked`` records each engine's filters as read: (engine, {kind: value}).
 ``robots_txt`` (with ``robots_status``) is served at /robots.txt (None: 404);
 ``page_headers[path]`` are sent with that page; ``agents`` records (path, User-Agent). Requests are
@@ -150,8 +152,8 @@ class SearchImitation:
         modes: dict[str, str] | None = None,
         offsets: dict[str, int] | None = None,
         adult: Callable[[int], bool] | None = None,
-        licenses: Callable[[int], str | None] | None = None,
         traits: Callable[[int], dict[str, str]] | None = None,
+        titles: Callable[[int], str] | None = None,
     ) -> None:
         if not address.startswith("127."):
             raise ValueError("imitations live on 127.0.0.0/8 only")
@@ -164,8 +166,8 @@ class SearchImitation:
         # Result n of an engine is image n + its offset: engines that overlap only in part.
         self.offsets = {"bing": 0, "duckduckgo": 0, "google": 0, **(offsets or {})}
         self.adult = adult
-        self.licenses = licenses
         self.traits = traits
+        self.titles = titles
         self.asked: list[tuple[str, dict[str, str]]] = []
         self.served: list[tuple[str, str, str, dict[str, str]]] = []
         self.pages: dict[str, str] = {}
@@ -230,14 +232,9 @@ class SearchImitation:
             self.asked.append((engine, asked))
         return asked
 
-    def _license(self, index: int, asked: dict[str, str] | None = None) -> dict[str, str]:
-        stated = self.licenses(index) if self.licenses else None
-        if not stated and asked and asked.get("license"):
-            stated = {"cc": "CC BY-SA 4.0", "public": "Public domain"}[asked["license"]]
-        return {"license": stated} if stated else {}
-
     def _title(self, index: int) -> str:
-        return f"Result {index}" + (" (adult)" if self.adult and self.adult(index) else "")
+        title = self.titles(index) if self.titles else f"Result {index}"
+        return title + (" (adult)" if self.adult and self.adult(index) else "")
 
     # --- Bing ----------------------------------------------------------------------
 
@@ -250,7 +247,6 @@ class SearchImitation:
                 "turl": f"https://tse2.mm.bing.net/th?id=OIP.{index}&pid=Api",
                 "t": self._title(index),
                 "desc": "",
-                **self._license(index, asked),
             }
             if self.modes["bing"] == "thumbnails":
                 meta["murl"] = meta["turl"]
@@ -351,7 +347,6 @@ class SearchImitation:
                     "url": f"http://example.org/ddg/{index}",
                     "width": 640,
                     "height": 480,
-                    **self._license(index, asked),
                 }
             )
         body = {"results": results}

@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from django.core.management.base import CommandError, CommandParser
 
-from downloader.choices import FORMATS, parse_formats, parse_min_size
+from downloader.choices import DEFAULT_SHARD_MB, FORMATS, PACK_DEFAULT, PACKS, parse_formats, parse_min_size
 from downloader.collect import CollectResult, Counts, ImageRules
+from downloader.layouts import PackOptions
 
 
 def add_filter_arguments(parser: CommandParser) -> None:
@@ -37,6 +38,29 @@ def image_rules(options: dict) -> ImageRules:
         min_side=0 if options["min_size"] else None,  # --min-size replaces the junk floor
         output_format=options["convert_to"],
     )
+
+
+def add_pack_arguments(parser: CommandParser) -> None:
+    parser.add_argument(
+        "--pack",
+        choices=PACKS,
+        default=PACK_DEFAULT,
+        help="the zip's layout: the images (zip), a Hugging Face image folder, Parquet or WebDataset shards",
+    )
+    parser.add_argument(
+        "--shard-mb",
+        type=int,
+        default=DEFAULT_SHARD_MB,
+        help=f"a WebDataset shard's largest size in MB (default {DEFAULT_SHARD_MB})",
+    )
+
+
+def pack_options(options: dict) -> PackOptions:
+    """The --pack and --shard-mb options; CommandError if bad."""
+    try:
+        return PackOptions(layout=options["pack"], shard_mb=options["shard_mb"])
+    except ValueError as exc:
+        raise CommandError(f"--pack/--shard-mb: {exc}") from None
 
 
 class ProgressBar:

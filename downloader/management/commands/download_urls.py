@@ -2,6 +2,7 @@
 
     python manage.py download_urls URLS.txt --out DIR_OR.zip [--min-size WxH]
         [--formats jpeg,png] [--concurrency N] [--per-host N] [--count N]
+        [--pack zip|imagefolder|parquet|webdataset] [--shard-mb 256]   (a .zip --out)
 
 URLS.txt holds one URL per line (blank lines and # comments are skipped; a second
 tab- or comma-separated column is taken as the page URL). Every URL goes through the
@@ -19,7 +20,15 @@ from django.core.files.storage import FileSystemStorage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from downloader.collect import Candidate, CollectResult
-from downloader.management.commands._options import ProgressBar, add_filter_arguments, image_rules, summary
+from downloader.layouts import PackOptions
+from downloader.management.commands._options import (
+    ProgressBar,
+    add_filter_arguments,
+    add_pack_arguments,
+    image_rules,
+    pack_options,
+    summary,
+)
 
 
 def read_url_file(path: Path) -> Iterator[Candidate]:
@@ -50,6 +59,7 @@ class Command(BaseCommand):
         parser.add_argument("--per-host", type=int, default=0, help="downloads in flight per host")
         parser.add_argument("--name", default="image", help="file name stem for the images")
         add_filter_arguments(parser)
+        add_pack_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         from downloader.collect import Collector
@@ -62,8 +72,11 @@ class Command(BaseCommand):
         if wanted < 1:
             raise CommandError(f"{source} lists no URLs")
         rules = image_rules(options)
-        fetcher = fetcher_from_settings(concurrency=options["concurrency"], per_host=options["per_host"])
+        pack = pack_options(options)
         out = Path(options["out"]).resolve()
+        if pack.layout != "zip" and out.suffix.lower() != ".zip":
+            raise CommandError("--pack needs --out to name a .zip file")
+        fetcher = fetcher_from_settings(concurrency=options["concurrency"], per_host=options["per_host"])
         bar = ProgressBar(wanted, not options["no_progress"], self.stderr.write)
         work = Path(tempfile.mkdtemp(prefix="imagedl-urls-", dir=out.parent if out.parent.exists() else None))
         try:
@@ -77,20 +90,20 @@ class Command(BaseCommand):
             )
             result = collector.run(read_url_file(source))
             bar.close()
-            size = self._write(result, out, options["name"])
+            size = self._write(result, out, options["name"], pack)
         finally:
             fetcher.close()
             shutil.rmtree(work, ignore_errors=True)
         self.stdout.write(summary(result, len(result.kept), out, size))
 
-    def _write(self, result: CollectResult, out: Path, stem: str) -> int:
+    def _write(self, result: CollectResult, out: Path, stem: str, pack: PackOptions) -> int:
         """Write the kept images as a zip or into a folder; returns the bytes written."""
         from downloader.archive import entry_names, write_archive
 
         if out.suffix.lower() == ".zip":
             out.parent.mkdir(parents=True, exist_ok=True)
             storage = FileSystemStorage(location=str(out.parent))
-            return write_archive(result.kept, name_stem=stem, storage=storage, path=out.name).bytes
+            return write_archive(result.kept, name_stem=stem, storage=storage, path=out.name, pack=pack).bytes
         out.mkdir(parents=True, exist_ok=True)
         names = entry_names(stem, [image.format for image in result.kept])
         for name, image in zip(names, result.kept, strict=True):

@@ -5,6 +5,7 @@
         [--license cc|public] [--colour color|bw|red|...] [--layout square|wide|tall]
         [--size large|wallpaper] [--type photo|clipart|line|animated] [--freshness day|week|month]
         [--formats jpeg,png] [--min-size 800x600] [--convert-to jpeg]
+        [--pack zip|imagefolder|parquet|webdataset] [--shard-mb 256]
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from downloader.choices import (
     SAFE_SEARCH_DEFAULT,
     parse_filters,
 )
-from downloader.management.commands._options import ProgressBar, add_filter_arguments, image_rules, summary
+from downloader.management.commands._options import (
+    ProgressBar,
+    add_filter_arguments,
+    add_pack_arguments,
+    image_rules,
+    pack_options,
+    summary,
+)
 
 
 class Command(BaseCommand):
@@ -62,11 +70,13 @@ class Command(BaseCommand):
             )
         parser.add_argument("--page", action="store_true", help="QUERY is a page URL to extract images from")
         add_filter_arguments(parser)
+        add_pack_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         from downloader.archive import write_archive
 
         request = self._request(options)
+        pack = pack_options(options)
         out = Path(options["out"]).resolve()
         if out.suffix.lower() != ".zip":
             raise CommandError("--out must name a .zip file")
@@ -81,6 +91,9 @@ class Command(BaseCommand):
                 path=out.name,
                 safe_search="" if request.page_url else request.safe_search,
                 filters="" if request.page_url else request.filters.as_text(),
+                pack=pack,
+                subject=request.subject,
+                from_page=bool(request.page_url),
             )
         self.stdout.write(summary(result, archive.count, out, archive.bytes))
 

@@ -111,6 +111,7 @@ def test_the_forms_rules_come_back_as_field_errors(client, ada):
         ({"query": "owls", "count": 5, "filters": {"smell": "any"}}, "filters"),
         ({"query": "owls", "count": "many"}, "count"),
         ({"query": "owls\u200b", "count": 5}, "query"),
+        ({"query": "owls", "count": 5, "pack": "tarball"}, "pack"),
     ]
     for body, field in cases:
         response = post(client, "/jobs", body, ada.read_write)
@@ -119,6 +120,13 @@ def test_the_forms_rules_come_back_as_field_errors(client, ada):
         assert response["Content-Type"] == PROBLEM and problem["status"] == 422
         assert field in problem["errors"], (body, problem)
     assert get(client, "/jobs", ada.read_write).json()["items"] == []
+
+
+def test_the_layout_is_asked_as_in_the_form(client, ada):
+    body = post(client, "/jobs", {"query": "owls", "count": 5, "pack": "parquet"}, ada.read_write).json()
+    assert body["pack"] == "parquet" and records.job_get(body["id"]).pack == "parquet"
+    plain = post(client, "/jobs", {"query": "owls", "count": 5}, ada.read_write).json()
+    assert plain["pack"] == "zip" and records.job_get(plain["id"]).pack == "zip"
 
 
 def test_a_run_time_with_an_offset_is_kept_in_its_zone(client, ada):

@@ -13,11 +13,10 @@ import pytest
 from django.core.files.storage import FileSystemStorage
 from django.core.management import call_command
 
-from downloader.archive import MANIFEST_COLUMNS, write_archive
-from downloader.browser import open_browser
+from downloader.archive import write_archive
+from downloader.captions import caption_clean
 from downloader.collect import KeptImage
-from downloader.config import browser_options_from_settings, page_options_from_settings
-from downloader.engines.page import extract_page_images
+from downloader.manifest import MANIFEST_COLUMNS
 from jobs.core.run import job_run
 from jobs.lib import links
 from jobs.store import records
@@ -25,6 +24,7 @@ from tests.factories import make_done_job, make_job, stored_archive
 from tests.imagehosts import encoded
 
 FIRST_COLUMNS = ("file", "source_url", "page_url", "width", "height", "format", "bytes", "sha256")
+EXTRAS = ["manifest.csv", "manifest.jsonl", "CREDITS.html", "README.md"]  # after the images
 HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
 
 
@@ -55,10 +55,18 @@ def kept_image(path: Path, n: int, **fields: object) -> KeptImage:
 
 def test_the_manifest_keeps_its_columns_and_credits_are_escaped_with_only_http_links(tmp_path):
     assert MANIFEST_COLUMNS[:8] == FIRST_COLUMNS
-    assert MANIFEST_COLUMNS[8:] == ("title", "host", "engine", "rank", "license", "safe_search", "filters")
+    assert MANIFEST_COLUMNS[8:15] == (
+        "caption",
+        "host",
+        "engine",
+        "rank",
+        "license",
+        "safe_search",
+        "filters",
+    )
     kept = [
-        kept_image(tmp_path / "1", 1, title="Red fox", engine="bing", rank=3, license="CC BY 4.0"),
-        kept_image(tmp_path / "2", 2, title=HOSTILE, engine="page", rank=1, page_url="javascript:alert(3)"),
+        kept_image(tmp_path / "1", 1, caption="Red fox", engine="bing", rank=3, license="CC BY 4.0"),
+        kept_image(tmp_path / "2", 2, caption=HOSTILE, engine="page", rank=1, page_url="javascript:alert(3)"),
         kept_image(tmp_path / "3", 3, source_url="http://img.example/3.jpg", page_url="data:text/html,<b>"),
     ]
     storage = FileSystemStorage(location=str(tmp_path / "media"))
@@ -68,10 +76,9 @@ def test_the_manifest_keeps_its_columns_and_credits_are_escaped_with_only_http_l
         "red-fox_0001.jpg",
         "red-fox_0002.jpg",
         "red-fox_0003.jpg",
-        "manifest.csv",
-        "CREDITS.html",
+        *EXTRAS,
     ]
-    assert [row["title"] for row in rows] == ["Red fox", HOSTILE, ""]
+    assert [row["caption"] for row in rows] == ["Red fox", caption_clean(HOSTILE), ""]
     assert [row["host"] for row in rows] == ["img.example"] * 3
     assert [(row["engine"], row["rank"], row["license"]) for row in rows][:2] == [
         ("bing", "3", "CC BY 4.0"),
@@ -80,57 +87,40 @@ def test_the_manifest_keeps_its_columns_and_credits_are_escaped_with_only_http_l
     assert {row["safe_search"] for row in rows} == {"strict"}
 
     assert "<script" not in page and "<img" not in page  # the title's markup is text
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert caption_clean(HOSTILE) == '" alert(1)' and "&quot; alert(1)" in page  # plain text, escaped
     links_out = [h for h in hrefs(page) if h not in names]
     assert links_out == ["https://pages.example/1", "http://img.example/2.jpg", "http://img.example/3.jpg"]
     assert "CC BY 4.0" in page and "Safe search: strict" in page
 
 
 @pytest.mark.browser
-@pytest.mark.imitation(total=40, licenses=lambda i: "CC0" if i % 2 else None)
+@pytest.mark.imitation(total=40)
 @pytest.mark.django_db(databases=["default", "cassandra"])
-def test_a_job_zip_credits_every_image_with_the_engines_title_rank_and_license(cassandra_db, imitation):
+def test_a_job_zip_credits_every_image_with_the_engines_title_and_rank_and_no_made_up_license(
+    cassandra_db, imitation
+):
     job = make_job(requested_count=10, engine="bing")
     assert job_run(job.id) == "done: 10"
     done = records.job_get(job.id)
     names, rows, page = read_zip(stored_archive(done))
-    assert names[-2:] == ["manifest.csv", "CREDITS.html"] and len(names) == 12
+    assert names[-len(EXTRAS) :] == EXTRAS and len(names) == 10 + len(EXTRAS)
     by_rank = {int(row["rank"]): row for row in rows}
     # Ten distinct results of Bing's, at their places (downloads finish in any order).
     assert len(by_rank) == 10 and set(by_rank) <= set(range(1, 41))
     for rank, row in by_rank.items():
         assert row["source_url"] == imitation.image_url(rank)
-        assert (row["title"], row["engine"]) == (f"Result {rank}", "bing")
-        assert row["license"] == ("CC0" if rank % 2 else "")
+        assert (row["caption"], row["engine"]) == (f"Result {rank}", "bing")
+        assert row["license"] == ""  # Bing states none
         assert row["host"] == imitation.image_url(rank).split("/")[2].split(":")[0]
         assert f'href="http://example.org/article/{rank}"' in page
     stored = {row.rank: row for row in records.job_images(job.id)}  # what a resumed run adopts
     assert (
         all(
-            (row.title, row.engine, row.license) == (f"Result {rank}", "bing", "CC0" if rank % 2 else "")
+            (row.caption, row.engine, row.license) == (f"Result {rank}", "bing", "")
             for rank, row in stored.items()
         )
         and len(stored) == 10
     )
-
-
-@pytest.mark.browser
-def test_the_page_extractor_takes_each_images_alt_text_as_its_title(start_imitation):
-    site = start_imitation(scroll_wait=0.5)
-    site.pages["/gallery"] = (
-        '<img src="/a.jpg" alt="A  fox\n in snow"><img src="/b.jpg"><a href="/c.png">c</a>'
-    )
-    with open_browser(browser_options_from_settings()) as driver:
-        found = list(
-            extract_page_images(
-                driver, site.base + "/gallery", wanted=10, options=page_options_from_settings()
-            )
-        )
-    assert [(c.title, c.rank, c.engine) for c in found] == [
-        ("A fox in snow", 1, "page"),
-        ("", 2, "page"),
-        ("", 3, "page"),
-    ]
 
 
 def test_download_urls_zips_carry_credits_too(image_host, tmp_path, capsys):
@@ -140,7 +130,7 @@ def test_download_urls_zips_carry_credits_too(image_host, tmp_path, capsys):
     )
     call_command("download_urls", str(listing), "--out", str(tmp_path / "out.zip"), "--no-progress")
     names, rows, page = read_zip((tmp_path / "out.zip").read_bytes())
-    assert len(names) == 4 and len(rows) == 2
+    assert len(names) == 2 + len(EXTRAS) and len(rows) == 2
     # (downloads finish in any order: the entries follow them)
     assert sorted(h for h in hrefs(page) if h not in names) == sorted(
         ["https://example.org/one", image_host.url("/img/2.jpeg")]

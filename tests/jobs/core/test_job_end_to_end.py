@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
+from downloader.archive import is_image_entry
 from jobs.core import services
 from jobs.models import JobStatus
 from jobs.store import records
@@ -53,7 +54,7 @@ def test_submit_run_email_and_download(client, start_worker, imitation, mailserv
     assert 'filename="red-fox.zip"' in response["Content-Disposition"]
     data = b"".join(response.streaming_content)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        images = [n for n in zf.namelist() if n not in ("manifest.csv", "CREDITS.html")]
+        images = [n for n in zf.namelist() if is_image_entry(n)]
         assert len(images) == 40
         for name in images:
             with Image.open(io.BytesIO(zf.read(name))) as img:

@@ -32,9 +32,10 @@ def test_a_job_delivers_exactly_what_was_asked(cassandra_db, imitation):
     assert done.engine_used == "bing"
     with default_storage.open(done.archive_path, "rb") as fh, zipfile.ZipFile(fh) as zf:
         names = zf.namelist()
-        assert len(names) == 62 and names[0] == "red-fox_0001.jpg"
-        assert names[-2:] == ["manifest.csv", "CREDITS.html"]
-        for name in names[:-2]:
+        # 60 images, manifest.csv and .jsonl, CREDITS.html, README.md (the dataset card)
+        assert len(names) == 64 and names[0] == "red-fox_0001.jpg"
+        assert names[-4:] == ["manifest.csv", "manifest.jsonl", "CREDITS.html", "README.md"]
+        for name in names[:-4]:
             with zf.open(name) as member, Image.open(member) as img:
                 img.load()
     kinds = [e.kind for e in job_events(job.id)]
