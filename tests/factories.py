@@ -251,3 +251,13 @@ def fail_run(job: Job, reason: str = "Nothing new this time.") -> Job:
     assert services.job_start_attempt(job)
     assert services.job_fail(job, reason)
     return records.job_get(job.id)
+
+
+def images_in_archive(names: list[str]) -> list[str]:
+    """The image files among a delivered zip's names (a ``zip`` layout): not its
+    manifests, credits or dataset card."""
+    from downloader.archive import CREDITS_NAME
+    from downloader.card import CARD_NAME
+    from downloader.manifest import MANIFEST_CSV, MANIFEST_JSONL
+
+    return [name for name in names if name not in (MANIFEST_CSV, MANIFEST_JSONL, CREDITS_NAME, CARD_NAME)]

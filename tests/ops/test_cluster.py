@@ -22,6 +22,7 @@ import zipfile
 import pytest
 import requests
 
+from tests.factories import images_in_archive
 from tests.imagehosts import ImageHost, image_urls
 from tests.imitations.server import SearchImitation
 from tests.mailserver import MailServer
@@ -145,7 +146,7 @@ def ready_mails(mail: MailServer, email: str) -> list:
 
 def images_in(data: bytes) -> list[str]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return [n for n in archive.namelist() if n not in ("manifest.csv", "CREDITS.html")]
+        return images_in_archive(archive.namelist())
 
 
 @pytest.fixture(scope="module")

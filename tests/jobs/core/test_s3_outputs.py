@@ -22,7 +22,7 @@ from jobs.lib.links import download_url
 from jobs.models import JobStatus
 from jobs.store import records
 from jobs.store.records import download_expires_at
-from tests.factories import NOW, make_done_job, make_job, stored_archive
+from tests.factories import NOW, images_in_archive, make_done_job, make_job, stored_archive
 from tests.waiting import wait_for
 
 grace_job = partial(make_job, email="grace@example.org", query="red fox", run_in=NOW)
@@ -36,7 +36,7 @@ def bucket_keys(prefix: str = "") -> list[str]:
 
 def zip_images(data: bytes) -> list[str]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return [name for name in archive.namelist() if name not in ("manifest.csv", "CREDITS.html")]
+        return images_in_archive(archive.namelist())
 
 
 def local_outputs(job_id) -> list[Path]:
