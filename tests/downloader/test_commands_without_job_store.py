@@ -13,8 +13,6 @@ from tests import suite_node
 from tests.imagehosts import ImageHost
 from tests.paths import REPO
 
-ROOT = REPO
-
 
 def manage(tmp_path: Path, *args: str, allowed: str = "") -> subprocess.CompletedProcess:
     """``manage.py args`` with the project's settings and Cassandra on a closed port."""
@@ -28,7 +26,7 @@ def manage(tmp_path: Path, *args: str, allowed: str = "") -> subprocess.Complete
     )
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT,
+        cwd=REPO,
         env=environ,
         capture_output=True,
         text=True,

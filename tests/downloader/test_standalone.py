@@ -13,8 +13,6 @@ import textwrap
 from tests.imagehosts import ImageHost
 from tests.paths import REPO
 
-ROOT = REPO
-
 # Every library module (the adapter, the AppConfig and the commands are Django's side).
 IMPORT_ALL = """
 import pkgutil, sys, importlib, downloader
@@ -64,7 +62,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script), *args],
-        cwd=ROOT,
+        cwd=REPO,
         env=environ,
         capture_output=True,
         text=True,

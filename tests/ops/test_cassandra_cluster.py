@@ -23,8 +23,6 @@ from devtools.cassandra_node import Node
 from tests.paths import REPO
 from tests.suite_node import free_ports
 
-ROOT = REPO
-
 
 @pytest.fixture
 def two_nodes(tmp_path):
@@ -41,7 +39,7 @@ def two_nodes(tmp_path):
     def node_command(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "devtools.cassandra_node", *args],
-            cwd=ROOT,
+            cwd=REPO,
             env=env,
             capture_output=True,
             text=True,

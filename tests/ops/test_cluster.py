@@ -30,8 +30,7 @@ from tests.paths import REPO
 from tests.waiting import wait_for, wait_for_count
 from tests.web_client import WebClient, download_path
 
-ROOT = REPO
-CLUSTER_ROOT = ROOT / "var" / "test-cluster"
+CLUSTER_ROOT = REPO / "var" / "test-cluster"
 # Fixed addresses of this module's servers (127.0.0.2-99 are for such tests); the
 # cluster's Cassandra nodes use 127.0.0.1-3.
 HOST_ADDRESSES = ("127.0.0.61", "127.0.0.62", "127.0.0.63")
@@ -43,7 +42,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.cluster]
 def cluster_command(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "devtools.cluster", *args, "--root", str(CLUSTER_ROOT)],
-        cwd=ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -161,7 +160,7 @@ def cluster():
     try:
         started = subprocess.run(
             [sys.executable, "-m", "devtools.cluster", "up", "--free-ports", "--root", str(CLUSTER_ROOT)],
-            cwd=ROOT,
+            cwd=REPO,
             env=env,
             capture_output=True,
             text=True,

@@ -11,8 +11,6 @@ import sys
 from tests.paths import REPO
 from tests.waiting import wait_for
 
-ROOT = REPO
-
 # Each child loads the real settings with no SECRET_KEY, an open umask and chmod
 # disabled (a file that is private only after a chmod shows up as such), once the
 # go-file appears, so they all reach the key file at the same moment. It says it is at
@@ -42,7 +40,7 @@ def test_processes_started_together_share_one_private_key(tmp_path):
     children = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, str(go), str(flag)],
-            cwd=ROOT,
+            cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
             text=True,

@@ -20,8 +20,6 @@ from imagedl_site.env import (
 )
 from tests.paths import REPO
 
-ROOT = REPO
-
 
 def test_defaults_apply_when_unset_or_blank():
     assert env_int("X", 30, environ={}) == 30
@@ -93,7 +91,7 @@ def _load_settings(**env: str) -> subprocess.CompletedProcess:
         "print(s.IMAGEDL_RETENTION_MINUTES, s.EMAIL_BACKEND, s.DATABASES['cassandra']['HOST'],"
         " s.CASSANDRA_LOCAL_NODE, s.DATABASES['default']['ENGINE'])"
     )
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=environ, capture_output=True, text=True)
 
 
 def test_real_settings_zero_config_defaults():
@@ -156,7 +154,7 @@ def _scale_out_settings(**env: str) -> dict:
         if not k.startswith(("IMAGEDL_", "CASSANDRA_", "EMAIL_", "REDIS_", "AWS_", "DATABASE_URL"))
     }
     result = subprocess.run(
-        [sys.executable, "-c", SCALE_OUT], cwd=ROOT, env={**environ, **env}, capture_output=True, text=True
+        [sys.executable, "-c", SCALE_OUT], cwd=REPO, env={**environ, **env}, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     import json

@@ -13,15 +13,13 @@ from jobs.lib.ratelimit import configured_rate
 from jobs.web.forms import check_public_url
 from tests.paths import REPO
 
-ROOT = REPO
-
 
 def test_a_bad_rate_stops_start_up_naming_the_setting():
     environ = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEDL_")}
     environ.update(IMAGEDL_SUBMIT_RATE_PER_IP="lots", DJANGO_SETTINGS_MODULE="imagedl_site.settings")
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
-        cwd=ROOT,
+        cwd=REPO,
         env=environ,
         capture_output=True,
         text=True,
