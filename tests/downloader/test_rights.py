@@ -84,6 +84,7 @@ def test_hostile_xmp_states_nothing_and_breaks_nothing():
         "</rdf:Description></rdf:RDF></x:xmpmeta>"
     )
     assert xmp_rights(laughs) == Rights()
+    assert xmp_rights(laughs.replace('"1.0"', '"1.0" encoding="utf-16"').encode("utf-16")) == Rights()
     assert xmp_rights(b"<x:xmpmeta><unclosed") == Rights()
     assert xmp_rights(
         XMP.replace("Ada Lovelace</rdf:li>", "<b>Ada</b> &amp;lt;script&amp;gt;</rdf:li>", 1)
