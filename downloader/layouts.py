@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import time
 import zipfile
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,8 @@ MB = 1 << 20
 PARQUET_MAX_MB = 500  # Hugging Face's advice for a Parquet file of a dataset
 ROW_GROUP_ROWS = 100  # and for the rows of a row group of images
 ROW_GROUP_BYTES = 8 * MB  # bounds the writer's memory: a row group is held until written
+PAGE_BYTES = 1 * MB  # a data page of the image column
+PAGE_BATCH_ROWS = 4  # values handed to the page encoder at a time
 TAR_OVERHEAD = 3 * 1024 + 1024  # headers and padding of a sample's three members, about
 IMAGEFOLDER_METADATA = "metadata.jsonl"
 PARQUET_FOLDER = "data"
@@ -147,6 +151,7 @@ def _parquet_schema():
 
 
 def _parquet_layout(archive: zipfile.ZipFile, entries: Sequence[Entry], options: PackOptions) -> None:
+    pool = _parquet_memory_pool()
     import pyarrow.parquet as pq
 
     schema = _parquet_schema()
@@ -156,20 +161,37 @@ def _parquet_layout(archive: zipfile.ZipFile, entries: Sequence[Entry], options:
     groups = groups_by_size(entries, options.parquet_mb * MB)
     for index, group in enumerate(groups):
         with archive.open(parquet_name(index, len(groups)), "w", force_zip64=True) as raw:
-            sink = _Counting(raw)
             writer = pq.ParquetWriter(
-                sink,
+                _Counting(raw),
                 schema,
                 compression=compression,
                 use_dictionary=False,
                 write_statistics=list(MANIFEST_FIELDS),
+                # Pages of about 1 MB, filled a few values at a time: the encoder's and
+                # the sink's buffers hold a page, not the whole row group.
+                data_page_size=PAGE_BYTES,
+                write_batch_size=PAGE_BATCH_ROWS,
+                memory_pool=pool,
             )
             try:
                 for batch in _row_groups(group):
-                    writer.write_table(_parquet_table(batch, schema), row_group_size=len(batch))
+                    writer.write_batch(_parquet_batch(batch, schema, pool), row_group_size=len(batch))
             finally:
                 writer.close()
     _write_csv(archive, entries)
+
+
+def _parquet_memory_pool():
+    """The C library's allocator for what pyarrow allocates. Its default here, mimalloc,
+    keeps what each row group frees in its own pages, and the Parquet writer takes some
+    buffers from Arrow's default pool whatever pool it is given: packing the realistic
+    corpus peaked about 45 MB higher. Arrow reads ARROW_DEFAULT_MEMORY_POOL when it first
+    needs its default pool, so it is set before pyarrow is imported (only this module
+    uses pyarrow; a value set by the operator is kept)."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    import pyarrow as pa
+
+    return pa.system_memory_pool()
 
 
 def _row_groups(group: Sequence[Entry]) -> Iterator[list[Entry]]:
@@ -185,11 +207,35 @@ def _row_groups(group: Sequence[Entry]) -> Iterator[list[Entry]]:
         yield batch
 
 
-def _parquet_table(batch: Sequence[Entry], schema):
+def _parquet_batch(batch: Sequence[Entry], schema, pool):
+    """One row group as a record batch. The image bytes are read from their files
+    straight into one Arrow buffer (no bytes object per image, no builder growing by
+    doubling): the only copy of the group's images in memory."""
     import pyarrow as pa
 
-    rows = [{"image": {"bytes": entry.path.read_bytes(), "path": entry.name}, **entry.row} for entry in batch]
-    return pa.Table.from_pylist(rows, schema=schema)
+    sizes = [entry.path.stat().st_size for entry in batch]
+    offsets = array("i", [0])
+    for size in sizes:
+        offsets.append(offsets[-1] + size)
+    data = pa.allocate_buffer(offsets[-1], memory_pool=pool)
+    view = memoryview(data).cast("B")  # type: ignore[arg-type]
+    for entry, start, size in zip(batch, offsets, sizes, strict=False):
+        with open(entry.path, "rb") as image:
+            if image.readinto(view[start : start + size]) != size:
+                raise OSError(f"{entry.name} changed while it was packed")
+    del view
+    images = pa.StructArray.from_arrays(
+        [
+            pa.Array.from_buffers(pa.binary(), len(batch), [None, pa.py_buffer(offsets), data]),
+            pa.array([entry.name for entry in batch], pa.string(), memory_pool=pool),
+        ],
+        fields=list(schema.field("image").type),
+    )
+    columns = [images] + [
+        pa.array([entry.row[name] for entry in batch], schema.field(name).type, memory_pool=pool)
+        for name in MANIFEST_FIELDS
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 class _Counting(io.RawIOBase):
