@@ -259,8 +259,10 @@ def test_the_form_stores_the_filters_and_the_resubmit_link_keeps_them(cassandra_
         records.job_get(links.token_read(plain["Location"].rstrip("/").split("/")[-2], "status")).filters
         == Filters()
     )
+    from jobs.web.forms import MESSAGES
+
     bad = client.post("/", good_post(filter_layout="round")).content.decode()
-    assert "not one of the available choices" in bad
+    assert MESSAGES["choice"] in bad
 
 
 @pytest.mark.browser
