@@ -32,7 +32,7 @@ MAILS = {
     "accepted": "We emailed you that the job is scheduled",
     "started": "We emailed you that the job has started",
     "ready": "We emailed you the download link",
-    "failed": "We emailed you that we found nothing",
+    "failed": "We emailed you why it could not finish",
     "series_stopped": "We emailed you that the repeats have stopped",
 }
 _PACKED = re.compile(r"Packed (\d+) images \((\d+) bytes\)")
