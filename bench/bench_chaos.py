@@ -148,7 +148,9 @@ class TimedMailServer(MailServer):
                 server.mails.append(Mail(time.monotonic(), str(message["To"]), kind))
                 return answer
 
-        self._controller = Controller(Timed(self.inbox, self._lock), hostname=self.host, port=self.port)
+        self._controller = Controller(
+            Timed(self.inbox, self._lock, self.refuse), hostname=self.host, port=self.port
+        )
         self._controller.start()
         return self
 
