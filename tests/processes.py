@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 
@@ -57,3 +61,15 @@ class BrowserTrail:
 
     def drivers(self) -> list[int]:
         return [pid for pid in self.running() if name_of(pid) == "chromedriver"]
+
+
+def group_stop(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to the process's whole group (it was started in a session of its own),
+    SIGKILL to the group if it is not gone within ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -5,10 +5,8 @@ downloaded zip, against the suite's own Cassandra node and SMTP server."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from jobs.store import cassandra
 from tests.factories import images_in_archive
 from tests.mailserver import free_port, worker_mail_env
 from tests.paths import REPO
+from tests.processes import group_stop
 from tests.waiting import wait_for
 from tests.web_client import WebClient, download_path
 
@@ -99,13 +98,7 @@ def test_release_then_web_and_worker_deliver_a_job(fresh_deploy, mailserver):
         with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
             assert len(images_in_archive(archive.namelist())) == 5
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        group_stop(proc, grace=30)
         log.close()
 
 
