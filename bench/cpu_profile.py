@@ -5,7 +5,11 @@ machine's busy and idle time from /proc/stat, and each process's user + system t
 from /proc/<pid>/stat, grouped by what the process is (Chromium, a worker, a web
 process, a Cassandra JVM, ...). A sampler thread reads every process twice a second,
 so processes that start and end within the phase (each job's Chromium) are counted up
-to their last reading.
+to their last reading. With a ``Scope`` only the bench's processes count: the bench and
+its descendants, and every process whose command line or environment names the
+bench's folder (the services a command it ran left running: ``devtools.cluster up``
+exits once they run) with their descendants (each worker's Chromium). Other work on
+the machine is left out.
 
     with CpuSampler() as sampler:
         ... phase ...
@@ -46,10 +50,12 @@ class CpuSnapshot:
     by_process: dict[int, tuple[str, float]] = field(default_factory=dict)
 
     @classmethod
-    def take(cls) -> CpuSnapshot:
+    def take(cls, scope: Scope | None = None) -> CpuSnapshot:
         fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         idle = fields[3] + fields[4]  # idle + iowait
         snapshot = cls(busy=(sum(fields) - idle) / TICKS, total=sum(fields) / TICKS)
+        parents: dict[int, int] = {}
+        starts: dict[int, int] = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -60,6 +66,11 @@ class CpuSnapshot:
                 continue
             seconds = (int(stat[11]) + int(stat[12])) / TICKS  # utime + stime
             snapshot.by_process[int(entry.name)] = (kind_of(cmdline), seconds)
+            parents[int(entry.name)] = int(stat[1])
+            starts[int(entry.name)] = int(stat[19])
+        if scope is not None:
+            inside = _descendants(scope.roots(starts), parents)
+            snapshot.by_process = {pid: v for pid, v in snapshot.by_process.items() if pid in inside}
         return snapshot
 
     def since(self, before: CpuSnapshot) -> CpuPhase:
@@ -87,15 +98,54 @@ class CpuPhase:
         return f"machine {self.busy / max(self.total, 1e-9):.0%} busy; of that: " + ", ".join(parts)
 
 
-def _process_times() -> dict[int, tuple[str, float]]:
-    return CpuSnapshot.take().by_process
+@dataclass
+class Scope:
+    """The processes of one bench: ``pid`` (the bench) and those naming ``marker``."""
+
+    pid: int
+    marker: bytes
+    _seen: dict[tuple[int, int], bool] = field(default_factory=dict)  # (pid, start tick)
+
+    def roots(self, starts: dict[int, int]) -> set[int]:
+        """``starts``: each process's start time (pids are reused)."""
+        found = {self.pid}
+        for pid, start in starts.items():
+            named = self._seen.get((pid, start))
+            if named is None:
+                named = self._seen[(pid, start)] = self._names_marker(pid)
+            if named:
+                found.add(pid)
+        return found
+
+    def _names_marker(self, pid: int) -> bool:
+        for part in ("cmdline", "environ"):
+            try:
+                if self.marker in Path(f"/proc/{pid}/{part}").read_bytes():
+                    return True
+            except OSError:
+                continue
+        return False
+
+
+def _descendants(roots: set[int], parents: dict[int, int]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(roots), list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 class CpuSampler:
     """Per-kind CPU seconds of every process seen during a ``with`` block."""
 
-    def __init__(self, interval: float = 0.5) -> None:
+    def __init__(self, interval: float = 0.5, scope: Scope | None = None) -> None:
         self.interval = interval
+        self.scope = scope
         self._baseline: dict[int, tuple[str, float]] = {}
         self._last: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
@@ -104,10 +154,10 @@ class CpuSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self._last.update(_process_times())
+            self._last.update(CpuSnapshot.take(self.scope).by_process)
 
     def __enter__(self) -> CpuSampler:
-        self._start = CpuSnapshot.take()
+        self._start = CpuSnapshot.take(self.scope)
         self._baseline = dict(self._start.by_process)
         self._thread.start()
         return self
@@ -115,7 +165,7 @@ class CpuSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        end = CpuSnapshot.take()
+        end = CpuSnapshot.take(self.scope)
         self._last.update(end.by_process)
         per_kind: dict[str, float] = {}
         for pid, (kind, seconds) in self._last.items():

@@ -27,6 +27,10 @@ MAIL_KINDS = ("accepted", "started", "ready", "failed", "series_stopped")
 MAIL_OUTCOMES = ("sent", "retried", "blocked", "failed")
 REAPER_ACTIONS = ("takeover", "late_start", "mail_requeued", "outcome_mail", "cleared")
 STEPBACK_CAUSES = ("cassandra", "browser", "other")
+# What a statement sent to Cassandra does: a read, a plain write, a batch (one request
+# whatever it holds), a lightweight transaction (an ``IF`` condition: Paxos, four round
+# trips between replicas) or a schema change.
+STATEMENT_KINDS = ("read", "write", "batch", "lwt", "schema")
 # The rejection codes of downloader (validation, the HTTP chokepoint, de-duplication);
 # an HTTP status becomes its class (http_4xx, http_5xx).
 REJECT_REASONS = (
@@ -86,6 +90,9 @@ MAILS = Counter("imagedl_mails", "Mail attempts of the outbox, by kind and outco
 REAPER_ACTIONS_TOTAL = Counter("imagedl_reaper_actions", "What reaper passes did, by action.", ["action"])
 TRANSIENT_STEPBACKS = Counter(
     "imagedl_transient_stepbacks", "Runs and mails queued again after a passing fault.", ["cause"]
+)
+CASSANDRA_STATEMENTS = Counter(
+    "imagedl_cassandra_statements", "Requests this server sent to Cassandra, by kind.", ["kind"]
 )
 
 
@@ -166,6 +173,33 @@ def stepback_count(cause: str) -> None:
     TRANSIENT_STEPBACKS.labels(label_of(cause, STEPBACK_CAUSES)).inc()
 
 
+_LWT = re.compile(r"\bIF\s+(NOT\s+)?EXISTS\b|\bIF\s+\w", re.IGNORECASE)
+_SCHEMA = ("CREATE", "ALTER", "DROP", "TRUNCATE", "GRANT", "REVOKE")
+_statement_kinds: dict[str, str] = {}
+
+
+def statement_kind(cql: str) -> str:
+    """What the CQL text ``cql`` does (one of ``STATEMENT_KINDS`` but ``batch``),
+    remembered per text: the same few hundred statements are sent over and over."""
+    kind = _statement_kinds.get(cql)
+    if kind is None:
+        words = cql.lstrip().split(None, 1)
+        first = words[0].upper() if words else ""
+        if first in _SCHEMA:
+            kind = "schema"
+        elif first == "SELECT":
+            kind = "read"
+        else:
+            kind = "lwt" if _LWT.search(cql) else "write"
+        if len(_statement_kinds) < 10_000:  # texts come from code; a bound all the same
+            _statement_kinds[cql] = kind
+    return kind
+
+
+def cassandra_statement_count(kind: str) -> None:
+    CASSANDRA_STATEMENTS.labels(label_of(kind, STATEMENT_KINDS)).inc()
+
+
 def metrics_prime() -> None:
     """Every fixed label set starts at zero, so a rate exists before the first event
     (an alert on a ratio must not wait for the first failure to see its series)."""
@@ -183,3 +217,5 @@ def metrics_prime() -> None:
         REAPER_ACTIONS_TOTAL.labels(action)
     for cause in STEPBACK_CAUSES:
         TRANSIENT_STEPBACKS.labels(cause)
+    for kind in STATEMENT_KINDS:
+        CASSANDRA_STATEMENTS.labels(kind)

@@ -6,7 +6,9 @@ import threading
 from collections.abc import Sequence
 
 from cassandra.cqlengine import connection as cql_connection
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
+
+from jobs.lib.metrics import cassandra_statement_count, statement_kind
 
 ALIAS = "cassandra"
 
@@ -26,7 +28,29 @@ def session():
     connections[ALIAS].connect()  # registers the cqlengine connection on first use (no-op after)
     conn = cql_connection.get_connection(ALIAS)
     conn.handle_lazy_connect()
+    statements_counted(conn.session)
     return conn.session
+
+
+def statements_counted(current) -> None:
+    """Count every request ``current`` (a driver session) sends, by kind
+    (``imagedl_cassandra_statements``): cqlengine's queries as well as ours."""
+    if current is None or getattr(current, "_imagedl_counted", False):
+        return
+    current._imagedl_counted = True
+    current.add_request_init_listener(_statement_sent)
+
+
+def _statement_sent(response_future) -> None:
+    query = response_future.query
+    if isinstance(query, BatchStatement):
+        cassandra_statement_count("batch")
+        return
+    if isinstance(query, BoundStatement):
+        text = query.prepared_statement.query_string
+    else:
+        text = getattr(query, "query_string", query)
+    cassandra_statement_count(statement_kind(str(text)))
 
 
 def execute(statement: str, params: tuple | dict | None = None, timeout: float | None = None):
@@ -113,6 +137,7 @@ def ensure_session(**_signal_kwargs: object) -> None:
     except Exception:
         return  # not registered yet: the first query registers and connects it
     if conn.session is not None:
+        statements_counted(conn.session)
         return
     try:
         conn.handle_lazy_connect()
@@ -121,6 +146,7 @@ def ensure_session(**_signal_kwargs: object) -> None:
     if conn.session is None:
         with conn.lazy_connect_lock:  # another thread is connecting: wait for it
             pass
+    statements_counted(conn.session)
 
 
 # --- keyspace replication (manage.py sync_cassandra) ----------------------------------------

@@ -70,6 +70,14 @@ def test_a_job_raises_the_web_and_worker_counters_by_its_counts(
         assert rose("imagedl_mails_total", kind=kind, outcome="sent") == sent.count(kind), kind
     rejected = sum(int(e.data["count"]) for e in job_events(job_id) if e.kind == "rejected")
     assert rose("imagedl_image_rejects_total") == rejected
+    # Both servers count what they ask of Cassandra: the form's submission writes the
+    # job, the worker's run reads and writes it under lightweight transactions.
+    statements = "imagedl_cassandra_statements_total"
+    assert total(web_after, statements, kind="write") + total(web_after, statements, kind="batch") > total(
+        web_before, statements, kind="write"
+    ) + total(web_before, statements, kind="batch")
+    for kind in ("read", "lwt"):
+        assert rose(statements, kind=kind) >= 1, kind
 
     # Gauges from the tables, in both; the worker's cluster has reported in.
     for samples in (after, web_after):
