@@ -36,6 +36,9 @@ KINDS = (
 )
 
 
+UNNAMED = "other"
+
+
 def kind_of(cmdline: bytes) -> str:
     for kind, words in KINDS:
         if any(word in cmdline for word in words):
@@ -154,7 +157,7 @@ class CpuSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self._last.update(CpuSnapshot.take(self.scope).by_process)
+            self._remember(CpuSnapshot.take(self.scope).by_process)
 
     def __enter__(self) -> CpuSampler:
         self._start = CpuSnapshot.take(self.scope)
@@ -166,13 +169,22 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
         end = CpuSnapshot.take(self.scope)
-        self._last.update(end.by_process)
+        self._remember(end.by_process)
         per_kind: dict[str, float] = {}
         for pid, (kind, seconds) in self._last.items():
             base = self._baseline.get(pid)
             used = seconds - (base[1] if base and base[0] == kind else 0.0)
             per_kind[kind] = per_kind.get(kind, 0.0) + max(0.0, used)
         self.phase = CpuPhase(end.busy - self._start.busy, end.total - self._start.total, per_kind)
+
+    def _remember(self, readings: dict[int, tuple[str, float]]) -> None:
+        """The latest times; an exited process not yet reaped (a zombie) has no
+        command line any more, so it keeps the kind it was seen with."""
+        for pid, (kind, seconds) in readings.items():
+            known = self._last.get(pid)
+            if kind == UNNAMED and known is not None:
+                kind = known[0]
+            self._last[pid] = (kind, seconds)
 
     def table(self) -> str:
         return self.phase.table() if self.phase else "(no reading)"
