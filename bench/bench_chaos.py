@@ -16,7 +16,10 @@ Then it waits (at most --deadline seconds after the first submission) until ever
 is finished and its outcome mail arrived, and --settle seconds more for late copies,
 and prints the timetable as it happened and:
 
-  delivered exactly once   status done, one archive under MEDIA_ROOT/archives, one "ready" mail
+  delivered exactly once   status done, one archive under MEDIA_ROOT/archives, one "ready" mail,
+                           and the archive opened: it reads back whole (CRCs), holds as many
+                           images as were asked for, each decoding with Pillow, none twice
+                           (sha256), one manifest row each
   failed, with a mail      status failed and a "failed" mail
   lost                     still active at the deadline, or finished without its mail
   duplicate mails          mails of a (job, kind) received more than once
@@ -39,7 +42,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import datetime as dt
+import hashlib
+import io
 import logging
 import os
 import random
@@ -49,6 +55,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -464,6 +471,7 @@ def report(submitted: list[Submitted], mails: list[Mail], chaos: Chaos) -> None:
             first_ready.setdefault(m.to, m.at)
     archives = Path(settings.MEDIA_ROOT) / "archives"
     exactly_once, failed_with_mail, lost, other = [], [], [], []
+    images_delivered = 0
     delays = []
     attempts: Counter[int] = Counter()
     events: Counter[str] = Counter()
@@ -480,8 +488,10 @@ def report(submitted: list[Submitted], mails: list[Mail], chaos: Chaos) -> None:
                 if row.state not in MailState.DONE
             ]
         files = list(archives.glob(f"{s.job_id.hex}*"))
-        if status == "done" and len(files) == 1 and received[(s.email, "ready")] == 1:
+        flaw = archive_flaw(files[0], s.images) if status == "done" and len(files) == 1 else "no archive"
+        if status == "done" and not flaw and received[(s.email, "ready")] == 1:
             exactly_once.append(s)
+            images_delivered += s.images
         elif status == "failed" and received[(s.email, "failed")] >= 1:
             failed_with_mail.append(s)
         elif (
@@ -490,7 +500,7 @@ def report(submitted: list[Submitted], mails: list[Mail], chaos: Chaos) -> None:
         ):
             lost.append((s, status, len(files)))
         else:
-            other.append((s, status, len(files)))
+            other.append((s, f"{status} ({flaw})" if status == "done" else status, len(files)))
         if s.email in first_ready:
             delays.append(first_ready[s.email] - s.at)
     duplicates = {key: n for key, n in received.items() if n > 1}
@@ -501,7 +511,10 @@ def report(submitted: list[Submitted], mails: list[Mail], chaos: Chaos) -> None:
 
     print()
     print(f"jobs submitted          : {len(submitted)}")
-    print(f"delivered exactly once  : {len(exactly_once)}")
+    print(
+        f"delivered exactly once  : {len(exactly_once)} ({images_delivered} images, every archive opened"
+        " and counted against its request)"
+    )
     print(f"failed, with a mail     : {len(failed_with_mail)}")
     print(f"lost                    : {len(lost)}")
     for s, status, files in lost:
@@ -541,6 +554,35 @@ def report(submitted: list[Submitted], mails: list[Mail], chaos: Chaos) -> None:
         + ("MET" if met else "MISSED")
     )
     print(f"logs: {OUT}/worker-*.log, {OUT}/log/imagedl.log")
+
+
+def archive_flaw(path: Path, requested: int) -> str:
+    """What is wrong with a delivered zip ("" when nothing): it must read back whole,
+    hold ``requested`` images that decode and differ, and a manifest row for each."""
+    from PIL import Image
+
+    from downloader.manifest import MANIFEST_CSV
+    from tests.factories import images_in_archive
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.testzip() is not None:
+                return "a member fails its CRC"
+            images = images_in_archive(archive.namelist())
+            rows = list(csv.DictReader(io.TextIOWrapper(archive.open(MANIFEST_CSV), "utf-8")))
+            digests = set()
+            for name in images:
+                data = archive.read(name)
+                digests.add(hashlib.sha256(data).hexdigest())
+                with Image.open(io.BytesIO(data)) as image:
+                    image.load()
+    except (OSError, zipfile.BadZipFile, KeyError, SyntaxError) as exc:
+        return f"unreadable: {type(exc).__name__}"
+    if len(images) != requested:
+        return f"{len(images)} images of {requested} asked"
+    if len(digests) != len(images) or len(rows) != len(images):
+        return f"{len(digests)} distinct images, {len(rows)} manifest rows, {len(images)} files"
+    return ""
 
 
 def _mails_of(email: str, received: Counter) -> list[tuple[str, int]]:

@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_ROOT = ROOT / "var" / "bench-scale"
 HOSTS = [f"127.0.0.{n}" for n in range(71, 79)]
 IMITATION = "127.0.0.79"
+RESULTS = ROOT / "var" / "bench-scale-results.json"  # outside BENCH_ROOT, which each run wipes
 SCOPE = Scope(os.getpid(), str(BENCH_ROOT).encode())
 STATEMENT_KINDS = ("read", "write", "batch", "lwt")
 IMITATIONS = "bench (image hosts, imitation, mail)"
@@ -98,29 +99,46 @@ def difference(after: dict[str, float], before: dict[str, float], per: int) -> d
 
 
 def jobs_phase(
-    webs: list[str], metrics: dict[str, list[str]], mail: MailServer, args: argparse.Namespace, tag: str
+    webs: list[str],
+    metrics: dict[str, list[str]],
+    mail: MailServer,
+    args: argparse.Namespace,
+    tag: str,
+    jobs: int | None = None,
+    at_once: bool = True,
 ) -> dict:
-    """``args.jobs`` jobs submitted at once: jobs per minute from the first submission to
-    the last "ready" mail, where the CPU went, and what was asked of Cassandra."""
-    emails = [f"{tag}-{i}@example.org" for i in range(args.jobs)]
+    """``jobs`` jobs (``args.jobs``) submitted at once, or each after the last one's
+    "ready" mail: jobs per minute from the first submission to the last "ready" mail,
+    where the CPU went, and what was asked of Cassandra."""
+    jobs = jobs or args.jobs
+    emails = [f"{tag}-{i}@example.org" for i in range(jobs)]
     clients = [WebClient(web) for web in webs]
-    web_before, worker_before = statements(metrics["web"]), statements(metrics["worker"])
+    worker_before = statements(metrics["worker"])
+    submitted = dict.fromkeys(STATEMENT_KINDS, 0.0)
+    paths = []
     with CpuSampler(scope=SCOPE) as sampler:
         started = time.monotonic()
-        paths = [clients[i % len(clients)].submit_ok(e, args.images) for i, e in enumerate(emails)]
-        submitted = statements(metrics["web"])
-        if not wait_ready(mail, emails, timeout=60 * 60):
-            raise SystemExit(f"{tag}: not every one of {args.jobs} jobs delivered within an hour")
+        for group in [emails] if at_once else [[e] for e in emails]:
+            before = statements(metrics["web"])
+            paths += [clients[len(paths) % len(clients)].submit_ok(e, args.images) for e in group]
+            after = statements(metrics["web"])
+            submitted = {kind: submitted[kind] + after[kind] - before[kind] for kind in STATEMENT_KINDS}
+            if not wait_ready(mail, group, timeout=60 * 60):
+                raise SystemExit(f"{tag}: not every one of {jobs} jobs delivered within an hour")
         minutes = (time.monotonic() - started) / 60
     delivered = sum(int(clients[i % len(clients)].state(p).get("downloaded", 0)) for i, p in enumerate(paths))
+    worker_after = statements(metrics["worker"])
     return {
         "tag": tag,
-        "jobs_per_minute": args.jobs / minutes,
+        "at_once": at_once,
+        "jobs_per_minute": jobs / minutes,
         "cpu": sampler.phase,
-        "jobs": args.jobs,
+        "jobs": jobs,
+        "images": args.images,
         "delivered": delivered,
-        "per_submission": difference(submitted, web_before, args.jobs),
-        "per_job": difference(statements(metrics["worker"]), worker_before, args.jobs),
+        "mails_per_job": sum(len(mail.messages_to(e)) for e in emails) / jobs,
+        "per_submission": {kind: value / jobs for kind, value in submitted.items()},
+        "per_job": difference(worker_after, worker_before, jobs),
     }
 
 
@@ -208,12 +226,17 @@ def web_tier(name: str, webs: list[str], env: dict[str, str], args: argparse.Nam
     with CpuSampler(scope=SCOPE) as sampler:
         times, wall, paths = timed_submissions(webs, args.submissions, args.concurrency)
     cpu = sampler.table()
-    reads, read_wall, states = timed_status_reads(paths, args.concurrency)
+    with CpuSampler(scope=SCOPE) as reading:
+        reads, read_wall, states = timed_status_reads(paths, args.concurrency)
     scheduled_states = sum(1 for s in states if s.get("status") == "scheduled")
     answer = run([sys.executable, "manage.py", "shell", "-v0", "-c", SCHEDULED_JOBS], env=env)
     schedules = int(answer.strip().splitlines()[-1])
     return {
         "stack": name,
+        "submissions": len(times),
+        "cpu_phase": sampler.phase,
+        "status_reads": len(reads),
+        "status_cpu": reading.phase,
         "submissions_per_s": len(times) / wall,
         "submit_p50_ms": statistics.median(times) * 1000,
         "submit_p99_ms": percentile(times, 99) * 1000,
@@ -310,8 +333,14 @@ def cluster_environment(imitation: SearchImitation, mail: MailServer) -> dict[st
 def default_run(imitation: SearchImitation, mail: MailServer, args: argparse.Namespace) -> dict:
     stack = DefaultStack(cluster_environment(imitation, mail), args.default_web_workers).start()
     try:
+        alone = jobs_phase([stack.url], stack.metrics, mail, args, "alone", jobs=args.alone, at_once=False)
+        print(
+            f"(a) default stack (make run), {args.alone} jobs of {args.images} images one after another:",
+            flush=True,
+        )
+        print("\n".join(cost_lines(alone)), flush=True)
         jobs = jobs_phase([stack.url], stack.metrics, mail, args, "default")
-        print(f"(a) default stack (make run), {args.jobs} jobs of {args.images} images at once:", flush=True)
+        print(f"    then {args.jobs} jobs of {args.images} images at once:", flush=True)
         print("\n".join(cost_lines(jobs)), flush=True)
         web = web_tier(
             f"default (SQLite, file cache), {args.default_web_workers} processes",
@@ -321,7 +350,7 @@ def default_run(imitation: SearchImitation, mail: MailServer, args: argparse.Nam
         )
     finally:
         stack.stop()
-    return {"jobs": [jobs], "web": web}
+    return {"jobs": [alone, jobs], "web": web, "q_workers": int(stack.env.get("IMAGEDL_Q_WORKERS", "2"))}
 
 
 def cluster_run(imitation: SearchImitation, mail: MailServer, args: argparse.Namespace) -> dict:
@@ -360,7 +389,8 @@ def cluster_run(imitation: SearchImitation, mail: MailServer, args: argparse.Nam
     finally:
         if not args.keep:
             cluster_cli("down")
-    return {"jobs": [one, two], "web": web}
+    q_workers = int(layout.app_env("worker-1").get("IMAGEDL_Q_WORKERS", "2"))
+    return {"jobs": [one, two], "web": web, "q_workers": q_workers, "workers": len(info["workers"])}
 
 
 def web_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
@@ -384,6 +414,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stacks", default="default,cluster", help="default, cluster or both")
     parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument(
+        "--alone", type=int, default=3, help="jobs run one after another first (default stack)"
+    )
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--submissions", type=int, default=400)
@@ -407,6 +440,14 @@ def main() -> None:
         for server in (*hosts, imitation, mail):
             server.stop()
     print("\n".join(web_lines([r["web"] for r in results.values()], args)))
+    RESULTS.write_text(json.dumps({"cores": os.cpu_count(), "stacks": results}, default=_plain, indent=1))
+    print(f"figures for bench.capacity: {RESULTS}")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, CpuPhase):
+        return {"busy": value.busy, "total": value.total, "per_kind": value.per_kind}
+    raise TypeError(type(value))
 
 
 if __name__ == "__main__":
