@@ -9,12 +9,15 @@ import uuid
 from django.http import HttpRequest, HttpResponse
 from ninja import Header, Query, Router, Status
 
+from downloader.archive import entry_names
+from downloader.manifest import manifest_row
 from jobs.api.present import job_detail, job_out
 from jobs.api.problems import ApiProblem
 from jobs.api.schemas import JobDetail, JobIn, JobOut, JobPage, Manifest, Problem
 from jobs.api.submit import job_submit_api
 from jobs.core import services
-from jobs.models import ApiKey, Job, JobStatus
+from jobs.core.run import manifest_shared, request_for
+from jobs.models import ApiKey, Job, JobImage, JobStatus
 from jobs.store import records
 from jobs.store.api_keys import owner_has_job, owner_jobs
 
@@ -109,27 +112,23 @@ def job_cancel(request: HttpRequest, job_id: str) -> dict:
     summary="A job's manifest",
 )
 def job_manifest(request: HttpRequest, job_id: str) -> dict:
-    """The images of a delivered job, as its zip's `manifest.csv` lists them."""
+    """The images of a delivered job: the rows of its zip's manifest, every field of
+    `docs/manifest.schema.json`."""
     job = owned_job(request, job_id)
     if job.status != JobStatus.DONE:
         raise ApiProblem(
             409, f"The job is {job.status}: only a delivered job has a manifest.", kind="not-ready"
         )
-    images = [
-        {
-            "file": row.file_name,
-            "source_url": row.source_url,
-            "page_url": row.page_url,
-            "width": row.width,
-            "height": row.height,
-            "format": row.format,
-            "bytes": row.bytes,
-            "sha256": row.sha256,
-            "caption": row.caption or row.title or "",
-            "engine": row.engine,
-            "rank": row.rank,
-            "license": row.license,
-        }
-        for row in records.job_images(job.id)
-    ]
+    request = request_for(job)
+    rows = records.job_images(job.id)  # the delivering run's, in the zip's order
+    names = entry_names(request.name_stem, [row.format for row in rows])  # as the zip names them
+    shared = manifest_shared(request)
+    images = [manifest_row(name, _captioned(row), shared) for name, row in zip(names, rows, strict=True)]
     return {"job_id": job.id, "images": images}
+
+
+def _captioned(row: JobImage) -> JobImage:
+    """A row stored before captions has the engine's title instead."""
+    if not row.caption and row.title:
+        row.caption = row.title
+    return row

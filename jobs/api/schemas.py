@@ -100,18 +100,28 @@ class JobPage(Schema):
 
 
 class ManifestImage(Schema):
+    """One row of the manifest (docs/manifest.schema.json describes each field)."""
+
     file: str
-    source_url: str | None = None
-    page_url: str | None = None
-    width: int | None = None
-    height: int | None = None
-    format: str | None = None
-    bytes: int | None = None
-    sha256: str | None = None
-    caption: str | None = None
-    engine: str | None = None
+    source_url: str
+    page_url: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    sha256: str
+    caption: str
+    host: str
+    engine: str
     rank: int | None = None
-    license: str | None = None
+    license: str
+    safe_search: str
+    filters: str
+    dhash: str
+    license_from: str
+    creator: str
+    copyright: str
+    licensor: str
 
 
 class Manifest(Schema):

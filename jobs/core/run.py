@@ -74,6 +74,14 @@ def request_for(job: Job) -> Request:
     )
 
 
+def manifest_shared(request: Request) -> dict[str, str]:
+    """The manifest fields every image of ``request`` shares: the search's safe search
+    and engine filters (none for a page)."""
+    if request.page_url:
+        return {"safe_search": "", "filters": ""}
+    return {"safe_search": request.safe_search, "filters": request.filters.as_text()}
+
+
 def archive_path(job: Job, run_id: uuid.UUID) -> str:
     """Where a run's zip is stored (``services.run_archive_path``)."""
     return services.run_archive_path(job.id, run_id)
@@ -416,8 +424,7 @@ class JobRun:
             path=archive_path(job, self.run_id),
             storage=storage.outputs(),
             scratch=storage.scratch_folder(self.workdir),
-            safe_search="" if request.page_url else request.safe_search,
-            filters="" if request.page_url else request.filters.as_text(),
+            **manifest_shared(request),
             pack=PackOptions(layout=job.pack if job.pack in PACKS else PACK_DEFAULT),
             subject=request.subject,
             from_page=bool(request.page_url),

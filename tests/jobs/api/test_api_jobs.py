@@ -278,3 +278,24 @@ def test_racing_requests_with_one_idempotency_key_make_one_job(ada):
     made = {a.json()["id"] for a in answers if a.status_code == 201}
     assert {a.status_code for a in answers} <= {201, 409} and len(made) == 1
     assert [item["id"] for item in get(Client(), "/jobs", ada.read_only).json()["items"]] == list(made)
+
+
+@pytest.mark.browser
+@pytest.mark.imitation(total=20)
+def test_the_manifest_of_a_real_run_is_its_zips_row_for_row(client, ada, imitation):
+    import zipfile
+    from io import BytesIO
+
+    from downloader.choices import Filters
+    from downloader.manifest import MANIFEST_JSONL
+    from jobs.core.run import job_run
+    from tests.factories import make_job, stored_archive
+
+    job = make_job(email="ada@example.org", requested_count=4, filters=Filters(layout="wide"))
+    assert job_run(job.id) == "done: 4"
+    with zipfile.ZipFile(BytesIO(stored_archive(records.job_get(job.id)))) as archive:
+        rows = [json.loads(line) for line in archive.read(MANIFEST_JSONL).decode().splitlines()]
+    answer = get(client, f"/jobs/{job.id}/manifest", ada.read_only)
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["images"] == rows  # every field, typed as the schema says
+    assert {row["filters"] for row in rows} == {"layout=wide"} and all(row["caption"] for row in rows)
