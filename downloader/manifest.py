@@ -37,8 +37,8 @@ MANIFEST_FIELDS: dict[str, str] = {
     "filters": STRING,  # the request's engine filters, "layout=wide;license=cc"; "" none
     "dhash": STRING,  # a 64-bit perceptual hash (dHash), 16 hex digits (downloader.dedupe)
     "license_from": STRING,  # where the license was stated: image, page; "" none
-    "creator": STRING,  # EXIF Artist, XMP dc:creator, else the page's schema.org creator
-    "copyright": STRING,  # EXIF Copyright, XMP dc:rights
+    "creator": STRING,  # XMP dc:creator, IPTC By-line, EXIF Artist, else the page's creator
+    "copyright": STRING,  # XMP dc:rights, IPTC Copyright Notice, EXIF Copyright
     "licensor": STRING,  # XMP plus:Licensor (its name, else its URL)
 }
 MANIFEST_COLUMNS: tuple[str, ...] = tuple(MANIFEST_FIELDS)

@@ -3,7 +3,8 @@
 - the image's own metadata, read while it is validated: EXIF Artist (315) and
   Copyright (33432); XMP (IPTC Core and PLUS) ``dc:creator``, ``dc:rights``,
   ``xmpRights:WebStatement`` (a URL of the license or rights statement) and
-  ``plus:Licensor`` (its name, else its URL);
+  ``plus:Licensor`` (its name, else its URL); the older IPTC IIM record of JPEG and
+  TIFF files (Photoshop's APP13): By-line (2:80) and Copyright Notice (2:116);
 - a page the extractor read: its ``rel="license"`` link, and schema.org ``license`` and
   ``creator`` (JSON-LD, for the image by its URL or for the page).
 
@@ -21,7 +22,7 @@ from urllib.parse import urljoin
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as xml_parse
-from PIL import Image
+from PIL import Image, IptcImagePlugin
 
 from downloader.captions import caption_clean
 
@@ -29,6 +30,8 @@ MAX_FIELD = 300  # characters of any one value
 MAX_XMP = 256 * 1024  # bytes of XMP read
 MAX_JSON_LD = 200 * 1024  # characters of one JSON-LD script
 EXIF_ARTIST, EXIF_COPYRIGHT = 315, 33432
+IIM_BYLINE, IIM_COPYRIGHT, IIM_CHARSET = (2, 80), (2, 116), (1, 90)
+IIM_UTF8 = b"\x1b%G"  # the IIM's coded character set: UTF-8
 RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
 DC = "{http://purl.org/dc/elements/1.1/}"
 XMP_RIGHTS = "{http://ns.adobe.com/xap/1.0/rights/}"
@@ -58,15 +61,48 @@ def _plain(value: object) -> str:
 
 
 def image_rights(img: Image.Image) -> Rights:
-    """The rights an opened image states in its EXIF and XMP (XMP first: it is the
-    richer, newer record). Never raises: unreadable metadata states nothing."""
+    """The rights an opened image states in its XMP, IPTC IIM and EXIF, each field from
+    the first that states it (XMP is the richer, newer record). Never raises:
+    unreadable metadata states nothing."""
     try:
         exif = img.getexif()
         artist, notice = exif.get(EXIF_ARTIST), exif.get(EXIF_COPYRIGHT)
     except Exception:  # a corrupt EXIF block: no rights from it
         artist = notice = None
     xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp") or b""
-    return _merge(xmp_rights(xmp), Rights(creator=_plain(artist), copyright=_plain(notice)))
+    older = _merge(iim_rights(img), Rights(creator=_plain(artist), copyright=_plain(notice)))
+    return _merge(xmp_rights(xmp), older)
+
+
+def iim_rights(img: Image.Image) -> Rights:
+    """By-line and Copyright Notice of the image's IPTC IIM record (JPEG, TIFF)."""
+    if "photoshop" not in img.info and not hasattr(img, "tag_v2"):
+        return Rights()  # no APP13 block, not a TIFF: nothing to parse
+    try:
+        record = IptcImagePlugin.getiptcinfo(img) or {}
+    except Exception:  # a malformed block states nothing
+        return Rights()
+    utf8 = record.get(IIM_CHARSET) == IIM_UTF8
+    creators = _iim_values(record, IIM_BYLINE, utf8)
+    notices = _iim_values(record, IIM_COPYRIGHT, utf8)
+    return Rights(creator=_plain("; ".join(creators)), copyright=_plain(" ".join(notices)))
+
+
+def _iim_values(record: Mapping, key: tuple[int, int], utf8: bool) -> list[str]:
+    """A dataset's values as text: UTF-8 (when the record says so, or when the bytes
+    are), else Latin-1."""
+    raw = record.get(key) or []
+    values = raw if isinstance(raw, list) else [raw]
+    texts = []
+    for value in values[:20]:
+        data = bytes(value)[: MAX_FIELD * 4]
+        try:  # files that do not say are Latin-1 by the standard, UTF-8 in practice
+            text = data.decode("utf-8", "replace" if utf8 else "strict")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+        if text.strip():
+            texts.append(text.strip())
+    return texts
 
 
 def webp_chunk_rights(data: bytes) -> Rights:

@@ -70,6 +70,42 @@ def test_validation_reads_the_files_exif_and_xmp_rights(tmp_path, fmt):
     assert only_exif.ok and only_exif.rights == Rights(creator="EXIF Artist", copyright="EXIF Copyright")
 
 
+def iim(*datasets: tuple[int, int, bytes]) -> bytes:
+    """An IPTC IIM record: a tag marker, record and dataset numbers, a length, the value."""
+    return b"".join(bytes((0x1C, r, d)) + len(v).to_bytes(2, "big") + v for r, d, v in datasets)
+
+
+def jpeg_with_iim(path: Path, record: bytes, *, xmp: bool = False) -> Path:
+    """A JPEG whose APP13 segment holds ``record`` as Photoshop's IPTC-NAA resource
+    (0x0404), the way Photoshop and exiftool write it."""
+    picture(3, 320, 240).save(path, "JPEG", **({"xmp": XMP.encode()} if xmp else {}))
+    data = record + b"\0" * (len(record) % 2)
+    resource = b"8BIM" + (0x0404).to_bytes(2, "big") + b"\0\0" + len(record).to_bytes(4, "big") + data
+    payload = b"Photoshop 3.0\0" + resource
+    segment = b"\xff\xed" + (len(payload) + 2).to_bytes(2, "big") + payload
+    original = path.read_bytes()
+    path.write_bytes(original[:2] + segment + original[2:])  # right after SOI
+    return path
+
+
+def test_validation_reads_the_iptc_iim_by_line_and_copyright_notice(tmp_path):
+    utf8 = iim((1, 90, b"\x1b%G"), (2, 80, b"Grace Hopper"), (2, 80, "Zoë Ng".encode()),
+               (2, 116, "© 2026 Grace Hopper".encode()))  # fmt: skip
+    checked = validate_file(jpeg_with_iim(tmp_path / "a.jpg", utf8), ImageRules())
+    assert checked.ok and checked.rights == Rights(
+        creator="Grace Hopper; Zoë Ng", copyright="© 2026 Grace Hopper"
+    )
+    latin1 = iim((2, 80, "Zoë Ng".encode("latin-1")))  # no character set named, not UTF-8
+    assert validate_file(jpeg_with_iim(tmp_path / "b.jpg", latin1), ImageRules()).rights.creator == "Zoë Ng"
+    # XMP, the newer record, comes first where both state a field.
+    both = validate_file(jpeg_with_iim(tmp_path / "c.jpg", utf8, xmp=True), ImageRules())
+    assert both.rights == FULL
+    # A record cut short or of junk states nothing and rejects nothing.
+    for junk in (utf8[:9], b"\x1c\x02\x50\xff\xff", b"not iim at all"):
+        broken = validate_file(jpeg_with_iim(tmp_path / "d.jpg", junk), ImageRules())
+        assert broken.ok and broken.rights == Rights()
+
+
 def test_an_image_without_metadata_states_nothing(tmp_path):
     path = tmp_path / "plain.jpg"
     picture(2, 200, 100).save(path, "JPEG")
