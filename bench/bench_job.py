@@ -38,6 +38,7 @@ Uses the development keyspace and SQLite file (created if missing).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import math
 import multiprocessing
@@ -127,9 +128,36 @@ class Cpu:
         return self.worker + self.browser
 
 
+def subreaper_become() -> None:
+    """Adopt this process's orphaned descendants (a Chromium whose chromedriver quit
+    first): reaped here, their CPU time is counted instead of lost to init."""
+    import ctypes
+
+    PR_SET_CHILD_SUBREAPER = 36
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _orphans_reap(server_pid: int) -> None:
+    """Reap the adopted descendants that ended (never a child this process started
+    itself: chromedriver and the servers are waited for by their owners)."""
+    for pid in _tree(os.getpid(), skip=server_pid):
+        fields = _stat(pid)
+        if fields and fields[0] == "Z" and int(fields[1]) == os.getpid() and not _started_here(pid):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _started_here(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "chromedriver"
+    except OSError:
+        return True
+
+
 def cpu_now(server_pid: int) -> Cpu:
     """CPU seconds so far of this process (every thread) and of every browser process
     it started: the live ones (with their reaped children) and the reaped ones."""
+    _orphans_reap(server_pid)
     own = os.times()
     live = 0
     for pid in _tree(os.getpid(), skip=server_pid):
@@ -274,6 +302,7 @@ def main() -> None:
     )
     server.start()
     base = ours.recv()
+    subreaper_become()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)  # the development databases, made if missing
