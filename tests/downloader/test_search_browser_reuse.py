@@ -179,3 +179,62 @@ def test_no_browser_and_no_profile_is_left_when_the_process_ends(settings, tmp_p
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_an_engine_that_fails_in_a_search_spoils_the_kept_browser(tmp_path, imitation):
+    from downloader.browsers import KEEPER
+
+    imitation.modes["bing"] = "captcha"  # Bing fails, DuckDuckGo takes over: the search succeeds
+    events = []
+    result = gather(
+        Request(wanted=5, query="fox"),
+        tmp_path,
+        on_event=lambda kind, message, data: events.append(kind),
+        options=gather_options_from_settings(),
+    )
+    assert len(result.kept) == 5 and "engine_failed" in events
+    assert KEEPER.kept is None  # quit at the search's end, not lent again
+
+
+def test_a_second_search_at_the_same_time_gets_a_browser_of_its_own(keeper):
+    import threading
+
+    options = browser_options_from_settings()
+    inside, leave, seen = threading.Event(), threading.Event(), {}
+
+    def other() -> None:
+        with keeper.lend(options) as driver:
+            seen["other"] = chromium_pid(driver)
+            inside.set()
+            leave.wait(30)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        assert inside.wait(60)
+        with keeper.lend(options) as driver:
+            seen["own"] = chromium_pid(driver)
+        assert seen["own"] != seen["other"] and not running(seen["own"])
+        assert running(seen["other"])  # the kept one, still lent to the first search
+    finally:
+        leave.set()
+        thread.join()
+
+
+def test_a_browser_whose_starting_thread_ended_is_not_lent_again(keeper):
+    """The kernel ends chromedriver with the thread that started it (--pdeathsig)."""
+    import threading
+
+    options = browser_options_from_settings()
+    seen = {}
+
+    def search() -> None:
+        with keeper.lend(options) as driver:
+            seen["first"] = driver.service.process.pid
+
+    thread = threading.Thread(target=search)
+    thread.start()
+    thread.join()
+    with keeper.lend(options) as driver:
+        assert driver.service.process.pid != seen["first"]
+        driver.get("about:blank")
