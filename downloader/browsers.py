@@ -170,7 +170,7 @@ class BrowserKeeper:
         self._lock = threading.Lock()
         self._kept: KeptBrowser | None = None
         self._hooked_pid = 0
-        os.register_at_fork(after_in_child=self._forget)
+        _keepers.add(self)
 
     @property
     def kept(self) -> KeptBrowser | None:
@@ -246,6 +246,15 @@ class BrowserKeeper:
         self._kept = None
 
 
+_keepers: weakref.WeakSet[BrowserKeeper] = weakref.WeakSet()
+
+
+def _keepers_forget() -> None:
+    for keeper in list(_keepers):
+        keeper._forget()
+
+
+os.register_at_fork(after_in_child=_keepers_forget)
 KEEPER = BrowserKeeper()
 
 
