@@ -203,8 +203,10 @@ class BrowserKeeper:
 
     def _ready(self, options: BrowserOptions) -> tuple[KeptBrowser, str]:
         """The kept browser (a new one if it may not serve) and a fresh context in it.
-        A kept browser that cannot open a context is replaced once."""
-        for attempt in (1, 2):
+        A browser that cannot open a context is replaced once; a start's own errors
+        (``BrowserUnavailable``, ``BrowserStartFailed``) pass as they are."""
+        error: Exception | None = None
+        for _ in range(2):
             if self._kept is None or not self._kept.serves(options):
                 self._discard()
                 self._kept = _kept_start(options)
@@ -213,9 +215,8 @@ class BrowserKeeper:
                 return self._kept, _context_open(self._kept)
             except Exception as exc:
                 self._discard()
-                if attempt == 2:
-                    raise BrowserStartFailed(f"no browser context: {type(exc).__name__}") from exc
-        raise AssertionError("unreachable")
+                error = exc
+        raise BrowserStartFailed(f"no browser context: {type(error).__name__}") from error
 
     def _discard(self) -> None:
         kept, self._kept = self._kept, None
