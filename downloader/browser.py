@@ -1,8 +1,9 @@
 """The one way to get a browser: headless Debian Chromium through Selenium.
 
 Debian's chromium and chromedriver when present, configured paths otherwise, and
-webdriver-manager only when ``BrowserOptions.allow_driver_download`` is on. Each request
-gets its own browser with a fresh profile folder, and the browser is always quit.
+webdriver-manager only when ``BrowserOptions.allow_driver_download`` is on. Every browser
+started gets a fresh profile folder, and is always quit (``open_browser``; a browser kept
+across searches is ``downloader.browsers``'s).
 Chromium and chromedriver run with Chromium's sandbox on, as an unprivileged user,
 with an allow-listed environment (``downloader.sandbox``).
 """
@@ -72,6 +73,9 @@ class BrowserOptions:
     user_agent: str = DEFAULT_USER_AGENT  # for publishers' pages (``for_pages``)
     # A root worker runs Chromium and chromedriver as this unprivileged system user.
     user: str = sandbox.DEFAULT_BROWSER_USER
+    # Searches one kept browser serves, each in a fresh context, before it is restarted
+    # (``downloader.browsers``); 1: a browser of its own for every search.
+    max_uses: int = 20
 
 
 class BrowserUnavailable(RuntimeError):
@@ -198,6 +202,46 @@ def _start_driver(options: BrowserOptions, chrome, chromedriver: str):
     return driver
 
 
+@dataclass
+class Browser:
+    """A started browser: its WebDriver and the folders (profile, launchers) it lives in."""
+
+    driver: object
+    folders: list[str]
+
+    def quit(self) -> None:
+        """Quit the browser (whatever state it is in) and remove its folders."""
+        with contextlib.suppress(Exception):
+            self.driver.quit()  # type: ignore[attr-defined]
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def browser_start(
+    options: BrowserOptions | None = None,
+    *,
+    width: int = 1366,
+    height: int = 900,
+    egress: EgressGuard | None = None,
+    for_pages: bool = False,
+) -> Browser:
+    """A headless Chromium with a fresh profile folder; the caller quits it
+    (``Browser.quit``). The arguments are ``open_browser``'s."""
+    options = options or BrowserOptions()
+    binary = find_chromium(options.chromium)
+    if binary is None:
+        raise BrowserUnavailable("no Chromium found: apt-get install chromium, or set IMAGEDL_CHROMIUM")
+    folders: list[str] = []  # removed if the start fails, else with the browser
+    try:
+        profile, chromium, chromedriver = _sandboxed(options, binary, folders)
+        chrome = _chrome_options(options, chromium, profile, (width, height), egress, for_pages)
+        return Browser(_start_driver(options, chrome, chromedriver), folders)
+    except BaseException:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
 @contextlib.contextmanager
 def open_browser(
     options: BrowserOptions | None = None,
@@ -213,20 +257,8 @@ def open_browser(
     in its user agent (``options.user_agent``) and keeps a network log, so the page's
     response headers can be read (``X-Robots-Tag``); search engines' pages are read
     with the browser's own user agent."""
-    options = options or BrowserOptions()
-    binary = find_chromium(options.chromium)
-    if binary is None:
-        raise BrowserUnavailable("no Chromium found: apt-get install chromium, or set IMAGEDL_CHROMIUM")
-    folders: list[str] = []  # removed on exit, whatever happens
-    driver = None
+    browser = browser_start(options, width=width, height=height, egress=egress, for_pages=for_pages)
     try:
-        profile, chromium, chromedriver = _sandboxed(options, binary, folders)
-        chrome = _chrome_options(options, chromium, profile, (width, height), egress, for_pages)
-        driver = _start_driver(options, chrome, chromedriver)
-        yield driver
+        yield browser.driver
     finally:
-        if driver is not None:
-            with contextlib.suppress(Exception):
-                driver.quit()
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+        browser.quit()

@@ -72,6 +72,7 @@ def browser_options_from_settings() -> BrowserOptions:
         loopback_only=settings.IMAGEDL_BROWSER_LOOPBACK_ONLY,
         user_agent=settings.IMAGEDL_USER_AGENT,
         user=settings.IMAGEDL_BROWSER_USER,
+        max_uses=settings.IMAGEDL_BROWSER_MAX_USES,
     )
 
 

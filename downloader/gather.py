@@ -1,7 +1,8 @@
 """Search and download in one step: a Request in, valid unique images out.
 
-``gather`` opens one browser (behind the egress guard when a user's page is opened),
-lets the search engines or the page extractor yield candidate URLs lazily, and feeds
+``gather`` borrows this process's search browser (a fresh browser context of it,
+``downloader.browsers``) or, to open a user's page, starts a browser of its own behind
+the egress guard; it lets the search engines or the page extractor yield candidate URLs lazily, and feeds
 them to the collector until enough valid, unique images are kept. Callers (the job run
 in ``jobs.core.run``, ``manage.py fetch_images``) follow it through callbacks.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from downloader.archive import file_stem
 from downloader.browser import BrowserOptions, open_browser
+from downloader.browsers import browser_spoil, search_browser
 from downloader.choices import AUTO, ENGINE_LABELS, SAFE_SEARCH_DEFAULT, Filters
 from downloader.collect import Candidate, Collector, CollectResult, Counts, ImageRules, KeptImage
 from downloader.dedupe import SIGNATURE_METHOD, DuplicateFilter
@@ -190,7 +192,7 @@ def gather(
             on_progress(collector.counts)
 
     options = options or GatherOptions()
-    with contextlib.ExitStack() as stack:  # one browser per request, always quit (then its guard)
+    with contextlib.ExitStack() as stack:  # the browser given back or quit (then its guard)
         fetcher = Fetcher(options.fetch, concurrency=options.concurrency, per_host=options.per_host)
         stack.callback(fetcher.close)
         collector = Collector(
@@ -206,13 +208,43 @@ def gather(
         )
         driver = stack.enter_context(_browser(request, options, stack))
         extra = len(delivered) if delivered is not None else 0
-        return collector.run(_candidates(request, driver, on_event, options, extra))
+        source = _candidates(request, driver, _spoiling(on_event, driver), options, extra)
+        try:
+            return collector.run(source)
+        finally:
+            _source_close(source, driver)
+
+
+def _spoiling(on_event: EventSink, driver) -> EventSink:
+    """``on_event``, and an engine's failure (a time-out, a crashed tab, a browser
+    error) keeps the browser from serving another search."""
+
+    def noted(kind: str, message: str, data: dict) -> None:
+        if kind == "engine_failed":
+            browser_spoil(driver)
+        on_event(kind, message, data)
+
+    return noted
+
+
+def _source_close(source: Iterator[Candidate], driver) -> None:
+    """End the candidates' source (an engine's ``finally`` closes its windows) before
+    the browser is given back; one still running (its thread stuck in a browser wait)
+    spoils the browser."""
+    try:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+    except Exception:  # ValueError: generator already executing
+        browser_spoil(driver)
 
 
 def _browser(request: Request, options: GatherOptions, stack: contextlib.ExitStack):
-    """The request's browser; a user's page decides what the browser fetches, so all of
-    it goes through an egress guard (entered on ``stack``: stopped after the browser)."""
+    """The request's browser: for a search, a fresh context of the process's search
+    browser. A user's page decides what the browser fetches, so it gets a browser of its
+    own (never kept) whose every request goes through an egress guard (entered on
+    ``stack``: stopped after the browser)."""
     if not request.page_url:
-        return open_browser(options.browser)
+        return search_browser(options.browser)
     egress = stack.enter_context(EgressGuard(options.fetch, loopback_only=options.browser.loopback_only))
     return open_browser(options.browser, egress=egress, for_pages=True)

@@ -498,6 +498,9 @@ IMAGEDL_CHROMEDRIVER = env_str("IMAGEDL_CHROMEDRIVER", "")  # empty: /usr/bin/ch
 # creates it); a worker that is not root runs them as itself. docs/security.md.
 IMAGEDL_BROWSER_USER = env_str("IMAGEDL_BROWSER_USER", "imagedl-browser")
 IMAGEDL_ALLOW_DRIVER_DOWNLOAD = env_bool("IMAGEDL_ALLOW_DRIVER_DOWNLOAD", False)
+# Searches one worker process's browser serves (each in a fresh browser context) before
+# it is restarted; 1: a new browser for every search. docs/architecture.md.
+IMAGEDL_BROWSER_MAX_USES = env_int("IMAGEDL_BROWSER_MAX_USES", 20, minimum=1)
 IMAGEDL_PAGE_LOAD_TIMEOUT = env_float("IMAGEDL_PAGE_LOAD_TIMEOUT", 30.0, minimum=1.0)
 IMAGEDL_SCROLL_WAIT = env_float("IMAGEDL_SCROLL_WAIT", 6.0, minimum=0.2)
 # Tests: the browser resolves no host name but localhost and its egress guard lets

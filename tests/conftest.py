@@ -5,7 +5,7 @@
   hosts     ``start_image_host``, ``image_host``, ``image_hosts``, ``start_imitation``,
             ``imitation`` (and ``allow_address``)
   mail      ``mailserver``
-  browser   ``driver``
+  browser   ``driver`` (and ``kept_browser_quit``)
   api       ``api_keys``, ``start_receiver``
 
 The session starts the suite's own Cassandra node (tests/suite_node.py) and stops it at

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from downloader.browsers import window_open
 from downloader.choices import ALL
 from downloader.choices import ENGINES as ENGINE_NAMES
 from downloader.engines.base import (
@@ -130,7 +131,7 @@ def _tabs(driver, order: list[str], opened: list[str]) -> Iterator[tuple[str, _T
     shared = [driver.current_window_handle]
     for position, name in enumerate(order):
         if position > 0:
-            driver.switch_to.new_window("window")
+            window_open(driver)  # in the search's own browser context
             opened.append(driver.current_window_handle)
             shared[0] = driver.current_window_handle
         yield name, _Tab(driver, shared[0], shared)

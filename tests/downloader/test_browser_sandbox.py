@@ -113,6 +113,46 @@ def test_every_browser_process_of_a_page_run_is_unprivileged_sandboxed_and_holds
             options=gather_options_from_settings(),
         )
     assert len(result.kept) == 5
+    _assert_sandboxed(watch)
+    # One profile folder, the browser user's own, deleted after the run.
+    assert len(watch.profile_owners) == 1, watch.profile_owners
+    [(profile, owner)] = watch.profile_owners.items()
+    assert owner == min(s.uid for s in watch.seen.values())
+    assert owner != 0 and not Path(profile).exists()
+
+
+@pytest.mark.browser
+def test_the_browser_kept_across_searches_is_as_unprivileged_sandboxed_and_secret_free(
+    monkeypatch, tmp_path, imitation
+):
+    from downloader.browsers import KEEPER
+
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    options = gather_options_from_settings()
+    KEEPER.close()  # the searches start the kept browser under these variables
+    try:
+        with BrowserWatch() as watch:
+            for number in (1, 2):
+                result = gather(
+                    Request(wanted=5, query=f"fox {number}", engine="bing"),
+                    tmp_path / str(number),
+                    on_event=lambda *a: None,
+                    options=options,
+                )
+                assert len(result.kept) == 5
+            assert KEEPER.kept is not None and KEEPER.kept.uses == 2
+        _assert_sandboxed(watch)
+        # Both searches in one browser: one profile folder, the browser user's own ...
+        assert len(watch.profile_owners) == 1, watch.profile_owners
+        [(profile, owner)] = watch.profile_owners.items()
+        assert owner == min(s.uid for s in watch.seen.values()) and owner != 0
+    finally:
+        KEEPER.close()
+    assert not Path(profile).exists()  # ... deleted when the browser is quit
+
+
+def _assert_sandboxed(watch: BrowserWatch) -> None:
     names = {s.name for s in watch.seen.values()}
     assert "chromedriver" in names and "chromium" in names, names
     for seen in watch.seen.values():
@@ -123,8 +163,3 @@ def test_every_browser_process_of_a_page_run_is_unprivileged_sandboxed_and_holds
         assert "--no-sandbox" not in seen.cmdline, seen
     # Chromium's own sandbox is on: its renderers run under a seccomp-bpf filter.
     assert any(s.seccomp == 2 for s in watch.seen.values() if "--type=renderer" in s.cmdline)
-    # One profile folder, the browser user's own, deleted after the run.
-    assert len(watch.profile_owners) == 1, watch.profile_owners
-    [(profile, owner)] = watch.profile_owners.items()
-    assert owner == min(s.uid for s in watch.seen.values())
-    assert owner != 0 and not Path(profile).exists()
