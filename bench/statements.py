@@ -144,6 +144,9 @@ def main() -> None:
         for host in hosts:
             host.stop()
         if env is not None:
+            from jobs.store.cassandra import session
+
+            session().cluster.shutdown()  # before its node goes: no reconnection attempts
             cassandra_node(env, "stop")
     first = runs[0][0]
     print(f"{args.jobs} jobs of {args.images} images; the first job's statements:")
