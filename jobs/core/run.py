@@ -5,7 +5,8 @@
 (``services.job_start_attempt``): a copy that finds a live lease leaves without
 touching anything. ``JobRun`` then does the work: turn the record into a
 ``downloader`` Request, adopt the images a run whose lease ran out had kept, follow
-the download through callbacks (events, progress, each kept image), renew the lease,
+the download through callbacks (events, progress, each kept image: the last two
+written together at most once a second, ``jobs.core.runwrites``), renew the lease,
 watch for cancellation, pack the run's own archive and record the outcome. Every write
 it makes to the job row is conditional on its run id: a run that lost its lease stops
 and writes nothing more. When Cassandra or the browser does not answer, the run steps
