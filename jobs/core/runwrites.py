@@ -32,7 +32,9 @@ from jobs.core import services
 from jobs.models import Job
 
 PROGRESS_EVERY = 1.0  # seconds between flushes (progress and image rows)
-IMAGE_BATCH = 20  # a flush as soon as this many images wait
+# A flush as soon as this many images wait: a cap on one request's size, reached only
+# by a run keeping more than that a second (every flush costs a lightweight transaction).
+IMAGE_BATCH = 100
 
 
 class RunWrites:
