@@ -5,7 +5,8 @@
 (``services.job_start_attempt``): a copy that finds a live lease leaves without
 touching anything. ``JobRun`` then does the work: turn the record into a
 ``downloader`` Request, adopt the images a run whose lease ran out had kept, follow
-the download through callbacks (events, progress, each kept image), renew the lease,
+the download through callbacks (events, progress, each kept image: the last two
+written together at most once a second, ``jobs.core.runwrites``), renew the lease,
 watch for cancellation, pack the run's own archive and record the outcome. Every write
 it makes to the job row is conditional on its run id: a run that lost its lease stops
 and writes nothing more. When Cassandra or the browser does not answer, the run steps
@@ -34,6 +35,7 @@ from downloader.engines.base import EngineError
 from downloader.gather import Request, delivered_filter, gather
 from downloader.layouts import PackOptions
 from jobs.core import services, storage
+from jobs.core.runwrites import RunWrites
 from jobs.core.workdir import run_workdir, workdir_remove, workdirs_sweep_now_and_then
 from jobs.lib import metrics, scheduling
 from jobs.lib.logcontext import log_context_bind
@@ -45,7 +47,6 @@ from jobs.store.series import series_get, series_history
 
 logger = logging.getLogger("imagedl.jobs")
 
-PROGRESS_EVERY = 0.5  # seconds between progress writes to the job row
 CANCEL_CHECK_EVERY = 1.0  # seconds between reads of the job's status
 MAX_STEP_BACK_DELAY = 300  # seconds
 
@@ -265,7 +266,7 @@ class JobRun:
         self.kept_dir.mkdir(exist_ok=True)
         self.cancelled = CancelWatch(job.id)
         self.lease: LeaseKeeper | None = None
-        self.last_progress = 0.0
+        self.writes = RunWrites(job, lost=lambda: self.lost, on_lost=self._lease_lost)
         self.positions: dict[int, int] = {}  # id(image) -> its number (file and image row)
         self.engines_started: list[str] = []
         self.engine_outcomes: dict[str, str] = {}  # engine -> ok, empty or failed (counted at the end)
@@ -359,18 +360,14 @@ class JobRun:
             self.engine_outcomes[engine] = "empty"
 
     def on_progress(self, counts: Counts) -> None:
-        now = time.monotonic()
-        if now - self.last_progress < PROGRESS_EVERY:
-            return
-        self.last_progress = now
-        self._progress(
-            found_count=counts.found,
-            downloaded_count=counts.kept,
-            rejected_count=counts.rejected_total,
-        )
+        # (downloaded_count: the images stored, counted by RunWrites)
+        self._progress(found_count=counts.found, rejected_count=counts.rejected_total)
 
     def _progress(self, **counters: int | str) -> None:
-        if not services.job_record_progress(self.job, **counters) and self.lease is not None:
+        self.writes.progress(**counters)  # written at most once a second
+
+    def _lease_lost(self) -> None:
+        if self.lease is not None:
             self.lease.lost.set()  # the job row names another run (or none): stop
 
     def on_kept(self, image: KeptImage) -> None:
@@ -389,7 +386,7 @@ class JobRun:
         image.path = target
         self.positions[id(image)] = position
         services.job_add_preview(self.job, image.sha256, image.preview)
-        services.job_add_image(self.job, position, file_name=name, **image.description())
+        self.writes.image(position, {"file_name": name, **image.description()})
         metrics.download_bytes_count(image.bytes)
 
     # -- the outcome ----------------------------------------------------------------
@@ -402,13 +399,14 @@ class JobRun:
             for row in services.job_kept_images(self.job, earlier)
             if (self.kept_dir / row.file_name).exists()
         ]
-        adopted = []
+        adopted, stored = [], {}
         for position, row in enumerate(rows, 1):
             image = KeptImage.from_description(self.kept_dir / row.file_name, row)
-            if earlier != self.run_id:
-                services.job_add_image(self.job, position, file_name=row.file_name, **image.description())
+            stored[position] = {"file_name": row.file_name, **image.description()}
             self.positions[id(image)] = position
             adopted.append(image)
+        if stored and earlier != self.run_id:
+            self.writes.adopted(stored)
         return adopted
 
     def _deliver(self, result: CollectResult) -> str:
@@ -433,28 +431,29 @@ class JobRun:
         if self.should_stop():
             storage.delete(archive.path)
             raise JobCancelled
-        self._progress(
-            found_count=result.found,
-            rejected_count=sum(result.rejected.values()),
-            already_delivered=result.rejected.get(ALREADY_DELIVERED, 0),
-        )
+        # The images still waiting are stored before the outcome; the last counters
+        # go with it, in its one conditional write.
+        progress = self.writes.finish() | {
+            "found_count": result.found,
+            "rejected_count": sum(result.rejected.values()),
+            "already_delivered": result.rejected.get(ALREADY_DELIVERED, 0),
+        }
         if not services.job_complete(
-            job, archive_path=archive.path, archive_bytes=archive.bytes, kept=archive.count
+            job, archive_path=archive.path, archive_bytes=archive.bytes, kept=archive.count, progress=progress
         ):
             raise JobCancelled  # cancelled or taken over while the archive was written
         workdir_remove(job.id)
         return f"done: {archive.count}"
 
     def _record_outcome(self, result: CollectResult) -> None:
-        job = self.job
-        services.job_note(
-            job, "candidates_found", f"{result.found} candidate images found", found=result.found
-        )
+        """The run's account, as events written together (one request)."""
+        found = f"{result.found} candidate images found"
+        events: list = [("candidates_found", found, {"found": result.found})]
         for reason, count in sorted(result.rejected.items()):
-            services.job_note(
-                job, "rejected", f"{count} rejected: {reason.replace('_', ' ')}", reason=reason, count=count
-            )
-        services.job_note(job, "kept", f"{len(result.kept)} valid, unique images kept", kept=len(result.kept))
+            message = f"{count} rejected: {reason.replace('_', ' ')}"
+            events.append(("rejected", message, {"reason": reason, "count": count}))
+        events.append(("kept", f"{len(result.kept)} valid, unique images kept", {"kept": len(result.kept)}))
+        services.job_notes(self.job, events)
 
 
 def nothing_found_reason(request: Request, result: CollectResult) -> str:

@@ -27,7 +27,7 @@ from jobs.lib.utc import aware_utc
 from jobs.mail.outbox import email_enqueue, email_enqueue_once, email_withdraw, queue_send
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
 from jobs.store import records
-from jobs.store.events import event_record, personal_ttl_seconds
+from jobs.store.events import Event, event_record, events_record, personal_ttl_seconds
 from jobs.store.queues import LEGACY_BUCKET, queue_bucket, queue_buckets, queue_mark_advance
 from jobs.store.webhooks import webhook_target_forget
 
@@ -458,6 +458,11 @@ def job_note(job: Job, kind: str, message: str, **data: object) -> None:
     event_record(job.id, kind, message, **data)
 
 
+def job_notes(job: Job, events: list[Event]) -> None:
+    """Add several steps to the job's event log at once (one request), in their order."""
+    events_record(job.id, events)
+
+
 def job_kept_images(job: Job, run_id: uuid.UUID) -> list[JobImage]:
     """The image rows a run of the job stored."""
     return records.job_images(job.id, run_id=run_id)
@@ -532,11 +537,8 @@ def job_renew_lease(job: Job, *, extra_seconds: float = 0) -> bool:
     )
 
 
-def job_record_progress(job: Job, **counters: int | str) -> bool:
-    """Write progress counters (found_count, downloaded_count, rejected_count,
-    engine_used, already_delivered, filters_unapplied) while the run ``job.run_id`` owns the
-    job; False when it does not."""
-    allowed = {
+PROGRESS_FIELDS = frozenset(
+    {
         "found_count",
         "downloaded_count",
         "rejected_count",
@@ -544,9 +546,20 @@ def job_record_progress(job: Job, **counters: int | str) -> bool:
         "already_delivered",
         "filters_unapplied",
     }
-    unknown = set(counters) - allowed
+)
+
+
+def _progress_check(counters: dict[str, int | str]) -> None:
+    unknown = set(counters) - PROGRESS_FIELDS
     if unknown:
         raise ValueError(f"not progress fields: {sorted(unknown)}")
+
+
+def job_record_progress(job: Job, **counters: int | str) -> bool:
+    """Write progress counters (found_count, downloaded_count, rejected_count,
+    engine_used, already_delivered, filters_unapplied) while the run ``job.run_id`` owns the
+    job; False when it does not."""
+    _progress_check(counters)
     return records.job_write_if(job, dict(counters), run_is=job.run_id)
 
 
@@ -563,16 +576,38 @@ def job_add_image(job: Job, position: int, **fields: object) -> JobImage:
     )
 
 
-def job_complete(job: Job, *, archive_path: str, archive_bytes: int, kept: int) -> bool:
+def job_add_images(job: Job, rows: dict[int, dict[str, object]]) -> None:
+    """Store images the run ``job.run_id`` kept (position -> columns) in one request.
+
+    A plain write, not a conditional one: the rows are keyed by the run's id, and every
+    reader asks for the rows of one run (the run the job names, or for adoption the run
+    it named when the next run claimed it), so rows written by a run that lost its job
+    are never read; the job's purge deletes them with the others."""
+    records.job_images_write(job.id, job.run_id or uuid.UUID(int=0), rows)
+
+
+def job_complete(
+    job: Job,
+    *,
+    archive_path: str,
+    archive_bytes: int,
+    kept: int,
+    progress: dict[str, int | str] | None = None,
+) -> bool:
     """Deliver: the job points at its archive in one conditional write, made only while
     the run ``job.run_id`` owns the running job. False when it was cancelled or taken
-    over meanwhile: this run's archive is deleted (nobody will be sent a link to it)."""
+    over meanwhile: this run's archive is deleted (nobody will be sent a link to it).
+    ``progress``: the run's last progress counters, written in the same write."""
     now = _now()
+    progress = dict(progress or {})
+    _progress_check(progress)
+    progress.pop("downloaded_count", None)  # the delivered count is ``kept``
     applied = records.job_status_change(
         job,
         JobStatus.DONE,
         only_from=(JobStatus.RUNNING,),
         run_is=job.run_id,
+        **progress,
         archive_path=archive_path,
         archive_bytes=archive_bytes,
         downloaded_count=kept,

@@ -100,6 +100,23 @@ def write_together(statements: Sequence[tuple[str, Sequence[object]]], timeout: 
     session().execute(batch, timeout=timeout)
 
 
+def write_partition(statements: Sequence[tuple[str, Sequence[object]]], timeout: float | None = None) -> None:
+    """Apply several prepared writes to one partition as one unlogged batch: one request,
+    applied by each replica as one mutation (all of it or none). The caller makes sure
+    every statement has the same partition key: across partitions an unlogged batch is
+    neither atomic nor cheaper than separate writes."""
+    if not statements:
+        return
+    if len(statements) == 1:
+        cql, values = statements[0]
+        session().execute(prepared(cql), values, timeout=timeout)
+        return
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    for cql, values in statements:
+        batch.add(prepared(cql), values)
+    session().execute(batch, timeout=timeout)
+
+
 def ping(timeout: float = 2.0) -> str:
     """Return the node's release version, or raise if Cassandra does not answer."""
     row = execute("SELECT release_version FROM system.local", timeout=timeout).one()

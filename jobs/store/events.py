@@ -13,7 +13,7 @@ import re
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cassandra.query import UNSET_VALUE
@@ -22,7 +22,7 @@ from django.conf import settings
 
 from jobs.lib.metrics import count_event
 from jobs.models import JobEvent
-from jobs.store.cassandra import write_together
+from jobs.store.cassandra import write_partition, write_together
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -42,9 +42,16 @@ def _as_text(data: dict[str, object]) -> dict[str, str]:
 
 
 def event_write(
-    job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object
+    job_id: uuid.UUID,
+    kind: str,
+    message: str,
+    *,
+    level: str = "info",
+    at: float | None = None,
+    **data: object,
 ) -> tuple[str, tuple]:
-    """The CQL write of one event (for a batch with other writes); see event_record."""
+    """The CQL write of one event (for a batch with other writes); see event_record.
+    ``at``: its time (seconds since the epoch), now unless given."""
     if level not in _LEVELS:
         raise ValueError(f"unknown event level {level!r}")
     text_data = _as_text(data)
@@ -52,8 +59,8 @@ def event_write(
         f"INSERT INTO {JobEvent.column_family_name()} (job_id, at, kind, level, message, data) "  # noqa: S608
         "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
     )
-    at = uuid_from_time(time.time())
-    return cql, (job_id, at, kind, level, message, text_data or UNSET_VALUE, personal_ttl_seconds())
+    stamp = uuid_from_time(time.time() if at is None else at)
+    return cql, (job_id, stamp, kind, level, message, text_data or UNSET_VALUE, personal_ttl_seconds())
 
 
 def _loggable(key: str, value: object) -> bool:
@@ -105,6 +112,24 @@ def event_record(job_id: uuid.UUID, kind: str, message: str, *, level: str = "in
     """Append one event to a job's log and mirror it to the application log."""
     write_together([event_write(job_id, kind, message, level=level, **data)])
     event_log(job_id, kind, message, level=level, **data)
+
+
+Event = tuple[str, str, dict[str, object]]  # kind, message, data (with "level" if not info)
+
+
+def events_record(job_id: uuid.UUID, events: Sequence[Event]) -> None:
+    """Append several events of one job at once, in their order: they share the job's
+    partition, so they go as one request (an unlogged batch, one mutation), each a
+    microsecond after the one before; then each is mirrored like ``event_record``'s."""
+    start = time.time()
+    write_partition(
+        [
+            event_write(job_id, kind, message, at=start + n * 1e-6, **data)
+            for n, (kind, message, data) in enumerate(events)
+        ]
+    )
+    for kind, message, data in events:
+        event_log(job_id, kind, message, **data)
 
 
 def job_events(job_id: uuid.UUID, limit: int = 1000) -> list[JobEvent]:

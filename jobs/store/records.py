@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from django.utils import timezone
 from jobs.lib.mailboxes import mailbox_owner
 from jobs.lib.utc import aware_utc, naive_utc, utc_day
 from jobs.models import Job, JobActive, JobByDay, JobByOwner, JobDay, JobImage
-from jobs.store.cassandra import execute, prepared, update_if, write_together
+from jobs.store.cassandra import execute, prepared, update_if, write_partition, write_together
 from jobs.store.events import event_log, event_write, personal_ttl_seconds
 from jobs.store.queues import queue_bucket
 
@@ -196,6 +197,36 @@ def job_requeue_mark(job: Job, *, previous: dt.datetime | None, now: dt.datetime
     if result.was_applied:
         job.requeued_at = naive_utc(now)
     return bool(result.was_applied)
+
+
+def job_images_write(job_id: uuid.UUID, run_id: uuid.UUID, rows: Mapping[int, Mapping[str, object]]) -> None:
+    """Store image rows of one run (``rows``: position -> columns) with the personal-data
+    TTL, as one request: the rows share the job's partition, so they go as one unlogged
+    batch, one mutation (each position at most once: two rows of one key in a batch
+    would carry the same timestamp)."""
+    from cassandra.query import UNSET_VALUE
+
+    names = [name for name in JobImage._columns if name not in ("job_id", "run_id", "position")]
+    for fields in rows.values():
+        unknown = set(fields) - set(names)
+        if unknown:
+            raise ValueError(f"not image columns: {sorted(unknown)}")
+    cql = (
+        f"INSERT INTO {JobImage.column_family_name()} (job_id, run_id, position, {', '.join(names)}) "  # noqa: S608
+        f"VALUES (?, ?, ?, {', '.join('?' * len(names))}) USING TTL ?"
+    )
+    ttl = personal_ttl_seconds()
+    write_partition(
+        [
+            (cql, (job_id, run_id, position, *(_unset(fields.get(n), UNSET_VALUE) for n in names), ttl))
+            for position, fields in sorted(rows.items())
+        ]
+    )
+
+
+def _unset(value: object, unset: object) -> object:
+    """A column not given is left unset (no tombstone), as cqlengine leaves it."""
+    return unset if value is None else value
 
 
 def job_images(job_id: uuid.UUID, limit: int = 1000, *, run_id: uuid.UUID | None = None) -> list[JobImage]:
