@@ -36,6 +36,7 @@ ROLES = {  # role -> the kinds of process (bench.cpu_profile) it runs
 }
 MINIMUM_MACHINES = {"worker (Chromium + django-q2)": 2, "Cassandra": 3, "web": 2}  # RF 3; one may fail
 TOLERANCE = 0.25
+PREVIEWS_KEPT = 24  # jobs.core.services.PREVIEWS_KEPT (bench reads no Django settings)
 
 
 @dataclass(frozen=True)
@@ -135,12 +136,13 @@ def volumes(results: dict, jobs_per_day: int, assume: Assumptions) -> list[str]:
     requests = sum(row["per_job"].values()) * scale + sum(row["per_submission"].values())
     lwt = row["per_job"].get("lwt", 0.0) * scale + row["per_submission"].get("lwt", 0.0)
     per_day = jobs_per_day / 86_400
+    writes = min(assume.images, PREVIEWS_KEPT) + 1
     return [
         f"Cassandra requests {requests:.0f} per job ({lwt:.0f} lightweight transactions): "
         f"{requests * per_day:.0f}/s on average, {requests * per_day * assume.peak:.0f}/s at the peak",
         f"mails {row['mails_per_job']:.1f} per job: {row['mails_per_job'] * jobs_per_day:,.0f} a day",
-        f"S3 writes {assume.images + 1} per job (a preview per image, the archive): "
-        f"{(assume.images + 1) * jobs_per_day:,.0f} a day",
+        f"S3 writes {writes} per job (previews of the first {PREVIEWS_KEPT} images, the archive): "
+        f"{writes * jobs_per_day:,.0f} a day",
     ]
 
 

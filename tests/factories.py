@@ -129,7 +129,7 @@ def _record_images(job: Job, data: bytes) -> None:
             sha256 = hashlib.sha256(content).hexdigest()
             with Image.open(io.BytesIO(content)) as img:
                 size, fmt = img.size, (img.format or "").lower()
-                services.job_add_preview(job, sha256, preview_jpeg(img))
+                services.job_add_preview(job, position, sha256, preview_jpeg(img))
             services.job_add_image(
                 job,
                 position,

@@ -194,6 +194,7 @@ class JobAdmin(admin.ModelAdmin):
             "events": [(datetime_from_uuid1(e.at), e) for e in job_events(job.id)],
             "images": records.job_images(job.id, limit=500),
             "thumb_token": token if job.status == JobStatus.DONE and job.archive_path else None,
+            "previews_kept": services.PREVIEWS_KEPT,
             "status_url": reverse("jobs:status", args=[token]),
             "task_name": f"job-{job.id}",
             "actions": ACTIONS,

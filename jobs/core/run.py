@@ -385,7 +385,7 @@ class JobRun:
         Path(image.path).replace(target)
         image.path = target
         self.positions[id(image)] = position
-        services.job_add_preview(self.job, image.sha256, image.preview)
+        services.job_add_preview(self.job, position, image.sha256, image.preview)
         self.writes.image(position, {"file_name": name, **image.description()})
         metrics.download_bytes_count(image.bytes)
 

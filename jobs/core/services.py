@@ -441,6 +441,11 @@ def run_archive_path(job_id: uuid.UUID, run_id: uuid.UUID) -> str:
     return f"archives/{job_id.hex}-{run_id.hex[:12]}.zip"
 
 
+# The status page shows the first PREVIEWS_KEPT kept images; a preview of a later one
+# would never be read, so runs store none (on S3, one request per image saved).
+PREVIEWS_KEPT = 24
+
+
 def preview_folder(job_id: uuid.UUID) -> str:
     """Where a job's image previews are stored (jobs.core.storage.outputs())."""
     return f"previews/{job_id.hex}"
@@ -563,9 +568,11 @@ def job_record_progress(job: Job, **counters: int | str) -> bool:
     return records.job_write_if(job, dict(counters), run_is=job.run_id)
 
 
-def job_add_preview(job: Job, sha256: str, preview: bytes) -> None:
-    """Store the small JPEG the worker made of a kept image (the web serves it as it is)."""
-    storage.preview_save(preview_path(job.id, sha256), preview)
+def job_add_preview(job: Job, position: int, sha256: str, preview: bytes) -> None:
+    """Store the small JPEG the worker made of the image kept at ``position`` (the web
+    serves it as it is); only the first PREVIEWS_KEPT positions have one."""
+    if preview and position <= PREVIEWS_KEPT:
+        storage.preview_save(preview_path(job.id, sha256), preview)
 
 
 def job_add_image(job: Job, position: int, **fields: object) -> JobImage:

@@ -162,7 +162,7 @@ def _home_post(request: HttpRequest) -> HttpResponse:
     return redirect("jobs:submitted", token=links.token_make(job.id, "status"))
 
 
-THUMBS_SHOWN = 24
+THUMBS_SHOWN = services.PREVIEWS_KEPT  # the runs store previews of these only
 
 
 def _job_context(job: Job, token: str) -> dict:

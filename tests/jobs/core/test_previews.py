@@ -51,3 +51,16 @@ def test_the_worker_stores_previews_and_the_web_serves_them_without_decoding(
 
     services.job_purge(records.job_get(job.id))
     assert not any(default_storage.exists(services.preview_path(job.id, row.sha256)) for row in rows)
+
+
+@pytest.mark.imitation(total=60)
+def test_only_the_images_the_status_page_shows_get_a_preview(client, cassandra_db, imitation, monkeypatch):
+    monkeypatch.setattr(services, "PREVIEWS_KEPT", 3)  # the page's first three
+    job = make_job(requested_count=8)
+    assert job_run(job.id) == "done: 8"
+    rows = records.job_images(job.id)
+    stored = [default_storage.exists(services.preview_path(job.id, row.sha256)) for row in rows]
+    assert stored == [True] * 3 + [False] * 5  # one storage write per image shown, none more
+    token = links.token_make(job.id, "status")
+    assert client.get(f"/jobs/{token}/thumb/3.jpg").status_code == 200
+    assert client.get(f"/jobs/{token}/thumb/4.jpg").status_code == 404

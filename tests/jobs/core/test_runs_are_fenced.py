@@ -34,7 +34,7 @@ def outputs_of(job):
     (folder / "kept").mkdir(exist_ok=True)
     (folder / "kept" / "000001-abc.jpg").write_bytes(b"jpeg")
     sha = job.run_id.hex * 2
-    services.job_add_preview(job, sha, b"preview")
+    services.job_add_preview(job, 1, sha, b"preview")
     services.job_add_image(
         job, 1, file_name="000001-abc.jpg", sha256=sha, source_url="http://x/1.jpg", bytes=4
     )
