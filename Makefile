@@ -119,6 +119,7 @@ bench: deps cassandra
 	$(PY) -m bench.bench_web
 	$(PY) -m bench.bench_chaos
 	$(PY) -m bench.bench_scale
+	$(PY) -m bench.capacity
 	$(PY) -m bench.bench_queues
 
 # ruff, and the direction of imports (the import-linter contracts in pyproject.toml).
