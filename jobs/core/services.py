@@ -24,7 +24,13 @@ from jobs.core.workdir import workdir_remove, workdirs_sweep
 from jobs.lib import metrics, scheduling
 from jobs.lib.mailboxes import address_problem
 from jobs.lib.utc import aware_utc
-from jobs.mail.outbox import email_enqueue, email_enqueue_once, email_withdraw, queue_send
+from jobs.mail.outbox import (
+    email_enqueue,
+    email_enqueue_once,
+    email_outbox_add,
+    email_withdraw,
+    queue_send,
+)
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
 from jobs.store import records
 from jobs.store.events import event_record, personal_ttl_seconds
@@ -157,16 +163,20 @@ def starts_at_once(job: Job, moment: dt.datetime | None) -> bool:
 
 
 def _schedule(job: Job, *, accepted_mail: bool) -> None:
-    """Queue the job's run (unless held) and its "accepted" email in one SQLite
-    transaction (one commit). Should that fail, the stored job says so instead of
-    waiting forever, and its personal data goes at the usual retention (the user saw an
-    error page)."""
+    """Queue the job's run (unless held) and its "accepted" email: the mail's outbox
+    row goes to Cassandra first, then the run's schedule and the mail's send task in
+    one SQLite transaction (one commit) that holds nothing else, since SQLite has one
+    write lock for every process: it is held for two inserts, not for a Cassandra
+    round trip. Should any of it fail, the stored job says so instead of waiting
+    forever, the outbox row is withdrawn, and its personal data goes at the usual
+    retention (the user saw an error page)."""
     try:
+        generation = email_outbox_add(job, "accepted") if accepted_mail else None
         with transaction.atomic():
             if not job.held:
                 _enqueue_run(job)
-            if accepted_mail:
-                email_enqueue(job, "accepted")
+            if generation is not None:
+                queue_send(job.id, "accepted", generation)
     except Exception:
         now = _now()
         records.job_status_change(

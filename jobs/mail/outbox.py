@@ -48,6 +48,13 @@ def _generation(job: Job) -> int:
 
 def email_enqueue(job: Job, kind: str) -> None:
     """Put one of the job's emails in the outbox and queue its sending."""
+    queue_send(job.id, kind, email_outbox_add(job, kind))
+
+
+def email_outbox_add(job: Job, kind: str) -> int:
+    """Write one of the job's emails to the outbox, pending, and return its generation;
+    its send is queued by the caller (``queue_send``), which may do so in a database
+    transaction of its own (the submission: ``jobs.core.services._schedule``)."""
     generation = _generation(job)
     # A plain insert: each (job, generation, kind) is enqueued once, by the one run or
     # verb that won its lightweight transaction (submit, the first claim, deliver, fail).
@@ -60,7 +67,7 @@ def email_enqueue(job: Job, kind: str) -> None:
     )
     values = (job.id, generation, kind, MailState.PENDING, 0, naive_utc(timezone.now()), bucket)
     write_together([(mail, values), _pending_write(bucket, job.id, generation, kind)])
-    queue_send(job.id, kind, generation)
+    return generation
 
 
 def _pending_write(bucket: str, job_id: uuid.UUID, generation: int, kind: str) -> tuple[str, tuple]:

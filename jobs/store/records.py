@@ -18,7 +18,7 @@ from jobs.lib.mailboxes import mailbox_owner
 from jobs.lib.utc import aware_utc, naive_utc, utc_day
 from jobs.models import Job, JobActive, JobByDay, JobByOwner, JobDay, JobImage
 from jobs.store.cassandra import execute, prepared, update_if, write_together
-from jobs.store.events import event_log, event_write, personal_ttl_seconds
+from jobs.store.events import event_log_created, event_write, personal_ttl_seconds
 from jobs.store.queues import queue_bucket
 
 PERSONAL_FIELDS = ("email", "query", "page_url")
@@ -90,7 +90,7 @@ def job_create(
     write_together(writes)
     job._set_persisted()
     if first_event is not None:
-        event_log(job.id, kind, message, **data)
+        event_log_created(job, kind, message, **data)
     return job
 
 
