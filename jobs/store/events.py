@@ -22,7 +22,7 @@ from django.conf import settings
 
 from jobs.lib.metrics import count_event
 from jobs.models import Job, JobEvent
-from jobs.store.cassandra import write_together
+from jobs.store.cassandra import model_select, write_together
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -122,4 +122,4 @@ def event_record(job_id: uuid.UUID, kind: str, message: str, *, level: str = "in
 
 def job_events(job_id: uuid.UUID, limit: int = 1000) -> list[JobEvent]:
     """A job's events, oldest first."""
-    return list(JobEvent.objects.filter(job_id=job_id).limit(limit))
+    return model_select(JobEvent, "job_id = ? LIMIT ?", (job_id, limit))

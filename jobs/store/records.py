@@ -17,7 +17,7 @@ from django.utils import timezone
 from jobs.lib.mailboxes import mailbox_owner
 from jobs.lib.utc import aware_utc, naive_utc, utc_day
 from jobs.models import Job, JobActive, JobByDay, JobByOwner, JobDay, JobImage
-from jobs.store.cassandra import execute, prepared, update_if, write_together
+from jobs.store.cassandra import execute, model_select, prepared, update_if, write_together
 from jobs.store.events import event_log_created, event_write, personal_ttl_seconds
 from jobs.store.queues import queue_bucket
 
@@ -120,7 +120,8 @@ def job_get(job_id: uuid.UUID | str) -> Job | None:
         key = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
     except ValueError:
         return None
-    return Job.objects.filter(id=key).first()
+    found = model_select(Job, "id = ?", (key,))
+    return found[0] if found else None
 
 
 def job_update(job: Job, **changes: object) -> Job:
