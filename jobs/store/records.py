@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -25,7 +26,11 @@ PERSONAL_FIELDS = ("email", "query", "page_url")
 
 
 def job_create(
-    *, first_event: tuple[str, str, dict] | None = None, claim: bool = False, **fields: object
+    *,
+    first_event: tuple[str, str, dict] | None = None,
+    claim: bool = False,
+    also: Sequence[tuple[str, tuple]] = (),
+    **fields: object,
 ) -> Job | None:
     """Insert a job, its listing rows and (optionally) its first event as one logged
     batch of prepared writes: all of them land or none does. (Table and column names
@@ -33,6 +38,8 @@ def job_create(
 
     Personal fields get their own insert with a TTL, so only those cells expire.
     ``first_event`` is ``(kind, message, data)`` for jobs.store.events.
+    ``also``: more prepared writes of the new job's for the same batch (its "accepted"
+    mail's outbox rows, ``jobs.mail.outbox.email_outbox_writes``).
 
     ``claim`` (with a given ``id``): first insert the row's key in a lightweight
     transaction (``IF NOT EXISTS``) and write nothing more, returning None, when a job
@@ -87,6 +94,7 @@ def job_create(
     if first_event is not None:
         kind, message, data = first_event
         writes.append(event_write(job.id, kind, message, **data))
+    writes.extend(also)
     write_together(writes)
     job._set_persisted()
     if first_event is not None:

@@ -111,8 +111,8 @@ def test_accepted_email_is_queued_not_sent_inline(cassandra_db):
 @pytest.mark.parametrize(
     "step",
     [
-        "email_outbox_add",  # the outbox row in Cassandra, before the SQLite transaction
-        "queue_send",  # the mail's send task, in the transaction after the run's schedule
+        "_enqueue_run",  # the run's schedule, the transaction's first insert
+        "queue_send",  # the mail's send task, its second
     ],
 )
 def test_a_job_that_cannot_be_queued_is_recorded_as_failed_not_left_waiting(cassandra_db, monkeypatch, step):
@@ -160,7 +160,7 @@ def test_a_submission_reads_nothing_back_and_holds_sqlite_for_no_cassandra_state
         session.remove_request_init_listener(seen)
     assert Schedule.objects.filter(name=f"job-{job.id}").exists()
     assert f"email-accepted-{job.id}" in _queued_task_names()
-    assert len(statements) == 2  # the job's batch, the outbox's batch
+    assert len(statements) == 1  # one batch: the job, its listing rows, its event, its mail
     assert not [text for text, _ in statements if "SELECT" in text.upper()]
     assert not [text for text, in_transaction in statements if in_transaction]
 
