@@ -4,11 +4,15 @@
 job submission (Python clients that fetch the form, keep the CSRF cookie and post);
 then the API beside them: GET /api/v1/jobs/{id} (wrk, with a key) and POST /api/v1/jobs
 (Python clients posting JSON with a key).
-Prints requests/s and p50/p99 latency, then checks that every accepted submission is
-in Cassandra and scheduled. Uses its own keyspace (bench_web) and SQLite file, with
-the submission rate limits off.
+The status JSON twice: one job's URL (mostly each process's one-second memory of it),
+and ``--distinct`` different jobs' URLs in random order (wrk with a Lua script).
+Prints requests/s and p50/p99 latency, and the CPU time the gunicorn processes and the
+Cassandra node spent per request (user+sys from /proc, in milliseconds), then checks
+that every accepted submission is in Cassandra and scheduled. Uses its own keyspace
+(bench_web) and SQLite file, with the submission rate limits off.
 
     .venv/bin/python -m bench.bench_web [--seconds 10] [--clients 50] [--workers 3] [--threads 4]  (the Procfile's defaults)
+        [--distinct 2000] [--port 8200] [--only home,status,distinct,form,api-get,api-post]
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
-PORT = 8200
+PORT = 8200  # --port
 PY = sys.executable
+PHASES = ("home", "status", "distinct", "form", "api-get", "api-post")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def bench_env() -> dict[str, str]:
@@ -71,13 +77,24 @@ Schedule.objects.filter(name=f"job-{job.id}").delete()  # only submissions are c
 print("TOKEN", links.token_make(job.id, "status"))
 from jobs.store.api_keys import api_key_create
 print("JOB", job.id, "KEY", api_key_create(email="b@example.org").read_write)
+import sys
+from concurrent.futures import ThreadPoolExecutor
+def distinct(n):  # scheduled for tomorrow, without a schedule: their status pages only
+    made = services.job_submit(email=f"d{n}@example.org", query=f"distinct {n}", requested_count=5,
+                               run_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1), time_zone="UTC")
+    connections.close_all()
+    return links.token_make(made.id, "status")
+with ThreadPoolExecutor(8) as pool:
+    tokens = list(pool.map(distinct, range(DISTINCT)))
+Schedule.objects.filter(name__startswith="job-").delete(); OrmQ.objects.all().delete()
+print("TOKENS", " ".join(tokens))
 """
 
 VERIFY = """
 from jobs.store import cassandra
 from django_q.models import Schedule
 rows = cassandra.execute("SELECT count(*) FROM bench_web.job", timeout=60).one()
-print("JOBS", list(rows.values())[0] - 1, "SCHEDULES", Schedule.objects.filter(name__startswith="job-").count())
+print("JOBS", list(rows.values())[0] - 1 - DISTINCT, "SCHEDULES", Schedule.objects.filter(name__startswith="job-").count())
 """
 
 
@@ -94,8 +111,65 @@ def manage(*args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
-def wrk(path: str, seconds: int, clients: int, *headers: str) -> str:
+def process_cpu(pid: int) -> float:
+    """User+sys CPU seconds of one process (its threads included), 0 once gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and its children (gunicorn's master and workers)."""
+    pids = [root]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == root:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def cassandra_pid() -> int | None:
+    """The bench's Cassandra node (devtools.cassandra_node's pid file), if it is local."""
+    from devtools import cassandra_node
+
+    pid_file = cassandra_node.data_root() / "node1" / "cassandra.pid"
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class CpuMeter:
+    """CPU seconds spent by gunicorn (master and workers) and the Cassandra node
+    between ``start()`` and ``text(requests)``."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.node_pid = cassandra_pid()
+        self.before = (0.0, 0.0)
+
+    def _now(self) -> tuple[float, float]:
+        web = sum(process_cpu(pid) for pid in tree_pids(self.server_pid))
+        return web, process_cpu(self.node_pid) if self.node_pid else 0.0
+
+    def start(self) -> None:
+        self.before = self._now()
+
+    def text(self, requests: int) -> str:
+        web, node = (after - before for after, before in zip(self._now(), self.before, strict=True))
+        per = 1000 / max(requests, 1)
+        return f"  cpu/req: web {web * per:5.2f} ms, cassandra {node * per:5.2f} ms"
+
+
+def wrk(path: str, seconds: int, clients: int, *headers: str, script: Path | None = None) -> tuple[str, int]:
+    """The figures of one wrk run and how many requests it made."""
     extra = [arg for header in headers for arg in ("-H", header)]
+    if script is not None:
+        extra += ["-s", str(script)]
     out = subprocess.run(
         [
             "wrk",
@@ -114,7 +188,22 @@ def wrk(path: str, seconds: int, clients: int, *headers: str) -> str:
     p50 = re.search(r"50%\s+([\d.]+\w+)", out).group(1)
     p99 = re.search(r"99%\s+([\d.]+\w+)", out).group(1)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return f"{float(rps):8.1f} req/s  p50 {p50:>8}  p99 {p99:>8}  non-2xx {non2xx.group(1) if non2xx else 0}"
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    text = f"{float(rps):8.1f} req/s  p50 {p50:>8}  p99 {p99:>8}  non-2xx {non2xx.group(1) if non2xx else 0}"
+    return text, total
+
+
+def urls_script(paths: list[str]) -> Path:
+    """A wrk Lua script that asks for one of ``paths`` at random on every request."""
+    script = ROOT / "var" / "bench" / "distinct.lua"
+    listed = ",\n".join(f'"{path}"' for path in paths)
+    script.write_text(
+        f"local paths = {{\n{listed}\n}}\n"
+        "request = function()\n"
+        '  return wrk.format("GET", paths[math.random(#paths)])\n'
+        "end\n"
+    )
+    return script
 
 
 Post = tuple[str, str, dict[str, str]]  # path, body, headers
@@ -219,20 +308,29 @@ def summary(label: str, seconds: int, accepted: int, failed: int, latencies: lis
 
 
 def main() -> None:
+    global PORT
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--distinct", type=int, default=2000, help="jobs whose status URLs the second status figure asks for"
+    )
+    parser.add_argument("--port", type=int, default=PORT)
+    parser.add_argument("--only", default=",".join(PHASES), help="comma-separated: " + ",".join(PHASES))
     args = parser.parse_args()
+    PORT = args.port
+    phases = set(args.only.split(","))
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
     manage("migrate", "-v0")
     manage("sync_cassandra", "-v0")
     manage("collectstatic", "--noinput", "-v0")
-    made = manage("shell", stdin=SETUP)
+    made = manage("shell", stdin=SETUP.replace("DISTINCT", str(args.distinct)))
     token = re.search(r"TOKEN (\S+)", made).group(1)
     job_id, key = re.search(r"JOB (\S+) KEY (\S+)", made).groups()
+    tokens = re.search(r"TOKENS ?(.*)", made).group(1).split()
     server = subprocess.Popen(
         [
             PY,
@@ -253,6 +351,7 @@ def main() -> None:
         cwd=ROOT,
         env=bench_env(),
     )
+    accepted = 0
     try:
         for _ in range(100):
             try:
@@ -264,18 +363,37 @@ def main() -> None:
         print(
             f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} clients; {args.seconds} s each"
         )
-        print("home page   ", wrk("/", args.seconds, args.clients))
-        print("status JSON ", wrk(f"/jobs/{token}/status.json", args.seconds, args.clients))
-        form = timed_posts(args.seconds, args.clients, form_posts, ok=302)
-        print(summary("submission  ", args.seconds, *form))
-        print("API GET job ", wrk(f"/api/v1/jobs/{job_id}", args.seconds, args.clients, f"X-Api-Key: {key}"))
-        api = timed_posts(args.seconds, args.clients, api_posts(key), ok=201)
-        print(summary("API POST job", args.seconds, *api))
-        accepted = form[0] + api[0]
+        cpu = CpuMeter(server.pid)
+
+        def measured_wrk(label: str, path: str, *headers: str, script: Path | None = None) -> None:
+            cpu.start()
+            text, total = wrk(path, args.seconds, args.clients, *headers, script=script)
+            print(label, text + cpu.text(total))
+
+        def measured_posts(label: str, prepare: Callable, ok: int) -> int:
+            cpu.start()
+            result = timed_posts(args.seconds, args.clients, prepare, ok=ok)
+            print(summary(label, args.seconds, *result) + cpu.text(result[0] + result[1]))
+            return result[0]
+
+        if "home" in phases:
+            measured_wrk("home page   ", "/")
+        if "status" in phases:
+            measured_wrk("status JSON ", f"/jobs/{token}/status.json")
+        if "distinct" in phases and tokens:
+            script = urls_script([f"/jobs/{each}/status.json" for each in tokens])
+            measured_wrk(f"status JSON, {len(tokens)} jobs", "/", script=script)
+        if "form" in phases:
+            accepted += measured_posts("submission  ", form_posts, 302)
+        if "api-get" in phases:
+            measured_wrk("API GET job ", f"/api/v1/jobs/{job_id}", f"X-Api-Key: {key}")
+        if "api-post" in phases:
+            accepted += measured_posts("API POST job", api_posts(key), 201)
     finally:
         server.terminate()
         server.wait(20)
-    jobs, schedules = re.search(r"JOBS (\d+) SCHEDULES (\d+)", manage("shell", stdin=VERIFY)).groups()
+    verify = VERIFY.replace("DISTINCT", str(len(tokens)))
+    jobs, schedules = re.search(r"JOBS (\d+) SCHEDULES (\d+)", manage("shell", stdin=verify)).groups()
     print(
         f"in Cassandra: {jobs} jobs; scheduled: {schedules}; accepted: {accepted} -> "
         f"{'nothing lost' if int(jobs) == accepted and int(schedules) == accepted else 'MISMATCH'}"

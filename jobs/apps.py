@@ -61,6 +61,9 @@ class JobsConfig(AppConfig):
         _register_series_steps()
         _register_webhooks()
         setting_changed.connect(reload_rates, dispatch_uid="imagedl-rates")
+        from jobs.web.shared_render import shared_html_forget
+
+        setting_changed.connect(shared_html_forget, dispatch_uid="imagedl-shared-html")
 
         # After django_q's tables exist (its post_migrate runs for every app).
         post_migrate.connect(_ensure_schedules, dispatch_uid="imagedl-schedules")

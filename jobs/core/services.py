@@ -24,7 +24,13 @@ from jobs.core.workdir import workdir_remove, workdirs_sweep
 from jobs.lib import metrics, scheduling
 from jobs.lib.mailboxes import address_problem
 from jobs.lib.utc import aware_utc
-from jobs.mail.outbox import email_enqueue, email_enqueue_once, email_withdraw, queue_send
+from jobs.mail.outbox import (
+    email_enqueue,
+    email_enqueue_once,
+    email_outbox_writes,
+    email_withdraw,
+    queue_send,
+)
 from jobs.models import Job, JobActive, JobImage, JobMail, JobPurgeDue, JobStatus, filter_columns
 from jobs.store import records
 from jobs.store.events import Event, event_record, events_record, personal_ttl_seconds
@@ -99,15 +105,22 @@ def job_submit(
     if run_at.tzinfo is None:
         raise ValueError("run_at must be timezone-aware")
     run_at = aware_utc(run_at)
-    extra: dict[str, object] = {}
-    if job_id is not None:
-        extra["id"] = job_id
+    created_at = _now()
+    # A series' later runs: its last mail said when. A run that starts now: one mail,
+    # its outcome (a held run's first mail carries the series' confirmation link).
+    first = (series_run or 1) == 1
+    accepted_mail = first and (held or not _within_a_minute(created_at, run_at))
+    new_id = job_id or uuid.uuid4()
+    extra: dict[str, object] = {"id": new_id}
     if series_id is not None:
         extra.update(series_id=series_id, series_run=series_run)
     if held:
         extra["held"] = True
     job = records.job_create(
         claim=job_id is not None,
+        # The "accepted" mail's outbox rows go in the job's own batch.
+        also=email_outbox_writes(new_id, 1, "accepted") if accepted_mail else (),
+        created_at=created_at,
         **extra,
         email=email,
         query=query or None,
@@ -139,10 +152,7 @@ def job_submit(
     if job is None:
         return None  # made already, by another caller
     metrics.job_submitted_count(source)
-    # A series' later runs: its last mail said when. A run that starts now: one mail,
-    # its outcome (a held run's first mail carries the series' confirmation link).
-    first = (series_run or 1) == 1
-    _schedule(job, accepted_mail=first and (held or not starts_at_once(job, run_at)))
+    _schedule(job, accepted_mail=accepted_mail)
     return job
 
 
@@ -152,21 +162,27 @@ STARTS_AT_ONCE = dt.timedelta(minutes=1)
 def starts_at_once(job: Job, moment: dt.datetime | None) -> bool:
     """Whether ``moment`` (its run time, or its start) is within a minute of the job's
     submission: such a job is told only its outcome by mail."""
-    created, moment = aware_utc(job.created_at), aware_utc(moment)
+    return _within_a_minute(job.created_at, moment)
+
+
+def _within_a_minute(created: dt.datetime | None, moment: dt.datetime | None) -> bool:
+    created, moment = aware_utc(created), aware_utc(moment)
     return created is not None and moment is not None and moment - created <= STARTS_AT_ONCE
 
 
 def _schedule(job: Job, *, accepted_mail: bool) -> None:
-    """Queue the job's run (unless held) and its "accepted" email in one SQLite
-    transaction (one commit). Should that fail, the stored job says so instead of
-    waiting forever, and its personal data goes at the usual retention (the user saw an
-    error page)."""
+    """Queue the job's run (unless held) and the send of its "accepted" email (whose
+    outbox rows came in the job's batch) in one SQLite transaction (one commit) that
+    holds nothing else: SQLite has one write lock for every process, held here for
+    two inserts, not for a Cassandra round trip. Should it fail, the stored job says
+    so instead of waiting forever, the outbox row is withdrawn, and its personal data
+    goes at the usual retention (the user saw an error page)."""
     try:
         with transaction.atomic():
             if not job.held:
                 _enqueue_run(job)
             if accepted_mail:
-                email_enqueue(job, "accepted")
+                queue_send(job.id, "accepted", job.generation or 1)
     except Exception:
         now = _now()
         records.job_status_change(

@@ -148,12 +148,18 @@ def _queue(job_id: uuid.UUID, event_id: str, delay: float = 0, tries: int = 0) -
     )
 
 
-def webhook_on_event(job_id: uuid.UUID, kind: str) -> None:
-    """The event observer: a job's event that has a webhook type is enqueued."""
+def webhook_on_event(job_id: uuid.UUID, kind: str, created: Job | None = None) -> None:
+    """The event observer: a job's event that has a webhook type is enqueued.
+
+    ``created``: the event came with the job's creation. Its own address can only be
+    stored after that (``jobs.api.submit`` stores it, then ``webhook_catch_up``), so only
+    a series' address can apply: a job of no series costs no read here."""
     event_type = EVENT_TYPES.get(kind)
     if event_type is None:
         return
-    job = records.job_get(job_id)
+    if created is not None and created.series_id is None:
+        return
+    job = created if created is not None else records.job_get(job_id)
     if job is not None:
         webhook_enqueue(job, event_type)
 

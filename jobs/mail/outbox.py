@@ -48,19 +48,31 @@ def _generation(job: Job) -> int:
 
 def email_enqueue(job: Job, kind: str) -> None:
     """Put one of the job's emails in the outbox and queue its sending."""
+    queue_send(job.id, kind, email_outbox_add(job, kind))
+
+
+def email_outbox_add(job: Job, kind: str) -> int:
+    """Write one of the job's emails to the outbox, pending, and return its generation;
+    its send is queued by the caller (``queue_send``)."""
     generation = _generation(job)
     # A plain insert: each (job, generation, kind) is enqueued once, by the one run or
     # verb that won its lightweight transaction (submit, the first claim, deliver, fail).
     # One logged batch: a mail row without its listing row would be a mail the reaper
     # never sees.
+    write_together(email_outbox_writes(job.id, generation, kind))
+    return generation
+
+
+def email_outbox_writes(job_id: uuid.UUID, generation: int, kind: str) -> list[tuple[str, tuple]]:
+    """The writes of a pending outbox row and its listing row, for a logged batch (the
+    submission puts them in its job's batch: ``jobs.core.services.job_submit``)."""
     bucket = queue_bucket()
     mail = (
         f"INSERT INTO {JobMail.column_family_name()} "  # noqa: S608
         "(job_id, generation, kind, state, tries, queued_at, listed_in) VALUES (?, ?, ?, ?, ?, ?, ?)"
     )
-    values = (job.id, generation, kind, MailState.PENDING, 0, naive_utc(timezone.now()), bucket)
-    write_together([(mail, values), _pending_write(bucket, job.id, generation, kind)])
-    queue_send(job.id, kind, generation)
+    values = (job_id, generation, kind, MailState.PENDING, 0, naive_utc(timezone.now()), bucket)
+    return [(mail, values), _pending_write(bucket, job_id, generation, kind)]
 
 
 def _pending_write(bucket: str, job_id: uuid.UUID, generation: int, kind: str) -> tuple[str, tuple]:

@@ -21,8 +21,8 @@ from cassandra.util import uuid_from_time
 from django.conf import settings
 
 from jobs.lib.metrics import count_event
-from jobs.models import JobEvent
-from jobs.store.cassandra import write_partition, write_together
+from jobs.models import Job, JobEvent
+from jobs.store.cassandra import model_select, write_partition, write_together
 
 logger = logging.getLogger("imagedl.jobs")
 
@@ -74,27 +74,40 @@ def event_log(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info"
     The message stays out (it is in Cassandra, purged with the job). Then the
     metrics count it (``jobs.lib.metrics.count_event``) and the observers registered
     from above hear of it (``event_observer_register``)."""
+    _event_log_line(job_id, kind, level, data)
+    _observers_tell(job_id, kind, None)
+
+
+def event_log_created(job: Job, kind: str, message: str, **data: object) -> None:
+    """``event_log`` for the event written with the job's creation (``records.job_create``):
+    the observers are handed the new job, so they need not read it back."""
+    _event_log_line(job.id, kind, "info", data)
+    _observers_tell(job.id, kind, job)
+
+
+def _event_log_line(job_id: uuid.UUID, kind: str, level: str, data: dict[str, object]) -> None:
     extras = " ".join(f"{k}={v}" for k, v in sorted(data.items()) if _loggable(k, v))
     logger.log(_LEVELS[level], "job=%s event=%s%s", job_id, kind, f" {extras}" if extras else "")
     count_event(kind, data)
-    _observers_tell(job_id, kind)
 
 
-EventObserver = Callable[[uuid.UUID, str], None]
+# ``observer(job_id, kind, created)``: ``created`` is the job when the event was written
+# with its creation (its first), else None.
+EventObserver = Callable[[uuid.UUID, str, "Job | None"], None]
 _observers: dict[str, EventObserver] = {}
 
 
 def event_observer_register(name: str, observer: EventObserver) -> None:
-    """Call ``observer(job_id, kind)`` after each event of any job is recorded (the
-    webhooks, registered in ``JobsConfig.ready()``). It must be quick for kinds it
+    """Call ``observer(job_id, kind, created)`` after each event of any job is recorded
+    (the webhooks, registered in ``JobsConfig.ready()``). It must be quick for kinds it
     ignores; its failures are logged and never undo the event."""
     _observers[name] = observer
 
 
-def _observers_tell(job_id: uuid.UUID, kind: str) -> None:
+def _observers_tell(job_id: uuid.UUID, kind: str, created: Job | None) -> None:
     for name, observer in _observers.items():
         try:
-            observer(job_id, kind)
+            observer(job_id, kind, created)
         except Exception as exc:
             logger.warning("job=%s: the %s observer failed (%s)", job_id, name, type(exc).__name__)
 
@@ -134,4 +147,4 @@ def events_record(job_id: uuid.UUID, events: Sequence[Event]) -> None:
 
 def job_events(job_id: uuid.UUID, limit: int = 1000) -> list[JobEvent]:
     """A job's events, oldest first."""
-    return list(JobEvent.objects.filter(job_id=job_id).limit(limit))
+    return model_select(JobEvent, "job_id = ? LIMIT ?", (job_id, limit))

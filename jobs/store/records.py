@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -18,15 +18,19 @@ from django.utils import timezone
 from jobs.lib.mailboxes import mailbox_owner
 from jobs.lib.utc import aware_utc, naive_utc, utc_day
 from jobs.models import Job, JobActive, JobByDay, JobByOwner, JobDay, JobImage
-from jobs.store.cassandra import execute, prepared, update_if, write_partition, write_together
-from jobs.store.events import event_log, event_write, personal_ttl_seconds
+from jobs.store.cassandra import execute, model_select, prepared, update_if, write_partition, write_together
+from jobs.store.events import event_log_created, event_write, personal_ttl_seconds
 from jobs.store.queues import queue_bucket
 
 PERSONAL_FIELDS = ("email", "query", "page_url")
 
 
 def job_create(
-    *, first_event: tuple[str, str, dict] | None = None, claim: bool = False, **fields: object
+    *,
+    first_event: tuple[str, str, dict] | None = None,
+    claim: bool = False,
+    also: Sequence[tuple[str, tuple]] = (),
+    **fields: object,
 ) -> Job | None:
     """Insert a job, its listing rows and (optionally) its first event as one logged
     batch of prepared writes: all of them land or none does. (Table and column names
@@ -34,6 +38,8 @@ def job_create(
 
     Personal fields get their own insert with a TTL, so only those cells expire.
     ``first_event`` is ``(kind, message, data)`` for jobs.store.events.
+    ``also``: more prepared writes of the new job's for the same batch (its "accepted"
+    mail's outbox rows, ``jobs.mail.outbox.email_outbox_writes``).
 
     ``claim`` (with a given ``id``): first insert the row's key in a lightweight
     transaction (``IF NOT EXISTS``) and write nothing more, returning None, when a job
@@ -88,10 +94,11 @@ def job_create(
     if first_event is not None:
         kind, message, data = first_event
         writes.append(event_write(job.id, kind, message, **data))
+    writes.extend(also)
     write_together(writes)
     job._set_persisted()
     if first_event is not None:
-        event_log(job.id, kind, message, **data)
+        event_log_created(job, kind, message, **data)
     return job
 
 
@@ -121,7 +128,8 @@ def job_get(job_id: uuid.UUID | str) -> Job | None:
         key = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
     except ValueError:
         return None
-    return Job.objects.filter(id=key).first()
+    found = model_select(Job, "id = ?", (key,))
+    return found[0] if found else None
 
 
 def job_update(job: Job, **changes: object) -> Job:

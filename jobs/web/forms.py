@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import unicodedata
 import zoneinfo
@@ -44,6 +45,32 @@ class ZoneSelect(forms.Select):
         return mark_safe(  # noqa: S308 (every piece is escaped above)
             f'<select name="{escape(name)}"{attributes}>{zone_options_html(str(value or ""))}</select>'
         )
+
+
+class FixedChoices:
+    """For a choice field whose choices are fixed at import: each form's copy of the
+    field and of its widget shares them. Django copies and normalizes every field's
+    choices, twice, for every form built: a third of a submission's CPU. Nothing
+    changes them in place (a new list may still be assigned to one form's field).
+    The rest is copied as ``forms.Field.__deepcopy__`` copies it."""
+
+    def __deepcopy__(self, memo: dict) -> forms.Field:
+        result = copy.copy(self)  # the choices: the same list
+        memo[id(self)] = result
+        result.widget = copy.copy(self.widget)  # its choices: the same list
+        result.widget.attrs = self.widget.attrs.copy()
+        memo[id(self.widget)] = result.widget
+        result.error_messages = self.error_messages.copy()
+        result.validators = self.validators[:]
+        return result
+
+
+class FixedChoiceField(FixedChoices, forms.ChoiceField):
+    pass
+
+
+class FixedMultipleChoiceField(FixedChoices, forms.MultipleChoiceField):
+    pass
 
 
 REPEAT_NEVER = "never"
@@ -129,10 +156,10 @@ FILTER_HINTS = {
 }
 
 
-def _filter_field(kind: str) -> forms.ChoiceField:
+def _filter_field(kind: str) -> FixedChoiceField:
     """A select for one engine filter: "Any", then its values (not required: a post
     without it, from an older page or a script, means any)."""
-    return forms.ChoiceField(
+    return FixedChoiceField(
         label=FILTER_LABELS[kind],
         choices=[("", "Any"), *FILTER_VALUES[kind].items()],
         required=False,
@@ -162,7 +189,7 @@ def _messages(**keys: str) -> dict[str, str]:
 class JobForm(forms.Form):
     # Not required: a post without it (the API, an older page) means whichever of
     # query and page_url is filled in.
-    source = forms.ChoiceField(
+    source = FixedChoiceField(
         label="Search words or a page address?",
         choices=SOURCE_CHOICES,
         required=False,
@@ -202,7 +229,7 @@ class JobForm(forms.Form):
     )
     # Not required: a post without it (the API, an older page) means "at the set
     # time" when a date is given.
-    start = forms.ChoiceField(
+    start = FixedChoiceField(
         label="When should we start?",
         choices=START_CHOICES,
         initial=START_NOW,
@@ -237,7 +264,7 @@ class JobForm(forms.Form):
         error_messages=_messages(required="email_required", invalid="email_invalid", max_length="email_long"),
         widget=forms.EmailInput(attrs={"autocomplete": "email", "spellcheck": "false"}),
     )
-    formats = forms.MultipleChoiceField(
+    formats = FixedMultipleChoiceField(
         label="Formats",
         choices=FORMAT_CHOICES,
         required=False,
@@ -247,7 +274,7 @@ class JobForm(forms.Form):
     )
     min_width = _size_field("Smallest width in pixels")
     min_height = _size_field("Smallest height in pixels")
-    engine = forms.ChoiceField(
+    engine = FixedChoiceField(
         label="Search engine",
         choices=ENGINE_CHOICES,
         initial=AUTO,
@@ -255,7 +282,7 @@ class JobForm(forms.Form):
         error_messages=_messages(required="choice", invalid_choice="choice"),
     )
     # Not required: a post without it (an older page, a script) gets the default.
-    safe_search = forms.ChoiceField(
+    safe_search = FixedChoiceField(
         label="Safe search",
         choices=SAFE_SEARCH_CHOICES,
         initial=SAFE_SEARCH_DEFAULT,
@@ -266,7 +293,7 @@ class JobForm(forms.Form):
     )
 
     # Not required: a post without it (an older page, a script) gets a zip of images.
-    pack = forms.ChoiceField(
+    pack = FixedChoiceField(
         label="Pack as",
         choices=PACK_CHOICES,
         initial=PACK_DEFAULT,
@@ -276,7 +303,7 @@ class JobForm(forms.Form):
     )
 
     # Not required: a post without it (an older page, a script) runs once.
-    repeat = forms.ChoiceField(
+    repeat = FixedChoiceField(
         label="Repeat?",
         choices=REPEAT_CHOICES,
         initial=REPEAT_NEVER,

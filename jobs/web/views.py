@@ -3,6 +3,7 @@ download, cancel and resubmit. Every job URL carries a signed token (jobs.lib.li
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hmac
 import io
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -41,10 +43,12 @@ from jobs.store import records
 from jobs.store.events import job_events
 from jobs.store.series import series_get, series_promise
 from jobs.store.webhooks import deliveries_of_job
+from jobs.web.context_processors import site
 from jobs.web.estimate import estimate_model, estimate_seconds
 from jobs.web.forms import REPEAT_NEVER, START_NOW, JobForm, browser_messages
 from jobs.web.health import health_report
 from jobs.web.pages import STATUS_WORDS, link_problem_page
+from jobs.web.shared_render import shared_html
 from jobs.web.wording import events_for_people, time_left_text, why_fewer
 
 logger = logging.getLogger(__name__)
@@ -115,15 +119,33 @@ def _too_many(request: HttpRequest, scope: str) -> HttpResponse:
 def home(request: HttpRequest, initial: dict | None = None) -> HttpResponse:
     if request.method == "POST":
         return _home_post(request)
-    initial = initial or {}
+    if not initial:
+        return _home_blank(request)
     zone = initial.get("time_zone") or "UTC"
     today = timezone.now().astimezone(ZoneInfo(zone if is_valid_zone(zone) else "UTC")).date()
     form = JobForm(initial={"run_date": today, "start": START_NOW, **initial})
     return _home_page(request, form)
 
 
+def _home_blank(request: HttpRequest) -> HttpResponse:
+    """The blank form, the same for everyone but its CSRF token: rendered once a day
+    per process (``jobs.web.shared_render``)."""
+    today = timezone.now().astimezone(dt.UTC).date()
+
+    def render_blank(extra: dict) -> str:
+        form = JobForm(initial={"run_date": today, "start": START_NOW})
+        context = {**site(request), **_home_context(form), **extra}
+        return render_to_string("jobs/home.html", context)
+
+    return HttpResponse(shared_html(request, "home", today, render_blank))
+
+
 def _home_page(request: HttpRequest, form: JobForm, status: int = 200) -> HttpResponse:
-    context = {
+    return render(request, "jobs/home.html", _home_context(form), status=status)
+
+
+def _home_context(form: JobForm) -> dict:
+    return {
         "form": form,
         "estimate_model": _ESTIMATE_MODEL,
         "messages_json": json.dumps(browser_messages()),
@@ -134,7 +156,6 @@ def _home_page(request: HttpRequest, form: JobForm, status: int = 200) -> HttpRe
         "filters_set": form.filters_set(),
         "errors": form.error_summary() if form.is_bound else [],
     }
-    return render(request, "jobs/home.html", context, status=status)
 
 
 def _home_post(request: HttpRequest) -> HttpResponse:

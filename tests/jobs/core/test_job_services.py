@@ -16,7 +16,7 @@ from django_q.models import OrmQ, Schedule
 
 from jobs.core import services
 from jobs.lib import links
-from jobs.models import JobPurgeDue, JobStatus
+from jobs.models import JobMail, JobPurgeDue, JobStatus, MailState
 from jobs.store import records
 from jobs.store.events import job_events
 from tests.factories import expire_lease, finished_minutes_ago, make_done_job, make_job
@@ -108,11 +108,18 @@ def test_accepted_email_is_queued_not_sent_inline(cassandra_db):
     assert mail.outbox == []
 
 
-def test_a_job_that_cannot_be_queued_is_recorded_as_failed_not_left_waiting(cassandra_db, monkeypatch):
-    def broken_enqueue(job, kind):
+@pytest.mark.parametrize(
+    "step",
+    [
+        "_enqueue_run",  # the run's schedule, the transaction's first insert
+        "queue_send",  # the mail's send task, its second
+    ],
+)
+def test_a_job_that_cannot_be_queued_is_recorded_as_failed_not_left_waiting(cassandra_db, monkeypatch, step):
+    def broken(*args, **kwargs):
         raise RuntimeError("queue table is locked")
 
-    monkeypatch.setattr(services, "email_enqueue", broken_enqueue)
+    monkeypatch.setattr(services, step, broken)
     with pytest.raises(RuntimeError):
         make_job()
     (stored,) = records.jobs_list_newest_first().jobs
@@ -120,8 +127,42 @@ def test_a_job_that_cannot_be_queued_is_recorded_as_failed_not_left_waiting(cass
     assert stored.error == "could not be scheduled"
     # The schedule row was rolled back with the email: nothing will run it.
     assert not Schedule.objects.filter(name=f"job-{stored.id}").exists()
+    assert not OrmQ.objects.exists()
     assert [e.kind for e in job_events(stored.id)] == ["scheduled", "failed"]
     assert [row.job_id for row in JobPurgeDue.objects.all()] == [stored.id]
+    # No "accepted" mail waits in the outbox for the reaper to send.
+    assert [
+        row.state for row in JobMail.objects.filter(job_id=stored.id) if row.state == MailState.PENDING
+    ] == []
+
+
+def test_a_submission_reads_nothing_back_and_holds_sqlite_for_no_cassandra_statement(cassandra_db):
+    """SQLite has one write lock for every process: a submission holds it for its two
+    inserts (the run's schedule, the mail's send task), not for a Cassandra round trip;
+    and a job of no series needs no read for its webhooks (none can be stored yet)."""
+    from django.db import connection
+
+    from jobs.store import cassandra
+
+    statements: list[tuple[str, bool]] = []
+    outer = len(connection.atomic_blocks)  # the test's own transaction
+
+    def seen(response_future) -> None:
+        query = response_future.query
+        text = getattr(query, "query_string", None) or getattr(query, "prepared_statement", query)
+        statements.append((str(getattr(text, "query_string", text)), len(connection.atomic_blocks) > outer))
+
+    session = cassandra.session()
+    session.add_request_init_listener(seen)
+    try:
+        job = make_job()
+    finally:
+        session.remove_request_init_listener(seen)
+    assert Schedule.objects.filter(name=f"job-{job.id}").exists()
+    assert f"email-accepted-{job.id}" in _queued_task_names()
+    assert len(statements) == 1  # one batch: the job, its listing rows, its event, its mail
+    assert not [text for text, _ in statements if "SELECT" in text.upper()]
+    assert not [text for text, in_transaction in statements if in_transaction]
 
 
 def test_cancel_before_the_run_removes_the_schedule(cassandra_db):

@@ -64,6 +64,63 @@ def test_home_renders_the_form_with_every_field(client, cassandra_db):
     assert response["X-Frame-Options"] == "DENY"
 
 
+TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def test_the_blank_form_rendered_once_is_the_page_each_request_would_render(client, cassandra_db, rf):
+    from django.test import Client
+
+    from jobs.web import views
+    from jobs.web.forms import START_NOW, JobForm
+
+    first, second = client.get("/"), client.get("/")  # the second from the page rendered once
+    tokens = [TOKEN.search(r.content.decode()).group(1) for r in (first, second)]
+    assert tokens[0] != tokens[1]  # each copy gets its own masked token
+    today = dt.datetime.now(dt.UTC).date()
+    fresh = views._home_page(rf.get("/"), JobForm(initial={"run_date": today, "start": START_NOW}))
+    assert TOKEN.sub("T", second.content.decode()) == TOKEN.sub("T", fresh.content.decode())
+    assert f'value="{today.isoformat()}"' in second.content.decode()
+    assert second["Content-Type"] == fresh["Content-Type"]
+    # The token put in is one the CSRF check accepts, with the cookie set beside it.
+    browser = Client(enforce_csrf_checks=True)
+    page = browser.get("/")
+    assert "csrftoken" in page.cookies
+    posted = browser.post("/", good_post(csrfmiddlewaretoken=TOKEN.search(page.content.decode()).group(1)))
+    assert posted.status_code == 302
+    assert browser.post("/", good_post(csrfmiddlewaretoken="x" * 64)).status_code == 403
+
+
+def test_the_blank_form_follows_a_changed_setting(client, cassandra_db, settings):
+    settings.IMAGEDL_SERIES_MAX_RUNS = 7
+    assert 'data-max-runs="7"' in client.get("/").content.decode()
+    settings.IMAGEDL_SERIES_MAX_RUNS = 9
+    assert 'data-max-runs="9"' in client.get("/").content.decode()
+
+
+def test_a_shared_page_is_rendered_once_per_language_and_day(rf):
+    from django.utils import translation
+
+    from jobs.web.shared_render import CSRF_PLACEHOLDER, shared_html
+
+    rendered: list[str] = []
+
+    def render(extra: dict) -> str:
+        rendered.append(translation.get_language())
+        return f"{translation.get_language()} {extra['csrf_token']}"
+
+    today = dt.datetime.now(dt.UTC).date()
+    request = rf.get("/")
+    english = shared_html(request, "test", today, render)
+    with translation.override("fr"):
+        french = shared_html(request, "test", today, render)
+    again = shared_html(request, "test", today, render)
+    tomorrow = shared_html(request, "test", today + dt.timedelta(days=1), render)
+    assert rendered == ["en-us", "fr", "en-us"]  # once each: (today, en-us), (today, fr), (tomorrow, en-us)
+    assert english.startswith("en-us ") and french.startswith("fr ") and tomorrow.startswith("en-us ")
+    assert CSRF_PLACEHOLDER not in english + french + again + tomorrow
+    assert english != again  # a fresh masked token each time
+
+
 @pytest.mark.parametrize(
     "changes,field,message",
     [
