@@ -318,14 +318,15 @@ def print_runs(
     engine's zip against img2dataset in the same repetition."""
     print(f"medians of {args.repeat} interleaved repetition(s), (min-max):")
     print(
-        "  engine / layout        images/s             x floor        vs zip    peak RSS MB     CPU ms/image   kept"
+        f"  {'engine / layout':<28} {'images/s':<20} {'x floor':<16} {'vs zip':<14} {'peak RSS MB':<15} "
+        f"{'CPU ms/image':<14} kept"
     )
     for (engine, pack), values in runs.items():
         zips = runs[(engine, "zip")]
         share = [100 * run.rate / base.rate for run, base in zip(values, zips, strict=True)]
         print(
-            f"  {engine + ' / ' + pack:<22} {spread([r.rate for r in values]):<20} "
-            f"{spread([r.seconds / floor for r in values], '.2f'):<14} {spread(share, '.0f') + '%':<9} "
+            f"  {engine + ' / ' + pack:<28} {spread([r.rate for r in values]):<20} "
+            f"{spread([r.seconds / floor for r in values], '.2f'):<16} {spread(share, '.0f') + '%':<14} "
             f"{spread([r.peak_kb / 1024 for r in values], '.0f'):<15} "
             f"{spread([r.cpu / max(r.kept, 1) * 1000 for r in values]):<14} "
             f"{min(r.kept for r in values)} of {count}"
@@ -334,8 +335,8 @@ def print_runs(
         return
     method = "re-encoding every image" if args.img2dataset_reencode else "--disable_all_reencoding True"
     print(
-        f"  {'img2dataset':<22} {spread([r.rate for r in theirs]):<20} "
-        f"{spread([r.seconds / floor for r in theirs], '.2f'):<14} {'':<9} {'-':<15} "
+        f"  {'img2dataset':<28} {spread([r.rate for r in theirs]):<20} "
+        f"{spread([r.seconds / floor for r in theirs], '.2f'):<16} {'':<14} {'-':<15} "
         f"{spread([r.cpu / max(r.kept, 1) * 1000 for r in theirs]):<14} "
         f"{min(r.kept for r in theirs)} files  [{method}, 1 process x 32 threads, resize off]"
     )
