@@ -4,11 +4,19 @@ A corpus of distinct, valid images (default 2000) spread over 8 loopback hosts
 (127.0.0.61-68), each response delayed by --latency (default 100 ms). Both tools get
 the same URL list and the same concurrency budget: 32 requests in flight (download_urls:
 --concurrency 32 --per-host 4 over 8 hosts; img2dataset: 1 process x 32 threads,
-resize off). Prints images/s of each, the ratio, the floor the corpus cannot beat
-(the larger of the latency floor and the bytes over the hosts' measured loopback
-bandwidth), how far each tool is from it, and download_urls' peak RSS.
+resize off, ``--disable_all_reencoding True``: the files kept as they came, as
+download_urls keeps them; ``--img2dataset-reencode`` gives its default, which decodes
+and re-encodes every image). Prints images/s of each, the ratio, the floor the corpus
+cannot beat (the larger of the latency floor and the bytes over the hosts' measured
+loopback bandwidth), how far each tool is from it, and download_urls' peak RSS.
 
     .venv/bin/python -m bench.bench_download [--count 2000] [--latency 0.1] [--pack all]
+        [--repeat 3] [--before DIR]
+
+``--repeat`` runs every tool that many times, interleaved (each once per repetition),
+and prints medians with their range. ``--before`` names a checkout of another commit
+(e.g. ``git worktree add --detach ../base main``) whose download_urls runs too, in the
+same repetitions: a before/after measured back to back on the same load.
 
 ``--pack`` (a layout, several comma-separated, or ``all``) runs download_urls again for
 each layout (downloader.layouts) and prints them side by side with zip: seconds,
@@ -35,11 +43,13 @@ import math
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -112,8 +122,10 @@ def children_cpu() -> float:
 
 
 def run_download_urls(
-    url_file: Path, out: Path, per_host: int, concurrency: int, pack: str = "zip"
+    url_file: Path, out: Path, per_host: int, concurrency: int, pack: str = "zip", root: Path = ROOT
 ) -> tuple[float, int, float, str]:
+    """One download_urls process (of the checkout at ``root``): seconds, peak RSS in KB,
+    CPU seconds (user + system), and its summary line."""
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="imagedl_site.settings",
@@ -126,7 +138,7 @@ def run_download_urls(
         [
             sys.executable,
             str(ROOT / "bench" / "peak_rss.py"),
-            "manage.py",
+            str(root / "manage.py"),
             "download_urls",
             str(url_file),
             "--out",
@@ -139,7 +151,7 @@ def run_download_urls(
             "--pack",
             pack,
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
@@ -152,39 +164,49 @@ def run_download_urls(
     return elapsed, peaks[-1], cpu, summary
 
 
-def run_img2dataset(url_file: Path, out: Path, threads: int) -> tuple[float, int, float] | None:
+def img2dataset_command(url_file: Path, out: Path, threads: int, reencode: bool) -> list[str]:
+    """img2dataset's command line: files kept as downloaded (``--disable_all_reencoding
+    True``, as people who keep originals run it) unless ``reencode``, its default, which
+    decodes and re-encodes every image as a JPEG."""
+    return [
+        str(IMG2DATASET),
+        "--url_list",
+        str(url_file),
+        "--input_format",
+        "txt",
+        "--output_folder",
+        str(out),
+        "--output_format",
+        "files",
+        "--processes_count",
+        "1",
+        "--thread_count",
+        str(threads),
+        "--resize_mode",
+        "no",
+        "--timeout",
+        "10",
+        "--retries",
+        "0",
+        "--disallowed_header_directives",
+        "[]",
+        "--compute_hash",
+        "sha256",
+        "--enable_wandb",
+        "False",
+        *([] if reencode else ["--disable_all_reencoding", "True"]),
+    ]
+
+
+def run_img2dataset(
+    url_file: Path, out: Path, threads: int, args: argparse.Namespace
+) -> tuple[float, int, float] | None:
     if not IMG2DATASET.exists():
         return None
     cpu_before = children_cpu()
     started = time.monotonic()
     subprocess.run(
-        [
-            str(IMG2DATASET),
-            "--url_list",
-            str(url_file),
-            "--input_format",
-            "txt",
-            "--output_folder",
-            str(out),
-            "--output_format",
-            "files",
-            "--processes_count",
-            "1",
-            "--thread_count",
-            str(threads),
-            "--resize_mode",
-            "no",
-            "--timeout",
-            "10",
-            "--retries",
-            "0",
-            "--disallowed_header_directives",
-            "[]",
-            "--compute_hash",
-            "sha256",
-            "--enable_wandb",
-            "False",
-        ],
+        img2dataset_command(url_file, out, threads, args.img2dataset_reencode),
         check=True,
         capture_output=True,
         text=True,
@@ -205,6 +227,29 @@ def source_bytes(url: str, files: Path | None) -> bytes | None:
     return encoded(int(seed), fmt, int(query["w"]), int(query["h"]), 85, True, False)
 
 
+@dataclass
+class Run:
+    """One run of a tool: seconds, images kept, peak RSS in KB (0: not measured), CPU s."""
+
+    seconds: float
+    kept: int
+    peak_kb: int
+    cpu: float
+    summary: str = ""  # download_urls' last line
+
+    @property
+    def rate(self) -> float:
+        return self.kept / self.seconds
+
+
+def spread(values: list[float], fmt: str = ".1f") -> str:
+    """The median, and the range when there is more than one value."""
+    middle = format(statistics.median(values), fmt)
+    if len(values) < 2:
+        return middle
+    return f"{middle} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+
 def bench_corpus(
     label: str,
     urls: list[str],
@@ -222,7 +267,7 @@ def bench_corpus(
     per_host_urls = math.ceil(count / len(hosts))
     latency_floor = math.ceil(per_host_urls / args.per_host) * args.latency
     transfer_floor = total_bytes / bandwidth
-    floor_latency = max(latency_floor, transfer_floor)
+    floor = max(latency_floor, transfer_floor)
     print(f"\n== {label} corpus ==")
     print(
         f"corpus: {count} URLs, {total_bytes / 1e6:.1f} MB ({total_bytes / count / 1e3:.0f} KB/image), "
@@ -230,69 +275,88 @@ def bench_corpus(
         f"({args.per_host} per host)"
     )
     print(
-        f"floor: {floor_latency:.2f} s = the larger of latency {latency_floor:.2f} s "
+        f"floor: {floor:.2f} s = the larger of latency {latency_floor:.2f} s "
         f"(ceil({per_host_urls} URLs per host / {args.per_host} slots) x latency) and transfer "
         f"{transfer_floor:.2f} s ({total_bytes / 1e6:.1f} MB at the hosts' measured "
         f"{bandwidth / 1e6:.0f} MB/s over loopback)"
     )
-    out = work / f"ours-{label}.zip"
-    ours, peak_kb, cpu, summary = run_download_urls(url_file, out, args.per_host, concurrency)
-    with zipfile.ZipFile(out) as zf:
-        kept = sum(1 for name in zf.namelist() if is_image_entry(name))  # not the manifest, nor the credits
-    layouts = {"zip": (ours, kept, peak_kb, cpu)}
-    print(
-        f"download_urls: {ours:.2f} s, {kept / ours:.1f} images/s, {ours / floor_latency:.2f}x the floor, "
-        f"peak RSS {peak_kb / 1024:.0f} MB, CPU {cpu:.1f} s ({cpu / max(kept, 1) * 1000:.1f} ms/image); "
-        f"distinct images kept: {kept} of {count}"
-    )
-    print(f"  {summary}")
-    print(f"  {audit_zip(out, urls, lambda url: source_bytes(url, files)).line()}")
-    out.unlink()
-    for pack in [p for p in args.pack if p != "zip"]:
-        layouts[pack] = bench_layout(
-            pack, url_file, work / f"ours-{label}-{pack}.zip", args.per_host, concurrency
-        )
-    if len(layouts) > 1:
-        print_layouts(layouts)
-    theirs = (
-        None if args.no_img2dataset else run_img2dataset(url_file, work / f"img2dataset-{label}", concurrency)
-    )
-    if theirs is None:
+    engines = {"download_urls": ROOT, **({"before": args.before.resolve()} if args.before else {})}
+    runs: dict[tuple[str, str], list[Run]] = {}
+    theirs: list[Run] = []
+    installed = IMG2DATASET.exists() and not args.no_img2dataset
+    for repetition in range(args.repeat):
+        # Interleaved: every tool once per repetition, so a change of the machine's
+        # load touches them all alike.
+        for engine, root in engines.items():
+            for pack in args.pack:
+                out = work / f"{engine}-{label}-{pack}.zip"
+                run = bench_layout(pack, url_file, out, args.per_host, concurrency, root)
+                runs.setdefault((engine, pack), []).append(run)
+                if pack == "zip" and repetition == 0:
+                    print(f"{engine} ({root}): {run.summary}")
+                    print(f"  {audit_zip(out, urls, lambda url: source_bytes(url, files)).line()}")
+                out.unlink()
+        if installed:
+            done = run_img2dataset(url_file, work / f"img2dataset-{label}", concurrency, args)
+            assert done is not None
+            theirs.append(Run(*done[:2], 0, done[2]))
+            shutil.rmtree(work / f"img2dataset-{label}", ignore_errors=True)
+    print_runs(runs, theirs, floor, count, args)
+    if not installed:
         print("img2dataset: skipped (--no-img2dataset, or not installed in bench/.venv-img2dataset)")
-    else:
-        seconds, saved, their_cpu = theirs
-        print(
-            f"img2dataset:   {seconds:.2f} s, {saved / seconds:.1f} images/s, {seconds / floor_latency:.2f}x the floor "
-            f"({saved} files), CPU {their_cpu:.1f} s ({their_cpu / max(saved, 1) * 1000:.1f} ms/image)"
-        )
-        print(f"ratio (download_urls / img2dataset images/s): {(kept / ours) / (saved / seconds):.2f}x")
-        shutil.rmtree(work / f"img2dataset-{label}", ignore_errors=True)
     if args.dedupe_sample:
         from bench.dedupe_eval import evaluate
 
         print(f"  {evaluate(label, args.dedupe_sample).line()}")
 
 
-def bench_layout(pack: str, url_file: Path, out: Path, per_host: int, concurrency: int) -> tuple:
-    """One download_urls run packing ``pack``: seconds, images kept (its manifest's rows),
-    peak RSS in KB, CPU seconds."""
-    seconds, peak_kb, cpu, _ = run_download_urls(url_file, out, per_host, concurrency, pack)
-    with zipfile.ZipFile(out) as zf:
-        kept = len(zf.read("manifest.csv").decode().splitlines()) - 1
-    out.unlink()
-    return seconds, kept, peak_kb, cpu
-
-
-def print_layouts(layouts: dict[str, tuple]) -> None:
-    """The layouts side by side, each against zip's images/s in the same run."""
-    base = layouts["zip"][1] / layouts["zip"][0]
-    print("  layout        seconds  images/s  vs zip   peak RSS   CPU ms/image")
-    for pack, (seconds, kept, peak_kb, cpu) in layouts.items():
-        rate = kept / seconds
+def print_runs(
+    runs: dict[tuple[str, str], list[Run]], theirs: list[Run], floor: float, count: int, args
+) -> None:
+    """Every tool's figures (medians over the repetitions, ranges in brackets), each
+    layout against zip's images/s of the same engine in the same repetition, and each
+    engine's zip against img2dataset in the same repetition."""
+    print(f"medians of {args.repeat} interleaved repetition(s), (min-max):")
+    print(
+        f"  {'engine / layout':<28} {'images/s':<20} {'x floor':<16} {'vs zip':<14} {'peak RSS MB':<15} "
+        f"{'CPU ms/image':<14} kept"
+    )
+    for (engine, pack), values in runs.items():
+        zips = runs[(engine, "zip")]
+        share = [100 * run.rate / base.rate for run, base in zip(values, zips, strict=True)]
         print(
-            f"  {pack:<12} {seconds:8.2f} {rate:9.1f} {100 * rate / base:6.1f}%  {peak_kb / 1024:6.0f} MB"
-            f"  {cpu / max(kept, 1) * 1000:8.1f}"
+            f"  {engine + ' / ' + pack:<28} {spread([r.rate for r in values]):<20} "
+            f"{spread([r.seconds / floor for r in values], '.2f'):<16} {spread(share, '.0f') + '%':<14} "
+            f"{spread([r.peak_kb / 1024 for r in values], '.0f'):<15} "
+            f"{spread([r.cpu / max(r.kept, 1) * 1000 for r in values]):<14} "
+            f"{min(r.kept for r in values)} of {count}"
         )
+    if not theirs:
+        return
+    method = "re-encoding every image" if args.img2dataset_reencode else "--disable_all_reencoding True"
+    print(
+        f"  {'img2dataset':<28} {spread([r.rate for r in theirs]):<20} "
+        f"{spread([r.seconds / floor for r in theirs], '.2f'):<16} {'':<14} {'-':<15} "
+        f"{spread([r.cpu / max(r.kept, 1) * 1000 for r in theirs]):<14} "
+        f"{min(r.kept for r in theirs)} files  [{method}, 1 process x 32 threads, resize off]"
+    )
+    for engine in dict.fromkeys(engine for engine, _ in runs):
+        ratio = [ours.rate / their.rate for ours, their in zip(runs[(engine, "zip")], theirs, strict=True)]
+        print(f"ratio ({engine} / img2dataset images/s): {spread(ratio, '.2f')}x")
+
+
+def bench_layout(pack: str, url_file: Path, out: Path, per_host: int, concurrency: int, root: Path) -> Run:
+    """One download_urls run packing ``pack``; images kept are its manifest's rows (for
+    zip: its image entries)."""
+    seconds, peak_kb, cpu, summary = run_download_urls(url_file, out, per_host, concurrency, pack, root)
+    with zipfile.ZipFile(out) as zf:
+        if pack == "zip":
+            kept = sum(
+                1 for name in zf.namelist() if is_image_entry(name)
+            )  # not the manifest, nor the credits
+        else:
+            kept = len(zf.read("manifest.csv").decode().splitlines()) - 1
+    return Run(seconds, kept, peak_kb, cpu, summary)
 
 
 def main() -> None:
@@ -308,6 +372,17 @@ def main() -> None:
         help="originals per corpus turned into near-duplicates for the dedupe figures (0: skip)",
     )
     parser.add_argument("--no-img2dataset", action="store_true", help="only download_urls")
+    parser.add_argument(
+        "--img2dataset-reencode",
+        action="store_true",
+        help="img2dataset decodes and re-encodes every image (its default; off here: originals kept)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved repetitions (medians printed)")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of another commit whose download_urls runs too, interleaved (A/B)",
+    )
     parser.add_argument(
         "--pack",
         default="zip",

@@ -3,7 +3,8 @@
 Candidates are drawn only as needed and handed to download threads, always picking
 the next candidate whose host has a free slot, so one slow host never blocks the
 others. Each file is validated (full decode) and de-duplicated as it arrives; fetching
-stops as soon as ``wanted`` images are kept (in-flight extras are discarded).
+stops as soon as ``wanted`` images are kept (in-flight extras are discarded). Decodes
+run on as many threads at once as there are cores, while the other downloads go on.
 """
 
 from __future__ import annotations
@@ -205,11 +206,21 @@ def _size_and_sha256(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class _Checking:
+    """How a download thread checks what it fetched: the rules, whether to make a
+    preview, and the slots for decoding (as many as the machine has cores)."""
+
+    rules: ImageRules
+    previews: bool
+    decoders: threading.BoundedSemaphore
+
+
 def _download_and_check(
     fetcher: Fetcher,
     candidate: Candidate,
     workdir: Path,
-    rules: ImageRules,
+    checking: _Checking,
     stop: threading.Event,
     fetched_callback: Callable[[Candidate], None],
 ) -> _Outcome:
@@ -218,11 +229,16 @@ def _download_and_check(
         fetched = fetcher.fetch(candidate.url, path, stop=stop)
     finally:
         # The host's slot is free as soon as the bytes are in: the next download from
-        # that host starts while this file is being decoded.
+        # that host starts while this file waits for a decoder and is decoded.
         fetched_callback(candidate)
     if not fetched.ok:
         return _Outcome(candidate, fetched, None, None)
-    check = validate_file(path, rules)
+    rules = checking.rules
+    with checking.decoders:
+        if stop.is_set():  # the run has ended while this file waited
+            path.unlink(missing_ok=True)
+            return _Outcome(candidate, FetchResult(False, candidate.url, "stopped"), None, None)
+        check = validate_file(path, rules, preview=checking.previews)
     if not check.ok:
         path.unlink(missing_ok=True)
         return _Outcome(candidate, fetched, check, None)
@@ -279,6 +295,8 @@ class Collector:
     between downloads; when it returns True the run ends with ``stopped=True``.
     ``limits`` fill in what ``rules`` leave open (the junk floor, the pixel and time
     limits); ``fetcher`` is closed after the run only when the Collector made it.
+    ``previews``: make each kept image's small JPEG (``KeptImage.preview``, the web
+    shows it); a command that only writes files has no use for them.
     """
 
     def __init__(
@@ -293,6 +311,7 @@ class Collector:
         fetcher: Fetcher | None = None,
         delivered: DuplicateFilter | None = None,
         limits: ValidationLimits | None = None,
+        previews: bool = True,
     ) -> None:
         self.wanted = wanted
         self.workdir = workdir
@@ -321,8 +340,13 @@ class Collector:
         self.slots = threading.Lock()  # guards per_host and fetching (download threads release)
         self.wake = threading.Event()  # a download finished fetching, or a future finished
         self.stop = threading.Event()
-        # Threads beyond the fetch limit validate the files already fetched.
-        self.threads = self.fetcher.concurrency + max(2, os.cpu_count() or 2)
+        # Files are decoded by as many threads at once as there are cores (more only
+        # contend for them and hold more images in memory); the others wait, holding
+        # no pixels, while the fetches go on. Threads beyond the fetch limit are for
+        # the files fetched and waiting for their decode: up to as many again.
+        decoders = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
+        self.checking = _Checking(self.rules, previews, decoders)
+        self.threads = 2 * self.fetcher.concurrency
         # Queued candidates waiting for a free host slot; drawing more forces the engine
         # to scroll for results that may never be needed.
         self.lookahead = max(8, self.fetcher.per_host * 2)
@@ -398,7 +422,7 @@ class Collector:
                 self.fetcher,
                 candidate,
                 self.workdir,
-                self.rules,
+                self.checking,
                 self.stop,
                 self._fetched,
             )

@@ -19,7 +19,7 @@ from downloader.engines.base import EngineOptions
 from downloader.engines.page import PageOptions
 from downloader.gather import GatherOptions
 from downloader.http import Fetcher, FetchPolicy
-from downloader.validation import ValidationLimits, limit_malloc_arenas, set_decode_budget
+from downloader.validation import ValidationLimits, fix_mmap_threshold, limit_malloc_arenas, set_decode_budget
 
 ENGINE_URL_SETTINGS = {
     "bing": "IMAGEDL_BING_URL",
@@ -102,10 +102,12 @@ def gather_options_from_settings() -> GatherOptions:
 
 
 def decoding_configure() -> None:
-    """Size the process's decode budget (IMAGEDL_DECODE_PIXEL_BUDGET) and cap its malloc
-    arenas (IMAGEDL_MALLOC_ARENAS); at start-up, before any download thread exists."""
+    """Size the process's decode budget (IMAGEDL_DECODE_PIXEL_BUDGET), cap its malloc
+    arenas (IMAGEDL_MALLOC_ARENAS) and fix the size from which allocations get pages of
+    their own (``fix_mmap_threshold``); at start-up, before any download thread exists."""
     set_decode_budget(settings.IMAGEDL_DECODE_PIXEL_BUDGET)
     limit_malloc_arenas(settings.IMAGEDL_MALLOC_ARENAS)
+    fix_mmap_threshold()
 
 
 def egress_guard_from_settings() -> EgressGuard:

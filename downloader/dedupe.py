@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image, ImageChops
 
 SIGNATURE_PREFIX = "t16:"
 # The signature method's version: stored with signatures that outlive a run (a
@@ -50,7 +50,6 @@ _BOXES = [
     (left, top, SIDE - right, SIDE - bottom)
     for left, top, right, bottom in itertools.product(_OFFSETS, repeat=4)
 ]
-_TILE_BYTES = SCAN_SIDE * SCAN_SIDE * 3
 
 
 def signature(img: Image.Image) -> str:
@@ -103,7 +102,11 @@ def _scan_tile(thumb: Image.Image) -> bytes:
 
 
 def _mean_difference(a: Image.Image, b: Image.Image) -> float:
-    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+    """The mean absolute difference of two RGB images, per channel, averaged over the
+    channels (ImageStat's figures, from the bytes: no histogram walked in Python)."""
+    data = ImageChops.difference(a, b).tobytes()
+    pixels = len(data) // 3
+    return sum([sum(data[band::3]) / pixels for band in range(3)]) / 3
 
 
 def aligned_difference(a: Image.Image, b: Image.Image) -> float:
@@ -117,38 +120,58 @@ def aligned_difference(a: Image.Image, b: Image.Image) -> float:
     return best
 
 
+_BLOCK = 256  # tiles per block of the scan
+
+
 class _Scan:
-    """8x8 thumbnails of the kept images in one buffer, measured against a new one in
-    a single pass: the buffer and the new tile repeated are two greyscale images
-    whose bytes are the RGB values; their difference, box-reduced to one pixel per
-    tile, is each kept image's mean absolute difference."""
+    """8x8 thumbnails of the kept images, measured against a new one in a few passes
+    of C: the kept tiles are greyscale images (blocks of 256 tiles, one under the
+    other) whose bytes are the RGB values; their difference from the new tile
+    repeated, reduced to one value per tile (the mean, rounded), is each kept image's
+    mean absolute difference; only the few within the limit are looked at in Python."""
 
     def __init__(self) -> None:
-        self._tiles = bytearray()
-        self._image: Image.Image | None = None
+        self._blocks: list[Image.Image] = []
+        self._count = 0
+        self._near_tables: dict[int, bytes] = {}
 
     def __len__(self) -> int:
-        return len(self._tiles) // _TILE_BYTES
+        return self._count
 
     def add(self, tile: bytes) -> int:
-        self._tiles += tile
-        self._image = None
-        return len(self) - 1
+        slot = self._count
+        if slot % _BLOCK == 0:
+            self._blocks.append(Image.new("L", (SCAN_SIDE * 3, SCAN_SIDE * _BLOCK)))
+        self._count += 1
+        self.put(slot, tile)
+        return slot
 
     def put(self, slot: int, tile: bytes) -> None:
-        self._tiles[slot * _TILE_BYTES : (slot + 1) * _TILE_BYTES] = tile
-        self._image = None
+        block = self._blocks[slot // _BLOCK]
+        block.paste(Image.frombytes("L", (SCAN_SIDE * 3, SCAN_SIDE), tile), (0, (slot % _BLOCK) * SCAN_SIDE))
+
+    def _table(self, limit: int) -> bytes:
+        """Maps a mean to 1 when it is within ``limit``, else to 0."""
+        table = self._near_tables.get(limit)
+        if table is None:
+            table = self._near_tables[limit] = bytes(int(v <= limit) for v in range(256))
+        return table
 
     def near(self, tile: bytes, limit: int) -> list[int]:
-        count = len(self)
-        if not count:
+        if not self._count:
             return []
-        size = (SCAN_SIDE * 3, SCAN_SIDE * count)
-        if self._image is None:
-            self._image = Image.frombytes("L", size, bytes(self._tiles))
-        difference = ImageChops.difference(self._image, Image.frombytes("L", size, tile * count))
-        means = difference.resize((1, count), Image.Resampling.BOX).tobytes()
-        return [slot for slot, value in enumerate(means) if value <= limit]
+        repeated = Image.frombytes("L", (SCAN_SIDE * 3, SCAN_SIDE * _BLOCK), tile * _BLOCK)
+        table = self._table(limit)
+        found = []
+        for index, block in enumerate(self._blocks):
+            difference = ImageChops.difference(block, repeated)
+            within = difference.reduce((SCAN_SIDE * 3, SCAN_SIDE)).tobytes().translate(table)
+            first = index * _BLOCK
+            row = within.find(1)
+            while row >= 0 and first + row < self._count:
+                found.append(first + row)
+                row = within.find(1, row + 1)
+        return found
 
 
 @dataclass(frozen=True)

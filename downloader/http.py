@@ -40,6 +40,9 @@ DEFAULT_CONCURRENCY = 32  # requests in flight for one Fetcher
 DEFAULT_PER_HOST = 4  # ... and to one host
 ROBOT_NAME = "imagedl"  # how X-Robots-Tag, meta robots and robots.txt address this service
 OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai"})
+# urllib3 retries nothing, follows no redirect (both are done here): one shared value,
+# not a Retry made by urllib3 for every request.
+NO_RETRIES = urllib3.Retry(total=False, redirect=False)
 # X-Robots-Tag directives that carry a value after a colon (not a robot's name).
 _VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
 
@@ -203,7 +206,7 @@ class Fetcher:
             pool = self._pools.get(key)
             if pool is None:
                 timeout = urllib3.Timeout(connect=self.policy.connect_timeout, read=self.policy.read_timeout)
-                common = dict(maxsize=self.per_host, block=False, timeout=timeout, retries=False)
+                common = dict(maxsize=self.per_host, block=False, timeout=timeout, retries=NO_RETRIES)
                 if scheme == "https":
                     pool = urllib3.HTTPSConnectionPool(
                         address, port, server_hostname=host, assert_hostname=host, **common
@@ -311,6 +314,7 @@ class Fetcher:
                 "GET",
                 path,
                 headers=headers,
+                retries=NO_RETRIES,
                 redirect=False,
                 preload_content=False,
                 assert_same_host=False,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from django.core.files.storage import FileSystemStorage
 from PIL import Image
 
+from downloader import validation
 from downloader.archive import write_archive
 from downloader.collect import Candidate, collect_images
 from downloader.http import Fetcher, FetchPolicy
@@ -322,3 +324,31 @@ def test_redirects_to_another_host_count_against_that_hosts_limit(tmp_path, star
         fetcher.close()
     assert len(result.kept) == 18
     assert target.peak_active == 2  # three origins, yet never more than 2 at the target
+
+
+def test_decodes_at_once_stay_within_the_cores_while_every_fetch_slot_is_used(
+    tmp_path, start_image_host, monkeypatch
+):
+    # A budget of this test's own: its peak is the most pixels being decoded at once.
+    monkeypatch.setattr(validation, "_budget", None)
+    host = start_image_host(latency=0.05)
+    fetcher = Fetcher(LOOPBACK_ONLY, concurrency=8, per_host=8)
+    try:
+        urls = [host.url(f"/img/{700 + n}.png?w=1200&h=900") for n in range(24)]
+        result, _ = _collect(urls, tmp_path, fetcher)
+    finally:
+        fetcher.close()
+    assert len(result.kept) == 24
+    assert host.peak_active == 8  # files waiting for a decoder do not hold a fetch slot
+    decoders = max(2, os.cpu_count() or 2)
+    assert 0 < validation.decode_budget().peak <= decoders * 1200 * 900
+
+
+def test_previews_are_made_only_when_asked(image_hosts, tmp_path, fetcher):
+    urls = [
+        image_hosts[n % 3].url(f"/img/{n}.{fmt}?w=400&h=300") for n, fmt in enumerate(["jpeg", "png", "webp"])
+    ]
+    with_previews, _ = _collect(urls, tmp_path / "a", fetcher)
+    assert all(Image.open(io.BytesIO(image.preview)).size == (160, 120) for image in with_previews.kept)
+    without, _ = _collect(urls, tmp_path / "b", fetcher, previews=False)
+    assert len(without.kept) == 3 and all(image.preview == b"" for image in without.kept)

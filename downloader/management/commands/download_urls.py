@@ -64,6 +64,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         from downloader.collect import Collector
         from downloader.config import fetcher_from_settings, validation_limits_from_settings
+        from downloader.validation import malloc_release
 
         source = Path(options["urls"])
         if not source.is_file():
@@ -87,9 +88,11 @@ class Command(BaseCommand):
                 progress=lambda kind, **info: bar.update(collector.counts),
                 fetcher=fetcher,
                 limits=validation_limits_from_settings(),
+                previews=False,  # for the web's pages; a command writes files only
             )
             result = collector.run(read_url_file(source))
             bar.close()
+            malloc_release()  # the packing starts from what is in use, not the download's peak
             size = self._write(result, out, options["name"], pack)
         finally:
             fetcher.close()
