@@ -111,7 +111,7 @@ def test_the_better_copy_survives_whatever_the_order(generated):
 
 def _collect(urls: list[str], workdir: Path):
     policy = FetchPolicy(allow_private=False, extra_allowed=("127.0.0.0/8",), total_timeout=10.0)
-    fetcher = Fetcher(policy, concurrency=1, per_host=1)  # one at a time: arrival order is the list's
+    fetcher = Fetcher(policy, concurrency=1, per_host=1)  # fetched one at a time, in the list's order
     events = []
     try:
         result = collect_images(
@@ -134,10 +134,13 @@ def test_the_collector_keeps_the_larger_copy_in_either_order(tmp_path, larger_fi
     other = image_host.url("/img/78.jpeg?w=400&h=300")
     urls = [large, other, small] if larger_first else [small, other, large]
     result, events = _collect(urls, tmp_path)
-    assert [(k.source_url, k.width) for k in result.kept] == [(large, 640), (other, 400)]
+    # Files are fetched in the list's order but checked by several threads, so which
+    # copy is settled first depends on timing: whichever it is, the larger one stays
+    # (replacing the smaller when that came first) and the smaller is the near duplicate.
+    assert sorted((k.source_url, k.width) for k in result.kept) == sorted([(large, 640), (other, 400)])
     assert result.rejected == {"duplicate_near": 1}
     assert result.found == 3 and result.unused == 0
-    assert ("replaced" in events) is (not larger_first)
+    assert events.count("replaced") <= 1
     files = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
     assert files == sorted(k.path.name for k in result.kept)  # the replaced copy's file is gone
 

@@ -96,7 +96,9 @@ def test_each_bad_response_is_rejected_with_its_reason_in_bounded_time(
     assert result.kept == []
     assert result.rejected == {reason: 1}
     assert ("rejected", {"reason": reason, "url": image_hosts[0].url(path)}) in events
-    assert elapsed < FAST["total_timeout"] + 3  # nothing hangs past its timeout
+    # Nothing hangs past its timeout: the slow responses would last 1,000 s; the slack
+    # is for a loaded machine, where the check itself can wait seconds for a core.
+    assert elapsed < FAST["total_timeout"] + 12
     assert list(tmp_path.glob("dl-*")) == []  # no partial file left behind
 
 
