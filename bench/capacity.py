@@ -62,22 +62,15 @@ def machine_cpu_per_job(row: dict) -> float:
     return sum(row["cpu"]["per_kind"].values()) / row["jobs"]
 
 
-def predict_at_once(alone: dict, cores: int, q_workers: int) -> tuple[float, str]:
-    """Jobs per minute with many jobs waiting, from jobs run one at a time."""
-    cpu_bound = cores * 60 / machine_cpu_per_job(alone)
-    workers_bound = q_workers * alone["jobs_per_minute"]
+def predict(calibration: dict, cores: int, parallel: int, what: str) -> tuple[float, str]:
+    """Jobs per minute with ``parallel`` times the calibration phase's runners (task
+    processes or workers) and jobs always waiting, on the same ``cores``: at most the
+    cores' seconds over the CPU per job, at most ``parallel`` times its rate."""
+    cpu_bound = cores * 60 / machine_cpu_per_job(calibration)
+    runners_bound = parallel * calibration["jobs_per_minute"]
     return min(
-        cpu_bound, workers_bound
-    ), f"cores allow {cpu_bound:.1f}, {q_workers} task processes {workers_bound:.1f}"
-
-
-def predict_more_workers(one: dict, cores: int, workers: int) -> tuple[float, str]:
-    """Jobs per minute of ``workers`` workers, from one worker's run on the same cores."""
-    cpu_bound = cores * 60 / machine_cpu_per_job(one)
-    workers_bound = workers * one["jobs_per_minute"]
-    return min(
-        cpu_bound, workers_bound
-    ), f"cores allow {cpu_bound:.1f}, {workers} workers {workers_bound:.1f}"
+        cpu_bound, runners_bound
+    ), f"cores allow {cpu_bound:.1f}, {parallel} {what} {runners_bound:.1f}"
 
 
 def predictions(results: dict) -> list[tuple[str, float, float, str]]:
@@ -85,13 +78,13 @@ def predictions(results: dict) -> list[tuple[str, float, float, str]]:
     cores, stacks, found = results["cores"], results["stacks"], []
     if "default" in stacks:
         alone, at_once = stacks["default"]["jobs"]
-        predicted, why = predict_at_once(alone, cores, stacks["default"]["q_workers"])
+        predicted, why = predict(alone, cores, stacks["default"]["q_workers"], "task processes")
         found.append(
             (f"default stack, {at_once['jobs']} jobs at once", predicted, at_once["jobs_per_minute"], why)
         )
     if "cluster" in stacks:
         one, two = stacks["cluster"]["jobs"]
-        predicted, why = predict_more_workers(one, cores, stacks["cluster"]["workers"])
+        predicted, why = predict(one, cores, stacks["cluster"]["workers"], "workers")
         found.append(("cluster, two workers", predicted, two["jobs_per_minute"], why))
     return found
 

@@ -11,6 +11,7 @@ from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedS
 from jobs.lib.metrics import cassandra_statement_count, statement_kind
 
 ALIAS = "cassandra"
+Writes = Sequence[tuple[str, Sequence[object]]]  # prepared CQL and its values, each
 
 _prepared: dict[tuple[int, str], PreparedStatement] = {}
 _prepared_lock = threading.Lock()
@@ -99,30 +100,28 @@ def update_if(
     return execute(prepared(cql), values)
 
 
-def write_together(statements: Sequence[tuple[str, Sequence[object]]], timeout: float | None = None) -> None:
+def write_together(statements: Writes, timeout: float | None = None) -> None:
     """Apply several prepared writes as one logged batch: all of them or none."""
-    if len(statements) == 1:
-        cql, values = statements[0]
-        session().execute(prepared(cql), values, timeout=timeout)
-        return
-    batch = BatchStatement(batch_type=BatchType.LOGGED)
-    for cql, values in statements:
-        batch.add(prepared(cql), values)
-    session().execute(batch, timeout=timeout)
+    _write_batch(statements, BatchType.LOGGED, timeout)
 
 
-def write_partition(statements: Sequence[tuple[str, Sequence[object]]], timeout: float | None = None) -> None:
+def write_partition(statements: Writes, timeout: float | None = None) -> None:
     """Apply several prepared writes to one partition as one unlogged batch: one request,
     applied by each replica as one mutation (all of it or none). The caller makes sure
     every statement has the same partition key: across partitions an unlogged batch is
     neither atomic nor cheaper than separate writes."""
+    _write_batch(statements, BatchType.UNLOGGED, timeout)
+
+
+def _write_batch(statements: Writes, kind: BatchType, timeout: float | None) -> None:
+    """One request: a lone statement as itself, several as a batch of ``kind``."""
     if not statements:
         return
     if len(statements) == 1:
         cql, values = statements[0]
         session().execute(prepared(cql), values, timeout=timeout)
         return
-    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    batch = BatchStatement(batch_type=kind)
     for cql, values in statements:
         batch.add(prepared(cql), values)
     session().execute(batch, timeout=timeout)
