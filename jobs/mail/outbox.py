@@ -218,7 +218,7 @@ def _outcome_mailed(job_id: uuid.UUID, generation: int) -> bool:
 def _drop_late(job: Job, row: JobMail) -> str:
     """A mail whose moment has passed: the user has the outcome already, and reading
     "started" after "ready" would only confuse. Dropped, and the job's events say so."""
-    if _finish(row, MailState.SUPERSEDED, row.claimed_by):
+    if _finish(row, MailState.SUPERSEDED, row.claimed_by, was=row.state):  # one copy says so
         event_record(
             job.id,
             "email_dropped",
@@ -258,17 +258,25 @@ def _claim(row: JobMail) -> uuid.UUID | None:
     return claim if result.was_applied else None
 
 
-def _finish(row: JobMail, state: str, claim: uuid.UUID | None, **extra: object) -> bool:
+def _finish(
+    row: JobMail, state: str, claim: uuid.UUID | None, *, was: str | None = None, **extra: object
+) -> bool:
     """Move a claimed row on (sent, failed, back to pending); drop its listing row once
-    it is done."""
+    it is done. With ``was``, only while the row is still in that state: copies of a
+    task that read the same unclaimed row move it once between them."""
     values = {"state": state, "sent_at": timezone.now() if state == MailState.SENT else None, **extra}
     names = list(values)
+    condition = "claimed_by = ?" + (" AND state = ?" if was is not None else "")
     result = execute(
         prepared(
             f"UPDATE {JobMail.column_family_name()} SET {', '.join(f'{n} = ?' for n in names)} "  # noqa: S608
-            "WHERE job_id = ? AND generation = ? AND kind = ? IF claimed_by = ?"
+            f"WHERE job_id = ? AND generation = ? AND kind = ? IF {condition}"
         ),
-        (*(naive_utc(v) for v in values.values()), row.job_id, row.generation, row.kind, claim),
+        (
+            *(naive_utc(v) for v in values.values()),
+            *(row.job_id, row.generation, row.kind, claim),
+            *((was,) if was is not None else ()),
+        ),
     )
     if result.was_applied and state in MailState.DONE:
         MailPending.objects(

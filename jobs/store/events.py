@@ -145,6 +145,10 @@ def events_record(job_id: uuid.UUID, events: Sequence[Event]) -> None:
         event_log(job_id, kind, message, **data)
 
 
-def job_events(job_id: uuid.UUID, limit: int = 1000) -> list[JobEvent]:
-    """A job's events, oldest first."""
-    return model_select(JobEvent, "job_id = ? LIMIT ?", (job_id, limit))
+def job_events(job_id: uuid.UUID | str, limit: int = 1000) -> list[JobEvent]:
+    """A job's events, oldest first (none for an id that is not one)."""
+    try:
+        key = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
+    except ValueError:
+        return []
+    return model_select(JobEvent, "job_id = ? LIMIT ?", (key, limit))

@@ -42,3 +42,20 @@ def test_a_mail_enqueued_once_gets_its_pending_row_when_the_step_is_repeated(cas
     outbox.email_enqueue_once(job, "series_stopped")
     mails, pending = outbox_rows(job)
     assert mails == pending == ["series_stopped"]
+
+
+def test_copies_that_drop_the_same_late_mail_say_so_once(cassandra_db):
+    """Two copies of a "started" task read the row before either wrote: both find the
+    outcome mailed and drop it, and the job's events say so once, not twice."""
+    from jobs.models import MailState
+    from jobs.store.events import job_events
+
+    job = make_job_record(run_in=NOW)
+    outbox.email_enqueue(job, "started")
+    seen_by_first, seen_by_second = (
+        JobMail.objects.filter(job_id=job.id, kind="started").first() for _ in range(2)
+    )
+    outbox._drop_late(job, seen_by_first)
+    outbox._drop_late(job, seen_by_second)
+    assert JobMail.objects.filter(job_id=job.id, kind="started").first().state == MailState.SUPERSEDED
+    assert [e.kind for e in job_events(job.id)].count("email_dropped") == 1

@@ -101,3 +101,14 @@ def test_images_come_back_in_position_order(job):
 
 def test_get_job_with_garbage_id_is_none(cassandra_db):
     assert records.job_get("not-a-uuid") is None
+
+
+def test_a_jobs_events_are_read_by_its_id_as_text_too(cassandra_db):
+    """Task arguments carry ids as text: the prepared read takes them as cqlengine did."""
+    from jobs.store.events import event_record, job_events
+    from tests.factories import NOW, make_job_record
+
+    job = make_job_record(run_in=NOW)
+    event_record(job.id, "note", "a step")
+    assert [e.kind for e in job_events(str(job.id))] == [e.kind for e in job_events(job.id)] != []
+    assert job_events("not an id") == []
