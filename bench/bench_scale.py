@@ -94,6 +94,23 @@ def statements(urls: list[str]) -> dict[str, float]:
     }
 
 
+def run_seconds(urls: list[str]) -> tuple[float, float]:
+    """(sum, count) of the finished runs' seconds, added up over the workers at ``urls``."""
+    samples = [scrape(url) for url in urls]
+    return (
+        sum(total(s, "imagedl_job_run_seconds_sum") for s in samples),
+        sum(total(s, "imagedl_job_run_seconds_count") for s in samples),
+    )
+
+
+def idle_phase(seconds: float) -> dict:
+    """What the stack spends doing nothing for ``seconds`` (its node's housekeeping, the
+    scheduler's and the reaper's polls): a cost of the time, not of the jobs."""
+    with CpuSampler(scope=SCOPE) as sampler:
+        time.sleep(seconds)
+    return {"seconds": seconds, "cpu": sampler.phase}
+
+
 def difference(after: dict[str, float], before: dict[str, float], per: int) -> dict[str, float]:
     return {kind: (after[kind] - before[kind]) / max(per, 1) for kind in after}
 
@@ -114,6 +131,7 @@ def jobs_phase(
     emails = [f"{tag}-{i}@example.org" for i in range(jobs)]
     clients = [WebClient(web) for web in webs]
     worker_before = statements(metrics["worker"])
+    runs_before = run_seconds(metrics["worker"])
     submitted = dict.fromkeys(STATEMENT_KINDS, 0.0)
     paths = []
     with CpuSampler(scope=SCOPE) as sampler:
@@ -128,6 +146,8 @@ def jobs_phase(
         minutes = (time.monotonic() - started) / 60
     delivered = sum(int(clients[i % len(clients)].state(p).get("downloaded", 0)) for i, p in enumerate(paths))
     worker_after = statements(metrics["worker"])
+    runs_after = run_seconds(metrics["worker"])
+    runs = runs_after[1] - runs_before[1]
     return {
         "tag": tag,
         "at_once": at_once,
@@ -139,6 +159,9 @@ def jobs_phase(
         "mails_per_job": sum(len(mail.messages_to(e)) for e in emails) / jobs,
         "per_submission": {kind: value / jobs for kind, value in submitted.items()},
         "per_job": difference(worker_after, worker_before, jobs),
+        # a run's own time (first start to its end, imagedl_job_run_seconds): how long a
+        # task process is held, without the queue's and the mail's waits
+        "run_seconds": (runs_after[0] - runs_before[0]) / runs if runs else None,
     }
 
 
@@ -333,6 +356,8 @@ def cluster_environment(imitation: SearchImitation, mail: MailServer) -> dict[st
 def default_run(imitation: SearchImitation, mail: MailServer, args: argparse.Namespace) -> dict:
     stack = DefaultStack(cluster_environment(imitation, mail), args.default_web_workers).start()
     try:
+        idle = idle_phase(args.idle)
+        print(f"(a) default stack idle for {args.idle:g} s: {idle['cpu'].table()}", flush=True)
         alone = jobs_phase([stack.url], stack.metrics, mail, args, "alone", jobs=args.alone, at_once=False)
         print(
             f"(a) default stack (make run), {args.alone} jobs of {args.images} images one after another:",
@@ -350,7 +375,12 @@ def default_run(imitation: SearchImitation, mail: MailServer, args: argparse.Nam
         )
     finally:
         stack.stop()
-    return {"jobs": [alone, jobs], "web": web, "q_workers": int(stack.env.get("IMAGEDL_Q_WORKERS", "2"))}
+    return {
+        "jobs": [alone, jobs],
+        "idle": idle,
+        "web": web,
+        "q_workers": int(stack.env.get("IMAGEDL_Q_WORKERS", "2")),
+    }
 
 
 def cluster_run(imitation: SearchImitation, mail: MailServer, args: argparse.Namespace) -> dict:
@@ -416,6 +446,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument(
         "--alone", type=int, default=3, help="jobs run one after another first (default stack)"
+    )
+    parser.add_argument(
+        "--idle", type=float, default=20, help="seconds the default stack is watched idle first"
     )
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--latency", type=float, default=0.1)

@@ -5,9 +5,9 @@ by kind of process, Cassandra requests per job run and per submission, mails per
 the web's CPU per submission and per status read. First it predicts this machine's own
 bench_scale results from other phases of the same run:
 
-  default  the jobs submitted at once, from the jobs run one after another (their CPU
-           per job and their time each): the machine gives at most its cores' seconds,
-           the worker at most its django-q2 processes' time;
+  default  the jobs submitted at once, from the jobs run one after another and the
+           stack left idle: the cores give the idle stack its share and each job its own
+           CPU; each django-q2 task process is held for a run's own time;
   cluster  two workers, from one worker's CPU per job and jobs per minute.
 
 Only when every prediction is within 25% of what was measured does it go on to the
@@ -73,12 +73,28 @@ def predict(calibration: dict, cores: int, parallel: int, what: str) -> tuple[fl
     ), f"cores allow {cpu_bound:.1f}, {parallel} {what} {runners_bound:.1f}"
 
 
+def predict_from_alone(alone: dict, idle: dict, cores: int, q_workers: int) -> tuple[float, str]:
+    """Jobs per minute with jobs always waiting, from jobs run one at a time and the
+    stack left idle: a task process is held for a run's own time (not the queue's or
+    the mail's waits), and the cores give what the idle stack leaves them to each job's
+    own CPU (its CPU alone less the idle cost of the time it took)."""
+    idle_rate = sum(idle["cpu"]["per_kind"].values()) / idle["seconds"]  # CPU-s per second
+    wall = 60 / alone["jobs_per_minute"]  # seconds per job, one after another
+    own_cpu = machine_cpu_per_job(alone) - idle_rate * wall
+    cpu_bound = (cores - idle_rate) * 60 / own_cpu
+    runners_bound = q_workers * 60 / alone["run_seconds"]
+    why = f"cores allow {cpu_bound:.1f} ({own_cpu:.2f} CPU-s a job, idle {idle_rate:.2f} cores), "
+    return min(cpu_bound, runners_bound), why + f"{q_workers} task processes {runners_bound:.1f}"
+
+
 def predictions(results: dict) -> list[tuple[str, float, float, str]]:
     """(what, predicted, measured, why) for each phase the results allow."""
     cores, stacks, found = results["cores"], results["stacks"], []
     if "default" in stacks:
         alone, at_once = stacks["default"]["jobs"]
-        predicted, why = predict(alone, cores, stacks["default"]["q_workers"], "task processes")
+        predicted, why = predict_from_alone(
+            alone, stacks["default"]["idle"], cores, stacks["default"]["q_workers"]
+        )
         found.append(
             (f"default stack, {at_once['jobs']} jobs at once", predicted, at_once["jobs_per_minute"], why)
         )
