@@ -120,7 +120,7 @@ def job_manifest(request: HttpRequest, job_id: str) -> dict:
             409, f"The job is {job.status}: only a delivered job has a manifest.", kind="not-ready"
         )
     request = request_for(job)
-    rows = records.job_images(job.id)  # the delivering run's, in the zip's order
+    rows = records.job_images(job.id, run_id=job.run_id)  # the delivering run's, in the zip's order
     names = entry_names(request.name_stem, [row.format for row in rows])  # as the zip names them
     shared = manifest_shared(request)
     images = [manifest_row(name, _captioned(row), shared) for name, row in zip(names, rows, strict=True)]
