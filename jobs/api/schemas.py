@@ -6,6 +6,9 @@ import datetime as dt
 import uuid
 
 from ninja import Field, Schema
+from pydantic import create_model
+
+from downloader.manifest import INTEGER, MANIFEST_FIELDS, OPTIONAL_INTEGER, STRING
 
 
 class JobIn(Schema):
@@ -99,29 +102,20 @@ class JobPage(Schema):
     )
 
 
-class ManifestImage(Schema):
-    """One row of the manifest (docs/manifest.schema.json describes each field)."""
+def _manifest_image_schema() -> type[Schema]:
+    """One row of the manifest, built from ``downloader.manifest.MANIFEST_FIELDS`` (the one
+    list of its fields; docs/manifest.schema.json describes each)."""
+    kinds = {STRING: (str, ...), INTEGER: (int, ...), OPTIONAL_INTEGER: (int | None, None)}
+    fields = {name: kinds[kind] for name, kind in MANIFEST_FIELDS.items()}
+    return create_model(
+        "ManifestImage",
+        __base__=Schema,
+        __doc__="One row of the manifest (docs/manifest.schema.json describes each field).",
+        **fields,
+    )
 
-    file: str
-    source_url: str
-    page_url: str
-    width: int
-    height: int
-    format: str
-    bytes: int
-    sha256: str
-    caption: str
-    host: str
-    engine: str
-    rank: int | None = None
-    license: str
-    safe_search: str
-    filters: str
-    dhash: str
-    license_from: str
-    creator: str
-    copyright: str
-    licensor: str
+
+ManifestImage = _manifest_image_schema()
 
 
 class Manifest(Schema):
