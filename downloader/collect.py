@@ -367,6 +367,7 @@ class Collector:
         self.exhausted = False
         self.pending: deque[Candidate] = deque()
         self.in_flight: dict[Future, Candidate] = {}  # fetching or being validated
+        self.finished: deque[Future] = deque()  # ... and done, in the order they finished
         self.per_host: Counter = Counter()  # fetching, by host
         self.fetching = 0
         self.slots = threading.Lock()  # guards per_host and fetching (download threads release)
@@ -431,11 +432,11 @@ class Collector:
                     break
                 self._draw(block=True)  # nothing running: wait for the source
                 continue
-            done = [future for future in self.in_flight if future.done()]
-            if not done:
+            if not self.finished:
                 self.wake.wait(1.0)
                 continue
-            for future in done:
+            while self.finished:
+                future = self.finished.popleft()
                 self._settle(self.in_flight.pop(future), future.result())
             self._book_in_order()
         return False
@@ -463,8 +464,14 @@ class Collector:
                 self.stop,
                 self._fetched,
             )
-            future.add_done_callback(lambda _future: self.wake.set())
+            future.add_done_callback(self._finished)
             self.in_flight[future] = candidate
+
+    def _finished(self, future: Future) -> None:
+        """Called from a download thread when its future is done (no scan of every
+        future in flight for the done ones)."""
+        self.finished.append(future)
+        self.wake.set()
 
     def _fetched(self, candidate: Candidate) -> None:
         """Called from a download thread once its bytes are in: the host slot is free."""
