@@ -5,6 +5,11 @@ the next candidate whose host has a free slot, so one slow host never blocks the
 others. Each file is validated (full decode) and de-duplicated as it arrives; fetching
 stops as soon as ``wanted`` images are kept (in-flight extras are discarded). Decodes
 run on as many threads at once as there are cores, while the other downloads go on.
+
+The download thread that validated a file also judges it against the duplicate filter
+(and the images delivered before), one thread at a time, each judgement numbered; the
+collecting thread only books the verdicts, in the order they were given (a better copy
+is booked after the copy it replaces), so its loop stays free to start downloads.
 """
 
 from __future__ import annotations
@@ -136,6 +141,10 @@ class _Outcome:
     fetch: FetchResult
     check: Validation | None
     path: Path | None
+    image: KeptImage | None = None  # a valid file, described; judged below
+    reason: str = ""  # the judgement's reason to reject it (a duplicate, delivered before)
+    replaces: KeptImage | None = None  # a kept copy it outranks
+    number: int = 0  # the judgement's place in the order of judgements, from 1; 0: none
 
 
 class _Prefetch:
@@ -209,11 +218,13 @@ def _size_and_sha256(path: Path) -> tuple[int, str]:
 @dataclass(frozen=True)
 class _Checking:
     """How a download thread checks what it fetched: the rules, whether to make a
-    preview, and the slots for decoding (as many as the machine has cores)."""
+    preview, the slots for decoding (as many as the machine has cores), and the judge of
+    a valid image (``Collector._judge``: duplicates, images delivered before)."""
 
     rules: ImageRules
     previews: bool
     decoders: threading.BoundedSemaphore
+    judge: Callable[[_Outcome], None]
 
 
 def _download_and_check(
@@ -251,7 +262,28 @@ def _download_and_check(
         # The manifest describes the file in the archive: the converted bytes.
         check.format = rules.output_format
         fetched.bytes, fetched.sha256 = _size_and_sha256(path)
-    return _Outcome(candidate, fetched, check, path)
+    outcome = _Outcome(candidate, fetched, check, path, _kept_image(candidate, fetched, check, path))
+    checking.judge(outcome)
+    return outcome
+
+
+def _kept_image(candidate: Candidate, fetched: FetchResult, check: Validation, path: Path) -> KeptImage:
+    return KeptImage(
+        path=path,
+        source_url=candidate.url,
+        page_url=candidate.page_url,
+        width=check.width,
+        height=check.height,
+        format=check.format,
+        bytes=fetched.bytes,
+        sha256=fetched.sha256,
+        phash=check.phash,
+        preview=check.preview,
+        caption=candidate.caption,
+        engine=candidate.engine,
+        rank=candidate.rank,
+        **_credits(candidate, check.rights),
+    )
 
 
 def _credits(candidate: Candidate, rights: Rights) -> dict[str, str]:
@@ -335,6 +367,7 @@ class Collector:
         self.exhausted = False
         self.pending: deque[Candidate] = deque()
         self.in_flight: dict[Future, Candidate] = {}  # fetching or being validated
+        self.finished: deque[Future] = deque()  # ... and done, in the order they finished
         self.per_host: Counter = Counter()  # fetching, by host
         self.fetching = 0
         self.slots = threading.Lock()  # guards per_host and fetching (download threads release)
@@ -345,7 +378,11 @@ class Collector:
         # no pixels, while the fetches go on. Threads beyond the fetch limit are for
         # the files fetched and waiting for their decode: up to as many again.
         decoders = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
-        self.checking = _Checking(self.rules, previews, decoders)
+        self.checking = _Checking(self.rules, previews, decoders, self._judge)
+        self._judging = threading.Lock()  # one judgement at a time, numbered in order
+        self._judged = 0  # judgements given
+        self._booked = 0  # ... and booked by the collecting thread
+        self._unbooked: dict[int, tuple[Candidate, _Outcome]] = {}  # judged out of turn
         self.threads = 2 * self.fetcher.concurrency
         # Queued candidates waiting for a free host slot; drawing more forces the engine
         # to scroll for results that may never be needed.
@@ -395,12 +432,13 @@ class Collector:
                     break
                 self._draw(block=True)  # nothing running: wait for the source
                 continue
-            done = [future for future in self.in_flight if future.done()]
-            if not done:
+            if not self.finished:
                 self.wake.wait(1.0)
                 continue
-            for future in done:
+            while self.finished:
+                future = self.finished.popleft()
                 self._settle(self.in_flight.pop(future), future.result())
+            self._book_in_order()
         return False
 
     def _start_downloads(self, pool: ThreadPoolExecutor) -> None:
@@ -426,8 +464,14 @@ class Collector:
                 self.stop,
                 self._fetched,
             )
-            future.add_done_callback(lambda _future: self.wake.set())
+            future.add_done_callback(self._finished)
             self.in_flight[future] = candidate
+
+    def _finished(self, future: Future) -> None:
+        """Called from a download thread when its future is done (no scan of every
+        future in flight for the done ones)."""
+        self.finished.append(future)
+        self.wake.set()
 
     def _fetched(self, candidate: Candidate) -> None:
         """Called from a download thread once its bytes are in: the host slot is free."""
@@ -474,6 +518,22 @@ class Collector:
 
     # -- outcomes -------------------------------------------------------------------
 
+    def _judge(self, outcome: _Outcome) -> None:
+        """In the download thread: is the valid image in ``outcome`` a copy of one
+        delivered before, or of one kept (exact or near)? Judged one at a time, each
+        judgement numbered for the collecting thread to book in that order."""
+        image = outcome.image
+        assert image is not None
+        with self._judging:
+            if self.delivered is not None and self.delivered.match(image.sha256, image.phash):
+                outcome.reason = ALREADY_DELIVERED
+            else:
+                # Of two near duplicates the better one stays, whichever came first.
+                verdict = self.duplicates.offer(image.sha256, image.phash, rank=_rank(image), item=image)
+                outcome.reason, outcome.replaces = verdict.reason or "", verdict.replaces
+            self._judged += 1
+            outcome.number = self._judged
+
     def _settle(self, candidate: Candidate, outcome: _Outcome) -> None:
         if not outcome.fetch.ok:
             self._reject(outcome.fetch.reason, candidate.url)
@@ -481,37 +541,25 @@ class Collector:
         if outcome.check is None or not outcome.check.ok or outcome.path is None:
             self._reject(outcome.check.reason if outcome.check else "not_an_image", candidate.url)
             return
-        if len(self.kept) >= self.wanted:
-            outcome.path.unlink(missing_ok=True)
+        self._unbooked[outcome.number] = (candidate, outcome)
+
+    def _book_in_order(self) -> None:
+        """Book the judgements that are next in turn (one given later waits for those
+        before it: a replacement is booked after the copy it replaces)."""
+        while self._booked + 1 in self._unbooked:
+            self._booked += 1
+            self._book(*self._unbooked.pop(self._booked))
+
+    def _book(self, candidate: Candidate, outcome: _Outcome) -> None:
+        image = outcome.image
+        assert image is not None
+        if len(self.kept) >= self.wanted or outcome.reason:
+            Path(image.path).unlink(missing_ok=True)
+            if outcome.reason:
+                self._reject(outcome.reason, candidate.url)
             return
-        image = KeptImage(
-            path=outcome.path,
-            source_url=candidate.url,
-            page_url=candidate.page_url,
-            width=outcome.check.width,
-            height=outcome.check.height,
-            format=outcome.check.format,
-            bytes=outcome.fetch.bytes,
-            sha256=outcome.fetch.sha256,
-            phash=outcome.check.phash,
-            preview=outcome.check.preview,
-            caption=candidate.caption,
-            engine=candidate.engine,
-            rank=candidate.rank,
-            **_credits(candidate, outcome.check.rights),
-        )
-        if self.delivered is not None and self.delivered.match(image.sha256, image.phash):
-            outcome.path.unlink(missing_ok=True)
-            self._reject(ALREADY_DELIVERED, candidate.url)
-            return
-        # Of two near duplicates the better one stays, whichever came first.
-        verdict = self.duplicates.offer(image.sha256, image.phash, rank=_rank(image), item=image)
-        if verdict.reason:
-            outcome.path.unlink(missing_ok=True)
-            self._reject(verdict.reason, candidate.url)
-            return
-        if verdict.replaces is not None:
-            self._replace(verdict.replaces, image)
+        if outcome.replaces is not None:
+            self._replace(outcome.replaces, image)
             return
         self.kept.append(image)
         self.counts.kept += 1

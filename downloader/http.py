@@ -32,7 +32,9 @@ from downloader.addresses import is_loopback as is_loopback
 from downloader.deadlines import WatchedHTTPConnection, WatchedHTTPSConnection, watchdog
 
 Resolver = Callable[[str, int], list[str]]
-CHUNK = 64 * 1024
+# A body is read this much at a time at most (one receive: what the socket holds): most
+# images come in one or two reads, each hashed and written at once.
+CHUNK = 256 * 1024
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 IMAGE_ACCEPT = "image/avif,image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8,*/*;q=0.1"
 DEFAULT_USER_AGENT = "Mozilla/5.0 (compatible; imagedl/0.1)"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import gc
+import io
 import threading
 import time
 import warnings
@@ -271,9 +272,12 @@ def validate_file(
 ) -> Validation:
     """Decode the file at ``path`` in full and check it against ``rules``; what the
     rules leave open comes from ``limits`` (the defaults when None). ``preview``: make
-    the small JPEG of a valid image (``Validation.preview``; else empty)."""
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
+    the small JPEG of a valid image (``Validation.preview``; else empty).
+
+    The file is read once, whole (up to the download's byte cap; callers decode a few
+    files at a time), and decoded from memory: no small reads and seeks on the file."""
+    data = path.read_bytes()
+    head = data[:4096]
     markup = sniff_markup(head)
     if markup:
         return Validation(False, markup)
@@ -290,13 +294,13 @@ def validate_file(
     if canvas and canvas[0] * canvas[1] > max_pixels:
         return Validation(False, "too_many_pixels", "webp", *canvas)
     if canvas and not _webp_animated(head) and _libwebp() is not None:
-        return _validate_still_webp(path, canvas, rules, min_width, min_height, preview)
+        return _validate_still_webp(data, canvas, rules, min_width, min_height, preview)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with (
                 decode_budget().hold(canvas[0] * canvas[1] * WEBP_COST if canvas else 1) as held,
-                Image.open(path) as img,
+                Image.open(io.BytesIO(data)) as img,
             ):
                 fmt = FORMATS.get(img.format or "")
                 if fmt is None:
@@ -386,7 +390,7 @@ def _libwebp() -> ctypes.CDLL | None:
 
 
 def _validate_still_webp(
-    path: Path, canvas: tuple[int, int], rules: ImageRules, min_width: int, min_height: int, preview: bool
+    data: bytes, canvas: tuple[int, int], rules: ImageRules, min_width: int, min_height: int, preview: bool
 ) -> Validation:
     """A still WebP decoded in full by libwebp straight into one buffer (4 bytes a
     pixel) that Pillow maps without a copy, instead of Pillow's animation decoder
@@ -399,7 +403,6 @@ def _validate_still_webp(
         return Validation(False, "too_small", "webp", width, height)
     if rules.animated or _wrong_layout(rules, width, height):  # a still WebP, one frame
         return Validation(False, "filter_mismatch", "webp", width, height)
-    data = path.read_bytes()
     alpha = data[12:16] == b"VP8L" or (data[12:16] == b"VP8X" and bool(data[20] & 0x10))
     lib = _libwebp()
     assert lib is not None
