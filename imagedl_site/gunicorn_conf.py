@@ -1,18 +1,12 @@
 """gunicorn's hooks for imagedl (``--config python:imagedl_site.gunicorn_conf``: the
 Procfile, ``make run``, the local cluster).
 
-The worker class takes a new connection only while one of its threads is free
-(``imagedl_site.gunicorn_worker``): gunicorn's own ``gthread`` queues every
-connection behind the process that accepted it first.
-
 Prometheus in multiprocess mode: the master empties the counters' folder before it
 forks its workers (``imagedl_site.prometheus_dir``), and tells ``prometheus_client``
 when a worker exits, so that worker's live gauges stop counting.
 """
 
 from __future__ import annotations
-
-worker_class = "imagedl_site.gunicorn_worker.FreeThreadWorker"
 
 
 def on_starting(server) -> None:
