@@ -32,7 +32,10 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
+from bench import open_loop
+
 ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT  # --checkout: the checkout whose server (and manage.py) is measured
 PORT = 8200  # --port
 PY = sys.executable
 PHASES = ("home", "status", "distinct", "form", "api-get", "api-post")
@@ -40,7 +43,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def bench_env() -> dict[str, str]:
-    var = ROOT / "var" / "bench"
+    var = APP / "var" / "bench"
     var.mkdir(parents=True, exist_ok=True)
     return dict(
         os.environ,
@@ -101,7 +104,7 @@ print("JOBS", list(rows.values())[0] - 1 - DISTINCT, "SCHEDULES", Schedule.objec
 def manage(*args: str, stdin: str | None = None) -> str:
     result = subprocess.run(
         [PY, "manage.py", *args],
-        cwd=ROOT,
+        cwd=APP,
         env=bench_env(),
         input=stdin,
         capture_output=True,
@@ -249,37 +252,59 @@ def timed_posts(
     return accepted[0], failed[0], latencies
 
 
-def form_posts(conn: http.client.HTTPConnection, number: int) -> Callable[[int], Post]:
-    """A browser's session: the form's page once (its cookie and CSRF token), then posts."""
+def form_session(conn: http.client.HTTPConnection) -> tuple[str, str]:
+    """A browser's first visit: the form's page, its CSRF cookie and token."""
     conn.request("GET", "/")
     response = conn.getresponse()
     page = response.read().decode()
     cookie = response.getheader("Set-Cookie").split(";")[0]
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    return cookie, token
+
+
+def form_post(cookie: str, token: str, label: str, number: int, n: int) -> Post:
+    """Client ``number``'s ``n``-th submission of the form (a job for tomorrow)."""
     tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "Cookie": cookie,
         "Referer": f"http://127.0.0.1:{PORT}/",
     }
+    fields = {
+        "csrfmiddlewaretoken": token,
+        "query": f"bench {label}{number}-{n}",
+        "page_url": "",
+        "count": "10",
+        "email": f"c{number}@example.org",
+        "run_date": tomorrow,
+        "run_time": "12:00",
+        "time_zone": "UTC",
+        "min_width": "0",
+        "min_height": "0",
+        "engine": "auto",
+    }
+    return "/", urlencode(fields), headers
 
-    def post(n: int) -> Post:
-        fields = {
-            "csrfmiddlewaretoken": token,
-            "query": f"bench {number}-{n}",
-            "page_url": "",
-            "count": "10",
-            "email": f"c{number}@example.org",
-            "run_date": tomorrow,
-            "run_time": "12:00",
-            "time_zone": "UTC",
-            "min_width": "0",
-            "min_height": "0",
-            "engine": "auto",
-        }
-        return "/", urlencode(fields), headers
 
-    return post
+def form_posts(conn: http.client.HTTPConnection, number: int) -> Callable[[int], Post]:
+    """A browser's session: the form's page once (its cookie and CSRF token), then posts."""
+    cookie, token = form_session(conn)
+    return lambda n: form_post(cookie, token, "", number, n)
+
+
+def open_form_requests(sessions: int) -> Callable[[int], bytes]:
+    """The open loop's submissions: ``sessions`` browsers (one form page each, first),
+    request ``i`` posted as browser ``i % sessions``."""
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+    known = [form_session(conn) for _ in range(sessions)]
+    conn.close()
+
+    def request(i: int) -> bytes:
+        cookie, token = known[i % sessions]
+        path, body, headers = form_post(cookie, token, "o", i % sessions, i)
+        return open_loop.request_post("127.0.0.1", path, body, headers)
+
+    return request
 
 
 def api_posts(key: str) -> Callable[[http.client.HTTPConnection, int], Callable[[int], Post]]:
@@ -308,7 +333,7 @@ def summary(label: str, seconds: int, accepted: int, failed: int, latencies: lis
 
 
 def main() -> None:
-    global PORT
+    global PORT, APP
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", type=int, default=50)
@@ -318,10 +343,25 @@ def main() -> None:
         "--distinct", type=int, default=2000, help="jobs whose status URLs the second status figure asks for"
     )
     parser.add_argument("--port", type=int, default=PORT)
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=ROOT,
+        help="another checkout's server, measured by these clients (before/after)",
+    )
     parser.add_argument("--only", default=",".join(PHASES), help="comma-separated: " + ",".join(PHASES))
+    parser.add_argument(
+        "--mode",
+        default="closed,open",
+        help="closed (wrk, clients), open (a fixed rate: home and form), or both",
+    )
+    parser.add_argument("--home-rate", type=float, default=1500, help="the open loop's home page requests/s")
+    parser.add_argument("--form-rate", type=float, default=300, help="the open loop's submissions/s")
+    parser.add_argument("--sessions", type=int, default=50, help="the open loop's browsers posting the form")
     args = parser.parse_args()
-    PORT = args.port
+    PORT, APP = args.port, args.checkout.resolve()
     phases = set(args.only.split(","))
+    modes = set(args.mode.split(","))
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
     manage("migrate", "-v0")
@@ -348,7 +388,7 @@ def main() -> None:
             "--log-level",
             "warning",
         ],
-        cwd=ROOT,
+        cwd=APP,
         env=bench_env(),
     )
     accepted = 0
@@ -376,18 +416,32 @@ def main() -> None:
             print(summary(label, args.seconds, *result) + cpu.text(result[0] + result[1]))
             return result[0]
 
-        if "home" in phases:
+        def measured_open(label: str, rate: float, request: Callable[[int], bytes], ok: int) -> int:
+            cpu.start()
+            result = open_loop.open_loop("127.0.0.1", PORT, rate, args.seconds, request)
+            refused = len(result.latencies) - result.count(ok)
+            print(f"{label} {result.text()}  not {ok}: {refused}" + cpu.text(len(result.latencies)))
+            return result.count(ok)
+
+        closed, opened = "closed" in modes, "open" in modes
+        if "home" in phases and closed:
             measured_wrk("home page   ", "/")
-        if "status" in phases:
+        if "home" in phases and opened:
+            home = open_loop.request_get("127.0.0.1", "/")
+            measured_open("home page, open loop ", args.home_rate, lambda n: home, 200)
+        if "status" in phases and closed:
             measured_wrk("status JSON ", f"/jobs/{token}/status.json")
-        if "distinct" in phases and tokens:
+        if "distinct" in phases and tokens and closed:
             script = urls_script([f"/jobs/{each}/status.json" for each in tokens])
             measured_wrk(f"status JSON, {len(tokens)} jobs", "/", script=script)
-        if "form" in phases:
+        if "form" in phases and closed:
             accepted += measured_posts("submission  ", form_posts, 302)
-        if "api-get" in phases:
+        if "form" in phases and opened:
+            request = open_form_requests(args.sessions)
+            accepted += measured_open("submission, open loop", args.form_rate, request, 302)
+        if "api-get" in phases and closed:
             measured_wrk("API GET job ", f"/api/v1/jobs/{job_id}", f"X-Api-Key: {key}")
-        if "api-post" in phases:
+        if "api-post" in phases and closed:
             accepted += measured_posts("API POST job", api_posts(key), 201)
     finally:
         server.terminate()

@@ -24,6 +24,7 @@ from jobs.core.workdir import workdir_remove, workdirs_sweep
 from jobs.lib import metrics, scheduling
 from jobs.lib.mailboxes import address_problem
 from jobs.lib.utc import aware_utc
+from jobs.lib.write_turn import database_write_turn
 from jobs.mail.outbox import (
     email_enqueue,
     email_enqueue_once,
@@ -174,11 +175,12 @@ def _schedule(job: Job, *, accepted_mail: bool) -> None:
     """Queue the job's run (unless held) and the send of its "accepted" email (whose
     outbox rows came in the job's batch) in one SQLite transaction (one commit) that
     holds nothing else: SQLite has one write lock for every process, held here for
-    two inserts, not for a Cassandra round trip. Should it fail, the stored job says
-    so instead of waiting forever, the outbox row is withdrawn, and its personal data
+    two inserts, not for a Cassandra round trip, and taken in turn with the other
+    web writers (``database_write_turn``). Should it fail, the stored job says so
+    instead of waiting forever, the outbox row is withdrawn, and its personal data
     goes at the usual retention (the user saw an error page)."""
     try:
-        with transaction.atomic():
+        with database_write_turn(), transaction.atomic():
             if not job.held:
                 _enqueue_run(job)
             if accepted_mail:
