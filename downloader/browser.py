@@ -5,7 +5,9 @@ webdriver-manager only when ``BrowserOptions.allow_driver_download`` is on. Ever
 started gets a fresh profile folder, and is always quit (``open_browser``; a browser kept
 across searches is ``downloader.browsers``'s).
 Chromium and chromedriver run with Chromium's sandbox on, as an unprivileged user,
-with an allow-listed environment (``downloader.sandbox``).
+with an allow-listed environment (``downloader.sandbox``). A browser for search engines
+loads no images (the engines read full-size URLs from markup and JSON); one for a
+publisher's page (``for_pages``) does.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 os.environ.setdefault("SE_OFFLINE", "true")  # no Selenium Manager downloads
 os.environ.setdefault("SE_AVOID_STATS", "true")
 
+# Chromium features no search or page read needs (see CHROME_FLAGS).
+DISABLED_FEATURES = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup")
 CHROME_FLAGS = (
     "--headless=new",  # and never --no-sandbox: the browser runs as an unprivileged user
     "--disable-dev-shm-usage",
@@ -48,7 +52,15 @@ CHROME_FLAGS = (
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--disable-quic",
+    # Browser UI that headless Chromium still builds for every window: the address bar's
+    # popups are web pages (WebUI) of their own, loaded in a renderer of their own for
+    # each new window (every search's browser context opens one). Nothing reads them;
+    # they cost about 0.4 CPU-s per search and 0.5 per browser start (docs/benchmarks.md,
+    # "Chromium's share"). chromedriver adds its own disabled features to this list.
+    "--disable-features=" + ",".join(DISABLED_FEATURES),
 )
+# Search engines' pages only (not a publisher's page, whose images are read).
+SEARCH_BLINK_SETTINGS = "--blink-settings=imagesEnabled=false"
 # The same as profile preferences (what the switches set), plus no DNS prefetching or
 # preconnecting on a page's behalf.
 CHROME_PREFS = {
@@ -172,6 +184,10 @@ def _chrome_options(
     if for_pages:
         chrome.add_argument(f"--user-agent={options.user_agent}")
         chrome.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    else:
+        # A search reads full-size URLs from the results' markup and JSON, never from a
+        # loaded thumbnail: its pages load no image at all (no request, no decode).
+        chrome.add_argument(SEARCH_BLINK_SETTINGS)
     if egress is not None:
         chrome.add_argument(f"--proxy-server={egress.url}")
         chrome.add_argument("--proxy-bypass-list=<-loopback>")  # no implicit bypass for loopback
