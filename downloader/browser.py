@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 os.environ.setdefault("SE_OFFLINE", "true")  # no Selenium Manager downloads
 os.environ.setdefault("SE_AVOID_STATS", "true")
 
-# Chromium features no search or page read needs (see CHROME_FLAGS).
-DISABLED_FEATURES = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup")
+# Chromium features no search or page read needs (see CHROME_FLAGS): the address bar's
+# popups, and the spare renderer Chromium starts ahead for a next navigation that a
+# search's browser context (one page, then disposed of) never makes.
+DISABLED_FEATURES = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup", "SpareRendererForSitePerProcess")
 CHROME_FLAGS = (
     "--headless=new",  # and never --no-sandbox: the browser runs as an unprivileged user
     "--disable-dev-shm-usage",
@@ -56,7 +58,7 @@ CHROME_FLAGS = (
     # popups are web pages (WebUI) of their own, loaded in a renderer of their own for
     # each new window (every search's browser context opens one). Nothing reads them;
     # they cost about 0.4 CPU-s per search and 0.5 per browser start (docs/benchmarks.md,
-    # "Chromium's share"). chromedriver adds its own disabled features to this list.
+    # bench_job). chromedriver adds its own disabled features to this list.
     "--disable-features=" + ",".join(DISABLED_FEATURES),
 )
 # Search engines' pages only (not a publisher's page, whose images are read).
