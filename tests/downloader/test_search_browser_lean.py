@@ -76,3 +76,36 @@ def test_a_search_context_holds_its_tab_and_no_browser_ui_page(site):
                 assert all(t["type"] == "page" for t in targets), targets
     finally:
         keeper.close()
+
+
+class CountingDriver:
+    """A real WebDriver that counts the scripts it is asked to run."""
+
+    def __init__(self, driver) -> None:
+        self._driver = driver
+        self.scripts = 0
+
+    def __getattr__(self, name: str) -> object:
+        if name in ("execute_script", "execute_async_script"):
+            self.scripts += 1
+        return getattr(self._driver, name)
+
+
+@pytest.mark.parametrize("engine", ["bing", "google"])
+def test_waiting_for_the_next_results_is_one_call_not_one_per_poll(start_imitation, image_hosts, engine):
+    from downloader.config import engine_options_from_settings
+    from downloader.engines import get_engine
+    from downloader.engines.base import SearchRules
+
+    site = start_imitation(image_url=image_urls(image_hosts), total=120, batch_latency=1.0)
+    with open_browser(browser_options_from_settings()) as driver:
+        counting = CountingDriver(driver)
+        found = list(
+            get_engine(engine, engine_options_from_settings()).search(
+                counting, "fox", wanted=40, rules=SearchRules()
+            )
+        )
+    assert len(found) == 40 and _more_results_asked(site) == 1
+    # The page, one read per batch, a scroll and its wait: a second's wait polled from
+    # here every 0.1 s would have taken ten scripts and more.
+    assert counting.scripts <= 6, counting.scripts
