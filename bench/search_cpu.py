@@ -73,7 +73,7 @@ def main() -> None:
 
     browser.CHROME_FLAGS = (*browser.CHROME_FLAGS, *args.chrome_flag)
     if args.load_images:
-        browser.SEARCH_BLINK_SETTINGS = "--blink-settings=imagesEnabled=true"
+        browser.NO_IMAGES_BLINK_SETTINGS = "--blink-settings=imagesEnabled=true"
     host = ImageHost("127.0.0.91").start()
     thumbnails = ImageHost("127.0.0.92").start()
     shown = (

@@ -1,7 +1,9 @@
 """The search browser does only what a search needs: it loads no images (the engines'
 collectors read full-size URLs from markup and JSON, never from a loaded thumbnail),
-and a search's window builds none of the browser's own UI pages; results past the
-first page still arrive. Browsers for strangers' pages still load their images."""
+neither a search's window nor the browser's own builds any of the browser's UI pages
+(address-bar popups, the new-tab page), and the wait for more results is polled in the
+page; results past the first page still arrive. Browsers for strangers' pages still
+load their images."""
 
 from __future__ import annotations
 
@@ -72,8 +74,8 @@ def test_a_search_context_holds_its_tab_and_no_browser_ui_page(site):
                 targets = _kept_of[driver].devtools.command("Target.getTargets")["targetInfos"]
                 ours = [(t["type"], t["url"]) for t in targets if t.get("browserContextId") == context]
                 assert ours == [("page", site.base + PAGE["bing"])]
-                # Nor does the browser's own window (between searches) hold any.
-                assert all(t["type"] == "page" for t in targets), targets
+                # Nor does the browser's own window (between searches) hold any: it is blank.
+                assert [t["url"] for t in targets if t.get("browserContextId") != context] == ["about:blank"]
     finally:
         keeper.close()
 
