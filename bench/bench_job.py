@@ -27,7 +27,11 @@ alternating: wall time and CPU seconds (user+sys) of the worker (this process) a
 its Chromium and chromedriver processes, the first job with reuse on (it starts the
 browser) apart from the next ones.
 
-    .venv/bin/python -m bench.bench_job [--count 500] [--corpus simple|realistic] [--ab-jobs 6] [--ab-count 50]
+    .venv/bin/python -m bench.bench_job [--count 500] [--corpus simple|realistic] [--ab-jobs 6] [--ab-count 50] [--thumbnails]
+
+``--thumbnails`` shows each result's thumbnail (230x170, on the image hosts) on the
+Bing imitation's pages, as the real Bing does, and prints how many the browsers asked
+for (a search browser loads no images: none).
 
 ``--corpus realistic`` serves the photo-like corpus of bench/corpus.py (300x200 to
 4000x3000, mostly JPEG, ~133 KB) instead of the simple 560-680 px JPEGs.
@@ -60,6 +64,7 @@ from tests.imitations import SearchImitation
 
 HOSTS = [f"127.0.0.{n}" for n in range(71, 79)]
 BATCH = 35  # results on Bing's first page and in each async batch
+THUMBNAIL_SEED = 40_000  # thumbnails are /img/4xxxx (results /img/2xxxx)
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -82,12 +87,22 @@ def _serve(args: argparse.Namespace, total: int, conn) -> None:
         for index in range(1, total + 1):  # warm the hosts' image cache
             w, h = 560 + (index % 7) * 20, 420 + (index % 5) * 20
             encoded(20_000 + index, "jpeg", w, h, 85, True, False)
+
+    def thumbnail_url(index: int) -> str:
+        return hosts[index % len(hosts)].url(f"/img/{THUMBNAIL_SEED + index}.jpeg?w=230&h=170")
+
     imitation = SearchImitation(
-        "127.0.0.70", image_url=image_url, total=total, batch_latency=args.batch_latency
+        "127.0.0.70",
+        image_url=image_url,
+        total=total,
+        batch_latency=args.batch_latency,
+        thumbnail_url=thumbnail_url if args.thumbnails else None,
     )
     imitation.start()
     conn.send(imitation.base)
     conn.recv()  # stop
+    prefix = f"/img/{THUMBNAIL_SEED // 10_000}"
+    conn.send(sum(n for host in hosts for path, n in host.hits.items() if path.startswith(prefix)))
     imitation.stop()
     for host in hosts:
         host.stop()
@@ -293,6 +308,7 @@ def main() -> None:
         "--ab-jobs", type=int, default=6, help="jobs with reuse on, and as many off (0: none)"
     )
     parser.add_argument("--ab-count", type=int, default=50)
+    parser.add_argument("--thumbnails", action="store_true", help="results pages show thumbnails")
     args = parser.parse_args()
     total = max(args.count, args.ab_count) + 100
     # The servers first, forked before any connection or thread of this process exists.
@@ -320,6 +336,8 @@ def main() -> None:
             ab_report(reuse_ab(args.ab_jobs, args.ab_count, server.pid), args.ab_count)
     finally:
         ours.send("stop")
+        if ours.poll(10):
+            print(f"thumbnails the browsers asked for: {ours.recv()}")
         server.join(10)
         shutil.rmtree(work, ignore_errors=True)
 

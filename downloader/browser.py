@@ -5,7 +5,9 @@ webdriver-manager only when ``BrowserOptions.allow_driver_download`` is on. Ever
 started gets a fresh profile folder, and is always quit (``open_browser``; a browser kept
 across searches is ``downloader.browsers``'s).
 Chromium and chromedriver run with Chromium's sandbox on, as an unprivileged user,
-with an allow-listed environment (``downloader.sandbox``).
+with an allow-listed environment (``downloader.sandbox``). The search browser
+(``downloader.browsers``) loads no images (``images=False``: the engines read full-size
+URLs from markup and JSON); every other browser does.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ if TYPE_CHECKING:
 os.environ.setdefault("SE_OFFLINE", "true")  # no Selenium Manager downloads
 os.environ.setdefault("SE_AVOID_STATS", "true")
 
+# Chromium features no search or page read needs (see CHROME_FLAGS): the address bar's
+# popups, and the spare renderer Chromium starts ahead for a next navigation that a
+# search's browser context (one page, then disposed of) never makes.
+DISABLED_FEATURES = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup", "SpareRendererForSitePerProcess")
 CHROME_FLAGS = (
     "--headless=new",  # and never --no-sandbox: the browser runs as an unprivileged user
     "--disable-dev-shm-usage",
@@ -48,14 +54,25 @@ CHROME_FLAGS = (
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--disable-quic",
+    # Browser UI that headless Chromium still builds for every window: the address bar's
+    # popups are web pages (WebUI) of their own, loaded in a renderer of their own for
+    # each new window (every search's browser context opens one). Nothing reads them;
+    # they cost about 0.4 CPU-s per search and 0.5 per browser start (docs/benchmarks.md,
+    # bench_job). chromedriver adds its own disabled features to this list.
+    "--disable-features=" + ",".join(DISABLED_FEATURES),
 )
+# A browser started with ``images=False`` (search engines' pages) loads no image.
+NO_IMAGES_BLINK_SETTINGS = "--blink-settings=imagesEnabled=false"
 # The same as profile preferences (what the switches set), plus no DNS prefetching or
-# preconnecting on a page's behalf.
+# preconnecting on a page's behalf, and a blank first window (not the new-tab page, a
+# WebUI page that costs its renderer some 0.1 CPU-s at every start).
 CHROME_PREFS = {
     "webrtc.ip_handling_policy": "disable_non_proxied_udp",
     "webrtc.multiple_routes_enabled": False,
     "webrtc.nonproxied_udp_enabled": False,
     "net.network_prediction_options": 2,  # never
+    "session.restore_on_startup": 4,  # open the startup URLs
+    "session.startup_urls": ["about:blank"],
 }
 
 
@@ -158,6 +175,7 @@ def _chrome_options(
     size: tuple[int, int],
     egress: EgressGuard | None,
     for_pages: bool,
+    images: bool,
 ):
     """Chromium's switches and preferences; ``chromium``: its launcher."""
     from selenium import webdriver
@@ -172,6 +190,8 @@ def _chrome_options(
     if for_pages:
         chrome.add_argument(f"--user-agent={options.user_agent}")
         chrome.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    if not images:
+        chrome.add_argument(NO_IMAGES_BLINK_SETTINGS)  # no request, no decode
     if egress is not None:
         chrome.add_argument(f"--proxy-server={egress.url}")
         chrome.add_argument("--proxy-bypass-list=<-loopback>")  # no implicit bypass for loopback
@@ -224,6 +244,7 @@ def browser_start(
     height: int = 900,
     egress: EgressGuard | None = None,
     for_pages: bool = False,
+    images: bool = True,
 ) -> Browser:
     """A headless Chromium with a fresh profile folder; the caller quits it
     (``Browser.quit``). The arguments are ``open_browser``'s."""
@@ -234,7 +255,7 @@ def browser_start(
     folders: list[str] = []  # removed if the start fails, else with the browser
     try:
         profile, chromium, chromedriver = _sandboxed(options, binary, folders)
-        chrome = _chrome_options(options, chromium, profile, (width, height), egress, for_pages)
+        chrome = _chrome_options(options, chromium, profile, (width, height), egress, for_pages, images)
         return Browser(_start_driver(options, chrome, chromedriver), folders)
     except BaseException:
         for folder in folders:
@@ -250,14 +271,18 @@ def open_browser(
     height: int = 900,
     egress: EgressGuard | None = None,
     for_pages: bool = False,
+    images: bool = True,
 ) -> Iterator:
     """A headless Chromium WebDriver, quit and its profile removed on exit. With
     ``egress``, every request the browser makes (loopback included) goes through that
     guard. ``for_pages``: a browser for reading a publisher's page, which names imagedl
     in its user agent (``options.user_agent``) and keeps a network log, so the page's
     response headers can be read (``X-Robots-Tag``); search engines' pages are read
-    with the browser's own user agent."""
-    browser = browser_start(options, width=width, height=height, egress=egress, for_pages=for_pages)
+    with the browser's own user agent. ``images=False``: its pages load no image (the
+    search browser's: engines read full-size URLs from markup and JSON)."""
+    browser = browser_start(
+        options, width=width, height=height, egress=egress, for_pages=for_pages, images=images
+    )
     try:
         yield browser.driver
     finally:

@@ -5,7 +5,8 @@ lends the browser ``KEEPER`` keeps in this process; each search gets a browser c
 of its own (DevTools ``Target.createBrowserContext``: in memory, like an incognito
 window, with its own cookies, storage, cache, history and renderer processes) and its
 tab in it, and the context is disposed at the search's end, so no search sees anything
-of the one before.
+of the one before. A search browser loads no images: every engine reads full-size URLs
+from the results' markup or JSON, never from a loaded thumbnail.
 
 The browser is quit, and the next search starts a new one (a new profile folder, the
 same sandbox: ``downloader.browser``), after ``BrowserOptions.max_uses`` searches,
@@ -134,7 +135,7 @@ def window_open(driver) -> None:
 
 
 def _kept_start(options: BrowserOptions) -> KeptBrowser:
-    browser = browser_start(options)
+    browser = browser_start(options, images=False)
     try:
         kept = KeptBrowser(browser, DevTools(browser.driver), options, browser.driver.current_window_handle)
     except Exception as exc:
@@ -181,7 +182,7 @@ class BrowserKeeper:
         """A WebDriver on a fresh browser context of the kept browser (a browser of
         its own when reuse is off or the kept one is busy)."""
         if options.max_uses <= 1 or not self._lock.acquire(blocking=False):
-            with open_browser(options) as driver:
+            with open_browser(options, images=False) as driver:
                 yield driver
             return
         try:

@@ -26,6 +26,7 @@ __all__ = [
     "no_events",
     "report_unapplied",
     "results_loop",
+    "wait_in_page",
     "wait_until",
 ]
 
@@ -107,8 +108,9 @@ def is_thumbnail(url: str, markers: tuple[str, ...]) -> bool:
 def wait_until(condition: Callable[[], object], timeout: float, poll: float = 0.1) -> object:
     """Poll ``condition`` until it returns something truthy or ``timeout`` passes.
 
-    Engines wait for events (more results appeared, a button showed up) this way,
-    never with fixed sleeps.
+    Waits for events (more results appeared, a button showed up) are polls like this
+    one, never fixed sleeps; an engine waiting on its own results page polls inside
+    the page instead (``wait_in_page``).
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -116,6 +118,38 @@ def wait_until(condition: Callable[[], object], timeout: float, poll: float = 0.
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(poll)
+
+
+WAIT_IN_PAGE_JS = """
+const done = arguments[arguments.length - 1];
+const args = arguments[0], until = Date.now() + arguments[1], every = arguments[2];
+const condition = function (args) { %s };
+(function check() {
+  let value = false;
+  try { value = condition(args); } catch (e) { value = false; }
+  if (value || Date.now() >= until) done(Boolean(value)); else setTimeout(check, every);
+})();
+"""
+# Seconds one wait_in_page call may last: well under the browser's script time-out.
+WAIT_IN_PAGE_CALL = 5.0
+
+
+def wait_in_page(driver, condition: str, args: list, timeout: float, poll: float = 0.05) -> bool:
+    """Poll ``condition`` (the body of a JavaScript function of ``args`` that returns
+    true once the wait is over, and may act, as clicking a button) inside the page,
+    every ``poll`` seconds, until it holds or ``timeout`` passes; True when it held.
+
+    One WebDriver call per ``WAIT_IN_PAGE_CALL`` seconds instead of one (through
+    chromedriver, the browser and the renderer) per poll. For search engines' pages
+    only: a stranger's page could stop its timers and hold the wait until the
+    script time-out (``downloader.engines.page`` polls from here)."""
+    script = WAIT_IN_PAGE_JS % condition
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        call = min(left, WAIT_IN_PAGE_CALL)
+        if driver.execute_async_script(script, args, int(call * 1000), int(poll * 1000)):
+            return True
+    return False
 
 
 @dataclass

@@ -25,7 +25,7 @@ from downloader.engines.base import (
     no_events,
     report_unapplied,
     results_loop,
-    wait_until,
+    wait_in_page,
 )
 
 # --- locators ----------------------------------------------------------------------
@@ -72,12 +72,16 @@ const out = [];
 for (let i = arguments[1]; i < links.length; i++) out.push(links[i].getAttribute('m'));
 return out;
 """
-COUNT_JS = "return document.querySelectorAll(arguments[0]).length;"
-SEE_MORE_VISIBLE_JS = """
-const b = document.querySelector(arguments[0]);
-if (!b) return false;
-const r = b.getBoundingClientRect();
-return r.width > 0 && r.height > 0 && getComputedStyle(b).visibility !== 'hidden';
+# Polled in the page after a scroll (args: RESULT_LINK, results so far, SEE_MORE_BUTTON):
+# true once more results are in; clicks "see more" whenever it shows.
+MORE_RESULTS_JS = """
+if (document.querySelectorAll(args[0]).length > args[1]) return true;
+const b = document.querySelector(args[2]);
+if (b) {
+  const r = b.getBoundingClientRect();
+  if (r.width > 0 && r.height > 0 && getComputedStyle(b).visibility !== 'hidden') b.click();
+}
+return false;
 """
 BLOCKED_JS = "return arguments[0].some(sel => document.querySelector(sel) !== null);"
 
@@ -149,16 +153,7 @@ class BingEngine(Engine):
         )
 
     def _load_more(self, driver, count: int) -> bool:
-        """Scroll (or click "see more") and wait until more results appear."""
-        if driver.execute_script(SEE_MORE_VISIBLE_JS, SEE_MORE_BUTTON):
-            driver.execute_script("document.querySelector(arguments[0]).click();", SEE_MORE_BUTTON)
+        """Scroll (and click "see more" when it shows) until more results appear."""
         driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
-
-        def progressed() -> bool:
-            if driver.execute_script(COUNT_JS, RESULT_LINK) > count:
-                return True
-            if driver.execute_script(SEE_MORE_VISIBLE_JS, SEE_MORE_BUTTON):
-                driver.execute_script("document.querySelector(arguments[0]).click();", SEE_MORE_BUTTON)
-            return False
-
-        return bool(wait_until(progressed, self.scroll_wait()))
+        args = [RESULT_LINK, count, SEE_MORE_BUTTON]
+        return wait_in_page(driver, MORE_RESULTS_JS, args, self.scroll_wait())

@@ -25,7 +25,7 @@ from downloader.engines.base import (
     no_events,
     report_unapplied,
     results_loop,
-    wait_until,
+    wait_in_page,
 )
 
 SEARCH_PATH = "/search"
@@ -62,6 +62,7 @@ for (let i = arguments[1]; i < links.length; i++) out.push(links[i].getAttribute
 return out;
 """
 COUNT_JS = "return document.querySelectorAll(arguments[0]).length;"
+MORE_RESULTS_JS = "return document.querySelectorAll(args[0]).length > args[1];"  # wait_in_page
 BLOCKED_JS = "return arguments[0].some(sel => document.querySelector(sel) !== null);"
 
 
@@ -109,9 +110,7 @@ class GoogleEngine(Engine):
 
         def load_more(count: int) -> bool:
             driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
-            return bool(
-                wait_until(lambda: driver.execute_script(COUNT_JS, RESULT_LINK) > count, self.scroll_wait())
-            )
+            return wait_in_page(driver, MORE_RESULTS_JS, [RESULT_LINK, count], self.scroll_wait())
 
         yield from results_loop(
             engine=self.name,

@@ -22,6 +22,10 @@ and the cookies carry: Bing's scroll requests forward ``q`` and ``qft`` from the
 not ``adlt`` (what the real Bing was seen to do), Google's forward ``safe`` and ``tbs``.
 ``served`` records, for every results request, (engine, path, safe search as served:
 strict/moderate/off, filters as read).
+``thumbnail_url(n)``, when given, is result n's thumbnail, shown as an ``<img>`` on the
+results pages as the real sites show theirs (Bing's ``img.mimg`` and ``turl``, Google's
+``img`` in each result; DuckDuckGo's JSON ``thumbnail``, which only its page's own
+scripts would draw); without it the pages show no images.
 ``titles(n)`` is result n's title as the engine sends it (Bing's ``t``, DuckDuckGo's
 ``title``; default "Result n"): real titles carry entities and highlight marks.
 ``traits(n)`` is what each engine believes of result n, ``{kind: value}`` in
@@ -154,6 +158,7 @@ class SearchImitation:
         adult: Callable[[int], bool] | None = None,
         traits: Callable[[int], dict[str, str]] | None = None,
         titles: Callable[[int], str] | None = None,
+        thumbnail_url: Callable[[int], str] | None = None,
     ) -> None:
         if not address.startswith("127."):
             raise ValueError("imitations live on 127.0.0.0/8 only")
@@ -168,6 +173,7 @@ class SearchImitation:
         self.adult = adult
         self.traits = traits
         self.titles = titles
+        self.thumbnail_url = thumbnail_url
         self.asked: list[tuple[str, dict[str, str]]] = []
         self.served: list[tuple[str, str, str, dict[str, str]]] = []
         self.pages: dict[str, str] = {}
@@ -232,6 +238,16 @@ class SearchImitation:
             self.asked.append((engine, asked))
         return asked
 
+    def _thumbnail(self, index: int, default: str) -> str:
+        return self.thumbnail_url(index) if self.thumbnail_url else default
+
+    def _thumbnail_img(self, index: int, css_class: str = "") -> str:
+        """The result's thumbnail as the page shows it (nothing without ``thumbnail_url``)."""
+        if not self.thumbnail_url:
+            return ""
+        src = html.escape(self.thumbnail_url(index))
+        return f'<img class="{css_class}" src="{src}" alt="" width="160" height="100">'
+
     def _title(self, index: int) -> str:
         title = self.titles(index) if self.titles else f"Result {index}"
         return title + (" (adult)" if self.adult and self.adult(index) else "")
@@ -244,7 +260,7 @@ class SearchImitation:
             meta = {
                 "murl": self.image_url(index + self.offsets["bing"]),
                 "purl": f"http://example.org/article/{index}",
-                "turl": f"https://tse2.mm.bing.net/th?id=OIP.{index}&pid=Api",
+                "turl": self._thumbnail(index, f"https://tse2.mm.bing.net/th?id=OIP.{index}&pid=Api"),
                 "t": self._title(index),
                 "desc": "",
             }
@@ -253,7 +269,7 @@ class SearchImitation:
             cls = "iusc-changed" if self.modes["bing"] == "changed" else "iusc"
             items.append(
                 f'<li data-idx="{index}"><div class="iuscp"><a class="{cls}" m="{html.escape(json.dumps(meta))}" '
-                f'href="/images/search?view=detailV2&amp;id={index}"><div class="img_cont">result {index}</div></a>'
+                f'href="/images/search?view=detailV2&amp;id={index}"><div class="img_cont">{self._thumbnail_img(index, "mimg")}result {index}</div></a>'
                 f'<div class="img_info"><span class="nowrap">640 x 480 · jpeg</span></div></div></li>'
             )
         return "".join(items)
@@ -342,7 +358,7 @@ class SearchImitation:
             results.append(
                 {
                     "image": image,
-                    "thumbnail": f"https://tse1.mm.bing.net/th?id={index}",
+                    "thumbnail": self._thumbnail(index, f"https://tse1.mm.bing.net/th?id={index}"),
                     "title": self._title(index),
                     "url": f"http://example.org/ddg/{index}",
                     "width": 640,
@@ -363,7 +379,8 @@ class SearchImitation:
             if self.modes["google"] == "thumbnails":
                 image = f"https://encrypted-tbn0.gstatic.com/images?q=tbn:{index}"
             href = "/imgres?" + urlencode({"imgurl": image, "imgrefurl": f"http://example.org/g/{index}"})
-            links.append(f"<div class='r'><a href='{html.escape(href)}'>result {index}</a></div>")
+            thumbnail = self._thumbnail_img(index)
+            links.append(f"<div class='r'><a href='{html.escape(href)}'>{thumbnail}result {index}</a></div>")
         return "".join(links)
 
     def google_page(self, query: dict, cookies: dict[str, str]):

@@ -36,7 +36,7 @@ class Command(BaseCommand):
         wanted = options["min_results"]
         failures = []
         engines = engine_options_from_settings()
-        with open_browser(browser_options_from_settings()) as driver:
+        with open_browser(browser_options_from_settings(), images=False) as driver:  # as searches run
             for name in names:
                 engine = get_engine(name, engines)
                 started = time.monotonic()
