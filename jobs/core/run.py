@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -204,20 +206,27 @@ def _hold_lease(job_id: str, run_id: str, delay: float) -> None:
 
 
 class CancelWatch:
-    """Answers "was the job cancelled?", reading Cassandra at most once a second."""
+    """Answers "was the job cancelled?", reading Cassandra at most once a second, and
+    not at all while the run's progress writes, conditional on the job running, keep
+    landing (``confirmed()``: when one last did, on ``time.monotonic``'s clock)."""
 
-    def __init__(self, job_id: uuid.UUID) -> None:
+    def __init__(self, job_id: uuid.UUID, confirmed: Callable[[], float] = lambda: -math.inf) -> None:
         self.job_id = job_id
+        self._confirmed = confirmed
         self._checked = 0.0
         self._cancelled = False
 
     def __call__(self) -> bool:
         now = time.monotonic()
-        if not self._cancelled and now - self._checked >= CANCEL_CHECK_EVERY:
+        if not self._cancelled and now - max(self._checked, self._confirmed()) >= CANCEL_CHECK_EVERY:
             self._checked = now
             current = records.job_get(self.job_id)
             self._cancelled = current is None or current.status == JobStatus.CANCELLED
         return self._cancelled
+
+    def seen(self) -> None:
+        """The job was found cancelled (a refused progress write)."""
+        self._cancelled = True
 
 
 class LeaseKeeper:
@@ -264,9 +273,9 @@ class JobRun:
         self.workdir = run_workdir(job.id, self.run_id, adopt=adopt)
         self.kept_dir = self.workdir / "kept"
         self.kept_dir.mkdir(exist_ok=True)
-        self.cancelled = CancelWatch(job.id)
         self.lease: LeaseKeeper | None = None
         self.writes = RunWrites(job, lost=lambda: self.lost, on_lost=self._lease_lost)
+        self.cancelled = CancelWatch(job.id, confirmed=lambda: self.writes.confirmed_at)
         self.positions: dict[int, int] = {}  # id(image) -> its number (file and image row)
         self.engines_started: list[str] = []
         self.engine_outcomes: dict[str, str] = {}  # engine -> ok, empty or failed (counted at the end)
@@ -367,8 +376,12 @@ class JobRun:
         self.writes.progress(**counters)  # written at most once a second
 
     def _lease_lost(self) -> None:
-        if self.lease is not None:
-            self.lease.lost.set()  # the job row names another run (or none): stop
+        """A progress write was refused: the job was cancelled (the run stops and cleans
+        up as after any cancel), or it names another run (or none): stop."""
+        if self.job.status == JobStatus.CANCELLED:
+            self.cancelled.seen()
+        elif self.lease is not None:
+            self.lease.lost.set()
 
     def on_kept(self, image: KeptImage) -> None:
         self.position += 1

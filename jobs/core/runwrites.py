@@ -6,9 +6,10 @@ one insert per kept image. ``RunWrites`` holds both and writes them together in 
 when ``IMAGE_BATCH`` images wait:
 
 1. the progress counters, in one lightweight transaction conditional on the run's id
-   (``services.job_record_progress``): the fence of the flush. When it is refused the
-   job names another run (or none): the run is told it lost the job, and the images
-   waiting are dropped unwritten;
+   and the job running (``services.job_record_progress``): the fence of the flush.
+   When it is refused the job names another run (or none) or was cancelled: the run is
+   told (``on_lost``; ``job.status`` says which), and the images waiting are dropped
+   unwritten. Applied, it stands for the run's cancel check (``confirmed_at``);
 2. then the images waiting, in one request (``services.job_add_images``: one unlogged
    batch of the job's partition, rows keyed by the run's id).
 
@@ -63,6 +64,9 @@ class RunWrites:
         self._images: dict[int, dict[str, object]] = {}  # position -> columns, waiting
         self._stored: set[int] = set()  # positions whose rows are stored
         self._last = -math.inf
+        # When a flush last found the job running and the run's own (``clock``'s time):
+        # the run need not read the job to learn it was not cancelled meanwhile.
+        self.confirmed_at = -math.inf
 
     def progress(self, **fields: int | str) -> None:
         """New values of progress fields (not ``downloaded_count``: see the module)."""
@@ -122,6 +126,7 @@ class RunWrites:
             self._on_lost()
             return
         self._written, self._progress = fields, {}
+        self.confirmed_at = now
         if self._images:
             images, self._images = self._images, {}
             services.job_add_images(self.job, images)

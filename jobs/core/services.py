@@ -579,9 +579,10 @@ def _progress_check(counters: dict[str, int | str]) -> None:
 def job_record_progress(job: Job, **counters: int | str) -> bool:
     """Write progress counters (found_count, downloaded_count, rejected_count,
     engine_used, already_delivered, filters_unapplied) while the run ``job.run_id`` owns the
-    job; False when it does not."""
+    running job; False when it does not, with ``job.status`` as found (``cancelled``: the
+    run stops as after a cancel). Applied, it also tells the run it was not cancelled."""
     _progress_check(counters)
-    return records.job_write_if(job, dict(counters), run_is=job.run_id)
+    return records.job_write_if(job, dict(counters), status_in=(JobStatus.RUNNING,), run_is=job.run_id)
 
 
 def job_add_preview(job: Job, position: int, sha256: str, preview: bytes) -> None:

@@ -140,6 +140,29 @@ def test_a_run_that_lost_its_job_writes_none_of_its_pending_images(cassandra_db)
     assert records.job_get(first.id).found_count == 1  # the new run's row is left alone
 
 
+def test_a_flush_refused_after_a_cancel_says_so_and_a_landed_one_stands_for_the_cancel_check(cassandra_db):
+    job, clock, told = _claimed(), Clock(), []
+    writes = RunWrites(job, lost=lambda: False, on_lost=lambda: told.append(job.status), clock=clock)
+    writes.progress(found_count=1)
+    assert writes.confirmed_at == clock.now and told == []
+    # The cancel check reads nothing within a second of a flush that found the job running.
+    watch = run.CancelWatch(job.id, confirmed=time.monotonic)
+    with StatementCount() as count:
+        assert watch() is False
+    assert count.total == 0
+    assert services.job_cancel(records.job_get(job.id)) is True
+    clock.now += PROGRESS_EVERY
+    with StatementCount() as count:
+        writes.progress(found_count=2)  # refused: the job is no longer running
+    assert count.of(LWT, "job") == 1 and told == [JobStatus.CANCELLED]
+    assert writes.confirmed_at == clock.now - PROGRESS_EVERY
+    assert records.job_get(job.id).found_count == 1
+    # Without a recent flush the check reads the job, and sees the cancel.
+    with StatementCount() as count:
+        assert run.CancelWatch(job.id)() is True
+    assert count.total == 1
+
+
 @pytest.mark.browser
 @pytest.mark.imitation(total=120, junk=lambda i: i % 10 == 0)
 def test_a_fifty_image_job_sends_its_images_in_batches_and_bounded_progress(cassandra_db, imitation):
