@@ -539,7 +539,9 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
         JobActive.objects(bucket=listed_in, job_id=job.id).delete()
     if "started_at" in changes:  # the job's first start: how long it waited past its time
         metrics.job_wait_observe((changes["started_at"] - aware_utc(job.run_at)).total_seconds())
-    event_record(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
+    event_record(
+        job.id, "started", f"Run started (attempt {attempt})", known=job, attempt=attempt, run=str(job.run_id)
+    )
     # Submitted to start at once and started within the minute: its outcome is its one mail.
     first_start = changes.get("started_at") or job.started_at  # a resumed run keeps its first
     started_soon = not job.held and starts_at_once(job, job.run_at) and starts_at_once(job, first_start)
@@ -644,9 +646,8 @@ def job_complete(
     if not applied:
         storage.delete(archive_path)
         return False
-    event_record(
-        job.id, "done", f"{kept} images ready ({archive_bytes} bytes)", kept=kept, bytes=archive_bytes
-    )
+    ready = f"{kept} images ready ({archive_bytes} bytes)"
+    event_record(job.id, "done", ready, known=job, kept=kept, bytes=archive_bytes)
     _run_time_observe(job, now)
     _run_ended(job, "ready")
     return True
@@ -668,7 +669,7 @@ def job_fail(job: Job, reason: str) -> bool:
         lease_until=None,
     ):
         return False
-    event_record(job.id, "failed", reason, level="error")
+    event_record(job.id, "failed", reason, level="error", known=job)
     _run_time_observe(job, now)
     _run_ended(job, "failed")
     return True
