@@ -230,13 +230,17 @@ class CancelWatch:
 
 
 class LeaseKeeper:
-    """Renews the run's lease every third of its length, in its own thread. ``lost`` is
-    set when the job was taken from the run (cancelled, or claimed by another run) or
-    when the lease ran out before a renewal got through."""
+    """Renews the run's lease every third of its length, in its own thread, unless the
+    run's progress writes renewed it within that third (``renewed()``: when one last
+    did, on ``time.monotonic``'s clock). ``lost`` is set when the job was taken from the
+    run (cancelled, or claimed by another run) or when the lease ran out before a
+    renewal got through."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, renewed: Callable[[], float] = lambda: -math.inf) -> None:
         self.job_id = job.id
         self.run_id = job.run_id
+        self._renewed = renewed
+        self.wakes = 0  # (how many times it looked: tests wait for it)
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._until = time.monotonic() + settings.IMAGEDL_LEASE_SECONDS
@@ -246,6 +250,11 @@ class LeaseKeeper:
     def _run(self) -> None:
         every = settings.IMAGEDL_LEASE_SECONDS / 3
         while not self._stop.wait(every):
+            self.wakes += 1
+            renewed = self._renewed()
+            if time.monotonic() - renewed < every:  # a progress write renewed it
+                self._until = renewed + settings.IMAGEDL_LEASE_SECONDS
+                continue
             try:
                 if not services.job_renew_lease(Job(id=self.job_id, run_id=self.run_id)):
                     self.lost.set()
@@ -274,7 +283,12 @@ class JobRun:
         self.kept_dir = self.workdir / "kept"
         self.kept_dir.mkdir(exist_ok=True)
         self.lease: LeaseKeeper | None = None
-        self.writes = RunWrites(job, lost=lambda: self.lost, on_lost=self._lease_lost)
+        self.writes = RunWrites(
+            job,
+            lost=lambda: self.lost,
+            on_lost=self._lease_lost,
+            lease_every=settings.IMAGEDL_LEASE_SECONDS / 3,
+        )
         self.cancelled = CancelWatch(job.id, confirmed=lambda: self.writes.confirmed_at)
         self.positions: dict[int, int] = {}  # id(image) -> its number (file and image row)
         self.engines_started: list[str] = []
@@ -291,7 +305,7 @@ class JobRun:
         return self.lost or self.cancelled()
 
     def execute(self) -> str:
-        self.lease = LeaseKeeper(self.job)
+        self.lease = LeaseKeeper(self.job, renewed=lambda: self.writes.lease_renewed_at)
         try:
             return self._execute()
         finally:

@@ -578,13 +578,17 @@ def _progress_check(counters: dict[str, int | str]) -> None:
         raise ValueError(f"not progress fields: {sorted(unknown)}")
 
 
-def job_record_progress(job: Job, **counters: int | str) -> bool:
+def job_record_progress(job: Job, *, renew_lease: bool = False, **counters: int | str) -> bool:
     """Write progress counters (found_count, downloaded_count, rejected_count,
     engine_used, already_delivered, filters_unapplied) while the run ``job.run_id`` owns the
     running job; False when it does not, with ``job.status`` as found (``cancelled``: the
-    run stops as after a cancel). Applied, it also tells the run it was not cancelled."""
+    run stops as after a cancel). Applied, it also tells the run it was not cancelled.
+    ``renew_lease``: the same write renews the run's lease (``job_renew_lease``'s)."""
     _progress_check(counters)
-    return records.job_write_if(job, dict(counters), status_in=(JobStatus.RUNNING,), run_is=job.run_id)
+    changes: dict[str, object] = dict(counters)
+    if renew_lease:
+        changes["lease_until"] = _lease_until()
+    return records.job_write_if(job, changes, status_in=(JobStatus.RUNNING,), run_is=job.run_id)
 
 
 def job_add_preview(job: Job, position: int, sha256: str, preview: bytes) -> None:

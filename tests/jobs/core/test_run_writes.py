@@ -27,6 +27,7 @@ from jobs.store import records
 from jobs.store.events import job_events
 from tests.factories import NOW, expire_lease, make_job
 from tests.statements import BATCH, LWT, WRITE, StatementCount
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
@@ -161,6 +162,38 @@ def test_a_flush_refused_after_a_cancel_says_so_and_a_landed_one_stands_for_the_
     with StatementCount() as count:
         assert run.CancelWatch(job.id)() is True
     assert count.total == 1
+
+
+def test_a_flush_renews_the_lease_once_it_is_a_third_old_and_the_keeper_then_sends_nothing(
+    cassandra_db, settings
+):
+    job, clock = _claimed(), Clock()
+    claimed_until = records.job_get(job.id).lease_until
+    writes = RunWrites(job, lost=lambda: False, on_lost=lambda: None, lease_every=20, clock=clock)
+    writes.progress(found_count=1)
+    assert records.job_get(job.id).lease_until == claimed_until and writes.lease_renewed_at == clock.now
+    clock.now += 20
+    with StatementCount() as count:
+        writes.progress(found_count=2)  # the lease is a third old: this flush renews it
+    assert count.of(LWT, "job") == 1 and writes.lease_renewed_at == clock.now
+    assert records.job_get(job.id).lease_until > claimed_until
+    # A keeper whose run's flushes keep renewing the lease sends no renewal of its own;
+    # one without them does (every third of a 3-second lease here).
+    settings.IMAGEDL_LEASE_SECONDS = 3
+    with StatementCount() as count:
+        keeper = run.LeaseKeeper(job, renewed=time.monotonic)
+        try:
+            assert wait_for(lambda: keeper.wakes >= 2, timeout=10, interval=0.1)
+        finally:
+            keeper.stop()
+    assert count.of(LWT, "job") == 0 and not keeper.lost.is_set()
+    with StatementCount() as count:
+        keeper = run.LeaseKeeper(job)
+        try:
+            assert wait_for(lambda: keeper.wakes >= 1 and count.of(LWT, "job") >= 1, timeout=10, interval=0.1)
+        finally:
+            keeper.stop()
+    assert not keeper.lost.is_set()
 
 
 @pytest.mark.browser
