@@ -13,7 +13,8 @@ everything over HTTP and SMTP as users see it. Two stacks:
       kind of process (/proc, only the bench's own processes: see bench.cpu_profile),
       and Cassandra requests per job run and per submission by kind (read, write,
       batch, lightweight transaction), from the servers' own /metrics
-      (imagedl_cassandra_statements). On the cluster: one worker (worker-2 killed),
+      (imagedl_cassandra_statements), and S3 requests per job by operation with the
+      bytes sent (imagedl_s3_requests). On the cluster: one worker (worker-2 killed),
       then two, and the ratio.
   (b) --submissions form submissions (for tomorrow, so nothing runs) at --concurrency
       on each stack; submissions per second, p50 and p99; then as many status JSON
@@ -48,6 +49,7 @@ from bench.corpus import realistic_corpus
 from bench.cpu_profile import CpuPhase, CpuSampler, Scope
 from bench.own_node import cassandra_node, node_env
 from devtools import cluster
+from jobs.lib.metrics import S3_OPERATIONS
 from tests.imagehosts import ImageHost
 from tests.imitations.server import SearchImitation
 from tests.mailserver import MailServer, free_port
@@ -94,6 +96,18 @@ def statements(urls: list[str]) -> dict[str, float]:
     }
 
 
+def s3_requests(urls: list[str]) -> dict[str, float]:
+    """S3 requests so far by operation, and the bytes sent, added up over the servers at
+    ``urls`` (imagedl_s3_requests: a server before it had the metric counts none)."""
+    samples = [scrape(url) for url in urls]
+    counts = {
+        operation: sum(total(s, "imagedl_s3_requests_total", operation=operation) for s in samples)
+        for operation in S3_OPERATIONS
+    }
+    counts["MB sent"] = sum(total(s, "imagedl_s3_bytes_sent_total") for s in samples) / 1e6
+    return counts
+
+
 def run_seconds(urls: list[str]) -> tuple[float, float]:
     """(sum, count) of the finished runs' seconds, added up over the workers at ``urls``."""
     samples = [scrape(url) for url in urls]
@@ -131,6 +145,7 @@ def jobs_phase(
     emails = [f"{tag}-{i}@example.org" for i in range(jobs)]
     clients = [WebClient(web) for web in webs]
     worker_before = statements(metrics["worker"])
+    s3_before = s3_requests(metrics["worker"] + metrics["web"])
     runs_before = run_seconds(metrics["worker"])
     submitted = dict.fromkeys(STATEMENT_KINDS, 0.0)
     paths = []
@@ -146,6 +161,7 @@ def jobs_phase(
         minutes = (time.monotonic() - started) / 60
     delivered = sum(int(clients[i % len(clients)].state(p).get("downloaded", 0)) for i, p in enumerate(paths))
     worker_after = statements(metrics["worker"])
+    s3_after = s3_requests(metrics["worker"] + metrics["web"])
     runs_after = run_seconds(metrics["worker"])
     runs = runs_after[1] - runs_before[1]
     return {
@@ -159,6 +175,7 @@ def jobs_phase(
         "mails_per_job": sum(len(mail.messages_to(e)) for e in emails) / jobs,
         "per_submission": {kind: value / jobs for kind, value in submitted.items()},
         "per_job": difference(worker_after, worker_before, jobs),
+        "s3_per_job": difference(s3_after, s3_before, jobs),
         # a run's own time (first start to its end, imagedl_job_run_seconds): how long a
         # task process is held, without the queue's and the mail's waits
         "run_seconds": (runs_after[0] - runs_before[0]) / runs if runs else None,
@@ -182,7 +199,18 @@ def cost_lines(row: dict) -> list[str]:
         f"    CPU per job (per image): all but the imitations {whole / row['jobs']:.2f} s "
         f"({whole / images * 1000:.1f} ms); {parts}; imitations {phase.per_kind.get(IMITATIONS, 0.0) / row['jobs']:.2f} s",
         f"    Cassandra requests per job run: {counts_text(row['per_job'])}; per submission: {counts_text(row['per_submission'])}",
+        f"    S3 requests per job (workers and webs): {s3_text(row.get('s3_per_job', {}))}",
     ]
+
+
+def s3_text(counts: dict[str, float]) -> str:
+    sent = {op: n for op, n in counts.items() if n and op != "MB sent"}
+    if not sent:
+        return "none counted (local disk, or servers without imagedl_s3_requests)"
+    return (
+        ", ".join(f"{op} {n:.1f}" for op, n in sorted(sent.items(), key=lambda item: -item[1]))
+        + f" (all {sum(sent.values()):.1f}); {counts.get('MB sent', 0):.2f} MB sent"
+    )
 
 
 def counts_text(counts: dict[str, float]) -> str:

@@ -199,12 +199,15 @@ def _save(
     storage: Storage, path: str, pack: Callable[[BinaryIO], int], scratch: Path | None = None
 ) -> tuple[str, int]:
     """Write the zip with ``pack`` and save it at ``path``; its stored path and size."""
-    if storage.exists(path):
-        storage.delete(path)
     try:
         target = Path(storage.path(path))
     except NotImplementedError:
         target = None
+    # A storage that saves a taken name under another one (Django's) loses the old file
+    # first; one that overwrites (django-storages' ``file_overwrite``: a bucket) is not
+    # asked, since asking a bucket costs a request.
+    if not getattr(storage, "file_overwrite", False) and storage.exists(path):
+        storage.delete(path)
     if target is not None:
         # Local storage: write the zip in place (beside its final name) instead of
         # writing it once to a temporary file and copying hundreds of MB again.

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -204,30 +206,41 @@ def _hold_lease(job_id: str, run_id: str, delay: float) -> None:
 
 
 class CancelWatch:
-    """Answers "was the job cancelled?", reading Cassandra at most once a second."""
+    """Answers "was the job cancelled?", reading Cassandra at most once a second, and
+    not at all while the run's progress writes, conditional on the job running, keep
+    landing (``confirmed()``: when one last did, on ``time.monotonic``'s clock)."""
 
-    def __init__(self, job_id: uuid.UUID) -> None:
+    def __init__(self, job_id: uuid.UUID, confirmed: Callable[[], float] = lambda: -math.inf) -> None:
         self.job_id = job_id
+        self._confirmed = confirmed
         self._checked = 0.0
         self._cancelled = False
 
     def __call__(self) -> bool:
         now = time.monotonic()
-        if not self._cancelled and now - self._checked >= CANCEL_CHECK_EVERY:
+        if not self._cancelled and now - max(self._checked, self._confirmed()) >= CANCEL_CHECK_EVERY:
             self._checked = now
             current = records.job_get(self.job_id)
             self._cancelled = current is None or current.status == JobStatus.CANCELLED
         return self._cancelled
 
+    def seen(self) -> None:
+        """The job was found cancelled (a refused progress write)."""
+        self._cancelled = True
+
 
 class LeaseKeeper:
-    """Renews the run's lease every third of its length, in its own thread. ``lost`` is
-    set when the job was taken from the run (cancelled, or claimed by another run) or
-    when the lease ran out before a renewal got through."""
+    """Renews the run's lease every third of its length, in its own thread, unless the
+    run's progress writes renewed it within that third (``renewed()``: when one last
+    did, on ``time.monotonic``'s clock). ``lost`` is set when the job was taken from the
+    run (cancelled, or claimed by another run) or when the lease ran out before a
+    renewal got through."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, renewed: Callable[[], float] = lambda: -math.inf) -> None:
         self.job_id = job.id
         self.run_id = job.run_id
+        self._renewed = renewed
+        self.wakes = 0  # (how many times it looked: tests wait for it)
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._until = time.monotonic() + settings.IMAGEDL_LEASE_SECONDS
@@ -237,6 +250,11 @@ class LeaseKeeper:
     def _run(self) -> None:
         every = settings.IMAGEDL_LEASE_SECONDS / 3
         while not self._stop.wait(every):
+            self.wakes += 1
+            renewed = self._renewed()
+            if time.monotonic() - renewed < every:  # a progress write renewed it
+                self._until = renewed + settings.IMAGEDL_LEASE_SECONDS
+                continue
             try:
                 if not services.job_renew_lease(Job(id=self.job_id, run_id=self.run_id)):
                     self.lost.set()
@@ -264,9 +282,14 @@ class JobRun:
         self.workdir = run_workdir(job.id, self.run_id, adopt=adopt)
         self.kept_dir = self.workdir / "kept"
         self.kept_dir.mkdir(exist_ok=True)
-        self.cancelled = CancelWatch(job.id)
         self.lease: LeaseKeeper | None = None
-        self.writes = RunWrites(job, lost=lambda: self.lost, on_lost=self._lease_lost)
+        self.writes = RunWrites(
+            job,
+            lost=lambda: self.lost,
+            on_lost=self._lease_lost,
+            lease_every=settings.IMAGEDL_LEASE_SECONDS / 3,
+        )
+        self.cancelled = CancelWatch(job.id, confirmed=lambda: self.writes.confirmed_at)
         self.positions: dict[int, int] = {}  # id(image) -> its number (file and image row)
         self.engines_started: list[str] = []
         self.engine_outcomes: dict[str, str] = {}  # engine -> ok, empty or failed (counted at the end)
@@ -282,7 +305,7 @@ class JobRun:
         return self.lost or self.cancelled()
 
     def execute(self) -> str:
-        self.lease = LeaseKeeper(self.job)
+        self.lease = LeaseKeeper(self.job, renewed=lambda: self.writes.lease_renewed_at)
         try:
             return self._execute()
         finally:
@@ -367,8 +390,12 @@ class JobRun:
         self.writes.progress(**counters)  # written at most once a second
 
     def _lease_lost(self) -> None:
-        if self.lease is not None:
-            self.lease.lost.set()  # the job row names another run (or none): stop
+        """A progress write was refused: the job was cancelled (the run stops and cleans
+        up as after any cancel), or it names another run (or none): stop."""
+        if self.job.status == JobStatus.CANCELLED:
+            self.cancelled.seen()
+        elif self.lease is not None:
+            self.lease.lost.set()
 
     def on_kept(self, image: KeptImage) -> None:
         self.position += 1

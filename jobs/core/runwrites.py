@@ -6,9 +6,12 @@ one insert per kept image. ``RunWrites`` holds both and writes them together in 
 when ``IMAGE_BATCH`` images wait:
 
 1. the progress counters, in one lightweight transaction conditional on the run's id
-   (``services.job_record_progress``): the fence of the flush. When it is refused the
-   job names another run (or none): the run is told it lost the job, and the images
-   waiting are dropped unwritten;
+   and the job running (``services.job_record_progress``): the fence of the flush.
+   When it is refused the job names another run (or none) or was cancelled: the run is
+   told (``on_lost``; ``job.status`` says which), and the images waiting are dropped
+   unwritten. Applied, it stands for the run's cancel check (``confirmed_at``), and
+   once the lease is ``lease_every`` old it renews the lease too (``lease_renewed_at``:
+   the run's lease keeper then sends no renewal of its own);
 2. then the images waiting, in one request (``services.job_add_images``: one unlogged
    batch of the job's partition, rows keyed by the run's id).
 
@@ -52,17 +55,25 @@ class RunWrites:
         on_lost: Callable[[], None],
         every: float = PROGRESS_EVERY,
         batch: int = IMAGE_BATCH,
+        lease_every: float = math.inf,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.job = job
         self._lost, self._on_lost = lost, on_lost
         self._every, self._batch, self._clock = every, batch, clock
+        self._lease_every = lease_every
         self._lock = threading.Lock()
         self._progress: dict[str, int | str] = {}  # changed since the last flush
         self._written: dict[str, int | str] = {}  # as the last flush wrote them
         self._images: dict[int, dict[str, object]] = {}  # position -> columns, waiting
         self._stored: set[int] = set()  # positions whose rows are stored
         self._last = -math.inf
+        # When a flush last found the job running and the run's own (``clock``'s time):
+        # the run need not read the job to learn it was not cancelled meanwhile.
+        self.confirmed_at = -math.inf
+        # When the run's lease was last renewed by a flush (else its claim's time): a
+        # flush renews it when it is ``lease_every`` old, so the lease keeper need not.
+        self.lease_renewed_at = clock()
 
     def progress(self, **fields: int | str) -> None:
         """New values of progress fields (not ``downloaded_count``: see the module)."""
@@ -116,12 +127,16 @@ class RunWrites:
         self._last = now
         changed = {name: value for name, value in fields.items() if self._written.get(name) != value}
         changed = changed or {"downloaded_count": len(self._stored)}  # images alone: the fence
-        if not services.job_record_progress(self.job, **changed):
+        renew = now - self.lease_renewed_at >= self._lease_every
+        if not services.job_record_progress(self.job, renew_lease=renew, **changed):
             self._progress.clear()
             self._images.clear()
             self._on_lost()
             return
         self._written, self._progress = fields, {}
+        self.confirmed_at = now
+        if renew:
+            self.lease_renewed_at = now
         if self._images:
             images, self._images = self._images, {}
             services.job_add_images(self.job, images)

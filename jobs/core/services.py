@@ -541,7 +541,9 @@ def job_start_attempt(job: Job, *, run_id: uuid.UUID | None = None) -> int:
         JobActive.objects(bucket=listed_in, job_id=job.id).delete()
     if "started_at" in changes:  # the job's first start: how long it waited past its time
         metrics.job_wait_observe((changes["started_at"] - aware_utc(job.run_at)).total_seconds())
-    event_record(job.id, "started", f"Run started (attempt {attempt})", attempt=attempt, run=str(job.run_id))
+    event_record(
+        job.id, "started", f"Run started (attempt {attempt})", known=job, attempt=attempt, run=str(job.run_id)
+    )
     # Submitted to start at once and started within the minute: its outcome is its one mail.
     first_start = changes.get("started_at") or job.started_at  # a resumed run keeps its first
     started_soon = not job.held and starts_at_once(job, job.run_at) and starts_at_once(job, first_start)
@@ -578,12 +580,17 @@ def _progress_check(counters: dict[str, int | str]) -> None:
         raise ValueError(f"not progress fields: {sorted(unknown)}")
 
 
-def job_record_progress(job: Job, **counters: int | str) -> bool:
+def job_record_progress(job: Job, *, renew_lease: bool = False, **counters: int | str) -> bool:
     """Write progress counters (found_count, downloaded_count, rejected_count,
     engine_used, already_delivered, filters_unapplied) while the run ``job.run_id`` owns the
-    job; False when it does not."""
+    running job; False when it does not, with ``job.status`` as found (``cancelled``: the
+    run stops as after a cancel). Applied, it also tells the run it was not cancelled.
+    ``renew_lease``: the same write renews the run's lease (``job_renew_lease``'s)."""
     _progress_check(counters)
-    return records.job_write_if(job, dict(counters), run_is=job.run_id)
+    changes: dict[str, object] = dict(counters)
+    if renew_lease:
+        changes["lease_until"] = _lease_until()
+    return records.job_write_if(job, changes, status_in=(JobStatus.RUNNING,), run_is=job.run_id)
 
 
 def job_add_preview(job: Job, position: int, sha256: str, preview: bytes) -> None:
@@ -645,9 +652,8 @@ def job_complete(
     if not applied:
         storage.delete(archive_path)
         return False
-    event_record(
-        job.id, "done", f"{kept} images ready ({archive_bytes} bytes)", kept=kept, bytes=archive_bytes
-    )
+    ready = f"{kept} images ready ({archive_bytes} bytes)"
+    event_record(job.id, "done", ready, known=job, kept=kept, bytes=archive_bytes)
     _run_time_observe(job, now)
     _run_ended(job, "ready")
     return True
@@ -669,7 +675,7 @@ def job_fail(job: Job, reason: str) -> bool:
         lease_until=None,
     ):
         return False
-    event_record(job.id, "failed", reason, level="error")
+    event_record(job.id, "failed", reason, level="error", known=job)
     _run_time_observe(job, now)
     _run_ended(job, "failed")
     return True

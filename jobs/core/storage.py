@@ -26,6 +26,8 @@ from django.dispatch import receiver
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
+from jobs.lib import metrics
+
 # Settings that change which storage outputs() gives (tests flip them).
 _SETTINGS = {
     "IMAGEDL_S3_BUCKET",
@@ -36,6 +38,14 @@ _SETTINGS = {
     "IMAGEDL_S3_URL_SECONDS",
 }
 STREAM_CHUNK = 256 * 1024
+PREVIEW_TYPE = "image/jpeg"
+MB = 1024 * 1024
+# A zip up to SINGLE_PUT_MAX goes up in one PUT (a 50-image job's is ~7 MB, a 500-image
+# one's ~65 MB: boto3's default, 8 MB, cut the larger of them into several requests);
+# a larger one in parts of MULTIPART_PART, a few at a time.
+SINGLE_PUT_MAX = 128 * MB
+MULTIPART_PART = 32 * MB
+MULTIPART_THREADS = 4
 
 
 def uses_s3() -> bool:
@@ -44,10 +54,19 @@ def uses_s3() -> bool:
 
 @functools.cache
 def _bucket_storage() -> Storage:
+    from boto3.s3.transfer import TransferConfig
     from botocore.config import Config
     from storages.backends.s3 import S3Storage
 
-    return S3Storage(
+    class CountedS3Storage(S3Storage):
+        """Every boto3 session it makes counts its requests (imagedl_s3_requests)."""
+
+        def _create_session(self):
+            session = super()._create_session()
+            session.events.register("before-send.s3", _request_count)
+            return session
+
+    return CountedS3Storage(
         bucket_name=settings.IMAGEDL_S3_BUCKET,
         endpoint_url=settings.AWS_S3_ENDPOINT_URL or None,
         access_key=settings.AWS_ACCESS_KEY_ID or None,
@@ -57,6 +76,11 @@ def _bucket_storage() -> Storage:
         default_acl=None,  # objects stay private: users get presigned URLs
         querystring_auth=True,
         querystring_expire=settings.IMAGEDL_S3_URL_SECONDS,
+        transfer_config=TransferConfig(
+            multipart_threshold=SINGLE_PUT_MAX,
+            multipart_chunksize=MULTIPART_PART,
+            max_concurrency=MULTIPART_THREADS,
+        ),
         client_config=Config(
             s3={"addressing_style": "path"},
             signature_version="s3v4",
@@ -69,10 +93,26 @@ def _bucket_storage() -> Storage:
     )
 
 
+def _request_count(request, event_name: str, **_kwargs: object) -> None:
+    """Count one HTTP request about to go (``before-send.s3.<operation>``: each try)."""
+    operation = event_name.rpartition(".")[2]
+    metrics.s3_request_count(operation, int(request.headers.get("Content-Length") or 0))
+
+
+@functools.cache
+def _client():  # a boto3 S3 client
+    """One S3 client for every thread of the process (boto3's clients are thread-safe).
+    django-storages makes a session and a connection per thread, ~0.1 CPU-s each, and
+    a run stores its previews from threads of its own: the direct requests (previews,
+    deletes, listings, streams) go through this one."""
+    return _bucket_storage().connection.meta.client
+
+
 @receiver(setting_changed)
 def _forget_storage(*, setting: str, **_kwargs: object) -> None:
     if setting in _SETTINGS:
         _bucket_storage.cache_clear()
+        _client.cache_clear()
 
 
 def outputs() -> Storage:
@@ -84,9 +124,16 @@ def outputs() -> Storage:
 
 
 def preview_save(path: str, data: bytes) -> None:
-    """Store a preview once (a later run keeping the same image finds it stored)."""
+    """Store a preview. Its name is its image's content hash, so a later run keeping the
+    same image writes the same bytes: a bucket takes one PUT, without asking first
+    whether the object is there (the request that costs as much as the PUT)."""
+    if not data:
+        return
+    if uses_s3():
+        _client().put_object(Bucket=settings.IMAGEDL_S3_BUCKET, Key=path, Body=data, ContentType=PREVIEW_TYPE)
+        return
     storage = outputs()
-    if data and not storage.exists(path):
+    if not storage.exists(path):  # local disk: saving a taken name would make a second file
         storage.save(path, ContentFile(data))
 
 
@@ -125,7 +172,7 @@ def delete_prefix(prefix: str) -> int:
 
 
 def _bucket_delete_prefix(prefix: str) -> int:
-    client = outputs().connection.meta.client
+    client = _client()
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=settings.IMAGEDL_S3_BUCKET, Prefix=prefix)
     keys = [entry["Key"] for page in pages for entry in page.get("Contents", ())]
     # One DELETE each: a job has a few objects, and S3-compatible servers refuse the
@@ -178,7 +225,7 @@ def download_response(path: str, filename: str) -> HttpResponse:
 
 def _stream(path: str, filename: str) -> StreamingHttpResponse:
     """The object's bytes as they come from the bucket (never held whole in memory)."""
-    client = outputs().connection.meta.client
+    client = _client()
     body = client.get_object(Bucket=settings.IMAGEDL_S3_BUCKET, Key=path)
     response = StreamingHttpResponse(_chunks(body["Body"]), content_type="application/zip")
     response["Content-Length"] = str(body["ContentLength"])
@@ -212,7 +259,7 @@ def ensure_bucket() -> bool:
         return False
     from botocore.exceptions import ClientError
 
-    client = outputs().connection.meta.client
+    client = _client()
     try:
         client.head_bucket(Bucket=settings.IMAGEDL_S3_BUCKET)
         return False

@@ -148,16 +148,22 @@ def _queue(job_id: uuid.UUID, event_id: str, delay: float = 0, tries: int = 0) -
     )
 
 
-def webhook_on_event(job_id: uuid.UUID, kind: str, created: Job | None = None) -> None:
+def webhook_on_event(
+    job_id: uuid.UUID, kind: str, created: Job | None = None, known: Job | None = None
+) -> None:
     """The event observer: a job's event that has a webhook type is enqueued.
 
     ``created``: the event came with the job's creation. Its own address can only be
     stored after that (``jobs.api.submit`` stores it, then ``webhook_catch_up``), so only
-    a series' address can apply: a job of no series costs no read here."""
+    a series' address can apply: a job of no series costs no read here. ``known``: the
+    job as the event's writer holds it; its addresses are looked up first, and the job
+    is read for the payload only when it has one (most jobs have none: one read)."""
     event_type = EVENT_TYPES.get(kind)
     if event_type is None:
         return
     if created is not None and created.series_id is None:
+        return
+    if created is None and known is not None and webhook_target_of(known) is None:
         return
     job = created if created is not None else records.job_get(job_id)
     if job is not None:

@@ -31,6 +31,19 @@ STEPBACK_CAUSES = ("cassandra", "browser", "other")
 # whatever it holds), a lightweight transaction (an ``IF`` condition: Paxos, four round
 # trips between replicas) or a schema change.
 STATEMENT_KINDS = ("read", "write", "batch", "lwt", "schema")
+S3_OPERATIONS = (
+    "PutObject",
+    "HeadObject",
+    "GetObject",
+    "DeleteObject",
+    "ListObjectsV2",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "HeadBucket",
+    "CreateBucket",
+)
 # The rejection codes of downloader (validation, the HTTP chokepoint, de-duplication);
 # an HTTP status becomes its class (http_4xx, http_5xx).
 REJECT_REASONS = (
@@ -94,6 +107,12 @@ TRANSIENT_STEPBACKS = Counter(
 CASSANDRA_STATEMENTS = Counter(
     "imagedl_cassandra_statements", "Requests this server sent to Cassandra, by kind.", ["kind"]
 )
+S3_REQUESTS = Counter(
+    "imagedl_s3_requests",
+    "HTTP requests this server sent to the S3 bucket (each try), by operation.",
+    ["operation"],
+)
+S3_BYTES_SENT = Counter("imagedl_s3_bytes_sent", "Bytes of the bodies this server sent to the S3 bucket.")
 
 
 def label_of(value: object, allowed: Iterable[str]) -> str:
@@ -200,6 +219,12 @@ def cassandra_statement_count(kind: str) -> None:
     CASSANDRA_STATEMENTS.labels(label_of(kind, STATEMENT_KINDS)).inc()
 
 
+def s3_request_count(operation: str, body_bytes: int) -> None:
+    S3_REQUESTS.labels(label_of(operation, S3_OPERATIONS)).inc()
+    if body_bytes > 0:
+        S3_BYTES_SENT.inc(body_bytes)
+
+
 def metrics_prime() -> None:
     """Every fixed label set starts at zero, so a rate exists before the first event
     (an alert on a ratio must not wait for the first failure to see its series)."""
@@ -219,3 +244,5 @@ def metrics_prime() -> None:
         TRANSIENT_STEPBACKS.labels(cause)
     for kind in STATEMENT_KINDS:
         CASSANDRA_STATEMENTS.labels(kind)
+    for operation in S3_OPERATIONS:
+        S3_REQUESTS.labels(operation)

@@ -69,20 +69,29 @@ def _loggable(key: str, value: object) -> bool:
     return key in _CODE_KEYS and isinstance(value, str) and _CODE.fullmatch(value) is not None
 
 
-def event_log(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
+def event_log(
+    job_id: uuid.UUID,
+    kind: str,
+    message: str,
+    *,
+    level: str = "info",
+    known: Job | None = None,
+    **data: object,
+) -> None:
     """Mirror an event to the application log: its job id, kind, numbers and codes.
     The message stays out (it is in Cassandra, purged with the job). Then the
     metrics count it (``jobs.lib.metrics.count_event``) and the observers registered
-    from above hear of it (``event_observer_register``)."""
+    from above hear of it (``event_observer_register``; ``known``: the job as the
+    writer of the event holds it)."""
     _event_log_line(job_id, kind, level, data)
-    _observers_tell(job_id, kind, None)
+    _observers_tell(job_id, kind, None, known)
 
 
 def event_log_created(job: Job, kind: str, message: str, **data: object) -> None:
     """``event_log`` for the event written with the job's creation (``records.job_create``):
     the observers are handed the new job, so they need not read it back."""
     _event_log_line(job.id, kind, "info", data)
-    _observers_tell(job.id, kind, job)
+    _observers_tell(job.id, kind, job, job)
 
 
 def _event_log_line(job_id: uuid.UUID, kind: str, level: str, data: dict[str, object]) -> None:
@@ -91,23 +100,24 @@ def _event_log_line(job_id: uuid.UUID, kind: str, level: str, data: dict[str, ob
     count_event(kind, data)
 
 
-# ``observer(job_id, kind, created)``: ``created`` is the job when the event was written
-# with its creation (its first), else None.
-EventObserver = Callable[[uuid.UUID, str, "Job | None"], None]
+# ``observer(job_id, kind, created, known)``: ``created`` is the job when the event was
+# written with its creation (its first), else None; ``known`` the job as the event's
+# writer holds it (None when it gave none), for what does not change (its series).
+EventObserver = Callable[[uuid.UUID, str, "Job | None", "Job | None"], None]
 _observers: dict[str, EventObserver] = {}
 
 
 def event_observer_register(name: str, observer: EventObserver) -> None:
-    """Call ``observer(job_id, kind, created)`` after each event of any job is recorded
+    """Call ``observer(job_id, kind, created, known)`` after each event of any job is recorded
     (the webhooks, registered in ``JobsConfig.ready()``). It must be quick for kinds it
     ignores; its failures are logged and never undo the event."""
     _observers[name] = observer
 
 
-def _observers_tell(job_id: uuid.UUID, kind: str, created: Job | None) -> None:
+def _observers_tell(job_id: uuid.UUID, kind: str, created: Job | None, known: Job | None) -> None:
     for name, observer in _observers.items():
         try:
-            observer(job_id, kind, created)
+            observer(job_id, kind, created, known)
         except Exception as exc:
             logger.warning("job=%s: the %s observer failed (%s)", job_id, name, type(exc).__name__)
 
@@ -121,10 +131,19 @@ def job_error_log(job_id: uuid.UUID, exc: BaseException) -> None:
     logger.error("job=%s failed: %s at %s", job_id, type(exc).__name__, where or "?")
 
 
-def event_record(job_id: uuid.UUID, kind: str, message: str, *, level: str = "info", **data: object) -> None:
-    """Append one event to a job's log and mirror it to the application log."""
+def event_record(
+    job_id: uuid.UUID,
+    kind: str,
+    message: str,
+    *,
+    level: str = "info",
+    known: Job | None = None,
+    **data: object,
+) -> None:
+    """Append one event to a job's log and mirror it to the application log (``known``:
+    the job as the caller holds it, handed to the observers)."""
     write_together([event_write(job_id, kind, message, level=level, **data)])
-    event_log(job_id, kind, message, level=level, **data)
+    event_log(job_id, kind, message, level=level, known=known, **data)
 
 
 Event = tuple[str, str, dict[str, object]]  # kind, message, data (with "level" if not info)

@@ -85,6 +85,21 @@ def test_the_jobs_events_are_enqueued_once_each(client, api_keys, receiver):
     assert failed.body["data"]["error"] == "Nothing could be found" and failed.verified
 
 
+def test_a_job_without_an_address_costs_its_events_one_read_each_and_no_read_of_the_job(cassandra_db):
+    """The observer looks up the addresses of the job its writer holds (its own: a job of
+    no series has no other) and reads the job only when there is one."""
+    from tests.factories import NOW, make_job
+    from tests.statements import READ, StatementCount
+
+    job = make_job(run_in=NOW)
+    with StatementCount() as count:
+        assert services.job_start_attempt(job) == 1
+        assert services.job_fail(job, "Nothing could be found")
+    assert count.of(READ, "job") == 0
+    assert count.of(READ, "webhook_target") == 2  # "started", "failed"
+    assert deliveries_of_job(job.id) == []
+
+
 def test_a_receivers_retry_after_is_honoured(client, api_keys, receiver, settings):
     settings.IMAGEDL_WEBHOOK_RETRY_SECONDS = [5]
     receiver.answers = lambda webhook_id, n: 503

@@ -27,6 +27,7 @@ from jobs.store import records
 from jobs.store.events import job_events
 from tests.factories import NOW, expire_lease, make_job
 from tests.statements import BATCH, LWT, WRITE, StatementCount
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(databases=["default", "cassandra"])
 
@@ -138,6 +139,61 @@ def test_a_run_that_lost_its_job_writes_none_of_its_pending_images(cassandra_db)
     )
     assert records.job_images(first.id, run_id=first.run_id) == []
     assert records.job_get(first.id).found_count == 1  # the new run's row is left alone
+
+
+def test_a_flush_refused_after_a_cancel_says_so_and_a_landed_one_stands_for_the_cancel_check(cassandra_db):
+    job, clock, told = _claimed(), Clock(), []
+    writes = RunWrites(job, lost=lambda: False, on_lost=lambda: told.append(job.status), clock=clock)
+    writes.progress(found_count=1)
+    assert writes.confirmed_at == clock.now and told == []
+    # The cancel check reads nothing within a second of a flush that found the job running.
+    watch = run.CancelWatch(job.id, confirmed=time.monotonic)
+    with StatementCount() as count:
+        assert watch() is False
+    assert count.total == 0
+    assert services.job_cancel(records.job_get(job.id)) is True
+    clock.now += PROGRESS_EVERY
+    with StatementCount() as count:
+        writes.progress(found_count=2)  # refused: the job is no longer running
+    assert count.of(LWT, "job") == 1 and told == [JobStatus.CANCELLED]
+    assert writes.confirmed_at == clock.now - PROGRESS_EVERY
+    assert records.job_get(job.id).found_count == 1
+    # Without a recent flush the check reads the job, and sees the cancel.
+    with StatementCount() as count:
+        assert run.CancelWatch(job.id)() is True
+    assert count.total == 1
+
+
+def test_a_flush_renews_the_lease_once_it_is_a_third_old_and_the_keeper_then_sends_nothing(
+    cassandra_db, settings
+):
+    job, clock = _claimed(), Clock()
+    claimed_until = records.job_get(job.id).lease_until
+    writes = RunWrites(job, lost=lambda: False, on_lost=lambda: None, lease_every=20, clock=clock)
+    writes.progress(found_count=1)
+    assert records.job_get(job.id).lease_until == claimed_until and writes.lease_renewed_at == clock.now
+    clock.now += 20
+    with StatementCount() as count:
+        writes.progress(found_count=2)  # the lease is a third old: this flush renews it
+    assert count.of(LWT, "job") == 1 and writes.lease_renewed_at == clock.now
+    assert records.job_get(job.id).lease_until > claimed_until
+    # A keeper whose run's flushes keep renewing the lease sends no renewal of its own;
+    # one without them does (every third of a 3-second lease here).
+    settings.IMAGEDL_LEASE_SECONDS = 3
+    with StatementCount() as count:
+        keeper = run.LeaseKeeper(job, renewed=time.monotonic)
+        try:
+            assert wait_for(lambda: keeper.wakes >= 2, timeout=10, interval=0.1)
+        finally:
+            keeper.stop()
+    assert count.of(LWT, "job") == 0 and not keeper.lost.is_set()
+    with StatementCount() as count:
+        keeper = run.LeaseKeeper(job)
+        try:
+            assert wait_for(lambda: keeper.wakes >= 1 and count.of(LWT, "job") >= 1, timeout=10, interval=0.1)
+        finally:
+            keeper.stop()
+    assert not keeper.lost.is_set()
 
 
 @pytest.mark.browser

@@ -15,10 +15,13 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
+from downloader.archive import write_archive
+from downloader.collect import KeptImage
 from jobs.core import services, storage
 from jobs.core.run import job_run
 from jobs.lib import links
 from jobs.lib.links import download_url
+from jobs.lib.metrics import S3_OPERATIONS
 from jobs.models import JobStatus
 from jobs.store import records
 from jobs.store.records import download_expires_at
@@ -37,6 +40,23 @@ def bucket_keys(prefix: str = "") -> list[str]:
 def zip_images(data: bytes) -> list[str]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return images_in_archive(archive.namelist())
+
+
+def s3_requests() -> dict[str, float]:
+    """This process's S3 requests so far by operation (imagedl_s3_requests), and the
+    bytes of their bodies."""
+    from prometheus_client import REGISTRY
+
+    counts = {
+        op: REGISTRY.get_sample_value("imagedl_s3_requests_total", {"operation": op}) or 0.0
+        for op in S3_OPERATIONS
+    }
+    counts["bytes"] = REGISTRY.get_sample_value("imagedl_s3_bytes_sent_total") or 0.0
+    return counts
+
+
+def s3_requests_since(before: dict[str, float]) -> dict[str, float]:
+    return {op: n - before[op] for op, n in s3_requests().items() if n != before[op]}
 
 
 def local_outputs(job_id) -> list[Path]:
@@ -127,6 +147,56 @@ def test_previews_are_served_from_the_bucket_and_the_purge_deletes_everything(
     services.job_purge(done)
     assert bucket_keys(f"previews/{job.id.hex}/") == [] and bucket_keys("archives/") == []
     assert client.get(f"/jobs/{token}/thumb/1.jpg").status_code == 404
+
+
+@pytest.mark.browser
+@pytest.mark.imitation(total=60)
+@pytest.mark.django_db(databases=["default", "cassandra"])
+def test_a_run_sends_one_put_per_preview_and_one_for_its_zip(cassandra_db, s3_settings, imitation):
+    """No existence checks: previews are named by their content (writing one again
+    writes the same bytes) and each run names its own zip."""
+    job = make_job(requested_count=30)
+    before = s3_requests()
+    assert job_run(job.id) == "done: 30"
+    done = records.job_get(job.id)
+    sent = s3_requests_since(before)
+    previews = bucket_keys(f"previews/{job.id.hex}/")
+    assert len(previews) == services.PREVIEWS_KEPT  # the first 24 of 30 images
+    assert {op: n for op, n in sent.items() if op != "bytes"} == {"PutObject": services.PREVIEWS_KEPT + 1}
+    assert sent["bytes"] > done.archive_bytes
+    # A later run of the job keeping the same image writes its preview again: the same
+    # bytes under the same name.
+    first = previews[0]
+    data = storage.outputs().open(first).read()
+    storage.preview_save(first, data)
+    assert bucket_keys(f"previews/{job.id.hex}/") == previews
+    assert storage.outputs().open(first).read() == data
+
+
+@pytest.mark.django_db(databases=["default", "cassandra"])
+def test_a_zip_larger_than_boto3s_part_size_goes_up_in_one_put(cassandra_db, s3_settings, tmp_path):
+    """boto3 cuts an upload above 8 MB into parts (three requests at least): a job's zip
+    up to storage.SINGLE_PUT_MAX goes up in one request."""
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8" + bytes(9 * 1024 * 1024))
+    kept = [
+        KeptImage(
+            path=big,
+            source_url="http://127.0.0.1/big.jpg",
+            page_url="",
+            width=1,
+            height=1,
+            format="jpg",
+            bytes=big.stat().st_size,
+            sha256="0" * 64,
+        )
+    ]
+    before = s3_requests()
+    archive = write_archive(kept, name_stem="big", path="archives/big.zip", storage=storage.outputs())
+    sent = s3_requests_since(before)
+    assert {op: n for op, n in sent.items() if op != "bytes"} == {"PutObject": 1}
+    assert sent["bytes"] == archive.bytes > 9 * 1024 * 1024
+    assert bucket_keys("archives/") == ["archives/big.zip"]
 
 
 def test_ensure_storage_creates_the_bucket_once(s3_settings, settings):
