@@ -21,6 +21,7 @@ Paths:
   /flaky/<code>/<k>/<rest>              the code for the first k requests, then <rest>
   /file/<name>                          a file from the host's ``files`` folder (benchmark corpora)
   /xrobots/<value>/<rest>               <rest>, sent with ``X-Robots-Tag: <value>`` (URL-quoted)
+  /hold/<gate>/<rest>                   <rest>, once the test calls ``host.release(gate)``
 
 ``agents`` holds the User-Agent headers the host has seen.
 
@@ -50,6 +51,7 @@ CONTENT_TYPES = {
     "webp": "image/webp",
     "gif": "image/gif",
 }
+HOLD_LIMIT = 60.0  # seconds a /hold/ request waits for its gate before it is answered anyway
 SAVE = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
 
 
@@ -268,6 +270,10 @@ class _Handler(BaseHTTPRequestHandler):
             _, _, value, rest = path.split("/", 3)
             self.extra_headers["X-Robots-Tag"] = unquote(value)
             return self._route("/" + rest, query, count)
+        if path.startswith("/hold/"):
+            _, _, gate, rest = path.split("/", 3)
+            self.server.gate(gate).wait(HOLD_LIMIT)
+            return self._route("/" + rest, query, count)
         if path.startswith("/flaky/"):
             _, _, code, k, rest = path.split("/", 4)
             if count <= int(k):
@@ -291,6 +297,11 @@ class _Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.active = 0  # requests being answered now
         self.peak_active = 0
+        self._gates: dict[str, threading.Event] = {}
+
+    def gate(self, name: str) -> threading.Event:
+        with self.lock:
+            return self._gates.setdefault(name, threading.Event())
 
 
 class ImageHost:
@@ -335,6 +346,10 @@ class ImageHost:
 
     def url(self, path: str) -> str:
         return self.base + path
+
+    def release(self, gate: str) -> None:
+        """Answer the requests held at ``/hold/<gate>/...``, and any that come later."""
+        self._server.gate(gate).set()
 
     def start(self) -> ImageHost:
         self._thread.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import zipfile
 
@@ -16,6 +17,7 @@ from jobs.models import JobStatus
 from jobs.store import records
 from jobs.store.events import job_events
 from tests.factories import make_job
+from tests.imagehosts import encoded
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(databases=["default", "cassandra"])]
@@ -108,18 +110,39 @@ def test_cancel_during_the_run_stops_and_cleans_up(cassandra_db, imitation):
 
 
 def test_a_better_copy_takes_the_kept_ones_place_in_the_record(cassandra_db, start_imitation, image_host):
-    pictures = {1: "/same/77.jpeg?w=320&h=240&q=80", 4: "/img/77.jpeg?w=640&h=480"}  # one picture, twice
+    # One picture twice: the small copy comes among the first four results; the better
+    # copy is held until those four are kept, and the last picture until it is judged,
+    # so the better copy always arrives after the small one and before the job is full.
+    pictures = {
+        1: "/same/77.jpeg?w=320&h=240&q=80",
+        4: "/hold/better/img/77.jpeg?w=640&h=480",
+        5: "/hold/last/img/85.jpeg?w=400&h=300",
+    }
 
     def image_url(index: int) -> str:
         return image_host.url(pictures.get(index, f"/img/{80 + index}.jpeg?w=400&h=300"))
 
     start_imitation(image_url=image_url, total=6)
     job = make_job(requested_count=5)  # five distinct pictures: every result is needed
-    assert job_run(job.id) == "done: 5"
+    kept = job_workdir(job.id, create=False)  # <run>/kept/ holds the run's kept files
+    better = hashlib.sha256(encoded(77, "jpeg", 640, 480)).hexdigest()[:16]
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault("result", job_run(job.id)))
+    runner.start()
+    try:
+        assert wait_for(lambda: len(list(kept.glob("*/kept/*"))) == 4, 60, interval=0.05)
+        image_host.release("better")
+        assert wait_for(lambda: list(kept.glob(f"*/kept/*-{better}.*")), 30, interval=0.05)
+    finally:
+        image_host.release("better")
+        image_host.release("last")
+        runner.join(60)
+    assert outcome["result"] == "done: 5"
     rows = records.job_images(job.id)
     assert len(rows) == 5 and len({row.position for row in rows}) == 5
     (copy,) = [row for row in rows if "/77.jpeg" in row.source_url]
     assert (copy.width, copy.source_url) == (640, image_host.url(pictures[4]))
+    assert "duplicate_near" in {e.data.get("reason") for e in job_events(job.id) if e.kind == "rejected"}
     with default_storage.open(records.job_get(job.id).archive_path, "rb") as fh, zipfile.ZipFile(fh) as zf:
         sizes = sorted(Image.open(zf.open(name)).size for name in zf.namelist() if name.endswith(".jpg"))
     assert sizes == [(400, 300)] * 4 + [(640, 480)]
