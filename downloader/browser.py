@@ -30,9 +30,22 @@ os.environ.setdefault("SE_OFFLINE", "true")  # no Selenium Manager downloads
 os.environ.setdefault("SE_AVOID_STATS", "true")
 
 # Chromium features no search or page read needs (see CHROME_FLAGS): the address bar's
-# popups, and the spare renderer Chromium starts ahead for a next navigation that a
-# search's browser context (one page, then disposed of) never makes.
-DISABLED_FEATURES = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup", "SpareRendererForSitePerProcess")
+# popups, the spare renderer Chromium starts ahead for a next navigation that a
+# search's browser context (one page, then disposed of) never makes, and two calls
+# home that --disable-background-networking leaves on: Google's network time
+# (clients2.google.com, at start) and optimization hints (optimizationguide-pa.googleapis.com).
+DISABLED_FEATURES = (
+    "WebUIOmniboxPopup",
+    "WebUIOmniboxAimPopup",
+    "SpareRendererForSitePerProcess",
+    "NetworkTimeServiceQuerying",
+    "OptimizationHints",
+)
+# Where Chromium's own Google services are sent instead (the discard port on loopback:
+# nothing answers): its account check (ListAccounts on accounts.google.com, made at
+# every start though no one signs in) and its component updater (update.googleapis.com,
+# which asks at start even with --disable-component-update).
+NOWHERE = "http://127.0.0.1:9/"
 CHROME_FLAGS = (
     "--headless=new",  # and never --no-sandbox: the browser runs as an unprivileged user
     "--disable-dev-shm-usage",
@@ -60,6 +73,8 @@ CHROME_FLAGS = (
     # they cost about 0.4 CPU-s per search and 0.5 per browser start (docs/benchmarks.md,
     # bench_job). chromedriver adds its own disabled features to this list.
     "--disable-features=" + ",".join(DISABLED_FEATURES),
+    f"--gaia-url={NOWHERE}",
+    f"--component-updater=url-source={NOWHERE}",
 )
 # A browser started with ``images=False`` (search engines' pages) loads no image.
 NO_IMAGES_BLINK_SETTINGS = "--blink-settings=imagesEnabled=false"

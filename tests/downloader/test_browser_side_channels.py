@@ -131,3 +131,29 @@ def test_a_page_script_reaches_a_refused_address_by_no_channel(settings):
     }
     assert {"/img.jpg", "/fetch", "/events", f"https://{INSIDE}:{inside.port}/"} <= set(to_inside), refused
     assert set(to_inside.values()) == {"private_address"}
+
+
+# Chromium's own calls home (network time, the account check, the component updater)
+# are made within a second or two of its start; this long after the page, they would
+# have been refused.
+QUIET_WINDOW = 5.0
+
+
+@pytest.mark.browser
+def test_the_browser_itself_calls_no_one(settings):
+    """Through the guard, which resolves no name here, a browser that opened one page
+    asked for nothing else: none of Chromium's services called Google on its own."""
+    settings.IMAGEDL_ALLOW_PRIVATE_NETWORKS = False
+    settings.IMAGEDL_EXTRA_ALLOWED_NETWORKS = [f"{SITE}/32"]
+    site = SearchImitation(SITE, image_url=lambda i: "").start()
+    site.pages["/plain"] = "<!doctype html><html><body><p>Nothing else here.</p></body></html>"
+    try:
+        guard = EgressGuard(fetch_policy_from_settings(), addresses_only, loopback_only=False)
+        with guard, open_browser(browser_options_from_settings(), egress=guard) as driver:
+            driver.get(site.base + "/plain")
+            assert "Nothing else here." in driver.page_source
+            time.sleep(QUIET_WINDOW)
+            refused = guard.refused
+    finally:
+        site.stop()
+    assert refused == []
