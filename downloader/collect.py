@@ -554,7 +554,7 @@ class Collector:
         image = outcome.image
         assert image is not None
         if len(self.kept) >= self.wanted or outcome.reason:
-            Path(image.path).unlink(missing_ok=True)
+            image.path.unlink(missing_ok=True)
             if outcome.reason:
                 self._reject(outcome.reason, candidate.url)
             return
@@ -568,7 +568,7 @@ class Collector:
     def _replace(self, old: KeptImage, image: KeptImage) -> None:
         """A better copy of a kept picture takes its place (and its number)."""
         self.kept[next(i for i, k in enumerate(self.kept) if k is old)] = image
-        Path(old.path).unlink(missing_ok=True)
+        old.path.unlink(missing_ok=True)
         if id(old) in self.resumed_ids:
             self.resumed -= 1  # the new copy was found by this run
         else:

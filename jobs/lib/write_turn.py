@@ -19,6 +19,8 @@ import os
 import threading
 from collections.abc import Iterator
 
+from django.db import connections
+
 _thread_turn = threading.Lock()
 _lock_file: dict[str, tuple[int, int]] = {}  # database path -> (pid, open file)
 
@@ -37,8 +39,6 @@ def _turn_file(database: str) -> int:
 def database_write_turn(using: str = "default") -> Iterator[None]:
     """Wait for this writer's turn on the database ``using`` (if it is SQLite), and
     hold it for the block: put around a write transaction, outside it."""
-    from django.db import connections
-
     settings = connections[using].settings_dict
     if settings["ENGINE"] != "django.db.backends.sqlite3":
         yield
